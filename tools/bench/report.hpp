@@ -1,0 +1,31 @@
+#pragma once
+/// \file
+/// The lines outpost-bench prints: `RESULT <id> <metric> <value> <unit>`, `INFO ...`,
+/// `CHECK <id> <what> ok|FAILED ...`. A failed CHECK makes the program exit non-zero.
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace outpost::bench {
+
+class Report {
+public:
+  explicit Report(std::FILE* out) : out_(out) {}
+
+  void result(std::string_view id, std::string_view metric, double value, std::string_view unit);
+  void info(std::string_view id, std::string_view what);
+  /// Prints the CHECK line and remembers a failure.
+  void check(std::string_view id, std::string_view what, bool ok, std::string_view detail = {});
+  [[nodiscard]] bool allChecksPassed() const noexcept { return failures_ == 0; }
+
+private:
+  std::FILE* out_;
+  int failures_ = 0;
+};
+
+/// Nearest-rank percentile (p in [0, 100]) of unsorted samples; 0 for none.
+[[nodiscard]] double percentile(std::vector<double> samples, double p);
+
+} // namespace outpost::bench

@@ -1,0 +1,72 @@
+#pragma once
+/// \file
+/// Workload W1 (bench/WORKLOADS.md): one driver that times the steps, and stores
+/// ("runners") that implement them. A runner is a `W1Store`; adding one is adding a
+/// class and a line in `w1Runners()`.
+
+#include "generator.hpp"
+#include "report.hpp"
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace outpost::bench {
+
+/// What opening a store cost, in milliseconds.
+struct OpenTimes {
+  double openMs = 0;              ///< new connection, key/unlock, pragmas, one query
+  std::optional<double> unlockMs; ///< the key derivation part, where there is one
+};
+
+/// One store under test. The driver calls, in order: create, insert (N/100 times),
+/// close, open, read (10000 times), highRiskIds (1001 times), checkpointAndClose.
+class W1Store {
+public:
+  virtual ~W1Store() = default;
+
+  /// Deletes old files in `dir`, opens a new store there and creates the schema.
+  virtual void create(const std::filesystem::path& dir) = 0;
+  /// Inserts the records in one transaction.
+  virtual void insert(std::span<const Record> batch, std::span<const std::string> payloads) = 0;
+  virtual void close() = 0;
+  virtual OpenTimes open() = 0;
+  /// The stored payload of record `id`, or nullopt.
+  [[nodiscard]] virtual std::optional<std::string> read(std::string_view id) = 0;
+  /// Ids of the subject's records with risk_level 'high', through the subject index.
+  [[nodiscard]] virtual std::vector<std::string> highRiskIds(std::string_view subject) = 0;
+  /// Checkpoints (TRUNCATE) and closes.
+  virtual void checkpointAndClose() = 0;
+  /// The main database file, for its size.
+  [[nodiscard]] virtual std::filesystem::path databaseFile() const = 0;
+  /// The write-ahead log file.
+  [[nodiscard]] virtual std::filesystem::path walFile() const = 0;
+  /// Whether the store claims to encrypt: then the plaintext CHECKs apply.
+  [[nodiscard]] virtual bool encrypted() const = 0;
+};
+
+struct W1Runner {
+  std::string name; ///< "sqlite" -> result id "w1.sqlite"
+  std::string description;
+  std::function<std::unique_ptr<W1Store>()> make;
+};
+
+/// Every W1 runner, in the order they run when `--only` is absent.
+[[nodiscard]] const std::vector<W1Runner>& w1Runners();
+
+struct W1Options {
+  std::uint32_t records = 100000;
+  std::vector<std::string> only; ///< empty: all runners
+  std::filesystem::path dir;     ///< where stores are created (one sub-folder each)
+};
+
+/// Runs W1 for the selected runners, one after the other, printing RESULT / INFO /
+/// CHECK lines to `report`. Returns false if any CHECK failed.
+[[nodiscard]] bool runW1(const W1Options& options, Report& report);
+
+} // namespace outpost::bench
