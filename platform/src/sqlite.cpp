@@ -9,6 +9,11 @@ namespace outpost::sql {
 
 namespace {
 Errc mapCode(int rc) {
+  if (rc == SQLITE_IOERR_DATA) {
+    // Only a checksumming or encrypting VFS reports this: the bytes read back did
+    // not authenticate.
+    return Errc::tampered;
+  }
   switch (rc & 0xff) {
   case SQLITE_FULL:
     return Errc::disk_full;

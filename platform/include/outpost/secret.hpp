@@ -1,0 +1,40 @@
+#pragma once
+/// \file
+/// Secret bytes in libsodium's guarded memory (`sodium_malloc`): page-aligned, with
+/// guard pages, locked out of swap where the OS allows it, and wiped when freed.
+
+#include <cstddef>
+#include <span>
+
+namespace outpost {
+
+/// Owns `size` bytes of guarded memory, zero-initialised. Wiped and freed on
+/// destruction. Move-only. Requires an `outpost::Context` to exist (libsodium
+/// initialised).
+class SecretBytes {
+public:
+  SecretBytes() noexcept = default;
+  explicit SecretBytes(std::size_t size);
+  /// A copy of `bytes` in guarded memory.
+  static SecretBytes copyOf(std::span<const unsigned char> bytes);
+  ~SecretBytes();
+  SecretBytes(SecretBytes&& other) noexcept;
+  SecretBytes& operator=(SecretBytes&& other) noexcept;
+  SecretBytes(const SecretBytes&) = delete;
+  SecretBytes& operator=(const SecretBytes&) = delete;
+
+  [[nodiscard]] unsigned char* data() noexcept { return data_; }
+  [[nodiscard]] const unsigned char* data() const noexcept { return data_; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] std::span<const unsigned char> bytes() const noexcept { return {data_, size_}; }
+  [[nodiscard]] std::span<unsigned char> bytes() noexcept { return {data_, size_}; }
+  /// Wipes and frees now.
+  void reset() noexcept;
+
+private:
+  unsigned char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+} // namespace outpost

@@ -1,0 +1,126 @@
+#pragma once
+/// \file
+/// The device vault: the encrypted SQLite store that everything on a worker's
+/// device is written to. See docs/security-model.md for what it protects.
+///
+/// Key hierarchy: a random 32-byte database key (DEK) encrypts every page (see
+/// the VFS); the DEK is stored only wrapped (XChaCha20-Poly1305) by a key derived
+/// from the worker's PIN with Argon2id and combined with a device secret from the
+/// platform key store. Unlocked keys live in guarded memory and are wiped on lock.
+
+#include "outpost/export.h"
+
+#include <outpost/context.hpp>
+#include <outpost/platform/clock.hpp>
+#include <outpost/platform/key_store.hpp>
+#include <outpost/sqlite.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string_view>
+
+namespace outpost {
+
+struct VaultOptions {
+  /// Argon2id cost for the PIN: 3 passes over 64 MiB (about 0.3–0.6 s on a
+  /// mid-range phone). Stored with the wrapped key, so a vault keeps the
+  /// parameters it was created (or last re-keyed) with.
+  std::uint64_t argonOpsLimit = 3;
+  std::size_t argonMemLimitBytes = std::size_t{64} << 20;
+  /// Consecutive wrong PINs after which the wrapped key is destroyed.
+  unsigned maxWrongPins = 10;
+  /// Lock after this long without use; zero disables.
+  std::chrono::milliseconds autoLockAfter = std::chrono::minutes(5);
+  /// Seal the commit counter in the key store every N commits (and at lock).
+  unsigned sealEveryCommits = 64;
+  /// SQLite page cache per connection, in KiB.
+  int cacheKiB = 8192;
+  /// `PRAGMA synchronous=FULL` (every commit is durable when it returns). NORMAL
+  /// is faster but a power loss can undo the last commits.
+  bool durableCommits = true;
+  /// The SQLite VFS under the encrypting one (nullptr: the OS default). Tests put
+  /// a fault-injecting VFS here.
+  const char* baseVfs = nullptr;
+  /// Time source for auto-lock (nullptr: the system clock).
+  const platform::Clock* clock = nullptr;
+};
+
+/// What an unlock attempt came to. A wrong PIN is an expected outcome, not an error.
+enum class UnlockStatus { unlocked, wrongPin, shredded };
+
+struct UnlockResult {
+  UnlockStatus status = UnlockStatus::wrongPin;
+  unsigned attemptsLeft = 0; ///< before the key is destroyed
+};
+
+/// An encrypted store in a folder. Thread-safe: every method may be called from
+/// any thread; database work is serialised (one connection, exclusive locking).
+class OUTPOST_API Vault {
+public:
+  /// Creates a new vault in `dir` (created if needed; must not hold a vault),
+  /// protected by `pin`. Returns it unlocked. Throws Error{already_exists},
+  /// Error{invalid_argument} for an empty PIN, Error{io|disk_full}.
+  static std::unique_ptr<Vault> create(Context& context, const std::filesystem::path& dir,
+                                       std::string_view pin, platform::KeyStore& keyStore,
+                                       VaultOptions options = {});
+
+  /// Opens the vault in `dir`, locked. Throws Error{not_found} if there is none,
+  /// Error{shredded} if its key was destroyed.
+  static std::unique_ptr<Vault> open(Context& context, const std::filesystem::path& dir,
+                                     platform::KeyStore& keyStore, VaultOptions options = {});
+
+  /// True if `dir` holds a vault key file.
+  [[nodiscard]] static bool exists(const std::filesystem::path& dir);
+
+  ~Vault();
+  Vault(const Vault&) = delete;
+  Vault& operator=(const Vault&) = delete;
+
+  /// Tries `pin`. A wrong PIN counts towards `maxWrongPins`; reaching it destroys
+  /// the wrapped key (crypto-shred) and returns `shredded`. Throws
+  /// Error{tampered|corrupt} if the files were altered, Error{rollback} if an
+  /// older copy of the vault was put back.
+  [[nodiscard]] UnlockResult unlock(std::string_view pin);
+
+  /// Closes the database and wipes every key from memory. Idempotent.
+  void lock() noexcept;
+  [[nodiscard]] bool isLocked() const;
+
+  /// Re-wraps the database key under `newPin` (no re-encryption of data). A wrong
+  /// `oldPin` counts like a failed unlock. Throws Error{invalid_argument} for an
+  /// empty new PIN.
+  [[nodiscard]] UnlockResult changePin(std::string_view oldPin, std::string_view newPin);
+
+  /// Destroys the key material (key file and device secret) and deletes the
+  /// vault's files. The vault is unusable afterwards.
+  void wipe();
+
+  /// Runs `work` in one write transaction (BEGIN IMMEDIATE ... COMMIT) that also
+  /// advances the commit counter; rolls back if `work` throws. Throws
+  /// Error{locked} when locked.
+  void write(const std::function<void(sql::Database&)>& work);
+
+  /// Runs `work` with the connection for reading. Throws Error{locked} when locked.
+  void read(const std::function<void(sql::Database&)>& work);
+
+  /// Locks if the vault has been idle for longer than `autoLockAfter`; returns
+  /// whether it is locked now. Apps call it from a timer; every access checks too.
+  bool checkAutoLock();
+
+  /// Commits made since the vault was created.
+  [[nodiscard]] std::uint64_t commitCount();
+
+  [[nodiscard]] const std::filesystem::path& directory() const noexcept;
+  [[nodiscard]] std::filesystem::path databasePath() const;
+
+  struct Impl;
+
+private:
+  explicit Vault(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace outpost

@@ -1,0 +1,97 @@
+#include "page_cipher.hpp"
+
+#include <outpost/error.hpp>
+
+#include <sodium.h>
+
+#include <cstring>
+
+namespace outpost::vault {
+
+namespace {
+constexpr char kKdfContext[crypto_kdf_CONTEXTBYTES + 1] = "OPvault1";
+enum SubkeyId : std::uint64_t {
+  kDatabaseSubkey = 1,
+  kWalSubkey = 2,
+  kWalMaskSubkey = 3,
+  kJournalSubkey = 4,
+  kJournalMaskSubkey = 5,
+};
+
+} // namespace
+
+SecretBytes deriveSubkey(std::span<const unsigned char> databaseKey, std::uint64_t id) {
+  if (databaseKey.size() != crypto_kdf_KEYBYTES) {
+    throw Error(Errc::internal, "database key has the wrong size");
+  }
+  SecretBytes key(kKeyBytes);
+  if (crypto_kdf_derive_from_key(key.data(), key.size(), id, kKdfContext, databaseKey.data()) !=
+      0) {
+    throw Error(Errc::internal, "key derivation failed");
+  }
+  return key;
+}
+
+PageKeys PageKeys::derive(std::span<const unsigned char> databaseKey, const DatabaseId& id) {
+  PageKeys keys;
+  keys.databaseId = id;
+  keys.database = deriveSubkey(databaseKey, kDatabaseSubkey);
+  keys.wal = deriveSubkey(databaseKey, kWalSubkey);
+  keys.walMask = deriveSubkey(databaseKey, kWalMaskSubkey);
+  keys.journal = deriveSubkey(databaseKey, kJournalSubkey);
+  keys.journalMask = deriveSubkey(databaseKey, kJournalMaskSubkey);
+  return keys;
+}
+
+PageAad::PageAad(const DatabaseId& id, FileRole role, std::uint64_t position,
+                 std::span<const unsigned char> extra) {
+  std::memcpy(buf_.data(), id.data(), id.size());
+  std::size_t at = id.size();
+  buf_[at++] = static_cast<unsigned char>(role);
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    buf_[at++] = static_cast<unsigned char>(position >> shift);
+  }
+  const std::size_t n = std::min(extra.size(), buf_.size() - at);
+  if (n > 0) {
+    std::memcpy(buf_.data() + at, extra.data(), n);
+  }
+  len_ = at + n;
+}
+
+void sealPage(const SecretBytes& key, const PageAad& aad, std::span<const unsigned char> plain,
+              std::span<unsigned char> out) noexcept {
+  unsigned char* nonce = out.data() + kUsableBytes;
+  unsigned char* tag = nonce + kNonceBytes;
+  randombytes_buf(nonce, kNonceBytes);
+  crypto_aead_xchacha20poly1305_ietf_encrypt_detached(out.data(), tag, nullptr, plain.data(),
+                                                      kUsableBytes, aad.bytes().data(),
+                                                      aad.bytes().size(), nullptr, nonce,
+                                                      key.data());
+}
+
+bool openPage(const SecretBytes& key, const PageAad& aad, std::span<const unsigned char> sealed,
+              std::span<unsigned char> out) noexcept {
+  const unsigned char* nonce = sealed.data() + kUsableBytes;
+  const unsigned char* tag = nonce + kNonceBytes;
+  const int rc = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+      out.data(), nullptr, sealed.data(), kUsableBytes, tag, aad.bytes().data(), aad.bytes().size(),
+      nonce, key.data());
+  std::memset(out.data() + kUsableBytes, 0, kReserveBytes);
+  if (rc != 0) {
+    std::memset(out.data(), 0, kUsableBytes);
+    return false;
+  }
+  return true;
+}
+
+std::span<const unsigned char, kNonceBytes>
+pageNonce(std::span<const unsigned char> sealed) noexcept {
+  return std::span<const unsigned char, kNonceBytes>(sealed.data() + kUsableBytes, kNonceBytes);
+}
+
+void maskWithNonce(const SecretBytes& key, std::span<const unsigned char, kNonceBytes> nonce,
+                   std::span<unsigned char> data) noexcept {
+  crypto_stream_xchacha20_xor(data.data(), data.data(), data.size(), nonce.data(), key.data());
+}
+
+} // namespace outpost::vault

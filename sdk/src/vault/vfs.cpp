@@ -1,0 +1,694 @@
+#include "vfs.hpp"
+
+#include "wal_format.hpp"
+
+#include <outpost/error.hpp>
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <vector>
+
+namespace outpost::vault {
+
+namespace {
+
+// --- file objects --------------------------------------------------------------
+//
+// SQLite allocates szOsFile bytes for each file: our VaultFile header, then (for
+// files backed by the underlying VFS) the underlying sqlite3_file. C++ state lives
+// in a heap object owned by the header.
+
+struct FileState;
+
+struct VaultFile {
+  sqlite3_file base; // must be first: SQLite sees this
+  FileState* state;
+};
+
+constexpr std::size_t kRealOffset = (sizeof(VaultFile) + 15) & ~std::size_t{15};
+
+struct FileState {
+  EncryptingVfs* vfs = nullptr;
+  FileRole role = FileRole::database;
+  sqlite3_file* real = nullptr;         // null for in-memory temp files
+  std::vector<unsigned char> memory;    // contents of an in-memory temp file
+  std::vector<unsigned char> page;      // scratch: one page or frame
+  std::vector<unsigned char> plain;     // scratch: one decoded page or frame
+
+  // WAL: a frame header waits here until its page arrives (SQLite writes them
+  // separately) so that both are sealed together.
+  bool pendingHeader = false;
+  std::int64_t pendingOffset = 0;
+  std::array<unsigned char, kFrameHeaderBytes> header{};
+  std::uint32_t scanValidFrames = 0; // valid prefix found at open
+  std::uint32_t maxWrittenFrame = 0; // frames this handle wrote
+
+  // Rollback journal: the page image just before a 4-byte checksum.
+  std::int64_t journalPageEnd = -1;
+  std::array<unsigned char, kNonceBytes> journalNonce{};
+};
+
+FileState& stateOf(sqlite3_file* f) { return *reinterpret_cast<VaultFile*>(f)->state; }
+EncryptingVfs& ownerOf(sqlite3_vfs* v) { return *static_cast<EncryptingVfs*>(v->pAppData); }
+
+int realRead(FileState& s, void* buf, std::size_t amt, std::int64_t off) {
+  return s.real->pMethods->xRead(s.real, buf, static_cast<int>(amt), off);
+}
+int realWrite(FileState& s, const void* buf, std::size_t amt, std::int64_t off) {
+  return s.real->pMethods->xWrite(s.real, buf, static_cast<int>(amt), off);
+}
+std::int64_t realSize(FileState& s, int& rc) {
+  sqlite3_int64 size = 0;
+  rc = s.real->pMethods->xFileSize(s.real, &size);
+  return size;
+}
+
+// --- database file -------------------------------------------------------------
+
+int dbRead(FileState& s, unsigned char* out, std::size_t amt, std::int64_t off) {
+  const auto& keys = s.vfs->keys();
+  bool shortRead = false;
+  std::size_t done = 0;
+  while (done < amt) {
+    const auto pos = off + static_cast<std::int64_t>(done);
+    const auto pgno = static_cast<std::uint64_t>(pos) / kPageSize + 1;
+    const auto pageStart = static_cast<std::int64_t>((pgno - 1) * kPageSize);
+    const std::size_t within = static_cast<std::size_t>(pos - pageStart);
+    const std::size_t n = std::min(amt - done, kPageSize - within);
+    const int rc = realRead(s, s.page.data(), kPageSize, pageStart);
+    if (rc == SQLITE_IOERR_SHORT_READ) {
+      // A page wholly past the end reads as zeros (SQLite's own convention); a
+      // page cut short was truncated, which no crash does to the database file.
+      if (std::all_of(s.page.begin(), s.page.end(), [](unsigned char b) { return b == 0; })) {
+        std::memset(out + done, 0, n);
+        shortRead = true;
+        done += n;
+        continue;
+      }
+      s.vfs->stats().authFailures++;
+      return SQLITE_IOERR_DATA;
+    }
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+    if (!openPage(keys.database, PageAad(keys.databaseId, FileRole::database, pgno), s.page,
+                  s.plain)) {
+      s.vfs->stats().authFailures++;
+      return SQLITE_IOERR_DATA;
+    }
+    s.vfs->stats().pagesOpened++;
+    std::memcpy(out + done, s.plain.data() + within, n);
+    done += n;
+  }
+  return shortRead ? SQLITE_IOERR_SHORT_READ : SQLITE_OK;
+}
+
+int dbWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_t off) {
+  if (off % static_cast<std::int64_t>(kPageSize) != 0 || amt % kPageSize != 0) {
+    return SQLITE_IOERR_WRITE; // only whole pages can be sealed
+  }
+  const auto& keys = s.vfs->keys();
+  for (std::size_t done = 0; done < amt; done += kPageSize) {
+    const auto pos = off + static_cast<std::int64_t>(done);
+    const auto pgno = static_cast<std::uint64_t>(pos) / kPageSize + 1;
+    sealPage(keys.database, PageAad(keys.databaseId, FileRole::database, pgno),
+             std::span(in + done, kPageSize), s.page);
+    s.vfs->stats().pagesSealed++;
+    const int rc = realWrite(s, s.page.data(), kPageSize, pos);
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+  }
+  return SQLITE_OK;
+}
+
+// --- WAL -----------------------------------------------------------------------
+
+std::uint32_t frameIndexAt(std::int64_t off) {
+  return static_cast<std::uint32_t>((off - static_cast<std::int64_t>(kWalHeaderBytes)) /
+                                    static_cast<std::int64_t>(kFrameBytes)) +
+         1;
+}
+
+/// Reads and decodes frame `index` into s.plain. SQLITE_OK, SQLITE_IOERR_SHORT_READ
+/// (absent or cut: s.plain zeroed), SQLITE_IOERR_DATA (tampered), or an I/O error.
+int walLoadFrame(FileState& s, std::uint32_t index) {
+  const int rc = realRead(s, s.page.data(), kFrameBytes, frameOffset(index));
+  if (rc == SQLITE_IOERR_SHORT_READ) {
+    std::fill(s.plain.begin(), s.plain.end(), 0);
+    return rc; // SQLite's recovery reads whole frames only; a cut one is a torn append
+  }
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  if (openFrame(s.vfs->keys(), index, s.page, s.plain)) {
+    s.vfs->stats().pagesOpened++;
+    return SQLITE_OK;
+  }
+  if (index > s.scanValidFrames && index > s.maxWrittenFrame) {
+    // Torn or stale frame past the valid prefix found at open: zeros make SQLite
+    // see the end of the log there, exactly as it would after a torn write.
+    s.vfs->stats().walFramesIgnored++;
+    return SQLITE_IOERR_SHORT_READ;
+  }
+  s.vfs->stats().authFailures++;
+  return SQLITE_IOERR_DATA;
+}
+
+int walStoreFrame(FileState& s, std::uint32_t index, const unsigned char* header,
+                  const unsigned char* page) {
+  std::array<unsigned char, kFrameHeaderBytes> h{};
+  std::memcpy(h.data(), header, h.size());
+  sealFrame(s.vfs->keys(), index, h, std::span(page, kPageSize), s.page);
+  s.vfs->stats().pagesSealed++;
+  s.maxWrittenFrame = std::max(s.maxWrittenFrame, index);
+  return realWrite(s, s.page.data(), kFrameBytes, frameOffset(index));
+}
+
+/// A frame header written alone rewrites an existing frame's checksums (SQLite's
+/// walRewriteChecksums): re-seal the stored page under the new header.
+int walFlushPending(FileState& s) {
+  if (!s.pendingHeader) {
+    return SQLITE_OK;
+  }
+  s.pendingHeader = false;
+  const std::uint32_t index = frameIndexAt(s.pendingOffset);
+  const int rc = walLoadFrame(s, index);
+  if (rc != SQLITE_OK) {
+    // No page to go with it: SQLite's page write failed and it has reported that.
+    return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_OK : rc;
+  }
+  std::vector<unsigned char> page(s.plain.begin() + kFrameHeaderBytes, s.plain.end());
+  return walStoreFrame(s, index, s.header.data(), page.data());
+}
+
+int walRead(FileState& s, unsigned char* out, std::size_t amt, std::int64_t off) {
+  int rc = walFlushPending(s);
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  bool shortRead = false;
+  std::size_t done = 0;
+  while (done < amt) {
+    const auto pos = off + static_cast<std::int64_t>(done);
+    if (pos < static_cast<std::int64_t>(kWalHeaderBytes)) {
+      // The WAL header holds no plaintext-derived value: magic, sizes, salts and a
+      // checksum over those.
+      const std::size_t n = std::min(amt - done, kWalHeaderBytes - static_cast<std::size_t>(pos));
+      rc = realRead(s, out + done, n, pos);
+      if (rc == SQLITE_IOERR_SHORT_READ) {
+        shortRead = true;
+      } else if (rc != SQLITE_OK) {
+        return rc;
+      }
+      done += n;
+      continue;
+    }
+    const std::uint32_t index = frameIndexAt(pos);
+    const auto within = static_cast<std::size_t>(pos - frameOffset(index));
+    const std::size_t n = std::min(amt - done, kFrameBytes - within);
+    rc = walLoadFrame(s, index);
+    if (rc == SQLITE_IOERR_SHORT_READ) {
+      shortRead = true;
+    } else if (rc != SQLITE_OK) {
+      return rc;
+    }
+    std::memcpy(out + done, s.plain.data() + within, n);
+    done += n;
+  }
+  return shortRead ? SQLITE_IOERR_SHORT_READ : SQLITE_OK;
+}
+
+int walWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_t off) {
+  const bool pageOfPending = s.pendingHeader && amt == kPageSize &&
+                             off == s.pendingOffset + static_cast<std::int64_t>(kFrameHeaderBytes);
+  if (!pageOfPending) {
+    const int rc = walFlushPending(s);
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+  }
+  if (off == 0 && amt == kWalHeaderBytes) {
+    return realWrite(s, in, amt, off);
+  }
+  if (off < static_cast<std::int64_t>(kWalHeaderBytes)) {
+    return SQLITE_IOERR_WRITE;
+  }
+  const std::int64_t rel = (off - static_cast<std::int64_t>(kWalHeaderBytes)) %
+                           static_cast<std::int64_t>(kFrameBytes);
+  const std::uint32_t index = frameIndexAt(off);
+  if (rel == 0 && amt == kFrameHeaderBytes) {
+    s.pendingHeader = true;
+    s.pendingOffset = off;
+    std::memcpy(s.header.data(), in, kFrameHeaderBytes);
+    return SQLITE_OK;
+  }
+  if (rel == static_cast<std::int64_t>(kFrameHeaderBytes) && amt == kPageSize) {
+    if (pageOfPending) {
+      s.pendingHeader = false;
+      return walStoreFrame(s, index, s.header.data(), in);
+    }
+    // A page rewritten in place within one transaction: keep the stored header
+    // until SQLite rewrites it.
+    const int rc = walLoadFrame(s, index);
+    if (rc != SQLITE_OK) {
+      return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_IOERR_WRITE : rc;
+    }
+    std::array<unsigned char, kFrameHeaderBytes> header{};
+    std::memcpy(header.data(), s.plain.data(), header.size());
+    return walStoreFrame(s, index, header.data(), in);
+  }
+  if (rel == 0 && amt == kFrameBytes) {
+    return walStoreFrame(s, index, in, in + kFrameHeaderBytes);
+  }
+  return SQLITE_IOERR_WRITE;
+}
+
+/// Scans the WAL when it is opened; a tampered WAL makes every read fail.
+int walScanOnOpen(FileState& s) {
+  int rc = SQLITE_OK;
+  const std::int64_t size = realSize(s, rc);
+  if (rc != SQLITE_OK || size < static_cast<std::int64_t>(kWalHeaderBytes)) {
+    return rc;
+  }
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
+  rc = realRead(s, bytes.data(), bytes.size(), 0);
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  const WalScan scan = scanWal(s.vfs->keys(), bytes);
+  s.scanValidFrames = scan.validFrames;
+  if (scan.tampered) {
+    s.vfs->noteWalTampered();
+    return SQLITE_IOERR_DATA;
+  }
+  return SQLITE_OK;
+}
+
+// --- rollback journal ------------------------------------------------------------
+//
+// Records are [page number: 4][page image: page size][checksum: 4]; the checksum
+// samples the plaintext, so it is masked with the image's nonce.
+
+int journalRead(FileState& s, unsigned char* out, std::size_t amt, std::int64_t off) {
+  const auto& keys = s.vfs->keys();
+  if (amt == kPageSize) {
+    int rc = realRead(s, s.page.data(), kPageSize, off);
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+    std::memcpy(s.journalNonce.data(), s.page.data() + kUsableBytes, kNonceBytes);
+    s.journalPageEnd = off + static_cast<std::int64_t>(kPageSize);
+    if (!openPage(keys.journal,
+                  PageAad(keys.databaseId, FileRole::journal, static_cast<std::uint64_t>(off)),
+                  s.page, std::span(out, kPageSize))) {
+      // A torn record: zeros fail SQLite's record checksum and end the playback,
+      // as for any torn journal.
+      s.vfs->stats().authFailures++;
+      s.journalPageEnd = -1;
+    }
+    return SQLITE_OK;
+  }
+  const int rc = realRead(s, out, amt, off);
+  if (rc == SQLITE_OK && amt == 4 && off == s.journalPageEnd) {
+    maskWithNonce(keys.journalMask, s.journalNonce, std::span(out, 4));
+  }
+  return rc;
+}
+
+int journalWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_t off) {
+  const auto& keys = s.vfs->keys();
+  if (amt == kPageSize) {
+    sealPage(keys.journal,
+             PageAad(keys.databaseId, FileRole::journal, static_cast<std::uint64_t>(off)),
+             std::span(in, kPageSize), s.page);
+    s.vfs->stats().pagesSealed++;
+    std::memcpy(s.journalNonce.data(), s.page.data() + kUsableBytes, kNonceBytes);
+    s.journalPageEnd = off + static_cast<std::int64_t>(kPageSize);
+    return realWrite(s, s.page.data(), kPageSize, off);
+  }
+  if (amt == 4 && off == s.journalPageEnd) {
+    std::array<unsigned char, 4> masked{};
+    std::memcpy(masked.data(), in, 4);
+    maskWithNonce(keys.journalMask, s.journalNonce, masked);
+    return realWrite(s, masked.data(), 4, off);
+  }
+  return realWrite(s, in, amt, off);
+}
+
+// --- io methods: files on the underlying VFS -------------------------------------
+
+int xClose(sqlite3_file* f) {
+  auto* vf = reinterpret_cast<VaultFile*>(f);
+  FileState* s = vf->state;
+  int rc = SQLITE_OK;
+  if (s != nullptr) {
+    if (s->role == FileRole::wal) {
+      (void)walFlushPending(*s);
+    }
+    if (s->real != nullptr && s->real->pMethods != nullptr) {
+      rc = s->real->pMethods->xClose(s->real);
+    }
+    delete s;
+    vf->state = nullptr;
+  }
+  return rc;
+}
+
+int xRead(sqlite3_file* f, void* buf, int amt, sqlite3_int64 off) {
+  FileState& s = stateOf(f);
+  auto* out = static_cast<unsigned char*>(buf);
+  const auto n = static_cast<std::size_t>(amt);
+  try {
+    switch (s.role) {
+    case FileRole::database:
+      return dbRead(s, out, n, off);
+    case FileRole::wal:
+      return walRead(s, out, n, off);
+    case FileRole::journal:
+      return journalRead(s, out, n, off);
+    }
+  } catch (const std::bad_alloc&) {
+    return SQLITE_NOMEM;
+  }
+  return SQLITE_IOERR_READ;
+}
+
+int xWrite(sqlite3_file* f, const void* buf, int amt, sqlite3_int64 off) {
+  FileState& s = stateOf(f);
+  const auto* in = static_cast<const unsigned char*>(buf);
+  const auto n = static_cast<std::size_t>(amt);
+  try {
+    switch (s.role) {
+    case FileRole::database:
+      return dbWrite(s, in, n, off);
+    case FileRole::wal:
+      return walWrite(s, in, n, off);
+    case FileRole::journal:
+      return journalWrite(s, in, n, off);
+    }
+  } catch (const std::bad_alloc&) {
+    return SQLITE_NOMEM;
+  }
+  return SQLITE_IOERR_WRITE;
+}
+
+int xTruncate(sqlite3_file* f, sqlite3_int64 size) {
+  FileState& s = stateOf(f);
+  if (s.role == FileRole::wal) {
+    const int rc = walFlushPending(s);
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+    const std::uint32_t kept =
+        size <= static_cast<sqlite3_int64>(kWalHeaderBytes) ? 0 : frameIndexAt(size) - 1;
+    s.maxWrittenFrame = std::min(s.maxWrittenFrame, kept);
+    s.scanValidFrames = std::min(s.scanValidFrames, kept);
+  }
+  return s.real->pMethods->xTruncate(s.real, size);
+}
+
+int xSync(sqlite3_file* f, int flags) {
+  FileState& s = stateOf(f);
+  if (s.role == FileRole::wal) {
+    const int rc = walFlushPending(s);
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+  }
+  return s.real->pMethods->xSync(s.real, flags);
+}
+
+int xFileSize(sqlite3_file* f, sqlite3_int64* size) {
+  FileState& s = stateOf(f);
+  const int rc = s.real->pMethods->xFileSize(s.real, size);
+  if (rc == SQLITE_OK && s.role == FileRole::wal && s.pendingHeader) {
+    *size = std::max<sqlite3_int64>(*size, s.pendingOffset + static_cast<sqlite3_int64>(kFrameHeaderBytes));
+  }
+  return rc;
+}
+
+int xLock(sqlite3_file* f, int level) {
+  FileState& s = stateOf(f);
+  return s.real->pMethods->xLock(s.real, level);
+}
+int xUnlock(sqlite3_file* f, int level) {
+  FileState& s = stateOf(f);
+  return s.real->pMethods->xUnlock(s.real, level);
+}
+int xCheckReservedLock(sqlite3_file* f, int* out) {
+  FileState& s = stateOf(f);
+  return s.real->pMethods->xCheckReservedLock(s.real, out);
+}
+
+int xFileControl(sqlite3_file* f, int op, void* arg) {
+  FileState& s = stateOf(f);
+  if (op == SQLITE_FCNTL_MMAP_SIZE) {
+    // Memory-mapped I/O would read ciphertext straight from the file: off.
+    *static_cast<sqlite3_int64*>(arg) = 0;
+    return SQLITE_OK;
+  }
+  if (op == SQLITE_FCNTL_VFSNAME) {
+    *static_cast<char**>(arg) = sqlite3_mprintf("%s", s.vfs->name());
+    return SQLITE_OK;
+  }
+  return s.real->pMethods->xFileControl(s.real, op, arg);
+}
+
+int xSectorSize(sqlite3_file* f) {
+  FileState& s = stateOf(f);
+  return s.real->pMethods->xSectorSize(s.real);
+}
+
+int xDeviceCharacteristics(sqlite3_file* f) {
+  FileState& s = stateOf(f);
+  // Power-safe overwrite keeps SQLite from padding or splitting WAL frames: every
+  // write the WAL sees is a whole frame header, page or WAL header.
+  return s.real->pMethods->xDeviceCharacteristics(s.real) | SQLITE_IOCAP_POWERSAFE_OVERWRITE;
+}
+
+// Version 1: no shared memory (the WAL index stays in heap memory under
+// locking_mode=EXCLUSIVE) and no xFetch (no memory-mapped reads).
+const sqlite3_io_methods kVaultMethods = {
+    1,           xClose,       xRead,       xWrite,      xTruncate, xSync,
+    xFileSize,   xLock,        xUnlock,     xCheckReservedLock,     xFileControl,
+    xSectorSize, xDeviceCharacteristics, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+
+// --- io methods: temporary files in memory ---------------------------------------
+
+int memClose(sqlite3_file* f) {
+  auto* vf = reinterpret_cast<VaultFile*>(f);
+  if (vf->state != nullptr) {
+    sodium_memzero(vf->state->memory.data(), vf->state->memory.size());
+  }
+  delete vf->state;
+  vf->state = nullptr;
+  return SQLITE_OK;
+}
+
+int memRead(sqlite3_file* f, void* buf, int amt, sqlite3_int64 off) {
+  auto& m = stateOf(f).memory;
+  const auto n = static_cast<std::size_t>(amt);
+  const auto at = static_cast<std::size_t>(off);
+  const std::size_t avail = at < m.size() ? std::min(n, m.size() - at) : 0;
+  if (avail > 0) {
+    std::memcpy(buf, m.data() + at, avail);
+  }
+  if (avail < n) {
+    std::memset(static_cast<unsigned char*>(buf) + avail, 0, n - avail);
+    return SQLITE_IOERR_SHORT_READ;
+  }
+  return SQLITE_OK;
+}
+
+int memWrite(sqlite3_file* f, const void* buf, int amt, sqlite3_int64 off) {
+  auto& m = stateOf(f).memory;
+  const auto n = static_cast<std::size_t>(amt);
+  const auto at = static_cast<std::size_t>(off);
+  try {
+    if (m.size() < at + n) {
+      m.resize(at + n);
+    }
+  } catch (const std::bad_alloc&) {
+    return SQLITE_IOERR_WRITE;
+  }
+  std::memcpy(m.data() + at, buf, n);
+  return SQLITE_OK;
+}
+
+int memTruncate(sqlite3_file* f, sqlite3_int64 size) {
+  auto& m = stateOf(f).memory;
+  if (static_cast<std::size_t>(size) < m.size()) {
+    m.resize(static_cast<std::size_t>(size));
+  }
+  return SQLITE_OK;
+}
+int memSync(sqlite3_file*, int) { return SQLITE_OK; }
+int memFileSize(sqlite3_file* f, sqlite3_int64* size) {
+  *size = static_cast<sqlite3_int64>(stateOf(f).memory.size());
+  return SQLITE_OK;
+}
+int memLock(sqlite3_file*, int) { return SQLITE_OK; }
+int memCheckReservedLock(sqlite3_file*, int* out) {
+  *out = 0;
+  return SQLITE_OK;
+}
+int memFileControl(sqlite3_file*, int, void*) { return SQLITE_NOTFOUND; }
+int memSectorSize(sqlite3_file*) { return 4096; }
+int memDeviceCharacteristics(sqlite3_file*) { return 0; }
+
+const sqlite3_io_methods kMemoryMethods = {
+    1,           memClose,      memRead,      memWrite,    memTruncate, memSync,
+    memFileSize, memLock,       memLock,      memCheckReservedLock,     memFileControl,
+    memSectorSize, memDeviceCharacteristics, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+
+// --- VFS methods -------------------------------------------------------------------
+
+int vfsOpen(sqlite3_vfs* v, sqlite3_filename name, sqlite3_file* file, int flags, int* outFlags) {
+  EncryptingVfs& owner = ownerOf(v);
+  auto* vf = reinterpret_cast<VaultFile*>(file);
+  vf->base.pMethods = nullptr;
+  vf->state = nullptr;
+
+  auto state = std::make_unique<FileState>();
+  state->vfs = &owner;
+  constexpr int kTempKinds = SQLITE_OPEN_TEMP_DB | SQLITE_OPEN_TEMP_JOURNAL |
+                             SQLITE_OPEN_TRANSIENT_DB | SQLITE_OPEN_SUBJOURNAL;
+  if ((flags & kTempKinds) != 0) {
+    vf->state = state.release();
+    vf->base.pMethods = &kMemoryMethods;
+    if (outFlags != nullptr) {
+      *outFlags = flags;
+    }
+    return SQLITE_OK;
+  }
+  if ((flags & SQLITE_OPEN_MAIN_DB) != 0) {
+    state->role = FileRole::database;
+  } else if ((flags & SQLITE_OPEN_WAL) != 0) {
+    state->role = FileRole::wal;
+  } else if ((flags & SQLITE_OPEN_MAIN_JOURNAL) != 0) {
+    state->role = FileRole::journal;
+  } else {
+    return SQLITE_CANTOPEN; // super-journals: the vault never attaches databases
+  }
+  state->page.resize(kFrameBytes);
+  state->plain.resize(kFrameBytes);
+  state->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(file) + kRealOffset);
+  int rc = owner.base()->xOpen(owner.base(), name, state->real, flags, outFlags);
+  if (rc != SQLITE_OK) {
+    state->real->pMethods = nullptr;
+    return rc;
+  }
+  vf->state = state.release();
+  vf->base.pMethods = &kVaultMethods;
+  if (vf->state->role == FileRole::wal) {
+    rc = walScanOnOpen(*vf->state);
+    if (rc != SQLITE_OK) {
+      xClose(file);
+      vf->base.pMethods = nullptr;
+      return rc;
+    }
+  }
+  return SQLITE_OK;
+}
+
+int vfsDelete(sqlite3_vfs* v, const char* name, int syncDir) {
+  sqlite3_vfs* b = ownerOf(v).base();
+  return b->xDelete(b, name, syncDir);
+}
+int vfsAccess(sqlite3_vfs* v, const char* name, int flags, int* out) {
+  sqlite3_vfs* b = ownerOf(v).base();
+  return b->xAccess(b, name, flags, out);
+}
+int vfsFullPathname(sqlite3_vfs* v, const char* name, int n, char* out) {
+  sqlite3_vfs* b = ownerOf(v).base();
+  return b->xFullPathname(b, name, n, out);
+}
+void* vfsDlOpen(sqlite3_vfs* v, const char* name) {
+  sqlite3_vfs* b = ownerOf(v).base();
+  return b->xDlOpen(b, name);
+}
+void vfsDlError(sqlite3_vfs* v, int n, char* msg) {
+  sqlite3_vfs* b = ownerOf(v).base();
+  b->xDlError(b, n, msg);
+}
+void (*vfsDlSym(sqlite3_vfs* v, void* h, const char* sym))(void) {
+  sqlite3_vfs* b = ownerOf(v).base();
+  return b->xDlSym(b, h, sym);
+}
+void vfsDlClose(sqlite3_vfs* v, void* h) {
+  sqlite3_vfs* b = ownerOf(v).base();
+  b->xDlClose(b, h);
+}
+int vfsRandomness(sqlite3_vfs*, int n, char* out) {
+  randombytes_buf(out, static_cast<std::size_t>(n));
+  return n;
+}
+int vfsSleep(sqlite3_vfs* v, int us) {
+  sqlite3_vfs* b = ownerOf(v).base();
+  return b->xSleep(b, us);
+}
+int vfsCurrentTime(sqlite3_vfs* v, double* out) {
+  sqlite3_vfs* b = ownerOf(v).base();
+  return b->xCurrentTime(b, out);
+}
+int vfsGetLastError(sqlite3_vfs* v, int n, char* out) {
+  sqlite3_vfs* b = ownerOf(v).base();
+  return b->xGetLastError != nullptr ? b->xGetLastError(b, n, out) : 0;
+}
+int vfsCurrentTimeInt64(sqlite3_vfs* v, sqlite3_int64* out) {
+  sqlite3_vfs* b = ownerOf(v).base();
+  if (b->iVersion >= 2 && b->xCurrentTimeInt64 != nullptr) {
+    return b->xCurrentTimeInt64(b, out);
+  }
+  double now = 0;
+  const int rc = b->xCurrentTime(b, &now);
+  *out = static_cast<sqlite3_int64>(now * 86400000.0);
+  return rc;
+}
+
+std::atomic<std::uint64_t> gInstanceCounter{0}; // names only; no shared state
+
+} // namespace
+
+EncryptingVfs::EncryptingVfs(PageKeys keys, const char* baseVfs)
+    : keys_(std::move(keys)), base_(sqlite3_vfs_find(baseVfs)) {
+  if (base_ == nullptr) {
+    throw Error(Errc::internal, std::string("no SQLite VFS named ") +
+                                    (baseVfs != nullptr ? baseVfs : "(default)"));
+  }
+  char hex[kDatabaseIdBytes * 2 + 1];
+  sodium_bin2hex(hex, sizeof hex, keys_.databaseId.data(), keys_.databaseId.size());
+  name_ = std::string("outpost-vault-") + hex + "-" + std::to_string(++gInstanceCounter);
+  vfs_.iVersion = 2;
+  vfs_.szOsFile = static_cast<int>(kRealOffset) + base_->szOsFile;
+  vfs_.mxPathname = base_->mxPathname;
+  vfs_.zName = name_.c_str();
+  vfs_.pAppData = this;
+  vfs_.xOpen = vfsOpen;
+  vfs_.xDelete = vfsDelete;
+  vfs_.xAccess = vfsAccess;
+  vfs_.xFullPathname = vfsFullPathname;
+  vfs_.xDlOpen = vfsDlOpen;
+  vfs_.xDlError = vfsDlError;
+  vfs_.xDlSym = vfsDlSym;
+  vfs_.xDlClose = vfsDlClose;
+  vfs_.xRandomness = vfsRandomness;
+  vfs_.xSleep = vfsSleep;
+  vfs_.xCurrentTime = vfsCurrentTime;
+  vfs_.xGetLastError = vfsGetLastError;
+  vfs_.xCurrentTimeInt64 = vfsCurrentTimeInt64;
+  const int rc = sqlite3_vfs_register(&vfs_, 0);
+  if (rc != SQLITE_OK) {
+    throw Error(Errc::internal, "cannot register the vault VFS");
+  }
+}
+
+EncryptingVfs::~EncryptingVfs() { sqlite3_vfs_unregister(&vfs_); }
+
+} // namespace outpost::vault

@@ -1,0 +1,62 @@
+#pragma once
+/// \file
+/// The encrypting VFS: a shim over an underlying SQLite VFS (the OS one, or a
+/// fault-injecting one in tests) that seals every page of the database file, every
+/// page image in the WAL and in the rollback journal, and keeps temporary files in
+/// memory. One instance per open vault, registered under a unique name and holding
+/// that vault's page keys; unregistered on destruction.
+///
+/// Rules it enforces (docs/security-model.md explains why):
+/// - page size 4096 with 40 reserve bytes (nonce + tag); SQLite must be told
+///   (SQLITE_FCNTL_RESERVE_BYTES) before the first page is written;
+/// - no shared-memory methods and no memory-mapped I/O: the database is used in
+///   `locking_mode=EXCLUSIVE`, so the WAL index lives in heap memory, never in a
+///   readable -shm file;
+/// - writes that are not whole pages / whole frame parts are refused.
+
+#include "page_cipher.hpp"
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace outpost::vault {
+
+/// Counters a test or the vault can read.
+struct VfsStats {
+  std::atomic<std::uint64_t> pagesSealed{0};
+  std::atomic<std::uint64_t> pagesOpened{0};
+  std::atomic<std::uint64_t> authFailures{0};
+  std::atomic<std::uint64_t> walFramesIgnored{0}; ///< torn or stale frames hidden from SQLite
+};
+
+class EncryptingVfs {
+public:
+  /// Registers a new VFS over `baseVfs` (nullptr: the default VFS). Throws
+  /// Error{internal} if the base VFS does not exist.
+  EncryptingVfs(PageKeys keys, const char* baseVfs);
+  ~EncryptingVfs();
+  EncryptingVfs(const EncryptingVfs&) = delete;
+  EncryptingVfs& operator=(const EncryptingVfs&) = delete;
+
+  /// The name to pass to sqlite3_open_v2.
+  [[nodiscard]] const char* name() const noexcept { return name_.c_str(); }
+  [[nodiscard]] const PageKeys& keys() const noexcept { return keys_; }
+  [[nodiscard]] sqlite3_vfs* base() const noexcept { return base_; }
+  [[nodiscard]] VfsStats& stats() noexcept { return stats_; }
+  /// Set when an open found a WAL that was tampered with.
+  [[nodiscard]] bool walTamperDetected() const noexcept { return walTampered_.load(); }
+  void noteWalTampered() noexcept { walTampered_ = true; }
+
+private:
+  PageKeys keys_;
+  sqlite3_vfs* base_;
+  std::string name_;
+  sqlite3_vfs vfs_{};
+  VfsStats stats_;
+  std::atomic<bool> walTampered_{false};
+};
+
+} // namespace outpost::vault
