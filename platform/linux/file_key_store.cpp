@@ -26,8 +26,8 @@ void checkName(std::string_view name) {
     throw Error(Errc::invalid_argument, "key store item names are 1 to 64 characters");
   }
   for (const char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-                    c == '-';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     if (!ok) {
       throw Error(Errc::invalid_argument, "key store item names use [a-z0-9._-] only");
     }

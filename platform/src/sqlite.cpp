@@ -51,6 +51,7 @@ void fail(int rc, sqlite3* db, std::string_view what) {
   std::string msg(what);
   msg += ": ";
   msg += (db != nullptr) ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  msg += " (SQLite code " + std::to_string(rc) + ")";
   throw Error(mapCode(rc), msg);
 }
 

@@ -42,7 +42,8 @@ inline std::vector<unsigned char> readFile(const std::filesystem::path& p) {
 
 inline void writeFile(const std::filesystem::path& p, const std::vector<unsigned char>& bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
 }
 
 inline bool contains(const std::vector<unsigned char>& hay, const std::string& needle) {

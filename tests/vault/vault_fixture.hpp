@@ -53,8 +53,8 @@ inline void addNotes(Vault& v, int first, int count, const std::string& marker) 
     db.exec("CREATE TABLE IF NOT EXISTS notes(id INTEGER PRIMARY KEY, body TEXT NOT NULL)");
     sql::Statement ins(db, "INSERT INTO notes(id, body) VALUES (?1, ?2)");
     for (int i = first; i < first + count; ++i) {
-      ins.bind(1, std::int64_t{i}).bind(2, marker + " note " + std::to_string(i) +
-                                               std::string(300, 'x'));
+      ins.bind(1, std::int64_t{i})
+          .bind(2, marker + " note " + std::to_string(i) + std::string(300, 'x'));
       ins.run();
       ins.reset();
     }

@@ -22,7 +22,7 @@ void SqlW1Store::create(const fs::path& dir) {
   fs::create_directories(dir_);
   removeFiles();
   std::optional<double> unused;
-  db_ = connect(true, unused);
+  db_ = &connect(true, unused);
   db_->exec("CREATE TABLE records (id TEXT PRIMARY KEY NOT NULL, subject_id TEXT NOT NULL,"
             " risk_level TEXT NOT NULL, updated_at TEXT NOT NULL, payload TEXT NOT NULL);"
             "CREATE INDEX records_subject_idx ON records(subject_id);");
@@ -38,33 +38,40 @@ void SqlW1Store::prepare() {
       *db_, "SELECT id FROM records WHERE subject_id = ?1 AND risk_level = 'high'");
 }
 
-void SqlW1Store::insert(std::span<const Record> batch, std::span<const std::string> payloads) {
+void SqlW1Store::inTransaction(const std::function<void()>& work) {
   sql::Transaction tx(*db_);
-  for (std::size_t k = 0; k < batch.size(); ++k) {
-    const Record& r = batch[k];
-    const std::string updated = r.updatedAt();
-    insert_->bindStatic(1, r.id)
-        .bindStatic(2, r.subjectId)
-        .bindStatic(3, r.riskLevel)
-        .bindStatic(4, updated)
-        .bindStatic(5, payloads[k]);
-    insert_->run();
-    insert_->reset();
-  }
+  work();
   tx.commit();
+}
+
+void SqlW1Store::insert(std::span<const Record> batch, std::span<const std::string> payloads) {
+  inTransaction([&] {
+    for (std::size_t k = 0; k < batch.size(); ++k) {
+      const Record& r = batch[k];
+      const std::string updated = r.updatedAt();
+      insert_->bindStatic(1, r.id)
+          .bindStatic(2, r.subjectId)
+          .bindStatic(3, r.riskLevel)
+          .bindStatic(4, updated)
+          .bindStatic(5, payloads[k]);
+      insert_->run();
+      insert_->reset();
+    }
+  });
 }
 
 void SqlW1Store::close() {
   insert_.reset();
   read_.reset();
   query_.reset();
-  db_.reset();
+  db_ = nullptr;
+  disconnect();
 }
 
 OpenTimes SqlW1Store::open() {
   OpenTimes times;
   const auto start = std::chrono::steady_clock::now();
-  db_ = connect(false, times.unlockMs);
+  db_ = &connect(false, times.unlockMs);
   (void)db_->queryInt("SELECT count(*) FROM sqlite_schema");
   times.openMs =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -103,12 +110,16 @@ public:
   [[nodiscard]] bool encrypted() const override { return false; }
 
 protected:
-  std::unique_ptr<sql::Database> connect(bool create, std::optional<double>&) override {
+  sql::Database& connect(bool create, std::optional<double>&) override {
     const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
-    auto db = std::make_unique<sql::Database>(databaseFile().string(), flags);
-    db->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-    return db;
+    db_ = std::make_unique<sql::Database>(databaseFile().string(), flags);
+    db_->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    return *db_;
   }
+  void disconnect() override { db_.reset(); }
+
+private:
+  std::unique_ptr<sql::Database> db_;
 };
 } // namespace
 

@@ -8,6 +8,7 @@
 
 #include <outpost/sqlite.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -28,17 +29,22 @@ public:
 protected:
   /// Opens a connection to `databaseFile()` (creating it if `create`), applies the
   /// store's keys and pragmas (journal_mode=WAL, synchronous=NORMAL). Fills
-  /// `unlockMs` when key derivation is a separate cost.
-  virtual std::unique_ptr<sql::Database> connect(bool create, std::optional<double>& unlockMs) = 0;
+  /// `unlockMs` when key derivation is a separate cost. The store owns the
+  /// connection until `disconnect()`.
+  virtual sql::Database& connect(bool create, std::optional<double>& unlockMs) = 0;
+  virtual void disconnect() = 0;
+  /// Runs `work` in one write transaction.
+  virtual void inTransaction(const std::function<void()>& work);
   /// Removes every file the store may have left in `dir()`.
   virtual void removeFiles();
   [[nodiscard]] const std::filesystem::path& dir() const noexcept { return dir_; }
+  [[nodiscard]] sql::Database& db() noexcept { return *db_; }
 
 private:
   void prepare();
 
   std::filesystem::path dir_;
-  std::unique_ptr<sql::Database> db_;
+  sql::Database* db_ = nullptr;
   std::unique_ptr<sql::Statement> insert_;
   std::unique_ptr<sql::Statement> read_;
   std::unique_ptr<sql::Statement> query_;

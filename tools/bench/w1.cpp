@@ -1,6 +1,7 @@
 #include "w1.hpp"
 
 #include "sql_store.hpp"
+#include "vault_store.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -186,6 +187,8 @@ void runOne(const W1Runner& runner, const W1Options& options, std::span<const Re
 const std::vector<W1Runner>& w1Runners() {
   static const std::vector<W1Runner> runners = {
       {"sqlite", "plain SQLite, WAL, synchronous=NORMAL (the ceiling)", makePlainSqliteStore},
+      {"vault", "encrypted vault (XChaCha20-Poly1305 pages), WAL, synchronous=NORMAL",
+       makeVaultStore},
   };
   return runners;
 }

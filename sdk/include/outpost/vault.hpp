@@ -38,6 +38,11 @@ struct VaultOptions {
   unsigned sealEveryCommits = 64;
   /// SQLite page cache per connection, in KiB.
   int cacheKiB = 8192;
+  /// Checkpoint the WAL into the database file after this many pages.
+  int walAutoCheckpointPages = 1000;
+  /// WAL frames kept in memory after writing (8 KiB each) so that checkpoints and
+  /// re-reads need no decryption. Wiped at lock.
+  std::size_t walFrameCache = 1024;
   /// `PRAGMA synchronous=FULL` (every commit is durable when it returns). NORMAL
   /// is faster but a power loss can undo the last commits.
   bool durableCommits = true;

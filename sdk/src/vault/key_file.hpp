@@ -39,8 +39,8 @@ struct KeyFile {
                       std::uint64_t opsLimit, std::uint64_t memLimit);
 
   /// The database key, or nullopt if the PIN or device secret is wrong.
-  [[nodiscard]] std::optional<SecretBytes> unwrap(std::string_view pin,
-                                                  std::span<const unsigned char> deviceSecret) const;
+  [[nodiscard]] std::optional<SecretBytes>
+  unwrap(std::string_view pin, std::span<const unsigned char> deviceSecret) const;
 
   [[nodiscard]] std::vector<unsigned char> serialise() const;
   /// Throws Error{corrupt} for a file that is not a version-1 key file.

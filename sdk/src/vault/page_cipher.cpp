@@ -12,10 +12,11 @@ namespace {
 constexpr char kKdfContext[crypto_kdf_CONTEXTBYTES + 1] = "OPvault1";
 enum SubkeyId : std::uint64_t {
   kDatabaseSubkey = 1,
-  kWalSubkey = 2,
+  // 2 is retired (WAL pages use the database key since on-disk version 1)
   kWalMaskSubkey = 3,
   kJournalSubkey = 4,
   kJournalMaskSubkey = 5,
+  kWalMacSubkey = 6,
 };
 
 } // namespace
@@ -36,8 +37,8 @@ PageKeys PageKeys::derive(std::span<const unsigned char> databaseKey, const Data
   PageKeys keys;
   keys.databaseId = id;
   keys.database = deriveSubkey(databaseKey, kDatabaseSubkey);
-  keys.wal = deriveSubkey(databaseKey, kWalSubkey);
   keys.walMask = deriveSubkey(databaseKey, kWalMaskSubkey);
+  keys.walMac = deriveSubkey(databaseKey, kWalMacSubkey);
   keys.journal = deriveSubkey(databaseKey, kJournalSubkey);
   keys.journalMask = deriveSubkey(databaseKey, kJournalMaskSubkey);
   return keys;
@@ -58,15 +59,28 @@ PageAad::PageAad(const DatabaseId& id, FileRole role, std::uint64_t position,
   len_ = at + n;
 }
 
-void sealPage(const SecretBytes& key, const PageAad& aad, std::span<const unsigned char> plain,
-              std::span<unsigned char> out) noexcept {
-  unsigned char* nonce = out.data() + kUsableBytes;
-  unsigned char* tag = nonce + kNonceBytes;
-  randombytes_buf(nonce, kNonceBytes);
-  crypto_aead_xchacha20poly1305_ietf_encrypt_detached(out.data(), tag, nullptr, plain.data(),
-                                                      kUsableBytes, aad.bytes().data(),
-                                                      aad.bytes().size(), nullptr, nonce,
-                                                      key.data());
+NonceSource::NonceSource() noexcept { randombytes_buf(next_.data(), 16); }
+
+Nonce NonceSource::next() noexcept {
+  // Bytes 16..23 count up (little-endian); the random prefix keeps sources apart.
+  const Nonce current = next_;
+  for (std::size_t i = 16; i < kNonceBytes; ++i) {
+    if (++next_[i] != 0) {
+      break;
+    }
+  }
+  return current;
+}
+
+void sealPage(const SecretBytes& key, const PageAad& aad, const Nonce& nonce,
+              std::span<const unsigned char> plain, std::span<unsigned char> out) noexcept {
+  unsigned char* storedNonce = out.data() + kUsableBytes;
+  unsigned char* tag = storedNonce + kNonceBytes;
+  std::memcpy(storedNonce, nonce.data(), kNonceBytes);
+  crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+      out.data(), tag, nullptr, plain.data(), kUsableBytes, aad.bytes().data(), aad.bytes().size(),
+      nullptr, nonce.data(), key.data());
+  std::memset(tag + kTagBytes, 0, kFrameMacBytes);
 }
 
 bool openPage(const SecretBytes& key, const PageAad& aad, std::span<const unsigned char> sealed,

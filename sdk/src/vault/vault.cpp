@@ -138,7 +138,8 @@ struct Vault::Impl {
 
   void openDatabase(const SecretBytes& databaseKey, bool create) {
     vfs = std::make_unique<vault::EncryptingVfs>(
-        PageKeys::derive(databaseKey.bytes(), keyFile.databaseId), options.baseVfs);
+        PageKeys::derive(databaseKey.bytes(), keyFile.databaseId), options.baseVfs,
+        options.walFrameCache, options.durableCommits);
     sealKey = vault::deriveSubkey(databaseKey.bytes(), vault::kCounterSealSubkey);
     try {
       const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) |
@@ -161,7 +162,8 @@ struct Vault::Impl {
       db->exec(std::string("PRAGMA synchronous=") + (options.durableCommits ? "FULL" : "NORMAL") +
                "; PRAGMA temp_store=MEMORY; PRAGMA mmap_size=0; PRAGMA cell_size_check=ON;"
                " PRAGMA cache_size=-" +
-               std::to_string(options.cacheKiB));
+               std::to_string(options.cacheKiB) +
+               "; PRAGMA wal_autocheckpoint=" + std::to_string(options.walAutoCheckpointPages));
       if (create) {
         sql::Transaction tx(*db);
         db->exec("CREATE TABLE vault_state(id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -285,8 +287,8 @@ std::unique_ptr<Vault> Vault::create(Context& context, const fs::path& dir, std:
     throw Error(Errc::io, "cannot create the vault folder " + dir.string() + ": " + ec.message());
   }
   if (fs::exists(dir / kKeyFileName) || fs::exists(dir / kDatabaseName)) {
-    throw Error(Errc::already_exists, "a vault already exists in " + dir.string() +
-                                          "; open it, or wipe it first");
+    throw Error(Errc::already_exists,
+                "a vault already exists in " + dir.string() + "; open it, or wipe it first");
   }
   fs::remove(dir / kShreddedMarker, ec);
 
@@ -313,8 +315,8 @@ std::unique_ptr<Vault> Vault::open(Context& context, const fs::path& dir,
                                    platform::KeyStore& keyStore, VaultOptions options) {
   if (!fs::exists(dir / kKeyFileName)) {
     if (fs::exists(dir / kShreddedMarker)) {
-      throw Error(Errc::shredded, "the vault in " + dir.string() +
-                                      " was shredded; its data cannot be recovered");
+      throw Error(Errc::shredded,
+                  "the vault in " + dir.string() + " was shredded; its data cannot be recovered");
     }
     throw Error(Errc::not_found, "no vault in " + dir.string() + "; create one first");
   }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <unordered_map>
 #include <vector>
 
 namespace outpost::vault {
@@ -35,10 +36,10 @@ constexpr std::size_t kRealOffset = (sizeof(VaultFile) + 15) & ~std::size_t{15};
 struct FileState {
   EncryptingVfs* vfs = nullptr;
   FileRole role = FileRole::database;
-  sqlite3_file* real = nullptr;         // null for in-memory temp files
-  std::vector<unsigned char> memory;    // contents of an in-memory temp file
-  std::vector<unsigned char> page;      // scratch: one page or frame
-  std::vector<unsigned char> plain;     // scratch: one decoded page or frame
+  sqlite3_file* real = nullptr;      // null for in-memory temp files
+  std::vector<unsigned char> memory; // contents of an in-memory temp file
+  std::vector<unsigned char> page;   // scratch: one page or frame
+  std::vector<unsigned char> plain;  // scratch: one decoded page or frame
 
   // WAL: a frame header waits here until its page arrives (SQLite writes them
   // separately) so that both are sealed together.
@@ -47,6 +48,22 @@ struct FileState {
   std::array<unsigned char, kFrameHeaderBytes> header{};
   std::uint32_t scanValidFrames = 0; // valid prefix found at open
   std::uint32_t maxWrittenFrame = 0; // frames this handle wrote
+  bool lastFrameIgnored = false;     // the last frame loaded was torn or stale
+  // Frames this handle wrote, sealed and in plaintext, so that reading them back
+  // (checkpoints, pages evicted from SQLite's cache) costs no decryption.
+  struct CachedFrame {
+    std::array<unsigned char, kFrameBytes> plain;
+    std::array<unsigned char, kPageSize> sealed;
+  };
+  std::unordered_map<std::uint32_t, std::unique_ptr<CachedFrame>> frameCache;
+
+  void clearFrameCache() noexcept {
+    for (auto& [index, frame] : frameCache) {
+      sodium_memzero(frame->plain.data(), frame->plain.size());
+    }
+    frameCache.clear();
+  }
+  ~FileState() { clearFrameCache(); }
 
   // Rollback journal: the page image just before a 4-byte checksum.
   std::int64_t journalPageEnd = -1;
@@ -69,6 +86,8 @@ std::int64_t realSize(FileState& s, int& rc) {
 }
 
 // --- database file -------------------------------------------------------------
+
+constexpr std::int64_t kHeaderPeek = 100; // SQLite's database header
 
 int dbRead(FileState& s, unsigned char* out, std::size_t amt, std::int64_t off) {
   const auto& keys = s.vfs->keys();
@@ -98,6 +117,16 @@ int dbRead(FileState& s, unsigned char* out, std::size_t amt, std::int64_t off) 
     }
     if (!openPage(keys.database, PageAad(keys.databaseId, FileRole::database, pgno), s.page,
                   s.plain)) {
+      if (pgno == 1 && off + static_cast<std::int64_t>(amt) <= kHeaderPeek) {
+        // SQLite peeks at the header straight from the file before it opens the
+        // WAL. After a crash during a checkpoint, page 1 may be torn here while
+        // the WAL holds it whole; zeros make SQLite take its defaults and then
+        // read page 1 through the pager (from the WAL, or from this file, where
+        // a bad page is reported).
+        std::memset(out + done, 0, n);
+        done += n;
+        continue;
+      }
       s.vfs->stats().authFailures++;
       return SQLITE_IOERR_DATA;
     }
@@ -113,12 +142,21 @@ int dbWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_t
     return SQLITE_IOERR_WRITE; // only whole pages can be sealed
   }
   const auto& keys = s.vfs->keys();
+  auto& last = s.vfs->lastWalPage();
   for (std::size_t done = 0; done < amt; done += kPageSize) {
     const auto pos = off + static_cast<std::int64_t>(done);
     const auto pgno = static_cast<std::uint64_t>(pos) / kPageSize + 1;
-    sealPage(keys.database, PageAad(keys.databaseId, FileRole::database, pgno),
-             std::span(in + done, kPageSize), s.page);
-    s.vfs->stats().pagesSealed++;
+    if (last.valid && last.pgno == pgno &&
+        std::memcmp(last.plain.data(), in + done, kUsableBytes) == 0) {
+      // Checkpoint: the WAL already holds this page sealed for the database file.
+      std::memcpy(s.page.data(), last.sealed.data(), kPageSize);
+      std::memset(s.page.data() + kPageSize - kFrameMacBytes, 0, kFrameMacBytes);
+      s.vfs->stats().pagesCopiedFromWal++;
+    } else {
+      sealPage(keys.database, PageAad(keys.databaseId, FileRole::database, pgno),
+               s.vfs->nextNonce(), std::span(in + done, kPageSize), s.page);
+      s.vfs->stats().pagesSealed++;
+    }
     const int rc = realWrite(s, s.page.data(), kPageSize, pos);
     if (rc != SQLITE_OK) {
       return rc;
@@ -135,9 +173,26 @@ std::uint32_t frameIndexAt(std::int64_t off) {
          1;
 }
 
-/// Reads and decodes frame `index` into s.plain. SQLITE_OK, SQLITE_IOERR_SHORT_READ
-/// (absent or cut: s.plain zeroed), SQLITE_IOERR_DATA (tampered), or an I/O error.
+/// Reads and decodes frame `index` into s.plain. SQLITE_OK (s.plain zeroed for a
+/// torn or stale frame past the valid prefix), SQLITE_IOERR_SHORT_READ (absent or
+/// cut: s.plain zeroed), SQLITE_IOERR_DATA (tampered), or an I/O error.
+void rememberLastWalPage(FileState& s, const unsigned char* plainFrame,
+                         const unsigned char* sealedPage) {
+  auto& last = s.vfs->lastWalPage();
+  last.valid = true;
+  last.pgno = getBigEndian32(plainFrame);
+  std::memcpy(last.sealed.data(), sealedPage, kPageSize);
+  std::memcpy(last.plain.data(), plainFrame + kFrameHeaderBytes, kPageSize);
+}
+
 int walLoadFrame(FileState& s, std::uint32_t index) {
+  s.lastFrameIgnored = false;
+  if (const auto hit = s.frameCache.find(index); hit != s.frameCache.end()) {
+    std::memcpy(s.plain.data(), hit->second->plain.data(), kFrameBytes);
+    rememberLastWalPage(s, s.plain.data(), hit->second->sealed.data());
+    s.vfs->stats().frameCacheHits++;
+    return SQLITE_OK;
+  }
   const int rc = realRead(s, s.page.data(), kFrameBytes, frameOffset(index));
   if (rc == SQLITE_IOERR_SHORT_READ) {
     std::fill(s.plain.begin(), s.plain.end(), 0);
@@ -148,13 +203,16 @@ int walLoadFrame(FileState& s, std::uint32_t index) {
   }
   if (openFrame(s.vfs->keys(), index, s.page, s.plain)) {
     s.vfs->stats().pagesOpened++;
+    rememberLastWalPage(s, s.plain.data(), s.page.data() + kFrameHeaderBytes);
     return SQLITE_OK;
   }
   if (index > s.scanValidFrames && index > s.maxWrittenFrame) {
-    // Torn or stale frame past the valid prefix found at open: zeros make SQLite
-    // see the end of the log there, exactly as it would after a torn write.
+    // Torn or stale frame past the valid prefix found at open: zeros (which carry
+    // no valid salt) make SQLite's recovery see the end of the log there, exactly
+    // as after a torn write.
     s.vfs->stats().walFramesIgnored++;
-    return SQLITE_IOERR_SHORT_READ;
+    s.lastFrameIgnored = true;
+    return SQLITE_OK;
   }
   s.vfs->stats().authFailures++;
   return SQLITE_IOERR_DATA;
@@ -164,10 +222,31 @@ int walStoreFrame(FileState& s, std::uint32_t index, const unsigned char* header
                   const unsigned char* page) {
   std::array<unsigned char, kFrameHeaderBytes> h{};
   std::memcpy(h.data(), header, h.size());
-  sealFrame(s.vfs->keys(), index, h, std::span(page, kPageSize), s.page);
+  sealFrame(s.vfs->keys(), index, h, std::span(page, kPageSize), s.vfs->nextNonce(), s.page);
   s.vfs->stats().pagesSealed++;
   s.maxWrittenFrame = std::max(s.maxWrittenFrame, index);
-  return realWrite(s, s.page.data(), kFrameBytes, frameOffset(index));
+  const int rc = realWrite(s, s.page.data(), kFrameBytes, frameOffset(index));
+  auto hit = s.frameCache.find(index);
+  if (rc != SQLITE_OK) {
+    if (hit != s.frameCache.end()) {
+      s.frameCache.erase(hit);
+    }
+    return rc;
+  }
+  FileState::CachedFrame* frame = nullptr;
+  if (hit != s.frameCache.end()) {
+    frame = hit->second.get();
+  } else if (s.frameCache.size() < s.vfs->frameCacheLimit()) {
+    frame =
+        s.frameCache.emplace(index, std::make_unique<FileState::CachedFrame>()).first->second.get();
+  }
+  if (frame != nullptr) {
+    std::memcpy(frame->plain.data(), h.data(), kFrameHeaderBytes);
+    std::memcpy(frame->plain.data() + kFrameHeaderBytes, page, kUsableBytes);
+    std::memset(frame->plain.data() + kFrameHeaderBytes + kUsableBytes, 0, kReserveBytes);
+    std::memcpy(frame->sealed.data(), s.page.data() + kFrameHeaderBytes, kPageSize);
+  }
+  return SQLITE_OK;
 }
 
 /// A frame header written alone rewrites an existing frame's checksums (SQLite's
@@ -179,9 +258,12 @@ int walFlushPending(FileState& s) {
   s.pendingHeader = false;
   const std::uint32_t index = frameIndexAt(s.pendingOffset);
   const int rc = walLoadFrame(s, index);
-  if (rc != SQLITE_OK) {
+  if (rc == SQLITE_IOERR_SHORT_READ || (rc == SQLITE_OK && s.lastFrameIgnored)) {
     // No page to go with it: SQLite's page write failed and it has reported that.
-    return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_OK : rc;
+    return SQLITE_OK;
+  }
+  if (rc != SQLITE_OK) {
+    return rc;
   }
   std::vector<unsigned char> page(s.plain.begin() + kFrameHeaderBytes, s.plain.end());
   return walStoreFrame(s, index, s.header.data(), page.data());
@@ -234,13 +316,14 @@ int walWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_
     }
   }
   if (off == 0 && amt == kWalHeaderBytes) {
+    s.clearFrameCache(); // a new header starts a new generation of frames
     return realWrite(s, in, amt, off);
   }
   if (off < static_cast<std::int64_t>(kWalHeaderBytes)) {
     return SQLITE_IOERR_WRITE;
   }
-  const std::int64_t rel = (off - static_cast<std::int64_t>(kWalHeaderBytes)) %
-                           static_cast<std::int64_t>(kFrameBytes);
+  const std::int64_t rel =
+      (off - static_cast<std::int64_t>(kWalHeaderBytes)) % static_cast<std::int64_t>(kFrameBytes);
   const std::uint32_t index = frameIndexAt(off);
   if (rel == 0 && amt == kFrameHeaderBytes) {
     s.pendingHeader = true;
@@ -256,8 +339,11 @@ int walWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_
     // A page rewritten in place within one transaction: keep the stored header
     // until SQLite rewrites it.
     const int rc = walLoadFrame(s, index);
+    if (rc == SQLITE_IOERR_SHORT_READ || (rc == SQLITE_OK && s.lastFrameIgnored)) {
+      return SQLITE_IOERR_WRITE; // no frame to rewrite
+    }
     if (rc != SQLITE_OK) {
-      return rc == SQLITE_IOERR_SHORT_READ ? SQLITE_IOERR_WRITE : rc;
+      return rc;
     }
     std::array<unsigned char, kFrameHeaderBytes> header{};
     std::memcpy(header.data(), s.plain.data(), header.size());
@@ -281,7 +367,7 @@ int walScanOnOpen(FileState& s) {
   if (rc != SQLITE_OK) {
     return rc;
   }
-  const WalScan scan = scanWal(s.vfs->keys(), bytes);
+  const WalScan scan = scanWal(s.vfs->keys(), bytes, s.vfs->syncedCommits());
   s.scanValidFrames = scan.validFrames;
   if (scan.tampered) {
     s.vfs->noteWalTampered();
@@ -326,7 +412,7 @@ int journalWrite(FileState& s, const unsigned char* in, std::size_t amt, std::in
   if (amt == kPageSize) {
     sealPage(keys.journal,
              PageAad(keys.databaseId, FileRole::journal, static_cast<std::uint64_t>(off)),
-             std::span(in, kPageSize), s.page);
+             s.vfs->nextNonce(), std::span(in, kPageSize), s.page);
     s.vfs->stats().pagesSealed++;
     std::memcpy(s.journalNonce.data(), s.page.data() + kUsableBytes, kNonceBytes);
     s.journalPageEnd = off + static_cast<std::int64_t>(kPageSize);
@@ -408,6 +494,7 @@ int xTruncate(sqlite3_file* f, sqlite3_int64 size) {
     const std::uint32_t kept =
         size <= static_cast<sqlite3_int64>(kWalHeaderBytes) ? 0 : frameIndexAt(size) - 1;
     s.maxWrittenFrame = std::min(s.maxWrittenFrame, kept);
+    std::erase_if(s.frameCache, [kept](const auto& entry) { return entry.first > kept; });
     s.scanValidFrames = std::min(s.scanValidFrames, kept);
   }
   return s.real->pMethods->xTruncate(s.real, size);
@@ -428,7 +515,8 @@ int xFileSize(sqlite3_file* f, sqlite3_int64* size) {
   FileState& s = stateOf(f);
   const int rc = s.real->pMethods->xFileSize(s.real, size);
   if (rc == SQLITE_OK && s.role == FileRole::wal && s.pendingHeader) {
-    *size = std::max<sqlite3_int64>(*size, s.pendingOffset + static_cast<sqlite3_int64>(kFrameHeaderBytes));
+    *size = std::max<sqlite3_int64>(*size, s.pendingOffset +
+                                               static_cast<sqlite3_int64>(kFrameHeaderBytes));
   }
   return rc;
 }
@@ -474,10 +562,25 @@ int xDeviceCharacteristics(sqlite3_file* f) {
 
 // Version 1: no shared memory (the WAL index stays in heap memory under
 // locking_mode=EXCLUSIVE) and no xFetch (no memory-mapped reads).
-const sqlite3_io_methods kVaultMethods = {
-    1,           xClose,       xRead,       xWrite,      xTruncate, xSync,
-    xFileSize,   xLock,        xUnlock,     xCheckReservedLock,     xFileControl,
-    xSectorSize, xDeviceCharacteristics, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+const sqlite3_io_methods kVaultMethods = {1,
+                                          xClose,
+                                          xRead,
+                                          xWrite,
+                                          xTruncate,
+                                          xSync,
+                                          xFileSize,
+                                          xLock,
+                                          xUnlock,
+                                          xCheckReservedLock,
+                                          xFileControl,
+                                          xSectorSize,
+                                          xDeviceCharacteristics,
+                                          nullptr,
+                                          nullptr,
+                                          nullptr,
+                                          nullptr,
+                                          nullptr,
+                                          nullptr};
 
 // --- io methods: temporary files in memory ---------------------------------------
 
@@ -542,10 +645,25 @@ int memFileControl(sqlite3_file*, int, void*) { return SQLITE_NOTFOUND; }
 int memSectorSize(sqlite3_file*) { return 4096; }
 int memDeviceCharacteristics(sqlite3_file*) { return 0; }
 
-const sqlite3_io_methods kMemoryMethods = {
-    1,           memClose,      memRead,      memWrite,    memTruncate, memSync,
-    memFileSize, memLock,       memLock,      memCheckReservedLock,     memFileControl,
-    memSectorSize, memDeviceCharacteristics, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+const sqlite3_io_methods kMemoryMethods = {1,
+                                           memClose,
+                                           memRead,
+                                           memWrite,
+                                           memTruncate,
+                                           memSync,
+                                           memFileSize,
+                                           memLock,
+                                           memLock,
+                                           memCheckReservedLock,
+                                           memFileControl,
+                                           memSectorSize,
+                                           memDeviceCharacteristics,
+                                           nullptr,
+                                           nullptr,
+                                           nullptr,
+                                           nullptr,
+                                           nullptr,
+                                           nullptr};
 
 // --- VFS methods -------------------------------------------------------------------
 
@@ -656,11 +774,13 @@ std::atomic<std::uint64_t> gInstanceCounter{0}; // names only; no shared state
 
 } // namespace
 
-EncryptingVfs::EncryptingVfs(PageKeys keys, const char* baseVfs)
-    : keys_(std::move(keys)), base_(sqlite3_vfs_find(baseVfs)) {
+EncryptingVfs::EncryptingVfs(PageKeys keys, const char* baseVfs, std::size_t frameCacheLimit,
+                             bool syncedCommits)
+    : keys_(std::move(keys)), base_(sqlite3_vfs_find(baseVfs)), frameCacheLimit_(frameCacheLimit),
+      syncedCommits_(syncedCommits) {
   if (base_ == nullptr) {
-    throw Error(Errc::internal, std::string("no SQLite VFS named ") +
-                                    (baseVfs != nullptr ? baseVfs : "(default)"));
+    throw Error(Errc::internal,
+                std::string("no SQLite VFS named ") + (baseVfs != nullptr ? baseVfs : "(default)"));
   }
   char hex[kDatabaseIdBytes * 2 + 1];
   sodium_bin2hex(hex, sizeof hex, keys_.databaseId.data(), keys_.databaseId.size());
@@ -689,6 +809,9 @@ EncryptingVfs::EncryptingVfs(PageKeys keys, const char* baseVfs)
   }
 }
 
-EncryptingVfs::~EncryptingVfs() { sqlite3_vfs_unregister(&vfs_); }
+EncryptingVfs::~EncryptingVfs() {
+  sqlite3_vfs_unregister(&vfs_);
+  sodium_memzero(lastWalPage_.plain.data(), lastWalPage_.plain.size());
+}
 
 } // namespace outpost::vault

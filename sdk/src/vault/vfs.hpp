@@ -18,6 +18,7 @@
 
 #include <sqlite3.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -28,15 +29,21 @@ namespace outpost::vault {
 struct VfsStats {
   std::atomic<std::uint64_t> pagesSealed{0};
   std::atomic<std::uint64_t> pagesOpened{0};
+  std::atomic<std::uint64_t> pagesCopiedFromWal{0}; ///< checkpointed without sealing again
+  std::atomic<std::uint64_t> frameCacheHits{0};     ///< WAL reads served without decryption
   std::atomic<std::uint64_t> authFailures{0};
   std::atomic<std::uint64_t> walFramesIgnored{0}; ///< torn or stale frames hidden from SQLite
 };
 
 class EncryptingVfs {
 public:
-  /// Registers a new VFS over `baseVfs` (nullptr: the default VFS). Throws
-  /// Error{internal} if the base VFS does not exist.
-  EncryptingVfs(PageKeys keys, const char* baseVfs);
+  /// Registers a new VFS over `baseVfs` (nullptr: the default VFS), keeping up to
+  /// `frameCacheLimit` WAL frames this connection wrote in memory (8 KiB each).
+  /// Throws Error{internal} if the base VFS does not exist.
+  /// `syncedCommits`: the connection runs with synchronous=FULL, which lets the
+  /// open-time WAL scan tell tampering from a torn tail (see scanWal).
+  EncryptingVfs(PageKeys keys, const char* baseVfs, std::size_t frameCacheLimit = 1024,
+                bool syncedCommits = true);
   ~EncryptingVfs();
   EncryptingVfs(const EncryptingVfs&) = delete;
   EncryptingVfs& operator=(const EncryptingVfs&) = delete;
@@ -46,6 +53,21 @@ public:
   [[nodiscard]] const PageKeys& keys() const noexcept { return keys_; }
   [[nodiscard]] sqlite3_vfs* base() const noexcept { return base_; }
   [[nodiscard]] VfsStats& stats() noexcept { return stats_; }
+  /// A fresh nonce. The VFS serves one connection, so calls are never concurrent.
+  [[nodiscard]] Nonce nextNonce() noexcept { return nonces_.next(); }
+
+  /// The last page image read from the WAL, sealed and in plaintext. A checkpoint
+  /// reads a frame and then writes the same page to the database file: when the
+  /// bytes match, the sealed image is written as it is instead of sealing again.
+  struct LastWalPage {
+    bool valid = false;
+    std::uint32_t pgno = 0;
+    std::array<unsigned char, kPageSize> sealed{};
+    std::array<unsigned char, kPageSize> plain{};
+  };
+  [[nodiscard]] LastWalPage& lastWalPage() noexcept { return lastWalPage_; }
+  [[nodiscard]] std::size_t frameCacheLimit() const noexcept { return frameCacheLimit_; }
+  [[nodiscard]] bool syncedCommits() const noexcept { return syncedCommits_; }
   /// Set when an open found a WAL that was tampered with.
   [[nodiscard]] bool walTamperDetected() const noexcept { return walTampered_.load(); }
   void noteWalTampered() noexcept { walTampered_ = true; }
@@ -56,6 +78,10 @@ private:
   std::string name_;
   sqlite3_vfs vfs_{};
   VfsStats stats_;
+  NonceSource nonces_;
+  LastWalPage lastWalPage_;
+  std::size_t frameCacheLimit_;
+  bool syncedCommits_;
   std::atomic<bool> walTampered_{false};
 };
 

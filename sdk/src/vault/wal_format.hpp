@@ -29,11 +29,18 @@ void walChecksum(bool bigEndian, std::span<const unsigned char> data, std::uint3
                  std::uint32_t& s2) noexcept;
 
 /// Turns a plaintext frame (header as SQLite wrote it + page) into its stored form:
-/// page sealed with AAD = (database id, WAL, frame index, plaintext header), and the
-/// header's two checksum words masked with the page's nonce.
+/// - the page sealed exactly as it will be in the database file (database key,
+///   AAD = database id | database role | page number), so that a checkpoint can
+///   copy the sealed page without sealing it again;
+/// - a frame MAC (keyed BLAKE2b over frame index | plaintext header | page nonce
+///   and tag) in the page's last 16 reserve bytes, binding page, header and
+///   position together;
+/// - the header's two checksum words (a function of the plaintext) masked with
+///   the XChaCha20 keystream of the page's nonce.
 void sealFrame(const PageKeys& keys, std::uint32_t index,
                std::span<const unsigned char, kFrameHeaderBytes> header,
-               std::span<const unsigned char> page, std::span<unsigned char> out) noexcept;
+               std::span<const unsigned char> page, const Nonce& nonce,
+               std::span<unsigned char> out) noexcept;
 
 /// The inverse of sealFrame. False if the frame does not authenticate (then `out`
 /// is zero-filled).
@@ -50,10 +57,13 @@ struct WalScan {
   std::uint32_t totalFrames = 0;
 };
 
-/// Scans a whole WAL file's bytes. A crash can tear only the frames written after
-/// the last sync, i.e. the transaction in flight; so an invalid frame followed by
-/// two or more authentic commit frames of the same generation is tampering, as is
-/// a damaged header whose own generation's frames are intact.
-[[nodiscard]] WalScan scanWal(const PageKeys& keys, std::span<const unsigned char> wal);
+/// Scans a whole WAL file's bytes. When every commit syncs the WAL
+/// (`syncedCommits`, synchronous=FULL), a crash can tear only the frames written
+/// after the last sync, i.e. the transaction in flight; so an invalid frame
+/// followed by two or more authentic commit frames of the same generation is
+/// tampering. Without synced commits a power loss may keep later frames and lose
+/// earlier ones, so that case cannot be told from tampering.
+[[nodiscard]] WalScan scanWal(const PageKeys& keys, std::span<const unsigned char> wal,
+                              bool syncedCommits);
 
 } // namespace outpost::vault
