@@ -134,7 +134,16 @@ WalScan scanWal(const PageKeys& keys, std::span<const unsigned char> wal, bool s
     scan.validFrames = index;
   }
 
+  // Commits after the first invalid frame. That frame counts too when its stored
+  // header (in clear but for the checksums) says it is a commit of this
+  // generation: after it, no frame of the same generation is honest.
   int laterCommits = 0;
+  if (index <= scan.totalFrames) {
+    const auto raw = frameAt(index);
+    if (sameSalts(raw.data()) && getBigEndian32(raw.data() + 4) != 0) {
+      ++laterCommits;
+    }
+  }
   for (std::uint32_t j = index + 1; j <= scan.totalFrames; ++j) {
     if (openFrame(keys, j, frameAt(j), frame) && sameSalts(frame.data()) &&
         getBigEndian32(frame.data() + 4) != 0) {

@@ -60,9 +60,10 @@ struct WalScan {
 /// Scans a whole WAL file's bytes. When every commit syncs the WAL
 /// (`syncedCommits`, synchronous=FULL), a crash can tear only the frames written
 /// after the last sync, i.e. the transaction in flight; so an invalid frame
-/// followed by two or more authentic commit frames of the same generation is
-/// tampering. Without synced commits a power loss may keep later frames and lose
-/// earlier ones, so that case cannot be told from tampering.
+/// followed by two or more authentic commit frames of the same generation (the
+/// invalid frame itself counting as one when its clear header says it is a
+/// commit of this generation) is tampering. Without synced commits a power loss may keep later
+/// frames and lose earlier ones, so that case cannot be told from tampering.
 [[nodiscard]] WalScan scanWal(const PageKeys& keys, std::span<const unsigned char> wal,
                               bool syncedCommits);
 

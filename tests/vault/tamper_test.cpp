@@ -1,0 +1,285 @@
+// Tampering with the vault's files is reported as an error, never returned as
+// data. Each test alters a copy of real vault files and opens it.
+
+#include "vault_fixture.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <map>
+
+using namespace outpost;
+using namespace outpost::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t kPage = 4096;
+constexpr std::size_t kFrame = 24 + kPage;
+constexpr std::size_t kWalHeader = 32;
+const std::string kMarker = "tamper-marker";
+
+/// Every note (id -> body) after an integrity check; throws Error on any failure.
+std::map<std::int64_t, std::string> readAll(Vault& v) {
+  std::map<std::int64_t, std::string> notes;
+  v.read([&](sql::Database& db) {
+    const std::string integrity = db.queryText("PRAGMA integrity_check");
+    if (integrity != "ok") {
+      throw Error(Errc::corrupt, "integrity_check: " + integrity);
+    }
+    sql::Statement st(db, "SELECT id, body FROM notes ORDER BY id");
+    while (st.step()) {
+      notes.emplace(st.columnInt(0), std::string(st.columnText(1)));
+    }
+  });
+  return notes;
+}
+
+/// Opens the vault in `dir` and reads everything. The Error code, or ok with the
+/// notes read.
+struct OpenResult {
+  bool failed = false;
+  Errc code = Errc::ok;
+  std::map<std::int64_t, std::string> notes;
+};
+
+OpenResult openAndReadAll(VaultFixture& f, const fs::path& dir, VaultOptions o = fastOptions()) {
+  OpenResult r;
+  try {
+    auto v = Vault::open(f.context, dir, f.keyStore, o);
+    const auto u = v->unlock("2468");
+    REQUIRE(u.status == UnlockStatus::unlocked);
+    r.notes = readAll(*v);
+  } catch (const Error& e) {
+    r.failed = true;
+    r.code = e.code();
+  }
+  return r;
+}
+
+void copyDir(const fs::path& from, const fs::path& to) {
+  fs::remove_all(to);
+  fs::copy(from, to, fs::copy_options::recursive);
+}
+
+void requireReportedAsTampering(const OpenResult& r) {
+  CHECK(r.failed);
+  CHECK((r.code == Errc::tampered || r.code == Errc::corrupt));
+}
+
+} // namespace
+
+TEST_SUITE("vault.tamper") {
+  TEST_CASE("a flipped byte in any page of the database file is reported, never returned") {
+    VaultFixture f;
+    {
+      auto v = f.create();
+      for (int tx = 0; tx < 6; ++tx) {
+        addNotes(*v, tx * 100, 60, kMarker);
+      }
+    } // closed: checkpointed, no WAL left
+    const auto pristine = readFile(f.dir / "vault.db");
+    REQUIRE(pristine.size() % kPage == 0);
+    const std::size_t pages = pristine.size() / kPage;
+    REQUIRE(pages > 20);
+    const fs::path copy = f.tmp / "copy";
+    copyDir(f.dir, copy);
+    CHECK(openAndReadAll(f, copy).notes.size() == 360); // control: untouched copy reads
+
+    int reported = 0;
+    for (std::size_t p = 0; p < pages; ++p) {
+      CAPTURE(p);
+      auto bytes = pristine;
+      // Vary the position: content, nonce and tag (the last 16 bytes of a
+      // database page are an unused MAC slot that is never returned).
+      const std::size_t at = p * kPage + (p * 977) % (kPage - 16);
+      bytes[at] ^= 0x20;
+      writeFile(copy / "vault.db", bytes);
+      const auto r = openAndReadAll(f, copy);
+      requireReportedAsTampering(r);
+      reported += r.failed ? 1 : 0;
+    }
+    MESSAGE("database pages flipped: " << pages << ", reported: " << reported);
+  }
+
+  TEST_CASE("swapped, truncated or emptied database files are reported") {
+    VaultFixture f;
+    {
+      auto v = f.create();
+      for (int tx = 0; tx < 6; ++tx) {
+        addNotes(*v, tx * 100, 60, kMarker);
+      }
+    }
+    const auto pristine = readFile(f.dir / "vault.db");
+    const fs::path copy = f.tmp / "copy";
+    copyDir(f.dir, copy);
+
+    SUBCASE("two pages swapped") {
+      auto bytes = pristine;
+      std::swap_ranges(bytes.begin() + 2 * kPage, bytes.begin() + 3 * kPage,
+                       bytes.begin() + 5 * kPage);
+      writeFile(copy / "vault.db", bytes);
+      requireReportedAsTampering(openAndReadAll(f, copy));
+    }
+    SUBCASE("the last page cut off") {
+      auto bytes = pristine;
+      bytes.resize(bytes.size() - kPage);
+      writeFile(copy / "vault.db", bytes);
+      requireReportedAsTampering(openAndReadAll(f, copy));
+    }
+    SUBCASE("cut in the middle of a page") {
+      auto bytes = pristine;
+      bytes.resize(bytes.size() - 1000);
+      writeFile(copy / "vault.db", bytes);
+      requireReportedAsTampering(openAndReadAll(f, copy));
+    }
+    SUBCASE("emptied") {
+      writeFile(copy / "vault.db", {});
+      requireReportedAsTampering(openAndReadAll(f, copy));
+    }
+  }
+
+  TEST_CASE("a flipped byte in any WAL frame is reported, except in the last transaction, "
+            "which reads as the state before it") {
+    VaultFixture f;
+    VaultOptions o = fastOptions();
+    o.walAutoCheckpointPages = 100000; // keep every frame in the WAL
+    auto v = f.create(o);
+    std::vector<std::uintmax_t> walSizeAfter;
+    for (int tx = 0; tx < 8; ++tx) {
+      addNotes(*v, tx * 100, 25, kMarker);
+      walSizeAfter.push_back(fs::file_size(f.dir / "vault.db-wal"));
+    }
+    const fs::path image = f.tmp / "image";
+    copyDir(f.dir, image); // what a crash (or a thief) would leave: an un-checkpointed WAL
+    const auto wal = readFile(image / "vault.db-wal");
+    const std::size_t frames = (wal.size() - kWalHeader) / kFrame;
+    const std::size_t lastTxFirstFrame = (walSizeAfter[6] - kWalHeader) / kFrame + 1;
+    REQUIRE(frames > 20);
+    const auto before = openAndReadAll(f, image);
+    REQUIRE_FALSE(before.failed);
+    REQUIRE(before.notes.size() == 200);
+
+    const fs::path copy = f.tmp / "copy";
+    int reported = 0;
+    int lastTx = 0;
+    for (std::size_t j = 1; j <= frames; ++j) {
+      CAPTURE(j);
+      copyDir(image, copy);
+      auto bytes = wal;
+      bytes[kWalHeader + (j - 1) * kFrame + (j * 53) % kFrame] ^= 0x01;
+      writeFile(copy / "vault.db-wal", bytes);
+      const auto r = openAndReadAll(f, copy);
+      if (j < lastTxFirstFrame) {
+        requireReportedAsTampering(r);
+        reported += r.failed ? 1 : 0;
+      } else {
+        // Indistinguishable from a crash during the last commit: either reported
+        // or read as exactly the state before that commit.
+        ++lastTx;
+        if (!r.failed) {
+          CHECK(r.notes.size() == 175);
+          for (const auto& [id, body] : r.notes) {
+            CHECK(before.notes.at(id) == body);
+          }
+        }
+      }
+    }
+    MESSAGE("WAL frames flipped: " << frames << ", reported: " << reported
+                                   << ", in the last transaction: " << lastTx);
+  }
+
+  TEST_CASE("swapped WAL frames and a frame replayed from an older WAL are reported") {
+    VaultFixture f;
+    VaultOptions o = fastOptions();
+    o.walAutoCheckpointPages = 100000;
+    auto v = f.create(o);
+    for (int tx = 0; tx < 3; ++tx) {
+      addNotes(*v, tx * 100, 25, kMarker);
+    }
+    const auto oldWal = readFile(f.dir / "vault.db-wal");
+    // Checkpoint and restart: the next frames start a new generation at frame 1.
+    v->read([](sql::Database& db) { db.exec("PRAGMA wal_checkpoint(RESTART)"); });
+    for (int tx = 3; tx < 9; ++tx) {
+      addNotes(*v, tx * 100, 25, kMarker);
+    }
+    const fs::path image = f.tmp / "image";
+    copyDir(f.dir, image);
+    const auto wal = readFile(image / "vault.db-wal");
+    const fs::path copy = f.tmp / "copy";
+
+    SUBCASE("two frames swapped") {
+      copyDir(image, copy);
+      auto bytes = wal;
+      std::swap_ranges(bytes.begin() + kWalHeader, bytes.begin() + kWalHeader + kFrame,
+                       bytes.begin() + kWalHeader + kFrame);
+      writeFile(copy / "vault.db-wal", bytes);
+      requireReportedAsTampering(openAndReadAll(f, copy));
+    }
+    SUBCASE("frame 1 of the previous generation put back") {
+      copyDir(image, copy);
+      auto bytes = wal;
+      std::copy_n(oldWal.begin() + kWalHeader, kFrame, bytes.begin() + kWalHeader);
+      writeFile(copy / "vault.db-wal", bytes);
+      requireReportedAsTampering(openAndReadAll(f, copy));
+    }
+    SUBCASE("frames from another vault are not accepted") {
+      VaultFixture other;
+      auto w = other.create(o);
+      addNotes(*w, 0, 25, kMarker);
+      addNotes(*w, 100, 25, kMarker);
+      addNotes(*w, 200, 25, kMarker);
+      const auto foreign = readFile(other.dir / "vault.db-wal");
+      copyDir(image, copy);
+      auto bytes = wal;
+      std::copy_n(foreign.begin() + kWalHeader, kFrame, bytes.begin() + kWalHeader);
+      writeFile(copy / "vault.db-wal", bytes);
+      requireReportedAsTampering(openAndReadAll(f, copy));
+    }
+  }
+
+  TEST_CASE("an older copy of the whole vault put back is detected at unlock") {
+    VaultFixture f;
+    {
+      auto v = f.create();
+      addNotes(*v, 0, 20, kMarker);
+    } // lock seals the commit counter
+    const fs::path old = f.tmp / "old";
+    copyDir(f.dir, old);
+    {
+      auto v = f.openUnlocked();
+      addNotes(*v, 100, 20, kMarker);
+      addNotes(*v, 200, 20, kMarker);
+    }
+    fs::remove_all(f.dir);
+    copyDir(old, f.dir);
+    auto v = f.open();
+    try {
+      (void)v->unlock("2468");
+      FAIL("an older copy was accepted");
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::rollback);
+    }
+    CHECK(v->isLocked());
+  }
+
+  TEST_CASE(
+      "an older version of one database page put back is reported" * doctest::skip(true) *
+      doctest::description("not detected yet: a page replayed at its own position authenticates; "
+                           "needs a page-version tree (docs/security-model.md, known limits)")) {
+    VaultFixture f;
+    {
+      auto v = f.create();
+      addNotes(*v, 0, 60, kMarker);
+    }
+    const auto older = readFile(f.dir / "vault.db");
+    {
+      auto v = f.openUnlocked();
+      v->write([](sql::Database& db) { db.exec("UPDATE notes SET body = 'changed'"); });
+    }
+    auto bytes = readFile(f.dir / "vault.db");
+    std::copy_n(older.begin() + 2 * kPage, kPage, bytes.begin() + 2 * kPage);
+    writeFile(f.dir / "vault.db", bytes);
+    requireReportedAsTampering(openAndReadAll(f, f.dir));
+  }
+}
