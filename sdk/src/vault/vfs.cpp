@@ -11,7 +11,6 @@
 #include <cstring>
 #include <memory>
 #include <new>
-#include <unordered_map>
 #include <vector>
 
 namespace outpost::vault {
@@ -50,16 +49,48 @@ struct FileState {
   std::uint32_t maxWrittenFrame = 0; // frames this handle wrote
   bool lastFrameIgnored = false;     // the last frame loaded was torn or stale
   // Frames this handle wrote, sealed and in plaintext, so that reading them back
-  // (checkpoints, pages evicted from SQLite's cache) costs no decryption.
+  // (checkpoints, pages evicted from SQLite's cache) costs no decryption. Slots
+  // are indexed by frame and reused across WAL generations; allocated once.
   struct CachedFrame {
     std::array<unsigned char, kFrameBytes> plain;
     std::array<unsigned char, kPageSize> sealed;
+    bool valid;
   };
-  std::unordered_map<std::uint32_t, std::unique_ptr<CachedFrame>> frameCache;
+  std::vector<std::unique_ptr<CachedFrame>> frameCache; // [index - 1]
 
+  [[nodiscard]] CachedFrame* cachedFrame(std::uint32_t index) noexcept {
+    if (index == 0 || index > frameCache.size()) {
+      return nullptr;
+    }
+    CachedFrame* f = frameCache[index - 1].get();
+    return f != nullptr && f->valid ? f : nullptr;
+  }
+  /// The slot for `index` (allocated on first use), or null beyond the limit.
+  CachedFrame* frameSlot(std::uint32_t index) {
+    if (index == 0 || index > vfs->frameCacheLimit()) {
+      return nullptr;
+    }
+    if (index > frameCache.size()) {
+      frameCache.resize(index);
+    }
+    auto& slot = frameCache[index - 1];
+    if (!slot) {
+      slot = std::make_unique_for_overwrite<CachedFrame>();
+    }
+    return slot.get();
+  }
+  void invalidateFramesFrom(std::uint32_t first) noexcept {
+    for (std::size_t i = first == 0 ? 0 : first - 1; i < frameCache.size(); ++i) {
+      if (frameCache[i]) {
+        frameCache[i]->valid = false;
+      }
+    }
+  }
   void clearFrameCache() noexcept {
-    for (auto& [index, frame] : frameCache) {
-      sodium_memzero(frame->plain.data(), frame->plain.size());
+    for (auto& f : frameCache) {
+      if (f) {
+        sodium_memzero(f->plain.data(), f->plain.size());
+      }
     }
     frameCache.clear();
   }
@@ -187,9 +218,9 @@ void rememberLastWalPage(FileState& s, const unsigned char* plainFrame,
 
 int walLoadFrame(FileState& s, std::uint32_t index) {
   s.lastFrameIgnored = false;
-  if (const auto hit = s.frameCache.find(index); hit != s.frameCache.end()) {
-    std::memcpy(s.plain.data(), hit->second->plain.data(), kFrameBytes);
-    rememberLastWalPage(s, s.plain.data(), hit->second->sealed.data());
+  if (const auto* hit = s.cachedFrame(index); hit != nullptr) {
+    std::memcpy(s.plain.data(), hit->plain.data(), kFrameBytes);
+    rememberLastWalPage(s, s.plain.data(), hit->sealed.data());
     s.vfs->stats().frameCacheHits++;
     return SQLITE_OK;
   }
@@ -226,25 +257,19 @@ int walStoreFrame(FileState& s, std::uint32_t index, const unsigned char* header
   s.vfs->stats().pagesSealed++;
   s.maxWrittenFrame = std::max(s.maxWrittenFrame, index);
   const int rc = realWrite(s, s.page.data(), kFrameBytes, frameOffset(index));
-  auto hit = s.frameCache.find(index);
+  FileState::CachedFrame* frame = s.frameSlot(index);
   if (rc != SQLITE_OK) {
-    if (hit != s.frameCache.end()) {
-      s.frameCache.erase(hit);
+    if (frame != nullptr) {
+      frame->valid = false;
     }
     return rc;
-  }
-  FileState::CachedFrame* frame = nullptr;
-  if (hit != s.frameCache.end()) {
-    frame = hit->second.get();
-  } else if (s.frameCache.size() < s.vfs->frameCacheLimit()) {
-    frame =
-        s.frameCache.emplace(index, std::make_unique<FileState::CachedFrame>()).first->second.get();
   }
   if (frame != nullptr) {
     std::memcpy(frame->plain.data(), h.data(), kFrameHeaderBytes);
     std::memcpy(frame->plain.data() + kFrameHeaderBytes, page, kUsableBytes);
     std::memset(frame->plain.data() + kFrameHeaderBytes + kUsableBytes, 0, kReserveBytes);
     std::memcpy(frame->sealed.data(), s.page.data() + kFrameHeaderBytes, kPageSize);
+    frame->valid = true;
   }
   return SQLITE_OK;
 }
@@ -316,7 +341,7 @@ int walWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_
     }
   }
   if (off == 0 && amt == kWalHeaderBytes) {
-    s.clearFrameCache(); // a new header starts a new generation of frames
+    s.invalidateFramesFrom(1); // a new header starts a new generation of frames
     return realWrite(s, in, amt, off);
   }
   if (off < static_cast<std::int64_t>(kWalHeaderBytes)) {
@@ -494,7 +519,7 @@ int xTruncate(sqlite3_file* f, sqlite3_int64 size) {
     const std::uint32_t kept =
         size <= static_cast<sqlite3_int64>(kWalHeaderBytes) ? 0 : frameIndexAt(size) - 1;
     s.maxWrittenFrame = std::min(s.maxWrittenFrame, kept);
-    std::erase_if(s.frameCache, [kept](const auto& entry) { return entry.first > kept; });
+    s.invalidateFramesFrom(kept + 1);
     s.scanValidFrames = std::min(s.scanValidFrames, kept);
   }
   return s.real->pMethods->xTruncate(s.real, size);
