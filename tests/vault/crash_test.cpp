@@ -68,6 +68,12 @@ void verifyAfterCrash(VaultFixture& f, const Outcome& out) {
     }
   });
   CHECK(integrity == "ok");
+  // What a power loss left on disk holds no plaintext either.
+  for (const auto& e : std::filesystem::directory_iterator(f.dir)) {
+    const auto bytes = readFile(e.path());
+    CHECK_FALSE(contains(bytes, kMarker));
+    CHECK_FALSE(contains(bytes, "SQLite format 3"));
+  }
   for (int tx = 0; tx <= kTransactions; ++tx) {
     int found = 0;
     for (int i = firstId(tx); i < firstId(tx) + rowsIn(tx); ++i) {

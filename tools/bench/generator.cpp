@@ -91,7 +91,7 @@ Record generate(std::uint32_t i, std::uint32_t n) {
 
   r.subjectId = subjectName(s.next() % subjectCount(n));
   r.riskLevel = kRisk[s.next() % kRisk.size()];
-  char buf[16];
+  char buf[32];
   std::snprintf(buf, sizeof buf, "user-%03u", s.next() % 50);
   r.assessorId = buf;
   r.status = (s.next() % 4 == 0) ? "draft" : "final";
@@ -141,7 +141,7 @@ std::string Record::json() const {
   out += R"(","updated_at":")";
   out += updatedAt();
   out += R"(","indicators":{)";
-  char key[16];
+  char key[32];
   int k = 1;
   for (const bool f : flags) {
     std::snprintf(key, sizeof key, "\"ind_%02d\":", k++);

@@ -59,17 +59,19 @@ PageAad::PageAad(const DatabaseId& id, FileRole role, std::uint64_t position,
   len_ = at + n;
 }
 
-NonceSource::NonceSource() noexcept { randombytes_buf(next_.data(), 16); }
+NonceSource::NonceSource() : seed_(crypto_stream_chacha20_KEYBYTES) {
+  randombytes_buf(seed_.data(), seed_.size());
+}
 
 Nonce NonceSource::next() noexcept {
-  // Bytes 16..23 count up (little-endian); the random prefix keeps sources apart.
-  const Nonce current = next_;
-  for (std::size_t i = 16; i < kNonceBytes; ++i) {
-    if (++next_[i] != 0) {
-      break;
-    }
+  std::array<unsigned char, crypto_stream_chacha20_NONCEBYTES> position{};
+  for (std::size_t i = 0; i < position.size(); ++i) {
+    position[i] = static_cast<unsigned char>(counter_ >> (8 * i));
   }
-  return current;
+  ++counter_;
+  Nonce nonce{};
+  crypto_stream_chacha20(nonce.data(), nonce.size(), position.data(), seed_.data());
+  return nonce;
 }
 
 void sealPage(const SecretBytes& key, const PageAad& aad, const Nonce& nonce,

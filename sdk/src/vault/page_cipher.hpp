@@ -68,15 +68,17 @@ private:
 
 using Nonce = std::array<unsigned char, kNonceBytes>;
 
-/// Fresh nonces without a system call per page: 16 random bytes drawn once per
-/// source, then a 64-bit counter. A source is used by one vault connection.
+/// Fresh random nonces without a system call per page: a ChaCha20 keystream
+/// (a CSPRNG) keyed by 32 bytes from the OS, drawn once per source. Each nonce is
+/// 24 unpredictable bytes; a source serves one vault connection.
 class NonceSource {
 public:
-  NonceSource() noexcept;
+  NonceSource();
   [[nodiscard]] Nonce next() noexcept;
 
 private:
-  Nonce next_{};
+  SecretBytes seed_;
+  std::uint64_t counter_ = 0;
 };
 
 /// Encrypts the first kUsableBytes of `plain` (kPageSize bytes) into `out`
