@@ -474,7 +474,7 @@ public:
   }
 
   NodePtr parseAll() {
-    NodePtr n = parseOr(1);
+    NodePtr n = parseOr(0);
     if (tok_.kind != Tok::end) {
       throw SyntaxError{tok_.column, "unexpected " + describe(tok_) + " after the expression"};
     }
@@ -595,6 +595,7 @@ private:
     checkDepth(depth, tok_.column);
     if (isKeyword("not")) {
       const std::size_t col = tok_.column;
+      checkDepth(depth + 1, col);
       advance();
       NodePtr operand = parseNot(depth + 1);
       requireBoolean(*operand, "'not'");
@@ -698,6 +699,7 @@ private:
     checkDepth(depth, tok_.column);
     if (tok_.kind == Tok::op && tok_.text == "-") {
       const std::size_t col = tok_.column;
+      checkDepth(depth + 1, col);
       advance();
       NodePtr operand = parseUnary(depth + 1);
       if (!typeFits(operand->type, ValueType::integer)) {
@@ -757,6 +759,7 @@ private:
       return n;
     }
     case Tok::lparen: {
+      checkDepth(depth + 1, t.column);
       advance();
       NodePtr inner = parseOr(depth + 1);
       if (tok_.kind != Tok::rparen) {
