@@ -179,8 +179,20 @@ std::size_t jsonNesting(std::string_view text) {
   return maxDepth;
 }
 
-bool isId(std::string_view s, bool allowHyphen) {
-  if (s.empty() || s.size() > kMaxIdLength || s[0] < 'a' || s[0] > 'z') {
+enum class IdKind : std::uint8_t {
+  name,     ///< lowercase letters, digits, '_', starting with a letter
+  option,   ///< may also start with a digit ("6_12_months")
+  template_ ///< may also contain '-' ("cse-screening")
+};
+
+bool isId(std::string_view s, IdKind kind) {
+  const bool allowHyphen = kind == IdKind::template_;
+  if (s.empty() || s.size() > kMaxIdLength) {
+    return false;
+  }
+  const bool letterFirst = s[0] >= 'a' && s[0] <= 'z';
+  const bool digitFirst = s[0] >= '0' && s[0] <= '9';
+  if (!letterFirst && !(digitFirst && kind == IdKind::option)) {
     return false;
   }
   return std::all_of(s.begin(), s.end(), [&](char c) {
@@ -322,17 +334,18 @@ private:
   }
 
   std::optional<std::string> id(const json& obj, const std::string& path, const char* key = "id",
-                                bool allowHyphen = false) {
+                                IdKind kind = IdKind::name) {
     const json* j = member(obj, path, key, true, json::value_t::string, "text");
     if (j == nullptr) {
       return std::nullopt;
     }
     std::string s = j->get<std::string>();
-    if (!isId(s, allowHyphen)) {
+    if (!isId(s, kind)) {
       problem(path + "/" + key, "'" + s.substr(0, kMaxIdLength) +
                                     "' is not a valid id (lowercase letters, digits and '_'" +
-                                    (allowHyphen ? " or '-'" : "") +
-                                    ", starting with a letter, at most 64)");
+                                    (kind == IdKind::template_ ? " or '-'" : "") +
+                                    (kind == IdKind::option ? "" : ", starting with a letter") +
+                                    ", at most 64 characters)");
       return std::nullopt;
     }
     return s;
@@ -365,7 +378,7 @@ private:
 
   std::optional<Expression> expression(const json& obj, const std::string& path, const char* key,
                                        const ExpressionScope& scope) {
-    const auto src = text(obj, path, key, false, kMaxExpressionLength + 1);
+    const auto src = text(obj, path, key, false, kMaxTemplateBytes); // compile() bounds it
     const std::string p = path + "/" + key;
     if (!src) {
       return std::nullopt;
@@ -397,7 +410,7 @@ private:
                                " is not supported by this SDK (it reads format 1)");
       }
     }
-    d_->id = id(doc, "", "id", true).value_or("");
+    d_->id = id(doc, "", "id", IdKind::template_).value_or("");
     d_->version = integer(doc, "", "version", true, 1, 1'000'000).value_or(0);
     d_->title = text(doc, "", "title", true).value_or("");
     (void)text(doc, "", "description", false, 20000);
@@ -633,7 +646,8 @@ private:
           continue;
         }
         checkKeys(oj, op, {"id", "label"});
-        Option o{id(oj, op).value_or(""), text(oj, op, "label", true).value_or("")};
+        Option o{id(oj, op, "id", IdKind::option).value_or(""),
+                 text(oj, op, "label", true).value_or("")};
         if (!o.id.empty() && std::any_of(q.options.begin(), q.options.end(),
                                          [&](const Option& x) { return x.id == o.id; })) {
           problem(op + "/id", "duplicate option id '" + o.id + "'");
