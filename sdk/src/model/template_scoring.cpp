@@ -326,8 +326,11 @@ AnswerProblems validate(const Template& tmpl, const Answers& answers,
       continue;
     }
     if (!ind.recencyQuestion.empty()) {
-      problems[ind.recencyQuestion].push_back("needed because indicator '" + ind.id +
-                                              "' is present");
+      // An answer that is there but wrong is already reported against the question.
+      if (!answers.values.contains(ind.recencyQuestion)) {
+        problems[ind.recencyQuestion].push_back("needed because indicator '" + ind.id +
+                                                "' is present");
+      }
     } else {
       problems[ind.id].push_back("the recency of this indicator is needed because it is "
                                  "present");
