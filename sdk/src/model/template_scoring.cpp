@@ -336,7 +336,8 @@ AnswerProblems validate(const Template& tmpl, const Answers& answers,
                                  "present");
     }
   }
-  for (const auto& [iid, rec] : answers.recency) {
+  for (const auto& entry : answers.recency) {
+    const std::string& iid = entry.first;
     const auto ind = std::find_if(def.indicators.begin(), def.indicators.end(),
                                   [&](const Indicator& i) { return i.id == iid; });
     if (ind == def.indicators.end() || !ind->usesRecency() || !ind->recencyQuestion.empty()) {
