@@ -295,6 +295,19 @@ TEST_SUITE("model.template") {
     CHECK(problemsOf(json::object()).size() >= 8);
   }
 
+  TEST_CASE("a key given twice in one object is an error, not silently dropped") {
+    std::string text = smallTemplate().dump();
+    const std::string title = "\"title\":\"Test\"";
+    REQUIRE(text.find(title) != std::string::npos);
+    text.replace(text.find(title), title.size(), title + ",\"title\":\"Other\"");
+    const auto problems = problemStrings(parseTemplate(text));
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0] == ": the key 'title' appears twice in one object; each key may appear once");
+    CHECK_THROWS_AS((void)computeContentHash(text), outpost::Error);
+    // The same key in different objects is fine.
+    CHECK(parseTemplate(smallTemplate().dump()).problems.empty());
+  }
+
   TEST_CASE("a published template loads only with the hash of its content") {
     const json doc = published(smallTemplate());
     const auto ok = parseTemplate(doc.dump());

@@ -140,11 +140,18 @@ struct TemplateDefinition {
   std::vector<std::pair<std::size_t, std::size_t>> relevanceOrder;
 };
 
-/// A loaded, fully validated template. Cheap to copy (shared, immutable).
+struct TemplateLoadResult;
+
+/// Parses and validates a template. Reports every problem with its path rather than
+/// stopping at the first. A published template must carry the `content_hash` of its
+/// content; a mismatch means it was changed after publication and it does not load.
+/// Never throws for bad input.
+[[nodiscard]] OUTPOST_API TemplateLoadResult parseTemplate(std::string_view json);
+
+/// A loaded, fully validated template. Cheap to copy (shared, immutable). Only the
+/// loader makes one, so every `Template` has passed validation.
 class OUTPOST_API Template {
 public:
-  explicit Template(std::shared_ptr<const TemplateDefinition> definition);
-
   [[nodiscard]] const TemplateDefinition& definition() const noexcept { return *d_; }
   [[nodiscard]] const std::string& id() const noexcept { return d_->id; }
   [[nodiscard]] std::int64_t version() const noexcept { return d_->version; }
@@ -156,6 +163,8 @@ public:
   [[nodiscard]] std::optional<std::size_t> levelRank(std::string_view levelId) const noexcept;
 
 private:
+  friend TemplateLoadResult parseTemplate(std::string_view json);
+  explicit Template(std::shared_ptr<const TemplateDefinition> definition);
   std::shared_ptr<const TemplateDefinition> d_;
 };
 
@@ -164,12 +173,6 @@ struct TemplateLoadResult {
   std::optional<Template> loaded;
   std::vector<TemplateProblem> problems;
 };
-
-/// Parses and validates a template. Reports every problem with its path rather than
-/// stopping at the first. A published template must carry the `content_hash` of its
-/// content; a mismatch means it was changed after publication and it does not load.
-/// Never throws for bad input.
-[[nodiscard]] OUTPOST_API TemplateLoadResult parseTemplate(std::string_view json);
 
 /// As `parseTemplate`, but throws `Error{Errc::invalid_template}` listing every
 /// problem, one per line.

@@ -224,6 +224,9 @@ std::string hashOf(json doc) {
 struct ParsedJson {
   std::optional<json> doc;
   std::string error;
+  /// Keys that appear twice in one object. The parser keeps only one of them, so
+  /// they would make the content hash ambiguous.
+  std::vector<std::string> duplicateKeys;
 };
 
 ParsedJson parseJson(std::string_view text) {
@@ -237,8 +240,21 @@ ParsedJson parseJson(std::string_view text) {
     out.error = "JSON nested too deeply (the limit is " + std::to_string(kMaxJsonDepth) + ")";
     return out;
   }
+  std::vector<std::set<std::string>> open; // keys seen in each enclosing object
+  const json::parser_callback_t noteDuplicates = [&](int /*depth*/, json::parse_event_t event,
+                                                     json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open.emplace_back();
+    } else if (event == json::parse_event_t::object_end && !open.empty()) {
+      open.pop_back();
+    } else if (event == json::parse_event_t::key && !open.empty() && parsed.is_string() &&
+               !open.back().insert(parsed.get<std::string>()).second) {
+      out.duplicateKeys.push_back(parsed.get<std::string>());
+    }
+    return true;
+  };
   try {
-    out.doc = json::parse(text.begin(), text.end());
+    out.doc = json::parse(text.begin(), text.end(), noteDuplicates);
   } catch (const json::parse_error& e) {
     out.error = "not valid JSON at byte " + std::to_string(e.byte);
     return out;
@@ -252,12 +268,21 @@ ParsedJson parseJson(std::string_view text) {
 
 class Loader {
 public:
-  TemplateLoadResult load(std::string_view text) {
-    TemplateLoadResult result;
+  struct Outcome {
+    std::shared_ptr<const TemplateDefinition> definition; ///< null when there are problems
+    std::vector<TemplateProblem> problems;
+  };
+
+  Outcome load(std::string_view text) {
+    Outcome result;
     ParsedJson parsed = parseJson(text);
     if (!parsed.doc) {
       result.problems.push_back({"", parsed.error});
       return result;
+    }
+    for (const auto& key : parsed.duplicateKeys) {
+      problem("", "the key '" + key.substr(0, kMaxIdLength) +
+                      "' appears twice in one object; each key may appear once");
     }
     const json& doc = *parsed.doc;
     auto def = std::make_shared<TemplateDefinition>();
@@ -276,7 +301,7 @@ public:
     loadReview(doc);
     checkPublication(doc);
     if (problems_.empty()) {
-      result.loaded.emplace(std::move(def));
+      result.definition = std::move(def);
     }
     result.problems = std::move(problems_);
     return result;
@@ -997,7 +1022,13 @@ private:
 
 TemplateLoadResult parseTemplate(std::string_view jsonText) {
   Loader loader;
-  return loader.load(jsonText);
+  auto outcome = loader.load(jsonText);
+  TemplateLoadResult result;
+  if (outcome.definition) {
+    result.loaded = Template(std::move(outcome.definition));
+  }
+  result.problems = std::move(outcome.problems);
+  return result;
 }
 
 Template loadTemplate(std::string_view jsonText) {
@@ -1017,6 +1048,11 @@ std::string computeContentHash(std::string_view jsonText) {
   ParsedJson parsed = parseJson(jsonText);
   if (!parsed.doc) {
     throw Error(Errc::invalid_template, parsed.error);
+  }
+  if (!parsed.duplicateKeys.empty()) {
+    throw Error(Errc::invalid_template, "the key '" +
+                                            parsed.duplicateKeys.front().substr(0, kMaxIdLength) +
+                                            "' appears twice in one object");
   }
   try {
     return hashOf(std::move(*parsed.doc));
