@@ -273,6 +273,7 @@ TEST_SUITE("model.cse_screening") {
     CHECK(text.find("score 8 -> band level at_risk") != std::string::npos);
     CHECK(text.find("+ 5 ind_mon_sex_exchange [serious, within_6_months]") != std::string::npos);
     CHECK(text.find("level at_risk (At risk)") != std::string::npos);
+    CHECK(text.find("review within 3 months, by 2026-04-15") != std::string::npos);
     // Answer contents never appear in the explanation.
     CHECK(text.find("the child's words") == std::string::npos);
   }
@@ -311,6 +312,7 @@ TEST_SUITE("model.cse_screening") {
       CHECK(ex.reviewDue == ymd(2026, 2, 15));
       REQUIRE(ex.reviewRules.size() == 1);
       CHECK(ex.reviewRules[0].ruleId == "new_missing_episode");
+      CHECK(describe(ex).find("review within 1 month, by 2026-02-15") != std::string::npos);
     }
     SUBCASE("current serious indicator") {
       Answers a = baseline();

@@ -474,11 +474,12 @@ std::string describe(const ScoreExplanation& ex) {
     out += "override " + o.ruleId + " -> at least " + o.minimumLevel + ": " + o.reason + "\n";
   }
   out += "level " + ex.level + " (" + ex.levelLabel + ")\n";
-  out += "review within " + std::to_string(ex.reviewMonths) + " months, by " +
-         formatDate(ex.reviewDue) + "\n";
+  const auto months = [](std::int64_t n) {
+    return std::to_string(n) + (n == 1 ? " month" : " months");
+  };
+  out += "review within " + months(ex.reviewMonths) + ", by " + formatDate(ex.reviewDue) + "\n";
   for (const auto& r : ex.reviewRules) {
-    out += "  review rule " + r.ruleId + " (" + std::to_string(r.months) + " months): " + r.reason +
-           "\n";
+    out += "  review rule " + r.ruleId + " (" + months(r.months) + "): " + r.reason + "\n";
   }
   for (const auto& n : ex.notes) {
     out += "note: " + n + "\n";
