@@ -27,6 +27,10 @@ struct SecureChannel::State {
   MessageAssembler assembler;
   bool open = true;
   bool handshaken = false;
+  std::uint64_t readGeneration = 0;
+  std::uint64_t writeGeneration = 0;
+  bool readExpired = false;
+  bool writeExpired = false;
 
   void shut() noexcept {
     open = false;
@@ -48,23 +52,36 @@ void requireOpen(const State& st) {
   }
 }
 
-/// Arms `timer` to cancel the socket's operations after `timeout`. The handler holds
-/// the state weakly, so a late firing after the state is gone does nothing.
-void arm(const std::shared_ptr<State>& st, asio::steady_timer& timer, bool& fired,
-         std::chrono::milliseconds timeout) {
-  fired = false;
-  timer.expires_after(timeout);
+/// A deadline for one read or one write. The timer's handler holds the state weakly
+/// and checks the generation, so a firing that arrives after the operation finished
+/// (or after the channel is gone) changes nothing.
+struct Deadline {
+  asio::steady_timer State::*timer;
+  std::uint64_t State::*generation;
+  bool State::*expired;
+};
+
+void arm(const std::shared_ptr<State>& st, const Deadline& d, std::chrono::milliseconds timeout) {
+  const std::uint64_t generation = ++((*st).*d.generation);
+  (*st).*d.expired = false;
+  ((*st).*d.timer).expires_after(timeout);
   std::weak_ptr<State> weak = st;
-  timer.async_wait([weak, &fired](error_code ec) {
-    if (ec) {
-      return; // cancelled: the operation finished in time
+  ((*st).*d.timer).async_wait([weak, d, generation](error_code ec) {
+    auto s = weak.lock();
+    if (ec || !s || (*s).*d.generation != generation) {
+      return; // cancelled, gone, or a later operation's deadline
     }
-    if (auto s = weak.lock()) {
-      fired = true; // `fired` lives in the state-owning coroutine frame, still waiting
-      error_code ignored;
-      s->socket.cancel(ignored);
-    }
+    (*s).*d.expired = true;
+    error_code ignored;
+    s->socket.cancel(ignored);
   });
+}
+
+/// Ends the deadline: a late firing for this generation is ignored.
+bool disarm(State& st, const Deadline& d) {
+  ++(st.*d.generation);
+  (st.*d.timer).cancel();
+  return st.*d.expired;
 }
 
 [[noreturn]] void failIo(State& st, error_code ec, bool timedOut, const char* what) {
@@ -80,26 +97,26 @@ void arm(const std::shared_ptr<State>& st, asio::steady_timer& timer, bool& fire
 
 asio::awaitable<void> readExactly(std::shared_ptr<State> st, std::span<std::uint8_t> buf,
                                   const char* what) {
-  bool timedOut = false;
-  arm(st, st->readTimer, timedOut, st->limits.readTimeout);
+  const Deadline d{&State::readTimer, &State::readGeneration, &State::readExpired};
+  arm(st, d, st->limits.readTimeout);
   error_code ec;
   co_await asio::async_read(st->socket, asio::buffer(buf.data(), buf.size()),
                             asio::redirect_error(asio::use_awaitable, ec));
-  st->readTimer.cancel();
-  if (ec || timedOut) {
+  const bool timedOut = disarm(*st, d);
+  if (ec) {
     failIo(*st, ec, timedOut, what);
   }
 }
 
 asio::awaitable<void> writeAll(std::shared_ptr<State> st, std::span<const std::uint8_t> buf,
                                const char* what) {
-  bool timedOut = false;
-  arm(st, st->writeTimer, timedOut, st->limits.writeTimeout);
+  const Deadline d{&State::writeTimer, &State::writeGeneration, &State::writeExpired};
+  arm(st, d, st->limits.writeTimeout);
   error_code ec;
   co_await asio::async_write(st->socket, asio::buffer(buf.data(), buf.size()),
                              asio::redirect_error(asio::use_awaitable, ec));
-  st->writeTimer.cancel();
-  if (ec || timedOut) {
+  const bool timedOut = disarm(*st, d);
+  if (ec) {
     failIo(*st, ec, timedOut, what);
   }
 }
