@@ -254,6 +254,25 @@ TEST_SUITE("protocol.channel") {
     }
   }
 
+  TEST_CASE("a message over the receiver's limit ends the session before it is buffered") {
+    Fixture f;
+    ChannelLimits small;
+    small.maxMessage = 1000;
+    auto server = [&]() -> asio::awaitable<void> {
+      SecureChannel ch = co_await f.acceptOne(small);
+      (void)co_await ch.receive();
+    };
+    auto device = [&]() -> asio::awaitable<void> {
+      SecureChannel ch = co_await f.connect(Purpose::session, f.port(), f.server.publicKey);
+      const Bytes big = patterned(2000, 3);
+      co_await ch.send(big);
+    };
+    spawn(f.io, server, f.serverDone);
+    spawn(f.io, device, f.deviceDone);
+    f.run();
+    CHECK(codeOf(*f.serverDone) == Errc::protocol);
+  }
+
   TEST_CASE("a silent peer makes receive time out") {
     Fixture f;
     ChannelLimits limits;
