@@ -273,6 +273,27 @@ TEST_SUITE("protocol.channel") {
     CHECK(codeOf(*f.serverDone) == Errc::protocol);
   }
 
+  TEST_CASE("an enrollment channel accepts only small messages from the unknown device") {
+    Fixture f;
+    auto server = [&]() -> asio::awaitable<void> {
+      SecureChannel ch = co_await f.acceptOne(); // default limits: 16 MiB
+      const Bytes small = co_await ch.receive();
+      CHECK(small.size() == kMaxEnrollmentMessage);
+      (void)co_await ch.receive();
+    };
+    auto device = [&]() -> asio::awaitable<void> {
+      SecureChannel ch = co_await f.connect(Purpose::enrollment, f.port(), f.server.publicKey);
+      const Bytes fits = patterned(kMaxEnrollmentMessage, 1);
+      const Bytes big = patterned(kMaxEnrollmentMessage + 1, 2);
+      co_await ch.send(fits);
+      co_await ch.send(big);
+    };
+    spawn(f.io, server, f.serverDone);
+    spawn(f.io, device, f.deviceDone);
+    f.run();
+    CHECK(codeOf(*f.serverDone) == Errc::protocol);
+  }
+
   TEST_CASE("a silent peer makes receive time out") {
     Fixture f;
     ChannelLimits limits;

@@ -3,6 +3,7 @@
 #include "outpost/context.hpp"
 #include "outpost/error.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace outpost::protocol {
@@ -261,6 +262,11 @@ asio::awaitable<SecureChannel> SecureChannel::accept(const Context& context, tcp
   } catch (...) {
     st->shut();
     throw;
+  }
+  if (st->purpose == Purpose::enrollment) {
+    // Anyone can complete an XK handshake: keep what they can make us buffer small.
+    st->limits.maxMessage = std::min(st->limits.maxMessage, kMaxEnrollmentMessage);
+    st->assembler = MessageAssembler(st->limits.maxMessage);
   }
   auto config = configFor(st->purpose, noise::Role::responder);
   config.localStatic = serverStatic.clone();

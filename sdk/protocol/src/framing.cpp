@@ -52,7 +52,9 @@ std::optional<noise::Bytes> MessageAssembler::add(std::span<const std::uint8_t> 
     }
     expected_ = n + kMessageHeader; // counted as stream bytes, header included
     buffer_.clear();
-    buffer_.reserve(n);
+    // Grow with the bytes that actually arrive: announcing 16 MiB costs a peer
+    // nothing, so it must not cost us 16 MiB up front.
+    buffer_.reserve(std::min(n, kFramePlaintext));
     plaintext = plaintext.subspan(kMessageHeader);
     const std::size_t streamSoFar = kMessageHeader + plaintext.size();
     if (streamSoFar > expected_ || (streamSoFar < expected_ && streamSoFar != kFramePlaintext)) {

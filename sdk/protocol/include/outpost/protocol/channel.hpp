@@ -56,7 +56,8 @@ public:
 
   /// Server side: reads the preamble and runs the responder handshake the purpose
   /// asks for. The device's static key is then `remoteStatic()`; deciding whether it
-  /// is admitted is the caller's (see session.hpp). Throws `Error{auth_failed}` when
+  /// is admitted is the caller's (see session.hpp). On an enrollment channel the
+  /// message limit is at most kMaxEnrollmentMessage. Throws `Error{auth_failed}` when
   /// the device's message does not authenticate (e.g. it pinned another server key).
   static asio::awaitable<SecureChannel> accept(const Context& context, asio::ip::tcp::socket socket,
                                                const noise::KeyPair& serverStatic,

@@ -27,6 +27,9 @@ inline constexpr std::size_t kFramePlaintext = noise::kMaxMessage - noise::kTagS
 inline constexpr std::size_t kMessageHeader = 4;
 /// Largest application message the protocol allows.
 inline constexpr std::size_t kMaxApplicationMessage = 16u << 20;
+/// Largest message a server accepts on an enrollment channel, whose peer is not yet
+/// known to it.
+inline constexpr std::size_t kMaxEnrollmentMessage = 4096;
 
 /// Bounds one side of a channel enforces.
 struct ChannelLimits {
