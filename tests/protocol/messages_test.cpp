@@ -154,6 +154,19 @@ TEST_SUITE("protocol.messages") {
     CHECK(codeOf([&] { (void)decode(huge); }) == Errc::protocol);
   }
 
+  TEST_CASE("a message that packs small but unpacks over 16 MiB is not sent") {
+    PushBatch batch{uuidOf(1), {}};
+    for (int i = 0; i < 5; ++i) {
+      batch.changes.push_back(
+          changeWith(Bytes(limits::kValueBytes, 0), static_cast<std::uint8_t>(i)));
+    }
+    CHECK(codeOf([&] { (void)encode(batch); }) == Errc::invalid_argument);
+    batch.changes.resize(3);
+    const Bytes packed12MiB = encode(batch); // 12 MiB of zeros packs to little
+    CHECK(packed12MiB.size() < 1u << 20);
+    CHECK(decode(packed12MiB) == Message(batch));
+  }
+
   TEST_CASE("a UUID of the wrong size is refused") {
     capnp::MallocMessageBuilder b;
     auto hello = b.initRoot<wire::Envelope>().initHello();

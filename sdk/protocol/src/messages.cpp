@@ -4,6 +4,7 @@
 
 #include <capnp/message.h>
 #include <capnp/serialize-packed.h>
+#include <capnp/serialize.h>
 #include <kj/exception.h>
 #include <kj/io.h>
 
@@ -520,6 +521,10 @@ Bytes encode(const Message& message) {
   validate(message, Errc::invalid_argument);
   capnp::MallocMessageBuilder builder;
   build(builder.initRoot<w::Envelope>(), message);
+  // The receiver's traversal limit bounds the unpacked size; packing may hide it.
+  if (capnp::computeSerializedSizeInWords(builder) > limits::kTraversalWords) {
+    throw Error(Errc::invalid_argument, "the message is larger than 16 MiB; split it");
+  }
   kj::VectorOutputStream out;
   capnp::writePackedMessage(out, builder);
   auto bytes = out.getArray();
