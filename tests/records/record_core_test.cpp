@@ -39,12 +39,17 @@ TEST_SUITE("records.core") {
     RecordsFixture f;
     const Uuid id = f.store->create("test.case", f.caseFields());
     // title, owner_team, status, retention_class, created_by
-    CHECK(f.store->journal().pendingCount() == 5);
+    CHECK(f.store->journal().pendingCount() == 1);
+    CHECK(f.store->journal().pending(100).size() == 5);
     const auto auditBefore = f.store->audit().size();
     f.clock.advance(5ms);
     f.store->update(id, {{"title", std::string("t")}, {"count", std::int64_t{2}}});
+    CHECK(f.store->journal().pendingCount() == 2);
     const auto entries = f.store->journal().pending(100);
-    REQUIRE(entries.size() == 6);
+    // the create now lists the record's six fields; the edit only `count`
+    REQUIRE(entries.size() == 7);
+    CHECK(entries[5].seq == entries[0].seq);
+    CHECK(entries[6].seq > entries[5].seq);
     const auto& last = entries.back().change;
     CHECK(last.field == "count");
     CHECK(last.value == Value{std::int64_t{2}});
@@ -72,6 +77,11 @@ TEST_SUITE("records.core") {
     REQUIRE(entries.size() == 7);
     CHECK(entries[5].change.baseHlc == created);
     CHECK(entries[6].change.baseHlc == afterFirst);
+    CHECK(entries[5].change.hlc == afterFirst);
+    // a value overwritten before sync is sent as the current one
+    CHECK(entries[5].change.value == Value{std::string("third")});
+    CHECK(entries[6].change.value == Value{std::string("third")});
+    CHECK(entries[5].change.changeId != entries[6].change.changeId);
   }
 
   TEST_CASE("a write that changes nothing writes no journal entry and no audit event") {

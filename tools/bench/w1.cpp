@@ -1,5 +1,6 @@
 #include "w1.hpp"
 
+#include "sdk_store.hpp"
 #include "sql_store.hpp"
 #include "vault_store.hpp"
 
@@ -189,6 +190,7 @@ const std::vector<W1Runner>& w1Runners() {
       {"sqlite", "plain SQLite, WAL, synchronous=NORMAL (the ceiling)", makePlainSqliteStore},
       {"vault", "encrypted vault (XChaCha20-Poly1305 pages), WAL, synchronous=NORMAL",
        makeVaultStore},
+      {"sdk", "the W1 records through the public record API (vault, journal, audit)", makeSdkStore},
   };
   return runners;
 }

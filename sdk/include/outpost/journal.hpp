@@ -19,7 +19,9 @@ namespace outpost::model {
 
 /// A pending change with its position in the outbox.
 struct JournalEntry {
-  std::int64_t seq = 0; ///< increasing; the order entries were written
+  /// The position of the write that made the change: increasing in write order;
+  /// the entries of one write (one record) share it and are acknowledged together.
+  std::int64_t seq = 0;
   sync::Change change;
 };
 
@@ -32,15 +34,18 @@ struct RecordSyncStatus {
 /// The journal of one `RecordStore` (it owns it). Same threading rules.
 class OUTPOST_API Journal {
 public:
-  /// Up to `maxEntries` pending entries with seq > `afterSeq`, oldest first.
+  /// Pending entries of writes with seq > `afterSeq`, oldest first: whole writes
+  /// only, as many as fit in `maxEntries` (at least one write). An entry's value
+  /// is the field's current value; a field changed again by a later pending write
+  /// is sent with the later value (the later entry then fast-forwards).
   [[nodiscard]] std::vector<JournalEntry> pending(std::size_t maxEntries,
                                                   std::int64_t afterSeq = 0);
-  /// Number of pending entries.
+  /// Number of pending writes.
   [[nodiscard]] std::int64_t pendingCount();
-  /// Marks entries acknowledged by the server, in one vault transaction: they
-  /// leave the outbox, and a record whose entries are all acknowledged becomes
-  /// `synced` (unless in conflict or rejected). Unknown seqs are ignored (acks are
-  /// idempotent). Returns how many entries were acknowledged.
+  /// Marks the writes with these seqs acknowledged by the server, in one vault
+  /// transaction: they leave the outbox, and a record with no pending write left
+  /// becomes `synced` (unless in conflict or rejected). Unknown seqs are ignored
+  /// (acks are idempotent). Returns how many writes were acknowledged.
   std::size_t acknowledge(std::span<const std::int64_t> seqs);
   /// Records the server's verdict on a record.
   void markConflict(const Uuid& record);

@@ -127,10 +127,19 @@ public:
   /// The field of a type (common fields included), or nullptr.
   [[nodiscard]] const FieldSpec* field(const EntityType& type, std::string_view name) const;
   [[nodiscard]] std::vector<std::string> typeNames() const;
+  /// The names of the type's reference fields (single or list), which are indexed
+  /// as links.
+  [[nodiscard]] const std::vector<std::string>& referenceFields(const EntityType& type) const;
 
 private:
+  struct TypeIndex {
+    std::map<std::string, FieldSpec, std::less<>> fields;
+    std::vector<std::string> references;
+  };
+  // Keyed by the address of the type in `types_` (map nodes never move).
   std::map<std::string, EntityType, std::less<>> types_;
-  std::map<std::string, std::map<std::string, FieldSpec, std::less<>>, std::less<>> fieldIndex_;
+  std::map<const EntityType*, TypeIndex> index_;
+  [[nodiscard]] const TypeIndex* indexOf(const EntityType& type) const;
 };
 
 /// When and where a field's current value was written.
@@ -218,7 +227,7 @@ struct RecordStoreOptions {
   unsigned auditSignEvery = 64;
   /// View events are appended to the audit trail in batches of this size (and at
   /// every write, `flushViews()` and destruction). 1 appends each view at once.
-  unsigned viewFlushEvery = 16;
+  unsigned viewFlushEvery = 64;
   /// Register the built-in safeguarding types (safeguarding.hpp).
   bool builtinTypes = true;
 };

@@ -139,23 +139,19 @@ std::string searchText(const EntityType& type, const FieldValues& fields) {
 std::vector<Uuid> referencedIds(const Schema& schema, const EntityType& type,
                                 const FieldValues& fields) {
   std::vector<Uuid> ids;
-  for (const auto& [name, value] : fields) {
-    const FieldSpec* spec = schema.field(type, name);
-    if (!spec) {
+  for (const std::string& name : schema.referenceFields(type)) {
+    const auto it = fields.find(name);
+    if (it == fields.end()) {
       continue;
     }
-    if (spec->type == FieldType::reference) {
-      if (const auto* s = std::get_if<std::string>(&value)) {
-        if (auto id = Uuid::parse(*s)) {
-          ids.push_back(*id);
-        }
+    if (const auto* s = std::get_if<std::string>(&it->second)) {
+      if (auto id = Uuid::parse(*s)) {
+        ids.push_back(*id);
       }
-    } else if (spec->type == FieldType::list && !spec->referenceType.empty()) {
-      if (const auto* l = std::get_if<StringList>(&value)) {
-        for (const std::string& item : *l) {
-          if (auto id = Uuid::parse(item)) {
-            ids.push_back(*id);
-          }
+    } else if (const auto* l = std::get_if<StringList>(&it->second)) {
+      for (const std::string& item : *l) {
+        if (auto id = Uuid::parse(item)) {
+          ids.push_back(*id);
         }
       }
     }
@@ -164,27 +160,18 @@ std::vector<Uuid> referencedIds(const Schema& schema, const EntityType& type,
 }
 
 bool touchesReferences(const Schema& schema, const EntityType& type, const FieldValues& changed) {
-  for (const auto& [name, value] : changed) {
-    const FieldSpec* spec = schema.field(type, name);
-    if (spec && (spec->type == FieldType::reference ||
-                 (spec->type == FieldType::list && !spec->referenceType.empty()))) {
-      return true;
-    }
-  }
-  return false;
+  const auto& refs = schema.referenceFields(type);
+  return std::any_of(refs.begin(), refs.end(),
+                     [&](const std::string& name) { return changed.contains(name); });
 }
 
 /// Audit detail of a write: field names for a create, old and new values for an edit.
 std::string auditDetail(const FieldValues* before, const FieldValues& changed) {
   std::string d;
   if (before == nullptr) {
-    d = "{\"fields\":[";
-    bool first = true;
-    for (const auto& [name, value] : changed) {
-      d += (first ? "\"" : ",\"") + name + "\"";
-      first = false;
-    }
-    return d + "]}";
+    // The values of a new record are in the record and its journal; the event
+    // says how many fields it was created with.
+    return "{\"fields\":" + std::to_string(changed.size()) + "}";
   }
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [name, value] : changed) {
@@ -500,12 +487,15 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
     text->bind(1, p.rid).bind(2, searchText(type, p.after)).run();
   }
 
-  for (const auto& [name, value] : p.changed) {
-    Hlc base{};
-    if (p.before && p.before->fields.contains(name)) {
-      base = p.before->clockOf(name).hlc;
+  if (p.before) {
+    FieldValues bases;
+    for (const auto& [name, value] : p.changed) {
+      const bool had = p.before->fields.contains(name);
+      bases.emplace(name, static_cast<std::int64_t>(had ? p.before->clockOf(name).hlc.value : 0));
     }
-    appendJournal(s, db, p.rid, name, value, hlc, base);
+    appendJournal(s, db, p.rid, hlc, &bases);
+  } else {
+    appendJournal(s, db, p.rid, hlc, nullptr);
   }
 
   AuditAction action = p.before ? AuditAction::edit : AuditAction::create;
@@ -638,7 +628,8 @@ BuiltQuery buildQuery(const RecordQuery& q, bool full) {
                : "SELECT r.rid, r.id, r.due_at";
   std::vector<std::string> where;
   if (q.text) {
-    b.sql += " FROM record_text t JOIN records r ON r.rid = t.rowid";
+    // CROSS JOIN fixes the join order: the selective side drives.
+    b.sql += " FROM record_text t CROSS JOIN records r ON r.rid = t.rowid";
     where.emplace_back("record_text MATCH ?");
     b.binds.emplace_back(*q.text);
     if (q.linkedTo) {
@@ -646,7 +637,7 @@ BuiltQuery buildQuery(const RecordQuery& q, bool full) {
       b.binds.emplace_back(*q.linkedTo);
     }
   } else if (q.linkedTo) {
-    b.sql += " FROM record_links l JOIN records r ON r.rid = l.rid";
+    b.sql += " FROM record_links l CROSS JOIN records r ON r.rid = l.rid";
     where.emplace_back("l.target = ?");
     b.binds.emplace_back(*q.linkedTo);
   } else {

@@ -93,8 +93,11 @@ private:
 
 // Journal (sdk/src/journal)
 void createJournalTables(sql::Database& db);
-void appendJournal(RecordStore::Impl& store, sql::Database& db, std::int64_t rid,
-                   std::string_view field, const Value& value, Hlc hlc, Hlc base);
+/// Records one write in the outbox: a create (`bases` null: every field of the new
+/// record, base zero) or the changed fields with the HLC each replaced. Values are
+/// not copied: the outbox reads them from the record when listing.
+void appendJournal(RecordStore::Impl& store, sql::Database& db, std::int64_t rid, Hlc hlc,
+                   const FieldValues* bases);
 
 // Audit (sdk/src/audit)
 void createAuditTables(sql::Database& db);

@@ -110,9 +110,33 @@ void Schema::add(EntityType type) {
       throw Error(Errc::invalid_argument, type.name + "." + *name + ": no such field");
     }
   }
-  fieldIndex_.emplace(type.name, std::move(index));
+  TypeIndex ti;
+  for (const auto& [name, spec] : index) {
+    if (spec.type == FieldType::reference ||
+        (spec.type == FieldType::list && !spec.referenceType.empty())) {
+      ti.references.push_back(name);
+    }
+  }
+  ti.fields = std::move(index);
   std::string name = type.name;
-  types_.emplace(std::move(name), std::move(type));
+  const auto it = types_.emplace(std::move(name), std::move(type)).first;
+  index_.emplace(&it->second, std::move(ti));
+}
+
+const Schema::TypeIndex* Schema::indexOf(const EntityType& type) const {
+  auto it = index_.find(&type);
+  if (it == index_.end()) {
+    // A copy of a registered type: find it by name.
+    const EntityType* registered = find(type.name);
+    it = registered ? index_.find(registered) : index_.end();
+  }
+  return it == index_.end() ? nullptr : &it->second;
+}
+
+const std::vector<std::string>& Schema::referenceFields(const EntityType& type) const {
+  static const std::vector<std::string> kNone;
+  const TypeIndex* ti = indexOf(type);
+  return ti ? ti->references : kNone;
 }
 
 const EntityType* Schema::find(std::string_view name) const noexcept {
@@ -121,12 +145,12 @@ const EntityType* Schema::find(std::string_view name) const noexcept {
 }
 
 const FieldSpec* Schema::field(const EntityType& type, std::string_view name) const {
-  const auto t = fieldIndex_.find(type.name);
-  if (t == fieldIndex_.end()) {
+  const TypeIndex* ti = indexOf(type);
+  if (!ti) {
     return nullptr;
   }
-  const auto f = t->second.find(name);
-  return f == t->second.end() ? nullptr : &f->second;
+  const auto f = ti->fields.find(name);
+  return f == ti->fields.end() ? nullptr : &f->second;
 }
 
 std::vector<std::string> Schema::typeNames() const {
