@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace outpost::sync {
 
@@ -25,8 +26,22 @@ enum class MergePolicy : std::uint8_t {
 [[nodiscard]] std::string_view mergePolicyName(MergePolicy policy) noexcept;
 [[nodiscard]] std::optional<MergePolicy> parseMergePolicy(std::string_view name) noexcept;
 
-/// One field change. `baseHlc` is the HLC of the value the editor replaced (zero
-/// when the field had no value): equal to the current HLC means fast-forward.
+/// Which version of a field a change saw: its HLC and the device that wrote it.
+/// HLCs alone can collide between devices; the pair cannot.
+struct VersionId {
+  Hlc hlc;
+  Uuid deviceId;
+  friend auto operator<=>(const VersionId&, const VersionId&) noexcept = default;
+};
+
+/// The record itself, as a field: a change to it with a Tombstone deletes the record.
+inline constexpr std::string_view kRecordField = "";
+
+/// One field change. `baseHlc`/`baseDeviceId` name the version the editor replaced
+/// (zero HLC when the field had no value): equal to the current version means
+/// fast-forward. `resolves` lists further versions the editor saw and replaced:
+/// the competing values of a conflict it resolves, or, for a record deletion, the
+/// current versions of the record's fields.
 struct Change {
   Uuid changeId; ///< the idempotency key
   Uuid recordId;
@@ -36,6 +51,16 @@ struct Change {
   Hlc hlc;
   Uuid deviceId;
   Hlc baseHlc;
+  Uuid baseDeviceId;
+  std::vector<VersionId> resolves;
+
+  [[nodiscard]] VersionId version() const noexcept { return {hlc, deviceId}; }
+  [[nodiscard]] std::optional<VersionId> base() const noexcept {
+    if (baseHlc.isZero()) {
+      return std::nullopt;
+    }
+    return VersionId{baseHlc, baseDeviceId};
+  }
 
   friend bool operator==(const Change&, const Change&) = default;
 };
