@@ -1,5 +1,6 @@
 #include "w1.hpp"
 
+#include "sdk_store.hpp"
 #include "sql_store.hpp"
 #include "vault_store.hpp"
 
@@ -194,6 +195,8 @@ const std::vector<W1Runner>& w1Runners() {
        [](const W1Options&) { return makePlainSqliteStore(); }},
       {"vault", "encrypted vault (XChaCha20-Poly1305 pages), WAL, synchronous=NORMAL",
        [](const W1Options& o) { return makeVaultStore(o.vaultCacheKiB); }},
+      {"sdk", "the W1 records through the public record API (vault, journal, audit)",
+       [](const W1Options&) { return makeSdkStore(); }},
   };
   return runners;
 }

@@ -1,0 +1,292 @@
+#pragma once
+/// \file
+/// The record core: entity types with typed fields, records stored in the vault,
+/// and the one write path that stores new values, a journal entry per changed
+/// field and an audit event in one vault transaction (DESIGN.md §3, §5).
+///
+/// Thread safety: a `RecordStore` is not synchronised; use it from one thread (or
+/// guard it). The vault underneath is thread-safe.
+
+#include <outpost/export.h>
+#include <outpost/sync/change.hpp>
+#include <outpost/sync/hlc.hpp>
+#include <outpost/sync/uuid.hpp>
+#include <outpost/sync/value.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace outpost {
+class Context;
+class Vault;
+namespace platform {
+class Clock;
+}
+} // namespace outpost
+
+namespace outpost::model {
+
+using sync::FieldValues;
+using sync::Hlc;
+using sync::Uuid;
+using sync::Value;
+
+class Journal;
+class AuditLog;
+
+enum class FieldType : std::uint8_t {
+  text,        ///< std::string
+  integer,     ///< std::int64_t
+  boolean,     ///< bool
+  date,        ///< std::string "YYYY-MM-DD"
+  dateTime,    ///< std::int64_t, milliseconds since the Unix epoch (UTC)
+  enumeration, ///< std::string, one of `allowed`
+  list,        ///< StringList; items checked against `allowed`, `referenceType` or `subFields`
+  reference,   ///< std::string, the UUID text of a record of `referenceType`
+  structured,  ///< std::string, a JSON object checked against `subFields`
+};
+
+/// "text", "integer", ... as used in messages.
+[[nodiscard]] OUTPOST_API std::string_view fieldTypeName(FieldType type) noexcept;
+
+/// One field of an entity type.
+struct FieldSpec {
+  std::string name;
+  FieldType type = FieldType::text;
+  bool required = false;
+  sync::MergePolicy policy = sync::MergePolicy::lww;
+  /// enumeration: the allowed values; list: allowed items (empty = any).
+  std::vector<std::string> allowed;
+  /// reference, or list of references: the type the target record must have.
+  std::string referenceType;
+  /// structured, or list of structured entries: the fields of the JSON object.
+  std::vector<FieldSpec> subFields;
+};
+
+/// A problem with one field of a write: `field` is "type.field" or
+/// "type.field.subfield".
+struct FieldProblem {
+  std::string field;
+  std::string message;
+};
+
+/// What a type rule sees: the record before the write (null when it is being
+/// created) and the fields as they would be after it.
+struct RuleInput {
+  const FieldValues* before = nullptr;
+  const FieldValues& after;
+  const FieldValues& changed; ///< only the fields whose value changes
+};
+
+/// A lifecycle rule of an entity type. Returns the problems found (empty: allowed).
+/// Runs inside the write transaction for every write of the type, whichever API
+/// makes it, so rules cannot be bypassed.
+using TypeRule = std::function<std::vector<FieldProblem>(const RuleInput&)>;
+
+/// An entity type. Every type also has the common fields (`kCommonFields`).
+struct EntityType {
+  std::string name;
+  std::vector<FieldSpec> fields;
+  /// Allowed values of the common `status` field; the first is the initial status.
+  std::vector<std::string> statuses;
+  /// Field whose value is indexed as the risk level (empty: none).
+  std::string riskField;
+  /// Field that, once set, signs the record: fields with the immutable-after-sign
+  /// policy (and this field) can no longer change.
+  std::string signedField;
+  /// Text fields indexed for full-text search.
+  std::vector<std::string> searchFields;
+  /// The due time (ms since the epoch) indexed for due-date queries, or nullopt.
+  std::function<std::optional<std::int64_t>(const FieldValues&)> dueAt;
+  std::vector<TypeRule> rules;
+};
+
+/// Fields every record has: status, owner_team (required), local_authority,
+/// police_force_area, retention_class (defaults to "standard"), created_by (set by
+/// the store).
+inline constexpr std::string_view kCommonFields[] = {"status",          "owner_team",
+                                                     "local_authority", "police_force_area",
+                                                     "retention_class", "created_by"};
+
+/// The entity types a store knows. Built-in safeguarding types are registered by
+/// `RecordStore`; apps add their own with `add`.
+class OUTPOST_API Schema {
+public:
+  /// Adds a type. Throws Error{already_exists} for a name taken, Error{invalid_argument}
+  /// for a malformed type (duplicate or reserved field names, an enum without values).
+  void add(EntityType type);
+  /// The type, or nullptr.
+  [[nodiscard]] const EntityType* find(std::string_view name) const noexcept;
+  /// The field of a type (common fields included), or nullptr.
+  [[nodiscard]] const FieldSpec* field(const EntityType& type, std::string_view name) const;
+  [[nodiscard]] std::vector<std::string> typeNames() const;
+  /// The names of the type's reference fields (single or list), which are indexed
+  /// as links.
+  [[nodiscard]] const std::vector<std::string>& referenceFields(const EntityType& type) const;
+
+private:
+  struct TypeIndex {
+    std::map<std::string, FieldSpec, std::less<>> fields;
+    std::vector<std::string> references;
+  };
+  // Keyed by the address of the type in `types_` (map nodes never move).
+  std::map<std::string, EntityType, std::less<>> types_;
+  std::map<const EntityType*, TypeIndex> index_;
+  [[nodiscard]] const TypeIndex* indexOf(const EntityType& type) const;
+};
+
+/// When and where a field's current value was written.
+struct FieldClock {
+  Hlc hlc;
+  Uuid device;
+};
+
+/// Where a record stands with the server.
+enum class SyncState : std::uint8_t { pending, synced, conflict, rejected };
+
+/// A stored record. Value type (a copy).
+struct Record {
+  Uuid id;
+  std::string type;
+  FieldValues fields;
+  Uuid device; ///< where it was created
+  std::int64_t createdAtMs = 0;
+  std::int64_t updatedAtMs = 0;
+  Hlc createdHlc;
+  std::map<std::string, FieldClock, std::less<>> changedClocks; ///< fields written after creation
+  SyncState syncState = SyncState::pending;
+
+  /// The field's value (Null when absent).
+  [[nodiscard]] OUTPOST_API const Value& get(std::string_view field) const noexcept;
+  /// The text of a text/enum/date/reference field, or "" when not text.
+  [[nodiscard]] OUTPOST_API std::string text(std::string_view field) const;
+  /// The integer/date-time of a field, or nullopt.
+  [[nodiscard]] OUTPOST_API std::optional<std::int64_t> integer(std::string_view field) const;
+  /// The HLC and device of the field's current value.
+  [[nodiscard]] OUTPOST_API FieldClock clockOf(std::string_view field) const;
+};
+
+/// Audit actions (stable numbers: they are part of the hashed event bytes).
+enum class AuditAction : std::uint8_t {
+  view = 0,
+  create = 1,
+  edit = 2,
+  sign = 3,
+  share = 4,
+  exportData = 5
+};
+
+/// One write: creates a record (`id` empty) or changes one.
+struct RecordWrite {
+  std::string type;       ///< the type of a new record (ignored for a change)
+  std::optional<Uuid> id; ///< the record to change; nullopt creates one
+  FieldValues fields;     ///< the values to set; unchanged values write nothing
+  /// The audit action, when it is more than create/edit/sign (e.g. share).
+  std::optional<AuditAction> action;
+};
+
+/// A query. Filters combine with AND. Results are in storage order (oldest first),
+/// or by due time for `dueBeforeMs`. Page with `limit` and `after`.
+struct RecordQuery {
+  std::optional<std::string> type;
+  std::optional<std::string> status;
+  std::optional<std::string> riskLevel;
+  /// Records with a reference (or list of references) to this record, e.g. a child.
+  std::optional<Uuid> linkedTo;
+  /// Records whose due time is before this (overdue lists).
+  std::optional<std::int64_t> dueBeforeMs;
+  /// Full-text search (FTS5 query syntax) over the types' search fields.
+  std::optional<std::string> text;
+  std::size_t limit = 50;
+  /// The `next` cursor of the previous page.
+  std::optional<std::string> after;
+};
+
+struct RecordPage {
+  std::vector<Record> records;
+  /// Pass as `after` for the next page; nullopt on the last page.
+  std::optional<std::string> next;
+};
+
+struct IdPage {
+  std::vector<Uuid> ids;
+  std::optional<std::string> next;
+};
+
+struct RecordStoreOptions {
+  /// The worker using the device: recorded as created_by and as the audit actor.
+  std::string workerId;
+  /// Sign an audit checkpoint every this many events.
+  unsigned auditSignEvery = 64;
+  /// View events are appended to the audit trail in batches of this size (and at
+  /// every write, `flushViews()` and destruction). 1 appends each view at once.
+  unsigned viewFlushEvery = 64;
+  /// Register the built-in safeguarding types (safeguarding.hpp).
+  bool builtinTypes = true;
+};
+
+/// The records in a vault. Owns the journal and the audit log of the vault.
+/// The vault, context and clock must outlive the store.
+class OUTPOST_API RecordStore {
+public:
+  /// Creates the store's tables in `vault` if needed (the vault must be unlocked),
+  /// restores the HLC from storage, makes the device id and audit key at first use.
+  RecordStore(Context& context, Vault& vault, const platform::Clock& clock,
+              RecordStoreOptions options);
+  ~RecordStore();
+  RecordStore(const RecordStore&) = delete;
+  RecordStore& operator=(const RecordStore&) = delete;
+
+  [[nodiscard]] Schema& schema() noexcept;
+
+  /// Creates a record; returns its new UUIDv4. Throws Error{validation} naming the
+  /// field when the values break the schema or a rule (nothing is written).
+  Uuid create(std::string_view type, FieldValues fields);
+  /// Changes fields of a record. Throws Error{not_found}, Error{validation}.
+  void update(const Uuid& id, FieldValues fields);
+  /// Changes fields computed from the current record, in the same transaction.
+  void modify(const Uuid& id, const std::function<FieldValues(const Record&)>& change,
+              std::optional<AuditAction> action = std::nullopt);
+  /// Applies the writes in one vault transaction: all or nothing. Returns the ids
+  /// (new or changed) in order.
+  std::vector<Uuid> writeBatch(std::span<const RecordWrite> writes);
+
+  /// Checks values without writing: the problems `create`/`update` would report.
+  [[nodiscard]] std::vector<FieldProblem> validate(const RecordWrite& write);
+
+  /// The record for the app's own logic (not audited: use `view` to show it).
+  [[nodiscard]] std::optional<Record> get(const Uuid& id);
+  /// The record as shown to the worker: the view is audited.
+  [[nodiscard]] std::optional<Record> view(const Uuid& id);
+  /// The records as canonical JSON for export; audited as an export per record.
+  [[nodiscard]] std::string exportJson(std::span<const Uuid> ids);
+
+  [[nodiscard]] RecordPage query(const RecordQuery& query);
+  /// As `query`, ids only (cheaper).
+  [[nodiscard]] IdPage queryIds(const RecordQuery& query);
+
+  /// Appends buffered view events to the audit trail now.
+  void flushViews();
+  /// Releases cached statements and locks the vault (wiping keys). Prefer this to
+  /// `Vault::lock` so no statement keeps the closed connection's cache alive.
+  void lock();
+
+  [[nodiscard]] Journal& journal() noexcept;
+  [[nodiscard]] AuditLog& audit() noexcept;
+  [[nodiscard]] const Uuid& deviceId() const noexcept;
+  [[nodiscard]] const RecordStoreOptions& options() const noexcept;
+
+  struct Impl;
+
+private:
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace outpost::model

@@ -1,0 +1,739 @@
+// The record core: one write path (values + journal + audit in one vault
+// transaction), reads, views, exports and queries.
+
+#include "record_store_impl.hpp"
+#include "record_validation.hpp"
+
+#include <outpost/error.hpp>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+
+namespace outpost::model {
+
+void registerSafeguardingTypes(Schema& schema);
+
+namespace {
+
+using sync::StringList;
+
+constexpr const char* kCreateTables = R"sql(
+CREATE TABLE IF NOT EXISTS store_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records(
+  rid INTEGER PRIMARY KEY,
+  id BLOB NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  status TEXT,
+  risk TEXT,
+  due_at INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  created_hlc INTEGER NOT NULL,
+  device BLOB NOT NULL,
+  sync_state INTEGER NOT NULL DEFAULT 0,
+  sync_reason TEXT,
+  pending INTEGER NOT NULL DEFAULT 0,
+  fields BLOB NOT NULL,
+  clocks BLOB);
+CREATE INDEX IF NOT EXISTS records_type_idx ON records(type, status);
+CREATE INDEX IF NOT EXISTS records_risk_idx ON records(risk, type) WHERE risk IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_due_idx ON records(due_at) WHERE due_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS record_links(target BLOB NOT NULL, rid INTEGER NOT NULL,
+  PRIMARY KEY(target, rid)) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS record_text USING fts5(body);
+)sql";
+
+constexpr const char* kSelectRecord =
+    "SELECT rid, id, type, fields, clocks, created_hlc, device, created_at, updated_at, "
+    "sync_state, pending FROM records WHERE id = ?1";
+constexpr const char* kSelectType = "SELECT type FROM records WHERE id = ?1";
+constexpr const char* kInsertRecord =
+    "INSERT INTO records(id, type, status, risk, due_at, created_at, updated_at, created_hlc, "
+    "device, sync_state, pending, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, 0, ?9, ?10)";
+constexpr const char* kUpdateRecord =
+    "UPDATE records SET status = ?2, risk = ?3, due_at = ?4, updated_at = ?5, sync_state = "
+    "CASE WHEN sync_state = 3 THEN 3 ELSE 0 END, pending = pending + ?6, fields = ?7, "
+    "clocks = ?8 WHERE rid = ?1";
+constexpr const char* kDeleteLinks = "DELETE FROM record_links WHERE rid = ?1";
+constexpr const char* kInsertLink =
+    "INSERT OR IGNORE INTO record_links(target, rid) VALUES (?1, ?2)";
+constexpr const char* kDeleteText = "DELETE FROM record_text WHERE rowid = ?1";
+constexpr const char* kInsertText = "INSERT INTO record_text(rowid, body) VALUES (?1, ?2)";
+
+const std::string* textOf(const FieldValues& f, std::string_view name) {
+  const auto it = f.find(name);
+  return it == f.end() ? nullptr : std::get_if<std::string>(&it->second);
+}
+
+void bindOptionalText(sql::Statement& s, int index, const std::string* text) {
+  if (text) {
+    s.bind(index, std::string_view(*text));
+  } else {
+    s.bindNull(index);
+  }
+}
+
+/// Clocks of fields written after creation: field -> 8-byte HLC + 16-byte device.
+std::string encodeClocks(const std::map<std::string, FieldClock, std::less<>>& clocks) {
+  FieldValues packed;
+  for (const auto& [name, c] : clocks) {
+    sync::Bytes b(24);
+    for (int k = 0; k < 8; ++k) {
+      b[static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(c.hlc.value >> (56 - 8 * k));
+    }
+    std::copy(c.device.bytes.begin(), c.device.bytes.end(), b.begin() + 8);
+    packed.emplace(name, std::move(b));
+  }
+  return sync::encodeFields(packed);
+}
+
+std::map<std::string, FieldClock, std::less<>> decodeClocks(std::string_view raw) {
+  std::map<std::string, FieldClock, std::less<>> clocks;
+  for (auto& [name, v] : sync::decodeFields(raw)) {
+    const auto* b = std::get_if<sync::Bytes>(&v);
+    if (!b || b->size() != 24) {
+      throw Error(Errc::corrupt, "a stored field clock is malformed");
+    }
+    FieldClock c;
+    for (int k = 0; k < 8; ++k) {
+      c.hlc.value = (c.hlc.value << 8) | (*b)[static_cast<std::size_t>(k)];
+    }
+    std::copy(b->begin() + 8, b->end(), c.device.bytes.begin());
+    clocks.emplace(name, c);
+  }
+  return clocks;
+}
+
+Record recordFromRow(const sql::Statement& s) {
+  Record r;
+  r.id = uuidColumn(s, 1);
+  r.type = std::string(s.columnText(2));
+  const auto fields = s.columnBlob(3);
+  r.fields = sync::decodeFields({reinterpret_cast<const char*>(fields.data()), fields.size()});
+  if (!s.columnIsNull(4)) {
+    const auto clocks = s.columnBlob(4);
+    r.changedClocks = decodeClocks({reinterpret_cast<const char*>(clocks.data()), clocks.size()});
+  }
+  r.createdHlc = Hlc{static_cast<std::uint64_t>(s.columnInt(5))};
+  r.device = uuidColumn(s, 6);
+  r.createdAtMs = s.columnInt(7);
+  r.updatedAtMs = s.columnInt(8);
+  r.syncState = static_cast<SyncState>(s.columnInt(9));
+  return r;
+}
+
+std::string searchText(const EntityType& type, const FieldValues& fields) {
+  std::string body;
+  for (const std::string& name : type.searchFields) {
+    if (const std::string* t = textOf(fields, name)) {
+      body += (body.empty() ? "" : "\n") + *t;
+    }
+  }
+  return body;
+}
+
+/// Every record id that the record's reference fields point to.
+std::vector<Uuid> referencedIds(const Schema& schema, const EntityType& type,
+                                const FieldValues& fields) {
+  std::vector<Uuid> ids;
+  for (const std::string& name : schema.referenceFields(type)) {
+    const auto it = fields.find(name);
+    if (it == fields.end()) {
+      continue;
+    }
+    if (const auto* s = std::get_if<std::string>(&it->second)) {
+      if (auto id = Uuid::parse(*s)) {
+        ids.push_back(*id);
+      }
+    } else if (const auto* l = std::get_if<StringList>(&it->second)) {
+      for (const std::string& item : *l) {
+        if (auto id = Uuid::parse(item)) {
+          ids.push_back(*id);
+        }
+      }
+    }
+  }
+  return ids;
+}
+
+bool touchesReferences(const Schema& schema, const EntityType& type, const FieldValues& changed) {
+  const auto& refs = schema.referenceFields(type);
+  return std::any_of(refs.begin(), refs.end(),
+                     [&](const std::string& name) { return changed.contains(name); });
+}
+
+/// Audit detail of a write: field names for a create, old and new values for an edit.
+std::string auditDetail(const FieldValues* before, const FieldValues& changed) {
+  std::string d;
+  if (before == nullptr) {
+    // The values of a new record are in the record and its journal; the event
+    // says how many fields it was created with.
+    return "{\"fields\":" + std::to_string(changed.size()) + "}";
+  }
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [name, value] : changed) {
+    const auto old = before->find(name);
+    j[name] = {{"old", nlohmann::json::parse(old == before->end() ? std::string("null")
+                                                                  : sync::toJson(old->second))},
+               {"new", nlohmann::json::parse(sync::toJson(value))}};
+  }
+  return j.dump();
+}
+
+std::string encodeCursor(std::int64_t key, std::int64_t rid) {
+  return std::to_string(key) + ":" + std::to_string(rid);
+}
+
+bool decodeCursor(std::string_view text, std::int64_t& key, std::int64_t& rid) {
+  const auto colon = text.find(':');
+  if (colon == std::string_view::npos) {
+    return false;
+  }
+  const auto a = std::from_chars(text.data(), text.data() + colon, key);
+  const auto b = std::from_chars(text.data() + colon + 1, text.data() + text.size(), rid);
+  return a.ec == std::errc{} && b.ec == std::errc{} && a.ptr == text.data() + colon &&
+         b.ptr == text.data() + text.size();
+}
+
+} // namespace
+
+Uuid uuidColumn(const sql::Statement& s, int column) {
+  const auto id = Uuid::fromBytes(s.columnBlob(column));
+  if (!id) {
+    throw Error(Errc::corrupt, "a stored record id is malformed");
+  }
+  return *id;
+}
+
+// ---------------------------------------------------------------------------
+// Impl
+// ---------------------------------------------------------------------------
+
+sql::Statement& RecordStore::Impl::stmt(sql::Database& db, const char* sqlText) {
+  if (db.handle() != cachedFor_) {
+    // A new connection (the vault was locked and unlocked): the old statements
+    // belong to a closed connection.
+    dropStatements();
+    cachedFor_ = db.handle();
+  }
+  auto& slot = statements_[sqlText];
+  if (!slot) {
+    slot = std::make_unique<sql::Statement>(db, sqlText);
+  }
+  return *slot;
+}
+
+sql::Statement& RecordStore::Impl::dynamicStmt(sql::Database& db, const std::string& sqlText) {
+  if (db.handle() != cachedFor_) {
+    dropStatements();
+    cachedFor_ = db.handle();
+  }
+  auto it = dynamic_.find(sqlText);
+  if (it == dynamic_.end()) {
+    if (dynamic_.size() > 64) {
+      dynamic_.clear();
+    }
+    it = dynamic_.emplace(sqlText, std::make_unique<sql::Statement>(db, sqlText)).first;
+  }
+  return *it->second;
+}
+
+void RecordStore::Impl::dropStatements() noexcept {
+  statements_.clear();
+  dynamic_.clear();
+  cachedFor_ = nullptr;
+}
+
+void RecordStore::Impl::write(const std::function<void(sql::Database&, WriteState&)>& work) {
+  vault.write([&](sql::Database& db) {
+    WriteState state;
+    appendViews(db, state);
+    work(db, state);
+    saveHlc(db);
+  });
+  views.clear();
+}
+
+void RecordStore::Impl::read(const std::function<void(sql::Database&)>& work) { vault.read(work); }
+
+void RecordStore::Impl::appendViews(sql::Database& db, WriteState& state) {
+  for (const PendingView& v : views) {
+    appendAudit(*this, db, state, v.atMs, AuditAction::view, v.record, v.type, "{}");
+  }
+}
+
+void RecordStore::Impl::saveHlc(sql::Database& db) {
+  StatementUse s(stmt(db, "INSERT OR REPLACE INTO store_meta(key, value) VALUES ('hlc', ?1)"));
+  s->bind(1, static_cast<std::int64_t>(hlc.last().value)).run();
+}
+
+std::optional<Record> RecordStore::Impl::load(sql::Database& db, const Uuid& id,
+                                              std::int64_t* rid) {
+  StatementUse s(stmt(db, kSelectRecord));
+  s->bindBlob(1, uuidBytes(id));
+  if (!s->step()) {
+    return std::nullopt;
+  }
+  if (rid) {
+    *rid = s->columnInt(0);
+  }
+  return recordFromRow(*s);
+}
+
+// ---------------------------------------------------------------------------
+// RecordStore
+// ---------------------------------------------------------------------------
+
+RecordStore::RecordStore(Context& context, Vault& vault, const platform::Clock& clock,
+                         RecordStoreOptions options)
+    : impl_(std::make_unique<Impl>(context, vault, clock, std::move(options))) {
+  if (impl_->options.workerId.empty()) {
+    throw Error(Errc::invalid_argument, "the record store needs the worker's id");
+  }
+  if (impl_->options.builtinTypes) {
+    registerSafeguardingTypes(impl_->schema);
+  }
+  vault.write([&](sql::Database& db) {
+    db.exec(kCreateTables);
+    createJournalTables(db);
+    createAuditTables(db);
+    sql::Statement dev(db, "SELECT value FROM store_meta WHERE key = 'device'");
+    if (dev.step()) {
+      impl_->device = uuidColumn(dev, 0);
+    } else {
+      impl_->device = Uuid::random();
+      sql::Statement(db, "INSERT INTO store_meta(key, value) VALUES ('device', ?1)")
+          .bindBlob(1, uuidBytes(impl_->device))
+          .run();
+    }
+    sql::Statement h(db, "SELECT value FROM store_meta WHERE key = 'hlc'");
+    if (h.step()) {
+      impl_->hlc.restore(Hlc{static_cast<std::uint64_t>(h.columnInt(0))});
+    }
+    loadAuditKey(*impl_, db);
+  });
+}
+
+RecordStore::~RecordStore() {
+  try {
+    if (!impl_->views.empty() && !impl_->vault.isLocked()) {
+      flushViews();
+    }
+  } catch (const std::exception& e) {
+    impl_->context.log().warn("records: could not append {} view events at close: {}",
+                              impl_->views.size(), e.what());
+  }
+  impl_->dropStatements();
+}
+
+Schema& RecordStore::schema() noexcept { return impl_->schema; }
+Journal& RecordStore::journal() noexcept { return impl_->journal; }
+AuditLog& RecordStore::audit() noexcept { return impl_->audit; }
+const Uuid& RecordStore::deviceId() const noexcept { return impl_->device; }
+const RecordStoreOptions& RecordStore::options() const noexcept { return impl_->options; }
+
+namespace {
+
+struct PreparedWrite {
+  const EntityType* type = nullptr;
+  std::optional<Record> before;
+  std::int64_t rid = 0;
+  FieldValues after;
+  FieldValues changed;
+  Uuid id;
+};
+
+} // namespace
+
+static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const RecordWrite& w,
+                                  std::vector<FieldProblem>& problems) {
+  PreparedWrite p;
+  if (w.id) {
+    p.before = s.load(db, *w.id, &p.rid);
+    if (!p.before) {
+      throw Error(Errc::not_found, "no record with this id");
+    }
+    p.id = *w.id;
+    p.type = s.schema.find(p.before->type);
+    if (!p.type) {
+      throw Error(Errc::validation, p.before->type + ": the record's type is not registered");
+    }
+    p.after = p.before->fields;
+  } else {
+    p.type = s.schema.find(w.type);
+    if (!p.type) {
+      throw Error(Errc::validation, w.type + ": no such entity type");
+    }
+    p.id = Uuid::random();
+  }
+  for (const auto& [name, value] : w.fields) {
+    const auto old = p.after.find(name);
+    const bool isNull = std::holds_alternative<sync::Null>(value);
+    if (old == p.after.end() ? isNull : old->second == value) {
+      continue; // unchanged: no journal entry
+    }
+    p.changed.insert_or_assign(name, value);
+    if (isNull) {
+      p.after.erase(name);
+    } else {
+      p.after.insert_or_assign(name, value);
+    }
+  }
+  if (!w.id) {
+    const auto setDefault = [&](const std::string& name, std::string value) {
+      if (!p.after.contains(name)) {
+        p.after.emplace(name, value);
+        p.changed.emplace(name, std::move(value));
+      }
+    };
+    if (!p.type->statuses.empty()) {
+      setDefault("status", p.type->statuses.front());
+    }
+    setDefault("retention_class", "standard");
+    p.after.insert_or_assign("created_by", s.options.workerId);
+    p.changed.insert_or_assign("created_by", s.options.workerId);
+  }
+  const ReferenceLookup lookup = [&](const Uuid& target) -> std::optional<std::string> {
+    StatementUse q(s.stmt(db, kSelectType));
+    q->bindBlob(1, uuidBytes(target));
+    if (!q->step()) {
+      return std::nullopt;
+    }
+    return std::string(q->columnText(0));
+  };
+  problems = checkWrite(s.schema, *p.type, p.before ? &p.before->fields : nullptr, p.after,
+                        p.changed, lookup);
+  return p;
+}
+
+static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& state,
+                       const RecordWrite& w, PreparedWrite& p) {
+  if (p.changed.empty()) {
+    return;
+  }
+  const EntityType& type = *p.type;
+  const Hlc hlc = s.hlc.now();
+  const std::int64_t nowMs = s.clock.unixMillis();
+  const std::string fields = sync::encodeFields(p.after);
+  const std::string* status = textOf(p.after, "status");
+  const std::string* risk = type.riskField.empty() ? nullptr : textOf(p.after, type.riskField);
+  std::optional<std::int64_t> due;
+  if (type.dueAt) {
+    due = type.dueAt(p.after);
+  }
+  const auto pending = static_cast<std::int64_t>(p.changed.size());
+  const auto fieldsBlob =
+      std::span(reinterpret_cast<const unsigned char*>(fields.data()), fields.size());
+
+  if (!p.before) {
+    StatementUse ins(s.stmt(db, kInsertRecord));
+    ins->bindBlob(1, uuidBytes(p.id)).bindStatic(2, type.name);
+    bindOptionalText(*ins, 3, status);
+    bindOptionalText(*ins, 4, risk);
+    ins->bindNull(5);
+    if (due.has_value()) {
+      ins->bind(5, due.value_or(0));
+    }
+    ins->bind(6, nowMs)
+        .bind(7, static_cast<std::int64_t>(hlc.value))
+        .bindBlob(8, uuidBytes(s.device))
+        .bind(9, pending)
+        .bindBlob(10, fieldsBlob)
+        .run();
+    p.rid = db.lastInsertRowid();
+  } else {
+    auto clocks = p.before->changedClocks;
+    for (const auto& [name, value] : p.changed) {
+      clocks.insert_or_assign(name, FieldClock{hlc, s.device});
+    }
+    const std::string clockBlob = encodeClocks(clocks);
+    StatementUse up(s.stmt(db, kUpdateRecord));
+    up->bind(1, p.rid);
+    bindOptionalText(*up, 2, status);
+    bindOptionalText(*up, 3, risk);
+    up->bindNull(4);
+    if (due.has_value()) {
+      up->bind(4, due.value_or(0));
+    }
+    up->bind(5, nowMs)
+        .bind(6, pending)
+        .bindBlob(7, fieldsBlob)
+        .bindBlob(8, std::span(reinterpret_cast<const unsigned char*>(clockBlob.data()),
+                               clockBlob.size()))
+        .run();
+  }
+
+  if (touchesReferences(s.schema, type, p.changed)) {
+    if (p.before) {
+      StatementUse del(s.stmt(db, kDeleteLinks));
+      del->bind(1, p.rid).run();
+    }
+    for (const Uuid& target : referencedIds(s.schema, type, p.after)) {
+      StatementUse link(s.stmt(db, kInsertLink));
+      link->bindBlob(1, uuidBytes(target)).bind(2, p.rid).run();
+    }
+  }
+
+  if (std::any_of(type.searchFields.begin(), type.searchFields.end(),
+                  [&](const std::string& f) { return p.changed.contains(f); })) {
+    if (p.before) {
+      StatementUse del(s.stmt(db, kDeleteText));
+      del->bind(1, p.rid).run();
+    }
+    StatementUse text(s.stmt(db, kInsertText));
+    text->bind(1, p.rid).bind(2, searchText(type, p.after)).run();
+  }
+
+  if (p.before) {
+    FieldValues bases;
+    for (const auto& [name, value] : p.changed) {
+      const bool had = p.before->fields.contains(name);
+      bases.emplace(name, static_cast<std::int64_t>(had ? p.before->clockOf(name).hlc.value : 0));
+    }
+    appendJournal(s, db, p.rid, hlc, &bases);
+  } else {
+    appendJournal(s, db, p.rid, hlc, nullptr);
+  }
+
+  AuditAction action = p.before ? AuditAction::edit : AuditAction::create;
+  if (!type.signedField.empty() && p.changed.contains(type.signedField)) {
+    action = AuditAction::sign;
+  }
+  if (w.action) {
+    action = *w.action;
+  }
+  appendAudit(s, db, state, nowMs, action, p.id, type.name,
+              auditDetail(p.before ? &p.before->fields : nullptr, p.changed));
+}
+
+std::vector<Uuid> RecordStore::writeBatch(std::span<const RecordWrite> writes) {
+  std::vector<Uuid> ids;
+  ids.reserve(writes.size());
+  impl_->write([&](sql::Database& db, WriteState& state) {
+    for (const RecordWrite& w : writes) {
+      std::vector<FieldProblem> problems;
+      PreparedWrite p = prepareWrite(*impl_, db, w, problems);
+      if (!problems.empty()) {
+        throw Error(Errc::validation, describeProblems(problems));
+      }
+      storeWrite(*impl_, db, state, w, p);
+      ids.push_back(p.id);
+    }
+  });
+  return ids;
+}
+
+Uuid RecordStore::create(std::string_view type, FieldValues fields) {
+  const RecordWrite w{std::string(type), std::nullopt, std::move(fields), std::nullopt};
+  return writeBatch(std::span(&w, 1)).front();
+}
+
+void RecordStore::update(const Uuid& id, FieldValues fields) {
+  const RecordWrite w{{}, id, std::move(fields), std::nullopt};
+  (void)writeBatch(std::span(&w, 1));
+}
+
+void RecordStore::modify(const Uuid& id, const std::function<FieldValues(const Record&)>& change,
+                         std::optional<AuditAction> action) {
+  impl_->write([&](sql::Database& db, WriteState& state) {
+    const auto current = impl_->load(db, id, nullptr);
+    if (!current) {
+      throw Error(Errc::not_found, "no record with this id");
+    }
+    const RecordWrite w{{}, id, change(*current), action};
+    std::vector<FieldProblem> problems;
+    PreparedWrite p = prepareWrite(*impl_, db, w, problems);
+    if (!problems.empty()) {
+      throw Error(Errc::validation, describeProblems(problems));
+    }
+    storeWrite(*impl_, db, state, w, p);
+  });
+}
+
+std::vector<FieldProblem> RecordStore::validate(const RecordWrite& write) {
+  std::vector<FieldProblem> problems;
+  impl_->read([&](sql::Database& db) { (void)prepareWrite(*impl_, db, write, problems); });
+  return problems;
+}
+
+std::optional<Record> RecordStore::get(const Uuid& id) {
+  std::optional<Record> r;
+  impl_->read([&](sql::Database& db) { r = impl_->load(db, id, nullptr); });
+  return r;
+}
+
+std::optional<Record> RecordStore::view(const Uuid& id) {
+  auto r = get(id);
+  if (r) {
+    impl_->views.push_back({impl_->clock.unixMillis(), r->id, r->type});
+    if (impl_->views.size() >= std::max(1u, impl_->options.viewFlushEvery)) {
+      flushViews();
+    }
+  }
+  return r;
+}
+
+void RecordStore::flushViews() {
+  if (!impl_->views.empty()) {
+    impl_->write([](sql::Database&, WriteState&) {});
+  }
+}
+
+void RecordStore::lock() {
+  try {
+    flushViews();
+  } catch (const Error& e) {
+    impl_->context.log().warn("records: view events not appended before lock: {}", e.what());
+  }
+  impl_->dropStatements();
+  impl_->vault.lock();
+}
+
+std::string RecordStore::exportJson(std::span<const Uuid> ids) {
+  nlohmann::json out = nlohmann::json::array();
+  impl_->write([&](sql::Database& db, WriteState& state) {
+    for (const Uuid& id : ids) {
+      const auto r = impl_->load(db, id, nullptr);
+      if (!r) {
+        throw Error(Errc::not_found, "no record with this id");
+      }
+      nlohmann::json fields = nlohmann::json::object();
+      for (const auto& [name, value] : r->fields) {
+        fields[name] = nlohmann::json::parse(sync::toJson(value));
+      }
+      out.push_back({{"id", r->id.toString()}, {"type", r->type}, {"fields", fields}});
+      appendAudit(*impl_, db, state, impl_->clock.unixMillis(), AuditAction::exportData, r->id,
+                  r->type, "{}");
+    }
+  });
+  return out.dump();
+}
+
+namespace {
+
+struct BuiltQuery {
+  std::string sql;
+  std::vector<std::variant<std::int64_t, std::string, Uuid>> binds;
+  bool byDue = false;
+};
+
+BuiltQuery buildQuery(const RecordQuery& q, bool full) {
+  BuiltQuery b;
+  b.byDue = q.dueBeforeMs.has_value();
+  b.sql = full ? "SELECT r.rid, r.id, r.type, r.fields, r.clocks, r.created_hlc, r.device, "
+                 "r.created_at, r.updated_at, r.sync_state, r.due_at"
+               : "SELECT r.rid, r.id, r.due_at";
+  std::vector<std::string> where;
+  if (q.text) {
+    // CROSS JOIN fixes the join order: the selective side drives.
+    b.sql += " FROM record_text t CROSS JOIN records r ON r.rid = t.rowid";
+    where.emplace_back("record_text MATCH ?");
+    b.binds.emplace_back(*q.text);
+    if (q.linkedTo) {
+      where.emplace_back("r.rid IN (SELECT rid FROM record_links WHERE target = ?)");
+      b.binds.emplace_back(*q.linkedTo);
+    }
+  } else if (q.linkedTo) {
+    b.sql += " FROM record_links l CROSS JOIN records r ON r.rid = l.rid";
+    where.emplace_back("l.target = ?");
+    b.binds.emplace_back(*q.linkedTo);
+  } else {
+    b.sql += " FROM records r";
+  }
+  if (q.type) {
+    where.emplace_back("r.type = ?");
+    b.binds.emplace_back(*q.type);
+  }
+  if (q.status) {
+    where.emplace_back("r.status = ?");
+    b.binds.emplace_back(*q.status);
+  }
+  if (q.riskLevel) {
+    where.emplace_back("r.risk = ?");
+    b.binds.emplace_back(*q.riskLevel);
+  }
+  if (q.dueBeforeMs) {
+    where.emplace_back("r.due_at IS NOT NULL AND r.due_at < ?");
+    b.binds.emplace_back(*q.dueBeforeMs);
+  }
+  if (q.after) {
+    std::int64_t key = 0;
+    std::int64_t rid = 0;
+    if (!decodeCursor(*q.after, key, rid)) {
+      throw Error(Errc::invalid_argument, "the paging cursor is not one this store made");
+    }
+    if (b.byDue) {
+      where.emplace_back("(r.due_at > ? OR (r.due_at = ? AND r.rid > ?))");
+      b.binds.emplace_back(key);
+      b.binds.emplace_back(key);
+    } else {
+      where.emplace_back("r.rid > ?");
+    }
+    b.binds.emplace_back(rid);
+  }
+  for (std::size_t i = 0; i < where.size(); ++i) {
+    b.sql += (i == 0 ? " WHERE " : " AND ") + where[i];
+  }
+  b.sql += b.byDue ? " ORDER BY r.due_at, r.rid" : " ORDER BY r.rid";
+  b.sql += " LIMIT ?";
+  return b;
+}
+
+template <class Row>
+std::optional<std::string> runQuery(RecordStore::Impl& impl, const RecordQuery& q, bool full,
+                                    Row&& onRow) {
+  if (q.limit == 0) {
+    throw Error(Errc::invalid_argument, "a query needs a limit above zero");
+  }
+  const BuiltQuery b = buildQuery(q, full);
+  std::optional<std::string> next;
+  impl.read([&](sql::Database& db) {
+    StatementUse s(impl.dynamicStmt(db, b.sql));
+    int index = 1;
+    for (const auto& v : b.binds) {
+      if (const auto* i = std::get_if<std::int64_t>(&v)) {
+        s->bind(index++, *i);
+      } else if (const auto* t = std::get_if<std::string>(&v)) {
+        s->bind(index++, std::string_view(*t));
+      } else {
+        s->bindBlob(index++, uuidBytes(std::get<Uuid>(v)));
+      }
+    }
+    s->bind(index, static_cast<std::int64_t>(q.limit + 1));
+    std::size_t n = 0;
+    std::int64_t lastRid = 0;
+    std::int64_t lastKey = 0;
+    while (s->step()) {
+      if (n == q.limit) {
+        next = encodeCursor(lastKey, lastRid);
+        break;
+      }
+      lastRid = s->columnInt(0);
+      lastKey = b.byDue ? s->columnInt(full ? 10 : 2) : 0;
+      onRow(*s);
+      ++n;
+    }
+  });
+  return next;
+}
+
+} // namespace
+
+RecordPage RecordStore::query(const RecordQuery& q) {
+  RecordPage page;
+  page.next = runQuery(*impl_, q, true,
+                       [&](const sql::Statement& s) { page.records.push_back(recordFromRow(s)); });
+  return page;
+}
+
+IdPage RecordStore::queryIds(const RecordQuery& q) {
+  IdPage page;
+  page.next = runQuery(*impl_, q, false,
+                       [&](const sql::Statement& s) { page.ids.push_back(uuidColumn(s, 1)); });
+  return page;
+}
+
+} // namespace outpost::model

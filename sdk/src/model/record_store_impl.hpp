@@ -1,0 +1,116 @@
+#pragma once
+// The record store's state, shared by the record core, the journal and the audit
+// log (internal).
+
+#include <outpost/audit.hpp>
+#include <outpost/context.hpp>
+#include <outpost/journal.hpp>
+#include <outpost/records.hpp>
+#include <outpost/secret.hpp>
+#include <outpost/sqlite.hpp>
+#include <outpost/sync/hlc.hpp>
+#include <outpost/vault.hpp>
+
+#include <array>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace outpost::model {
+
+/// Resets a cached statement when the scope ends.
+class StatementUse {
+public:
+  explicit StatementUse(sql::Statement& s) noexcept : s_(s) {}
+  ~StatementUse() { s_.reset(); }
+  StatementUse(const StatementUse&) = delete;
+  StatementUse& operator=(const StatementUse&) = delete;
+  sql::Statement* operator->() noexcept { return &s_; }
+  sql::Statement& operator*() noexcept { return s_; }
+
+private:
+  sql::Statement& s_;
+};
+
+/// The audit chain's tail, read once per transaction.
+struct AuditTail {
+  bool loaded = false;
+  std::int64_t seq = 0;
+  std::array<std::uint8_t, 32> hash{};
+};
+
+/// Per-transaction state.
+struct WriteState {
+  AuditTail audit;
+};
+
+struct PendingView {
+  std::int64_t atMs = 0;
+  Uuid record;
+  std::string type;
+};
+
+struct RecordStore::Impl {
+  Impl(Context& ctx, Vault& v, const platform::Clock& c, RecordStoreOptions o)
+      : context(ctx), vault(v), clock(c), options(std::move(o)), hlc(c) {}
+
+  Context& context;
+  Vault& vault;
+  const platform::Clock& clock;
+  RecordStoreOptions options;
+  Schema schema;
+  sync::HlcClock hlc;
+  Uuid device;
+  SecretBytes signingKey; // Ed25519 secret key (64 bytes)
+  std::array<std::uint8_t, 32> publicKey{};
+  Journal journal{*this};
+  AuditLog audit{*this};
+  std::vector<PendingView> views;
+
+  /// A prepared statement for `sql` (a string literal), cached per connection.
+  sql::Statement& stmt(sql::Database& db, const char* sqlText);
+  /// As `stmt`, for SQL built at run time.
+  sql::Statement& dynamicStmt(sql::Database& db, const std::string& sqlText);
+  void dropStatements() noexcept;
+
+  /// One vault write transaction that also appends pending views first and saves
+  /// the HLC last.
+  void write(const std::function<void(sql::Database&, WriteState&)>& work);
+  void read(const std::function<void(sql::Database&)>& work);
+
+  void appendViews(sql::Database& db, WriteState& state);
+  void saveHlc(sql::Database& db);
+
+  [[nodiscard]] std::optional<Record> load(sql::Database& db, const Uuid& id, std::int64_t* rid);
+
+private:
+  sqlite3* cachedFor_ = nullptr;
+  std::unordered_map<const char*, std::unique_ptr<sql::Statement>> statements_;
+  std::map<std::string, std::unique_ptr<sql::Statement>, std::less<>> dynamic_;
+};
+
+// Journal (sdk/src/journal)
+void createJournalTables(sql::Database& db);
+/// Records one write in the outbox: a create (`bases` null: every field of the new
+/// record, base zero) or the changed fields with the HLC each replaced. Values are
+/// not copied: the outbox reads them from the record when listing.
+void appendJournal(RecordStore::Impl& store, sql::Database& db, std::int64_t rid, Hlc hlc,
+                   const FieldValues* bases);
+
+// Audit (sdk/src/audit)
+void createAuditTables(sql::Database& db);
+/// Loads (or makes, at first use) the device's signing key.
+void loadAuditKey(RecordStore::Impl& store, sql::Database& db);
+void appendAudit(RecordStore::Impl& store, sql::Database& db, WriteState& state, std::int64_t atMs,
+                 AuditAction action, const Uuid& record, std::string_view recordType,
+                 std::string_view detail);
+
+/// 16 bytes of a UUID for binding.
+inline std::span<const unsigned char> uuidBytes(const Uuid& id) noexcept {
+  return {id.bytes.data(), id.bytes.size()};
+}
+Uuid uuidColumn(const sql::Statement& s, int column);
+
+} // namespace outpost::model

@@ -1,0 +1,68 @@
+#pragma once
+/// \file
+/// A change: one journal entry, one changed field of one record (DESIGN.md §6).
+/// The unit the device pushes, the server stores and the merge function takes.
+
+#include <outpost/sync/hlc.hpp>
+#include <outpost/sync/uuid.hpp>
+#include <outpost/sync/value.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace outpost::sync {
+
+/// How concurrent edits of a field are reconciled.
+enum class MergePolicy : std::uint8_t {
+  lww,               ///< last writer wins; concurrent edits kept as a conflict for review
+  appendOnly,        ///< a list of immutable entries; entries are only ever added
+  immutableAfterSign ///< editable as a draft, frozen once the record is signed
+};
+
+/// "lww", "append-only", "immutable-after-sign".
+[[nodiscard]] std::string_view mergePolicyName(MergePolicy policy) noexcept;
+[[nodiscard]] std::optional<MergePolicy> parseMergePolicy(std::string_view name) noexcept;
+
+/// Which version of a field a change saw: its HLC and the device that wrote it.
+/// HLCs alone can collide between devices; the pair cannot.
+struct VersionId {
+  Hlc hlc;
+  Uuid deviceId;
+  friend auto operator<=>(const VersionId&, const VersionId&) noexcept = default;
+};
+
+/// The record itself, as a field: a change to it with a Tombstone deletes the record.
+inline constexpr std::string_view kRecordField = "";
+
+/// One field change. `baseHlc`/`baseDeviceId` name the version the editor replaced
+/// (zero HLC when the field had no value): equal to the current version means
+/// fast-forward. `resolves` lists further versions the editor saw and replaced:
+/// the competing values of a conflict it resolves, or, for a record deletion, the
+/// current versions of the record's fields.
+struct Change {
+  Uuid changeId; ///< the idempotency key
+  Uuid recordId;
+  std::string recordType;
+  std::string field;
+  Value value;
+  Hlc hlc;
+  Uuid deviceId;
+  Hlc baseHlc;
+  Uuid baseDeviceId;
+  std::vector<VersionId> resolves;
+
+  [[nodiscard]] VersionId version() const noexcept { return {hlc, deviceId}; }
+  [[nodiscard]] std::optional<VersionId> base() const noexcept {
+    if (baseHlc.isZero()) {
+      return std::nullopt;
+    }
+    return VersionId{baseHlc, baseDeviceId};
+  }
+
+  friend bool operator==(const Change&, const Change&) = default;
+};
+
+} // namespace outpost::sync

@@ -1,0 +1,58 @@
+#pragma once
+/// \file
+/// Field values: what one field of a record holds, on the device, in the journal
+/// and on the wire (the alternatives match the protocol's Value one to one).
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace outpost::sync {
+
+/// No value (a field that was never set, or was cleared).
+struct Null {
+  friend constexpr bool operator==(Null, Null) noexcept { return true; }
+};
+/// A deleted record or field: kept so that the deletion syncs and can conflict.
+struct Tombstone {
+  friend constexpr bool operator==(Tombstone, Tombstone) noexcept { return true; }
+};
+using Bytes = std::vector<std::uint8_t>;
+using StringList = std::vector<std::string>;
+
+/// One field's value. Equality is structural (an int64 1 and a double 1.0 differ).
+using Value =
+    std::variant<Null, Tombstone, bool, std::int64_t, double, std::string, Bytes, StringList>;
+
+/// A record's fields by name.
+using FieldValues = std::map<std::string, Value, std::less<>>;
+
+/// The canonical JSON of a value, used for export and anywhere a value is shown as
+/// text: null; {"$tombstone":true}; true/false; an integer; a number with a
+/// fraction or exponent for a double; a string; {"$bytes":"<base64>"}; an array of
+/// strings. Throws Error{invalid_argument} for a NaN or infinite double.
+[[nodiscard]] std::string toJson(const Value& value);
+
+/// Parses the canonical JSON of a value. Throws Error{invalid_argument} for text
+/// that is not one.
+[[nodiscard]] Value valueFromJson(std::string_view json);
+
+/// Compact binary form used for storage (fast to decode): a tag byte, then the
+/// payload. Appends to `out`.
+void encodeValue(const Value& value, std::string& out);
+/// Decodes one value from the front of `in` and advances it. Throws
+/// Error{corrupt} for malformed input.
+[[nodiscard]] Value decodeValue(std::string_view& in);
+
+/// The binary form of a whole field map (count, then name/value pairs in name
+/// order), and its inverse (throws Error{corrupt}).
+[[nodiscard]] std::string encodeFields(const FieldValues& fields);
+[[nodiscard]] FieldValues decodeFields(std::string_view in);
+
+/// "null", "tombstone", "bool", "integer", "double", "text", "bytes", "list".
+[[nodiscard]] std::string_view valueKindName(const Value& value) noexcept;
+
+} // namespace outpost::sync

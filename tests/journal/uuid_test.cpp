@@ -1,0 +1,51 @@
+#include <outpost/context.hpp>
+#include <outpost/sync/uuid.hpp>
+
+#include <doctest/doctest.h>
+
+#include <set>
+
+using outpost::sync::Uuid;
+
+TEST_SUITE("sync.uuid") {
+  TEST_CASE("random UUIDs are version 4, variant 1 and distinct") {
+    outpost::Context context;
+    std::set<Uuid> seen;
+    for (int i = 0; i < 1000; ++i) {
+      const Uuid id = Uuid::random();
+      CHECK(id.version() == 4);
+      CHECK((id.bytes[8] & 0xC0) == 0x80);
+      CHECK(seen.insert(id).second);
+    }
+  }
+
+  TEST_CASE("text form round-trips in lowercase 8-4-4-4-12") {
+    outpost::Context context;
+    const Uuid id = Uuid::random();
+    const std::string text = id.toString();
+    CHECK(text.size() == 36);
+    CHECK(text[8] == '-');
+    CHECK(text[23] == '-');
+    CHECK(Uuid::parse(text) == id);
+    const auto upper = Uuid::parse("0A1B2C3D-4E5F-4a6b-8c7d-9e0f1a2b3c4d");
+    REQUIRE(upper);
+    CHECK(upper->toString() == "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d");
+  }
+
+  TEST_CASE("malformed text does not parse") {
+    for (const char* bad :
+         {"", "0a1b2c3d4e5f4a6b8c7d9e0f1a2b3c4d", "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4",
+          "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4dd", "0a1b2c3d-4e5f-4a6b-8c7d_9e0f1a2b3c4d",
+          "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4g", "0a1b2c3-d4e5f-4a6b-8c7d-9e0f1a2b3c4d"}) {
+      CAPTURE(bad);
+      CHECK_FALSE(Uuid::parse(bad).has_value());
+    }
+  }
+
+  TEST_CASE("bytes convert only at exactly 16") {
+    const std::uint8_t raw[16] = {1, 2, 3};
+    CHECK(Uuid::fromBytes(raw).has_value());
+    CHECK_FALSE(Uuid::fromBytes(std::span(raw, 15)).has_value());
+    CHECK(Uuid{}.isNil());
+  }
+}

@@ -1,0 +1,82 @@
+#include <outpost/context.hpp>
+#include <outpost/error.hpp>
+#include <outpost/sync/change.hpp>
+#include <outpost/sync/value.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+using namespace outpost::sync;
+
+TEST_SUITE("sync.value") {
+  TEST_CASE("every kind of value has a canonical JSON form that reads back equal") {
+    outpost::Context context;
+    const std::vector<std::pair<Value, std::string>> cases = {
+        {Null{}, "null"},
+        {Tombstone{}, R"({"$tombstone":true})"},
+        {true, "true"},
+        {std::int64_t{-42}, "-42"},
+        {1.5, "1.5"},
+        {std::string("a \"quoted\" word"), R"("a \"quoted\" word")"},
+        {Bytes{0, 1, 2, 255}, R"({"$bytes":"AAEC/w=="})"},
+        {StringList{"a", "b"}, R"(["a","b"])"},
+    };
+    for (const auto& [value, json] : cases) {
+      CAPTURE(json);
+      CHECK(toJson(value) == json);
+      CHECK(valueFromJson(json) == value);
+    }
+  }
+
+  TEST_CASE("an integer and a double with the same number are different values") {
+    CHECK(Value{std::int64_t{1}} != Value{1.0});
+    CHECK(valueFromJson("1.0") == Value{1.0});
+    CHECK(valueFromJson("1") == Value{std::int64_t{1}});
+  }
+
+  TEST_CASE("text that is not a canonical value is refused") {
+    for (const char* bad :
+         {"{", R"({"x":1})", "[1,2]", "18446744073709551615", R"({"$bytes":"!!"})"}) {
+      CAPTURE(bad);
+      CHECK_THROWS_AS((void)valueFromJson(bad), outpost::Error);
+    }
+    CHECK_THROWS_AS((void)toJson(std::numeric_limits<double>::quiet_NaN()), outpost::Error);
+  }
+
+  TEST_CASE("the binary storage form round-trips every kind including extremes") {
+    FieldValues fields{{"n", Null{}},
+                       {"t", Tombstone{}},
+                       {"b", false},
+                       {"min", std::numeric_limits<std::int64_t>::min()},
+                       {"max", std::numeric_limits<std::int64_t>::max()},
+                       {"neg", std::int64_t{-1}},
+                       {"d", -0.25},
+                       {"s", std::string(1000, 'x')},
+                       {"bytes", Bytes{9, 8, 7}},
+                       {"list", StringList{"", "x"}}};
+    const std::string encoded = encodeFields(fields);
+    CHECK(decodeFields(encoded) == fields);
+  }
+
+  TEST_CASE("truncated or trailing binary input is reported as corrupt") {
+    const std::string encoded = encodeFields({{"s", std::string("hello")}});
+    for (std::size_t cut = 0; cut < encoded.size(); ++cut) {
+      CHECK_THROWS_AS((void)decodeFields(encoded.substr(0, cut)), outpost::Error);
+    }
+    CHECK_THROWS_AS((void)decodeFields(encoded + "x"), outpost::Error);
+    try {
+      (void)decodeFields("\x01\x01s\x63");
+      FAIL("no throw");
+    } catch (const outpost::Error& e) {
+      CHECK(e.code() == outpost::Errc::corrupt);
+    }
+  }
+
+  TEST_CASE("merge policies have stable names") {
+    CHECK(mergePolicyName(MergePolicy::appendOnly) == "append-only");
+    CHECK(parseMergePolicy("immutable-after-sign") == MergePolicy::immutableAfterSign);
+    CHECK_FALSE(parseMergePolicy("newest").has_value());
+  }
+}

@@ -1,0 +1,263 @@
+#include "records_fixture.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace outpost;
+using namespace outpost::test;
+using namespace std::chrono_literals;
+
+TEST_SUITE("records.core") {
+  TEST_CASE("a created record reads back with every value and the common fields") {
+    RecordsFixture f;
+    const Uuid child = f.addChild();
+    FieldValues v = f.caseFields("first");
+    v["child"] = child.toString();
+    v["level"] = std::string("high");
+    v["count"] = std::int64_t{3};
+    v["when"] = std::string("2026-02-03");
+    v["flag"] = true;
+    v["notes"] = StringList{"one"};
+    v["contact"] = std::string(R"({"name":"Sam","phone":"0700"})");
+    const Uuid id = f.store->create("test.case", v);
+    CHECK(id.version() == 4);
+    const auto r = f.store->get(id);
+    REQUIRE(r);
+    CHECK(r->type == "test.case");
+    CHECK(r->text("title") == "first");
+    CHECK(r->integer("count") == 3);
+    CHECK(r->get("flag") == Value{true});
+    CHECK(r->text("status") == "draft");
+    CHECK(r->text("retention_class") == "standard");
+    CHECK(r->text("created_by") == "worker-7");
+    CHECK(r->device == f.store->deviceId());
+    CHECK(r->createdAtMs == f.clock.unixMillis());
+    CHECK(r->syncState == model::SyncState::pending);
+    CHECK_FALSE(f.store->get(Uuid::random()).has_value());
+  }
+
+  TEST_CASE("a write stores one journal entry per changed field and one audit event") {
+    RecordsFixture f;
+    const Uuid id = f.store->create("test.case", f.caseFields());
+    // title, owner_team, status, retention_class, created_by
+    CHECK(f.store->journal().pendingCount() == 1);
+    CHECK(f.store->journal().pending(100).size() == 5);
+    const auto auditBefore = f.store->audit().size();
+    f.clock.advance(5ms);
+    f.store->update(id, {{"title", std::string("t")}, {"count", std::int64_t{2}}});
+    CHECK(f.store->journal().pendingCount() == 2);
+    const auto entries = f.store->journal().pending(100);
+    // the create now lists the record's six fields; the edit only `count`
+    REQUIRE(entries.size() == 7);
+    CHECK(entries[5].seq == entries[0].seq);
+    CHECK(entries[6].seq > entries[5].seq);
+    const auto& last = entries.back().change;
+    CHECK(last.field == "count");
+    CHECK(last.value == Value{std::int64_t{2}});
+    CHECK(last.recordId == id);
+    CHECK(last.recordType == "test.case");
+    CHECK(last.deviceId == f.store->deviceId());
+    CHECK(last.baseHlc.isZero());
+    CHECK(f.store->audit().size() == auditBefore + 1);
+    const auto events = f.store->audit().events(auditBefore, 10);
+    REQUIRE(events.size() == 1);
+    CHECK(events[0].action == model::AuditAction::edit);
+    CHECK(events[0].detail == R"({"count":{"new":2,"old":null}})");
+  }
+
+  TEST_CASE("an edit's base HLC is the HLC of the value it replaced") {
+    RecordsFixture f;
+    const Uuid id = f.store->create("test.case", f.caseFields());
+    const auto created = f.store->get(id)->clockOf("title").hlc;
+    f.clock.advance(1s);
+    f.store->update(id, {{"title", std::string("second")}});
+    const auto afterFirst = f.store->get(id)->clockOf("title").hlc;
+    CHECK(afterFirst > created);
+    f.store->update(id, {{"title", std::string("third")}});
+    const auto entries = f.store->journal().pending(100);
+    REQUIRE(entries.size() == 7);
+    CHECK(entries[5].change.baseHlc == created);
+    CHECK(entries[6].change.baseHlc == afterFirst);
+    CHECK(entries[5].change.hlc == afterFirst);
+    // a value overwritten before sync is sent as the current one
+    CHECK(entries[5].change.value == Value{std::string("third")});
+    CHECK(entries[6].change.value == Value{std::string("third")});
+    CHECK(entries[5].change.changeId != entries[6].change.changeId);
+  }
+
+  TEST_CASE("a write that changes nothing writes no journal entry and no audit event") {
+    RecordsFixture f;
+    const Uuid id = f.store->create("test.case", f.caseFields("same"));
+    const auto journal = f.store->journal().pendingCount();
+    const auto audit = f.store->audit().size();
+    f.store->update(id, {{"title", std::string("same")}});
+    CHECK(f.store->journal().pendingCount() == journal);
+    CHECK(f.store->audit().size() == audit);
+  }
+
+  TEST_CASE("a validation error names the field and writes nothing") {
+    RecordsFixture f;
+    const auto journal = f.store->journal().pendingCount();
+    const auto audit = f.store->audit().size();
+    const auto records = f.count("SELECT count(*) FROM records");
+    SUBCASE("missing required field") {
+      CHECK(errorMessage([&] {
+              (void)f.store->create("test.case", {{"owner_team", std::string("x")}});
+            }).find("test.case.title: is required") != std::string::npos);
+    }
+    SUBCASE("wrong type") {
+      auto v = f.caseFields();
+      v["count"] = std::string("three");
+      CHECK(errorMessage([&] { (void)f.store->create("test.case", v); }) ==
+            "test.case.count: must be integer");
+    }
+    SUBCASE("enum value not allowed") {
+      auto v = f.caseFields();
+      v["level"] = std::string("medium");
+      CHECK(errorCode([&] { (void)f.store->create("test.case", v); }) == Errc::validation);
+    }
+    SUBCASE("bad date") {
+      auto v = f.caseFields();
+      v["when"] = std::string("2026-02-30");
+      CHECK(errorMessage([&] { (void)f.store->create("test.case", v); }).find("test.case.when") !=
+            std::string::npos);
+    }
+    SUBCASE("unknown field") {
+      auto v = f.caseFields();
+      v["colour"] = std::string("red");
+      CHECK(errorMessage([&] { (void)f.store->create("test.case", v); }).find("test.case.colour") !=
+            std::string::npos);
+    }
+    SUBCASE("reference to a missing record or a record of another type") {
+      auto v = f.caseFields();
+      v["child"] = Uuid::random().toString();
+      CHECK(errorMessage([&] { (void)f.store->create("test.case", v); }).find("does not exist") !=
+            std::string::npos);
+    }
+    SUBCASE("structured value breaking its sub-schema") {
+      auto v = f.caseFields();
+      v["contact"] = std::string(R"({"phone":"1"})");
+      CHECK(errorMessage([&] { (void)f.store->create("test.case", v); }) ==
+            "test.case.contact.name: is required");
+    }
+    SUBCASE("unknown type") {
+      CHECK(errorCode([&] { (void)f.store->create("nope", {}); }) == Errc::validation);
+    }
+    SUBCASE("one bad record fails the whole batch") {
+      std::vector<model::RecordWrite> batch(2);
+      batch[0].type = "test.case";
+      batch[0].fields = f.caseFields();
+      batch[1].type = "test.case";
+      batch[1].fields = {{"owner_team", std::string("x")}};
+      CHECK(errorCode([&] { (void)f.store->writeBatch(batch); }) == Errc::validation);
+    }
+    CHECK(f.store->journal().pendingCount() == journal);
+    CHECK(f.store->audit().size() == audit);
+    CHECK(f.count("SELECT count(*) FROM records") == records);
+  }
+
+  TEST_CASE("a reference must point at a record of the declared type") {
+    RecordsFixture f;
+    const Uuid other = f.store->create("test.case", f.caseFields());
+    auto v = f.caseFields();
+    v["child"] = other.toString();
+    CHECK(errorMessage([&] {
+            (void)f.store->create("test.case", v);
+          }).find("must refer to a test.child") != std::string::npos);
+  }
+
+  TEST_CASE("append-only lists accept additions and refuse changes") {
+    RecordsFixture f;
+    auto v = f.caseFields();
+    v["notes"] = StringList{"a"};
+    const Uuid id = f.store->create("test.case", v);
+    f.store->update(id, {{"notes", StringList{"a", "b"}}});
+    CHECK(f.store->get(id)->get("notes") == Value{StringList{"a", "b"}});
+    CHECK(errorCode([&] {
+            f.store->update(id, {{"notes", StringList{"x", "b"}}});
+          }) == Errc::validation);
+    CHECK(errorCode([&] {
+            f.store->update(id, {{"notes", StringList{"a"}}});
+          }) == Errc::validation);
+  }
+
+  TEST_CASE("immutable-after-sign fields are frozen once the record is signed") {
+    RecordsFixture f;
+    auto v = f.caseFields();
+    v["body"] = std::string("draft text");
+    const Uuid id = f.store->create("test.case", v);
+    f.store->update(id, {{"body", std::string("edited draft")}});
+    f.store->update(id, {{"signed_at", std::int64_t{1000}}});
+    CHECK(f.store->audit().events(0, 100).back().action == model::AuditAction::sign);
+    CHECK(errorMessage([&] {
+            f.store->update(id, {{"body", std::string("changed")}});
+          }).find("test.case.body: is signed and frozen") != std::string::npos);
+    CHECK(errorCode([&] {
+            f.store->update(id, {{"signed_at", std::int64_t{2}}});
+          }) == Errc::validation);
+    // lww fields stay editable
+    f.store->update(id, {{"count", std::int64_t{1}}});
+    CHECK(f.store->get(id)->text("body") == "edited draft");
+  }
+
+  TEST_CASE("created_by is set by the store and cannot be changed") {
+    RecordsFixture f;
+    auto v = f.caseFields();
+    v["created_by"] = std::string("someone-else");
+    const Uuid id = f.store->create("test.case", v);
+    CHECK(f.store->get(id)->text("created_by") == "worker-7");
+    CHECK(errorCode([&] {
+            f.store->update(id, {{"created_by", std::string("x")}});
+          }) == Errc::validation);
+  }
+
+  TEST_CASE("updating a record that does not exist is not_found") {
+    RecordsFixture f;
+    CHECK(errorCode([&] {
+            f.store->update(Uuid::random(), {{"title", std::string("x")}});
+          }) == Errc::not_found);
+  }
+
+  TEST_CASE("validate reports problems without writing") {
+    RecordsFixture f;
+    model::RecordWrite w;
+    w.type = "test.case";
+    w.fields = {{"count", std::string("x")}};
+    const auto problems = f.store->validate(w);
+    CHECK(problems.size() == 3); // count type, title and owner_team required
+    CHECK(f.count("SELECT count(*) FROM records") == 0);
+  }
+
+  TEST_CASE("apps can register their own types but not reuse a name or a reserved field") {
+    RecordsFixture f;
+    model::EntityType dup;
+    dup.name = "test.child";
+    CHECK(errorCode([&] { f.store->schema().add(dup); }) == Errc::already_exists);
+    model::EntityType reserved;
+    reserved.name = "x";
+    reserved.fields = {FieldSpec{"status", FieldType::text, false, {}, {}, {}, {}}};
+    CHECK(errorCode([&] { f.store->schema().add(reserved); }) == Errc::invalid_argument);
+    model::EntityType badEnum;
+    badEnum.name = "y";
+    badEnum.fields = {FieldSpec{"e", FieldType::enumeration, false, {}, {}, {}, {}}};
+    CHECK(errorCode([&] { f.store->schema().add(badEnum); }) == Errc::invalid_argument);
+  }
+
+  TEST_CASE("records survive a restart and the HLC never goes backwards") {
+    RecordsFixture f;
+    const Uuid id = f.store->create("test.case", f.caseFields());
+    const auto before = f.store->journal().lastHlc();
+    f.clock.advance(-1h); // the device clock is set back while the app is closed
+    f.restart();
+    CHECK(f.store->get(id).has_value());
+    CHECK(f.store->journal().lastHlc() >= before);
+    f.store->update(id, {{"count", std::int64_t{9}}});
+    CHECK(f.store->get(id)->clockOf("count").hlc > before);
+  }
+
+  TEST_CASE("the device id is made once and kept") {
+    RecordsFixture f;
+    const Uuid device = f.store->deviceId();
+    f.restart();
+    CHECK(f.store->deviceId() == device);
+  }
+}
