@@ -149,6 +149,47 @@ TEST_SUITE("vault.keys") {
     }
   }
 
+  TEST_CASE("lock observers release prepared statements before every kind of lock") {
+    VaultFixture f;
+    ManualClock clock;
+    VaultOptions o = fastOptions();
+    o.clock = &clock;
+    auto v = f.create(o);
+    addNotes(*v, 0, 5, "observer");
+    std::unique_ptr<sql::Statement> cached;
+    int released = 0;
+    const auto id = v->addLockObserver([&] {
+      cached.reset();
+      ++released;
+    });
+    v->read([&](sql::Database& db) {
+      cached = std::make_unique<sql::Statement>(db, "SELECT count(*) FROM notes");
+    });
+    clock.advance(std::chrono::minutes(10));
+    CHECK(v->checkAutoLock()); // auto-lock: the observer ran before the close
+    CHECK(released == 1);
+    CHECK_FALSE(cached);
+    CHECK(v->unlock("2468").status == UnlockStatus::unlocked);
+    v->removeLockObserver(id);
+    v->lock();
+    CHECK(released == 1);
+  }
+
+  TEST_CASE("a statement that outlives the lock does not crash the process") {
+    VaultFixture f;
+    auto v = f.create();
+    addNotes(*v, 0, 5, "leak");
+    std::unique_ptr<sql::Statement> forgotten;
+    v->read([&](sql::Database& db) {
+      forgotten = std::make_unique<sql::Statement>(db, "SELECT count(*) FROM notes");
+    });
+    v->lock();
+    CHECK(v->isLocked());
+    forgotten.reset(); // finalised after the lock: the connection was kept for it
+    CHECK(v->unlock("2468").status == UnlockStatus::unlocked);
+    CHECK(countNotes(*v) == 5);
+  }
+
   TEST_CASE("wipe destroys the key material and the files") {
     VaultFixture f;
     auto v = f.create();

@@ -115,6 +115,15 @@ public:
   /// whether it is locked now. Apps call it from a timer; every access checks too.
   bool checkAutoLock();
 
+  /// Registers `onLock`, called whenever the vault locks (explicitly, by
+  /// auto-lock, by wipe or on destruction), under the vault's lock and before the
+  /// connection closes: release every statement prepared on the connection there.
+  /// A statement that outlives the connection keeps it open and is a bug; the vault
+  /// then keeps its keys until it is destroyed and logs an error. Returns an id
+  /// for `removeLockObserver`.
+  std::uint64_t addLockObserver(std::function<void()> onLock);
+  void removeLockObserver(std::uint64_t id) noexcept;
+
   /// Commits made since the vault was created.
   [[nodiscard]] std::uint64_t commitCount();
 

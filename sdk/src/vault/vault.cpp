@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <unistd.h>
@@ -79,6 +80,13 @@ struct Vault::Impl {
   std::uint64_t commits = 0;
   std::uint64_t lastSealed = 0;
   std::chrono::steady_clock::time_point lastActivity;
+  std::map<std::uint64_t, std::function<void()>> lockObservers;
+  std::uint64_t nextObserverId = 1;
+  // VFSes of connections that could not close at once because statements were
+  // still prepared on them (SQLite closes such a connection when the last one is
+  // finalised, and its files call into the VFS until then): kept until the Vault
+  // is destroyed.
+  std::vector<std::unique_ptr<vault::EncryptingVfs>> leaked;
 
   Impl(Context& ctx, fs::path d, platform::KeyStore& ks, VaultOptions opts)
       : context(ctx), dir(std::move(d)), keyStore(ks), options(opts),
@@ -195,6 +203,22 @@ struct Vault::Impl {
   }
 
   void closeDatabase() noexcept {
+    if (db) {
+      for (auto& [id, onLock] : lockObservers) {
+        try {
+          onLock();
+        } catch (const std::exception& e) {
+          context.log().error("vault: a lock observer failed: {}", e.what());
+        }
+      }
+      if (sqlite3_next_stmt(db->handle(), nullptr) != nullptr) {
+        // Closing now would leave SQLite a zombie connection whose files still
+        // call into this VFS: keep both alive instead of freeing them under it.
+        context.log().error("vault: statements outlive the lock; keys stay in memory until "
+                            "the vault is destroyed");
+        leaked.push_back(std::move(vfs));
+      }
+    }
     db.reset();
     vfs.reset();
     sealKey.reset();
@@ -277,6 +301,18 @@ Vault::~Vault() {
   if (impl_) {
     impl_->lockNow();
   }
+}
+
+std::uint64_t Vault::addLockObserver(std::function<void()> onLock) {
+  std::lock_guard guard(impl_->mutex);
+  const std::uint64_t id = impl_->nextObserverId++;
+  impl_->lockObservers.emplace(id, std::move(onLock));
+  return id;
+}
+
+void Vault::removeLockObserver(std::uint64_t id) noexcept {
+  std::lock_guard guard(impl_->mutex);
+  impl_->lockObservers.erase(id);
 }
 
 bool Vault::exists(const fs::path& dir) { return fs::exists(dir / kKeyFileName); }
