@@ -146,8 +146,12 @@ int dbRead(FileState& s, unsigned char* out, std::size_t amt, std::int64_t off) 
     if (rc != SQLITE_OK) {
       return rc;
     }
+    // A whole page (SQLite's usual read) is opened straight into SQLite's buffer.
+    const bool whole = within == 0 && n == kPageSize;
+    const std::span<unsigned char> plain =
+        whole ? std::span<unsigned char>(out + done, kPageSize) : std::span(s.plain);
     if (!openPage(keys.database, PageAad(keys.databaseId, FileRole::database, pgno), s.page,
-                  s.plain)) {
+                  plain)) {
       if (pgno == 1 && off + static_cast<std::int64_t>(amt) <= kHeaderPeek) {
         // SQLite peeks at the header straight from the file before it opens the
         // WAL. After a crash during a checkpoint, page 1 may be torn here while
@@ -162,7 +166,9 @@ int dbRead(FileState& s, unsigned char* out, std::size_t amt, std::int64_t off) 
       return SQLITE_IOERR_DATA;
     }
     s.vfs->stats().pagesOpened++;
-    std::memcpy(out + done, s.plain.data() + within, n);
+    if (!whole) {
+      std::memcpy(out + done, s.plain.data() + within, n);
+    }
     done += n;
   }
   return shortRead ? SQLITE_IOERR_SHORT_READ : SQLITE_OK;
