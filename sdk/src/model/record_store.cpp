@@ -499,7 +499,7 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
   }
 
   AuditAction action = p.before ? AuditAction::edit : AuditAction::create;
-  if (!type.signedField.empty() && p.changed.contains(type.signedField)) {
+  if (p.before && !type.signedField.empty() && p.changed.contains(type.signedField)) {
     action = AuditAction::sign;
   }
   if (w.action) {

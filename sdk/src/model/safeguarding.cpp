@@ -7,6 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <initializer_list>
+
 namespace outpost::safeguarding {
 
 namespace {
@@ -54,6 +57,25 @@ void requireType(RecordStore& store, const Uuid& id, std::string_view type) {
   if (!r || r->type != type) {
     throw Error(Errc::not_found, "no " + std::string(type) + " with this id");
   }
+}
+
+/// Moves a record of `type` to `to` (with `fields`) if its status is one of `from`;
+/// otherwise Error{validation}. Checked in the write's transaction.
+void transition(RecordStore& store, const Uuid& id, std::string_view type,
+                std::initializer_list<std::string_view> from, const std::string& to,
+                FieldValues fields) {
+  store.modify(id, [&](const model::Record& r) {
+    if (r.type != type) {
+      throw Error(Errc::not_found, "no " + std::string(type) + " with this id");
+    }
+    const std::string status = r.text("status");
+    if (std::find(from.begin(), from.end(), status) == from.end()) {
+      throw Error(Errc::validation,
+                  std::string(type) + ".status: cannot go from " + status + " to " + to);
+    }
+    fields["status"] = to;
+    return fields;
+  });
 }
 
 model::IdPage idQuery(RecordStore& store, model::RecordQuery q, std::size_t limit,
@@ -273,10 +295,8 @@ model::ScoreExplanation Assessments::submit(const Uuid& id, const Judgement& jud
 }
 
 void Assessments::review(const Uuid& id, std::string_view reviewer) {
-  requireType(store_, id, kAssessmentType);
-  store_.update(id, {{"status", std::string("reviewed")},
-                     {"reviewed_by", std::string(reviewer)},
-                     {"reviewed_at", clock_.unixMillis()}});
+  transition(store_, id, kAssessmentType, {"submitted"}, "reviewed",
+             {{"reviewed_by", std::string(reviewer)}, {"reviewed_at", clock_.unixMillis()}});
 }
 
 void Assessments::supersede(const Uuid& id, const Uuid& next) {
@@ -380,10 +400,8 @@ void ContactNotes::edit(const ContactNote& note) {
 }
 
 void ContactNotes::sign(const Uuid& id) {
-  requireType(store_, id, kContactNoteType);
-  store_.update(id, {{"signed_at", clock_.unixMillis()},
-                     {"signed_by", store_.options().workerId},
-                     {"status", std::string("signed")}});
+  transition(store_, id, kContactNoteType, {"draft"}, "signed",
+             {{"signed_at", clock_.unixMillis()}, {"signed_by", store_.options().workerId}});
 }
 
 void ContactNotes::addAddendum(const Uuid& id, std::string_view text) {
@@ -632,21 +650,17 @@ Uuid Referrals::queue(const Referral& r) {
 }
 
 void Referrals::markSent(const Uuid& id) {
-  requireType(store_, id, kReferralType);
-  store_.update(id, {{"status", std::string("sent")}, {"sent_at", clock_.unixMillis()}});
+  transition(store_, id, kReferralType, {"queued"}, "sent", {{"sent_at", clock_.unixMillis()}});
 }
 
 void Referrals::markAcknowledged(const Uuid& id) {
-  requireType(store_, id, kReferralType);
-  store_.update(
-      id, {{"status", std::string("acknowledged")}, {"acknowledged_at", clock_.unixMillis()}});
+  transition(store_, id, kReferralType, {"queued", "sent"}, "acknowledged",
+             {{"acknowledged_at", clock_.unixMillis()}});
 }
 
 void Referrals::recordOutcome(const Uuid& id, std::string_view outcome) {
-  requireType(store_, id, kReferralType);
-  store_.update(id, {{"status", std::string("outcome")},
-                     {"outcome", std::string(outcome)},
-                     {"outcome_at", clock_.unixMillis()}});
+  transition(store_, id, kReferralType, {"queued", "sent", "acknowledged"}, "outcome",
+             {{"outcome", std::string(outcome)}, {"outcome_at", clock_.unixMillis()}});
 }
 
 std::string Referrals::status(const Uuid& id) {

@@ -69,7 +69,15 @@ std::optional<std::int64_t> integer(const FieldValues& f, std::string_view name)
   return i ? std::optional(*i) : std::nullopt;
 }
 
-bool has(const FieldValues& f, std::string_view name) { return f.contains(name); }
+/// The field holds a value (an empty text counts as none).
+bool has(const FieldValues& f, std::string_view name) {
+  const auto it = f.find(name);
+  if (it == f.end()) {
+    return false;
+  }
+  const auto* s = std::get_if<std::string>(&it->second);
+  return s == nullptr || !s->empty();
+}
 
 std::string statusOf(const FieldValues& f) {
   const std::string* s = text(f, "status");
