@@ -424,7 +424,7 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
   if (type.dueAt) {
     due = type.dueAt(p.after);
   }
-  const auto pending = static_cast<std::int64_t>(p.changed.size());
+  const std::int64_t pending = 1; // one outbox row per write
   const auto fieldsBlob =
       std::span(reinterpret_cast<const unsigned char*>(fields.data()), fields.size());
 
