@@ -156,9 +156,53 @@ void fieldVisit(const std::filesystem::path& folder, VaultOptions options, std::
   CHECK(audit.intact);
 }
 
+void registerVisit(model::RecordStore& records) {
+  // guide: own-type
+  model::EntityType visit;
+  visit.name = "acme.school_visit";
+  visit.statuses = {"planned", "done"};
+  visit.fields = {
+      model::FieldSpec{"child", model::FieldType::reference, true, {}, {}, "child", {}},
+      model::FieldSpec{"notes",
+                       model::FieldType::text,
+                       false,
+                       sync::MergePolicy::immutableAfterSign,
+                       {},
+                       {},
+                       {}},
+      model::FieldSpec{"signed_at", model::FieldType::dateTime, false, {}, {}, {}, {}},
+  };
+  visit.signedField = "signed_at";
+  visit.searchFields = {"notes"};
+  records.schema().add(visit);
+  // guide: end
+}
+
 } // namespace
 
 TEST_SUITE("records.guide") {
+  TEST_CASE("the guide's own entity type registers and stores") {
+    outpost::test::TempDir tmp;
+    Context context;
+    platform::FileKeyStore keyStore{tmp / "keys"};
+    platform::SystemClock clock;
+    VaultOptions fast;
+    fast.argonOpsLimit = crypto_pwhash_OPSLIMIT_MIN;
+    fast.argonMemLimitBytes = crypto_pwhash_MEMLIMIT_MIN;
+    auto vault = Vault::create(context, tmp / "vault", "2468", keyStore, fast);
+    model::RecordStore records{context, *vault, clock, {.workerId = "w"}};
+    registerVisit(records);
+    sg::Child child;
+    child.name = "A";
+    child.estimatedAgeYears = 13;
+    child.scope = {"t", "la", "pfa", "standard"};
+    const auto c = sg::Children{records}.add(child);
+    const auto id = records.create(
+        "acme.school_visit",
+        {{"child", c.toString()}, {"owner_team", std::string("t")}, {"notes", std::string("x")}});
+    CHECK(records.get(id)->text("status") == "planned");
+  }
+
   TEST_CASE("the embedding guide's code runs as written") {
     outpost::test::TempDir tmp;
     VaultOptions fast;
