@@ -367,7 +367,14 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
     if (!p.type) {
       throw Error(Errc::validation, w.type + ": no such entity type");
     }
-    p.id = Uuid::random();
+    if (w.newId) {
+      StatementUse q(s.stmt(db, kSelectType));
+      q->bindBlob(1, uuidBytes(*w.newId));
+      if (q->step()) {
+        throw Error(Errc::already_exists, "a record with this id exists");
+      }
+    }
+    p.id = w.newId.value_or(Uuid::random());
   }
   for (const auto& [name, value] : w.fields) {
     const auto old = p.after.find(name);
@@ -527,12 +534,16 @@ std::vector<Uuid> RecordStore::writeBatch(std::span<const RecordWrite> writes) {
 }
 
 Uuid RecordStore::create(std::string_view type, FieldValues fields) {
-  const RecordWrite w{std::string(type), std::nullopt, std::move(fields), std::nullopt};
+  RecordWrite w;
+  w.type = std::string(type);
+  w.fields = std::move(fields);
   return writeBatch(std::span(&w, 1)).front();
 }
 
 void RecordStore::update(const Uuid& id, FieldValues fields) {
-  const RecordWrite w{{}, id, std::move(fields), std::nullopt};
+  RecordWrite w;
+  w.id = id;
+  w.fields = std::move(fields);
   (void)writeBatch(std::span(&w, 1));
 }
 
@@ -543,7 +554,10 @@ void RecordStore::modify(const Uuid& id, const std::function<FieldValues(const R
     if (!current) {
       throw Error(Errc::not_found, "no record with this id");
     }
-    const RecordWrite w{{}, id, change(*current), action};
+    RecordWrite w;
+    w.id = id;
+    w.fields = change(*current);
+    w.action = action;
     std::vector<FieldProblem> problems;
     PreparedWrite p = prepareWrite(*impl_, db, w, problems);
     if (!problems.empty()) {
