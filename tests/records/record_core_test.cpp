@@ -281,3 +281,24 @@ TEST_SUITE("records.core") {
           Errc::already_exists);
   }
 }
+
+TEST_SUITE("records.core") {
+  TEST_CASE("a reference to a record of a rolled-back batch is refused afterwards") {
+    RecordsFixture f;
+    std::vector<model::RecordWrite> batch(3);
+    const Uuid child = Uuid::random();
+    batch[0].type = "test.child";
+    batch[0].newId = child;
+    batch[0].fields = {{"name", std::string("A")}, {"owner_team", std::string("t")}};
+    batch[1].type = "test.case";
+    batch[1].fields = f.caseFields();
+    batch[1].fields["child"] = child.toString();
+    batch[2].type = "test.case"; // invalid: no title
+    batch[2].fields = {{"owner_team", std::string("t")}};
+    CHECK(errorCode([&] { (void)f.store->writeBatch(batch); }) == Errc::validation);
+    CHECK_FALSE(f.store->get(child).has_value());
+    CHECK(errorMessage([&] {
+            (void)f.store->writeBatch(std::span(batch.data() + 1, 1));
+          }).find("does not exist") != std::string::npos);
+  }
+}

@@ -248,12 +248,17 @@ void RecordStore::Impl::dropStatements() noexcept {
 }
 
 void RecordStore::Impl::write(const std::function<void(sql::Database&, WriteState&)>& work) {
-  vault.write([&](sql::Database& db) {
-    WriteState state;
-    appendViews(db, state);
-    work(db, state);
-    saveHlc(db);
-  });
+  try {
+    vault.write([&](sql::Database& db) {
+      WriteState state;
+      appendViews(db, state);
+      work(db, state);
+      saveHlc(db);
+    });
+  } catch (...) {
+    knownTypes.clear(); // it may name records of the rolled-back transaction
+    throw;
+  }
   views.clear();
 }
 
@@ -404,12 +409,20 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
     p.changed.insert_or_assign("created_by", s.options.workerId);
   }
   const ReferenceLookup lookup = [&](const Uuid& target) -> std::optional<std::string> {
+    if (const auto known = s.knownTypes.find(target); known != s.knownTypes.end()) {
+      return known->second;
+    }
     StatementUse q(s.stmt(db, kSelectType));
     q->bindBlob(1, uuidBytes(target));
     if (!q->step()) {
       return std::nullopt;
     }
-    return std::string(q->columnText(0));
+    std::string type(q->columnText(0));
+    if (s.knownTypes.size() >= 50000) {
+      s.knownTypes.clear();
+    }
+    s.knownTypes.emplace(target, type);
+    return type;
   };
   problems = checkWrite(s.schema, *p.type, p.before ? &p.before->fields : nullptr, p.after,
                         p.changed, lookup);
