@@ -259,6 +259,7 @@ void RecordStore::Impl::write(const std::function<void(sql::Database&, WriteStat
     knownTypes.clear(); // it may name records of the rolled-back transaction
     throw;
   }
+  savedHlc = hlc.last();
   views.clear();
 }
 
@@ -271,6 +272,9 @@ void RecordStore::Impl::appendViews(sql::Database& db, WriteState& state) {
 }
 
 void RecordStore::Impl::saveHlc(sql::Database& db) {
+  if (hlc.last() == savedHlc) {
+    return;
+  }
   StatementUse s(stmt(db, "INSERT OR REPLACE INTO store_meta(key, value) VALUES ('hlc', ?1)"));
   s->bind(1, static_cast<std::int64_t>(hlc.last().value)).run();
 }
@@ -317,6 +321,7 @@ RecordStore::RecordStore(Context& context, Vault& vault, const platform::Clock& 
     sql::Statement h(db, "SELECT value FROM store_meta WHERE key = 'hlc'");
     if (h.step()) {
       impl_->hlc.restore(Hlc{static_cast<std::uint64_t>(h.columnInt(0))});
+      impl_->savedHlc = impl_->hlc.last();
     }
     loadAuditKey(*impl_, db);
   });
