@@ -119,6 +119,14 @@ TEST_SUITE("records.query") {
     REQUIRE(page.next);
   }
 
+  TEST_CASE("a malformed search is invalid_argument and does not echo the text") {
+    QueryData d;
+    model::RecordQuery q;
+    q.text = "secret AND (";
+    CHECK(errorCode([&] { (void)d.store->queryIds(q); }) == Errc::invalid_argument);
+    CHECK(errorMessage([&] { (void)d.store->queryIds(q); }).find("secret") == std::string::npos);
+  }
+
   TEST_CASE("a foreign cursor or a zero limit is refused") {
     QueryData d;
     model::RecordQuery q;

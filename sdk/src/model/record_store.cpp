@@ -722,33 +722,41 @@ std::optional<std::string> runQuery(RecordStore::Impl& impl, const RecordQuery& 
   }
   const BuiltQuery b = buildQuery(q, full);
   std::optional<std::string> next;
-  impl.read([&](sql::Database& db) {
-    StatementUse s(impl.dynamicStmt(db, b.sql));
-    int index = 1;
-    for (const auto& v : b.binds) {
-      if (const auto* i = std::get_if<std::int64_t>(&v)) {
-        s->bind(index++, *i);
-      } else if (const auto* t = std::get_if<std::string>(&v)) {
-        s->bind(index++, std::string_view(*t));
-      } else {
-        s->bindBlob(index++, uuidBytes(std::get<Uuid>(v)));
+  try {
+    impl.read([&](sql::Database& db) {
+      StatementUse s(impl.dynamicStmt(db, b.sql));
+      int index = 1;
+      for (const auto& v : b.binds) {
+        if (const auto* i = std::get_if<std::int64_t>(&v)) {
+          s->bind(index++, *i);
+        } else if (const auto* t = std::get_if<std::string>(&v)) {
+          s->bind(index++, std::string_view(*t));
+        } else {
+          s->bindBlob(index++, uuidBytes(std::get<Uuid>(v)));
+        }
       }
-    }
-    s->bind(index, static_cast<std::int64_t>(q.limit + 1));
-    std::size_t n = 0;
-    std::int64_t lastRid = 0;
-    std::int64_t lastKey = 0;
-    while (s->step()) {
-      if (n == q.limit) {
-        next = encodeCursor(lastKey, lastRid);
-        break;
+      s->bind(index, static_cast<std::int64_t>(q.limit + 1));
+      std::size_t n = 0;
+      std::int64_t lastRid = 0;
+      std::int64_t lastKey = 0;
+      while (s->step()) {
+        if (n == q.limit) {
+          next = encodeCursor(lastKey, lastRid);
+          break;
+        }
+        lastRid = s->columnInt(0);
+        lastKey = b.byDue ? s->columnInt(full ? 10 : 2) : 0;
+        onRow(*s);
+        ++n;
       }
-      lastRid = s->columnInt(0);
-      lastKey = b.byDue ? s->columnInt(full ? 10 : 2) : 0;
-      onRow(*s);
-      ++n;
+    });
+  } catch (const Error& e) {
+    // SQLite's message would quote the search text: say what is wrong instead.
+    if (q.text && e.code() == Errc::internal) {
+      throw Error(Errc::invalid_argument, "the search text is not a valid full-text query");
     }
-  });
+    throw;
+  }
   return next;
 }
 
