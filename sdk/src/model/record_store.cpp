@@ -386,7 +386,18 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
     }
     p.id = w.newId.value_or(Uuid::random());
   }
-  for (const auto& [name, value] : w.fields) {
+  if (!w.id) {
+    // A new record: every non-null value is a change. The input is sorted, so the
+    // maps are built by appending (no search per field).
+    for (const auto& [name, value] : w.fields) {
+      if (!std::holds_alternative<sync::Null>(value)) {
+        p.after.emplace_hint(p.after.end(), name, value);
+      }
+    }
+    p.changed = p.after;
+  }
+  static const FieldValues kNothing;
+  for (const auto& [name, value] : w.id ? w.fields : kNothing) {
     const auto old = p.after.find(name);
     const bool isNull = std::holds_alternative<sync::Null>(value);
     if (old == p.after.end() ? isNull : old->second == value) {
