@@ -261,3 +261,44 @@ TEST_SUITE("records.core") {
     CHECK(f.store->deviceId() == device);
   }
 }
+
+TEST_SUITE("records.core") {
+  TEST_CASE("records of one batch can refer to each other through ids made ahead") {
+    RecordsFixture f;
+    std::vector<model::RecordWrite> batch(2);
+    const Uuid child = Uuid::random();
+    batch[0].type = "test.child";
+    batch[0].newId = child;
+    batch[0].fields = {{"name", std::string("A")}, {"owner_team", std::string("t")}};
+    batch[1].type = "test.case";
+    batch[1].fields = f.caseFields();
+    batch[1].fields["child"] = child.toString();
+    const auto ids = f.store->writeBatch(batch);
+    CHECK(ids[0] == child);
+    CHECK(f.store->get(ids[1])->text("child") == child.toString());
+    CHECK(f.store->get(child)->type == "test.child");
+    CHECK(errorCode([&] { (void)f.store->writeBatch(std::span(batch.data(), 1)); }) ==
+          Errc::already_exists);
+  }
+}
+
+TEST_SUITE("records.core") {
+  TEST_CASE("a reference to a record of a rolled-back batch is refused afterwards") {
+    RecordsFixture f;
+    std::vector<model::RecordWrite> batch(3);
+    const Uuid child = Uuid::random();
+    batch[0].type = "test.child";
+    batch[0].newId = child;
+    batch[0].fields = {{"name", std::string("A")}, {"owner_team", std::string("t")}};
+    batch[1].type = "test.case";
+    batch[1].fields = f.caseFields();
+    batch[1].fields["child"] = child.toString();
+    batch[2].type = "test.case"; // invalid: no title
+    batch[2].fields = {{"owner_team", std::string("t")}};
+    CHECK(errorCode([&] { (void)f.store->writeBatch(batch); }) == Errc::validation);
+    CHECK_FALSE(f.store->get(child).has_value());
+    CHECK(errorMessage([&] {
+            (void)f.store->writeBatch(std::span(batch.data() + 1, 1));
+          }).find("does not exist") != std::string::npos);
+  }
+}

@@ -24,10 +24,18 @@ constexpr std::string_view kPin = "bench-pin-1234";
 constexpr std::string_view kSubjectType = "w1.subject";
 constexpr std::string_view kAssessmentType = "w1.assessment";
 
-std::string indicatorName(int k) {
-  char name[16];
-  std::snprintf(name, sizeof name, "ind_%02d", k);
-  return name;
+/// "ind_01".."ind_25", made once.
+const std::string& indicatorName(int k) {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n(kIndicators + 1);
+    for (int i = 1; i <= kIndicators; ++i) {
+      char name[16];
+      std::snprintf(name, sizeof name, "ind_%02d", i);
+      n[static_cast<std::size_t>(i)] = name;
+    }
+    return n;
+  }();
+  return names[static_cast<std::size_t>(k)];
 }
 
 /// The app-defined types W1 stores: a subject (the child) and an assessment-like
@@ -62,6 +70,32 @@ void registerW1Types(model::Schema& schema) {
   schema.add(a);
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` without printf (the plain runners do no formatting at all).
+void appendIsoTime(std::string& out, std::int64_t unixSeconds) {
+  const auto days = std::chrono::floor<std::chrono::days>(
+      std::chrono::sys_seconds(std::chrono::seconds(unixSeconds)));
+  const std::chrono::year_month_day ymd{days};
+  const auto secs = unixSeconds - days.time_since_epoch().count() * 86400;
+  const auto two = [&](long v) {
+    out.push_back(static_cast<char>('0' + v / 10));
+    out.push_back(static_cast<char>('0' + v % 10));
+  };
+  const int y = static_cast<int>(ymd.year());
+  two(y / 100);
+  two(y % 100);
+  out.push_back('-');
+  two(static_cast<long>(static_cast<unsigned>(ymd.month())));
+  out.push_back('-');
+  two(static_cast<long>(static_cast<unsigned>(ymd.day())));
+  out.push_back('T');
+  two(static_cast<long>(secs / 3600));
+  out.push_back(':');
+  two(static_cast<long>(secs / 60 % 60));
+  out.push_back(':');
+  two(static_cast<long>(secs % 60));
+  out.push_back('Z');
+}
+
 const std::string& textField(const model::Record& r, std::string_view name) {
   static const std::string kEmpty;
   const auto* s = std::get_if<std::string>(&r.get(name));
@@ -92,12 +126,12 @@ std::string w1Json(const model::Record& r) {
   out += R"(","risk_level":")";
   out += textField(r, "risk_level");
   out += R"(","created_at":")";
-  out += isoTime(intField(r, "assessed_at") / 1000);
+  appendIsoTime(out, intField(r, "assessed_at") / 1000);
   out += R"(","updated_at":")";
-  out += isoTime(intField(r, "revised_at") / 1000);
+  appendIsoTime(out, intField(r, "revised_at") / 1000);
   out += R"(","indicators":{)";
   for (int k = 1; k <= kIndicators; ++k) {
-    const std::string name = indicatorName(k);
+    const std::string& name = indicatorName(k);
     out += '"';
     out += name;
     out += "\":";
@@ -138,28 +172,20 @@ public:
   void insert(std::span<const Record> batch, std::span<const std::string>) override {
     std::vector<model::RecordWrite> writes;
     writes.reserve(batch.size() + 16);
-    std::vector<std::size_t> newSubjects;
     for (const Record& r : batch) {
       auto [it, added] = subjects_.try_emplace(r.subjectId);
       if (added) {
-        // The subject (child) is created first, in the same transaction.
+        // A child seen for the first time is created first, in the same
+        // transaction, with an id made ahead so the assessment can refer to it.
+        it->second = Uuid::random();
         model::RecordWrite s;
         s.type = std::string(kSubjectType);
+        s.newId = it->second;
         s.fields = {{"name", r.subjectId}, {"owner_team", std::string("team-1")}};
-        newSubjects.push_back(writes.size());
         writes.push_back(std::move(s));
-        // Filled in after the batch below; the reference needs the id now, so
-        // subjects are written in a batch of their own first.
       }
     }
-    if (!newSubjects.empty()) {
-      const auto ids = store_->writeBatch(writes);
-      std::size_t k = 0;
-      for (const model::RecordWrite& w : writes) {
-        subjects_[std::get<std::string>(w.fields.at("name"))] = ids[k++];
-      }
-      writes.clear();
-    }
+    const std::size_t firstRecord = writes.size();
     for (const Record& r : batch) {
       model::RecordWrite w;
       w.type = std::string(kAssessmentType);
@@ -189,7 +215,7 @@ public:
     }
     const auto ids = store_->writeBatch(writes);
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      ids_.emplace(batch[i].id, ids[i]);
+      ids_.emplace(batch[i].id, ids[firstRecord + i]);
     }
   }
 

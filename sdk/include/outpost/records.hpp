@@ -190,6 +190,10 @@ struct RecordWrite {
   FieldValues fields;     ///< the values to set; unchanged values write nothing
   /// The audit action, when it is more than create/edit/sign (e.g. share).
   std::optional<AuditAction> action;
+  /// For a create: the new record's id, made by the caller with `Uuid::random()`
+  /// (so that records of one batch can refer to each other). A taken id throws
+  /// Error{already_exists}.
+  std::optional<Uuid> newId;
 };
 
 /// A query. Filters combine with AND. Results are in storage order (oldest first),

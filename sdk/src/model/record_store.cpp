@@ -248,12 +248,18 @@ void RecordStore::Impl::dropStatements() noexcept {
 }
 
 void RecordStore::Impl::write(const std::function<void(sql::Database&, WriteState&)>& work) {
-  vault.write([&](sql::Database& db) {
-    WriteState state;
-    appendViews(db, state);
-    work(db, state);
-    saveHlc(db);
-  });
+  try {
+    vault.write([&](sql::Database& db) {
+      WriteState state;
+      appendViews(db, state);
+      work(db, state);
+      saveHlc(db);
+    });
+  } catch (...) {
+    knownTypes.clear(); // it may name records of the rolled-back transaction
+    throw;
+  }
+  savedHlc = hlc.last();
   views.clear();
 }
 
@@ -266,6 +272,9 @@ void RecordStore::Impl::appendViews(sql::Database& db, WriteState& state) {
 }
 
 void RecordStore::Impl::saveHlc(sql::Database& db) {
+  if (hlc.last() == savedHlc) {
+    return;
+  }
   StatementUse s(stmt(db, "INSERT OR REPLACE INTO store_meta(key, value) VALUES ('hlc', ?1)"));
   s->bind(1, static_cast<std::int64_t>(hlc.last().value)).run();
 }
@@ -312,6 +321,7 @@ RecordStore::RecordStore(Context& context, Vault& vault, const platform::Clock& 
     sql::Statement h(db, "SELECT value FROM store_meta WHERE key = 'hlc'");
     if (h.step()) {
       impl_->hlc.restore(Hlc{static_cast<std::uint64_t>(h.columnInt(0))});
+      impl_->savedHlc = impl_->hlc.last();
     }
     loadAuditKey(*impl_, db);
   });
@@ -367,9 +377,27 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
     if (!p.type) {
       throw Error(Errc::validation, w.type + ": no such entity type");
     }
-    p.id = Uuid::random();
+    if (w.newId) {
+      StatementUse q(s.stmt(db, kSelectType));
+      q->bindBlob(1, uuidBytes(*w.newId));
+      if (q->step()) {
+        throw Error(Errc::already_exists, "a record with this id exists");
+      }
+    }
+    p.id = w.newId.value_or(Uuid::random());
   }
-  for (const auto& [name, value] : w.fields) {
+  if (!w.id) {
+    // A new record: every non-null value is a change. The input is sorted, so the
+    // maps are built by appending (no search per field).
+    for (const auto& [name, value] : w.fields) {
+      if (!std::holds_alternative<sync::Null>(value)) {
+        p.after.emplace_hint(p.after.end(), name, value);
+      }
+    }
+    p.changed = p.after;
+  }
+  static const FieldValues kNothing;
+  for (const auto& [name, value] : w.id ? w.fields : kNothing) {
     const auto old = p.after.find(name);
     const bool isNull = std::holds_alternative<sync::Null>(value);
     if (old == p.after.end() ? isNull : old->second == value) {
@@ -397,12 +425,20 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
     p.changed.insert_or_assign("created_by", s.options.workerId);
   }
   const ReferenceLookup lookup = [&](const Uuid& target) -> std::optional<std::string> {
+    if (const auto known = s.knownTypes.find(target); known != s.knownTypes.end()) {
+      return known->second;
+    }
     StatementUse q(s.stmt(db, kSelectType));
     q->bindBlob(1, uuidBytes(target));
     if (!q->step()) {
       return std::nullopt;
     }
-    return std::string(q->columnText(0));
+    std::string type(q->columnText(0));
+    if (s.knownTypes.size() >= 50000) {
+      s.knownTypes.clear();
+    }
+    s.knownTypes.emplace(target, type);
+    return type;
   };
   problems = checkWrite(s.schema, *p.type, p.before ? &p.before->fields : nullptr, p.after,
                         p.changed, lookup);
@@ -424,7 +460,7 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
   if (type.dueAt) {
     due = type.dueAt(p.after);
   }
-  const auto pending = static_cast<std::int64_t>(p.changed.size());
+  const std::int64_t pending = 1; // one outbox row per write
   const auto fieldsBlob =
       std::span(reinterpret_cast<const unsigned char*>(fields.data()), fields.size());
 
@@ -499,7 +535,7 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
   }
 
   AuditAction action = p.before ? AuditAction::edit : AuditAction::create;
-  if (!type.signedField.empty() && p.changed.contains(type.signedField)) {
+  if (p.before && !type.signedField.empty() && p.changed.contains(type.signedField)) {
     action = AuditAction::sign;
   }
   if (w.action) {
@@ -527,12 +563,16 @@ std::vector<Uuid> RecordStore::writeBatch(std::span<const RecordWrite> writes) {
 }
 
 Uuid RecordStore::create(std::string_view type, FieldValues fields) {
-  const RecordWrite w{std::string(type), std::nullopt, std::move(fields), std::nullopt};
+  RecordWrite w;
+  w.type = std::string(type);
+  w.fields = std::move(fields);
   return writeBatch(std::span(&w, 1)).front();
 }
 
 void RecordStore::update(const Uuid& id, FieldValues fields) {
-  const RecordWrite w{{}, id, std::move(fields), std::nullopt};
+  RecordWrite w;
+  w.id = id;
+  w.fields = std::move(fields);
   (void)writeBatch(std::span(&w, 1));
 }
 
@@ -543,7 +583,10 @@ void RecordStore::modify(const Uuid& id, const std::function<FieldValues(const R
     if (!current) {
       throw Error(Errc::not_found, "no record with this id");
     }
-    const RecordWrite w{{}, id, change(*current), action};
+    RecordWrite w;
+    w.id = id;
+    w.fields = change(*current);
+    w.action = action;
     std::vector<FieldProblem> problems;
     PreparedWrite p = prepareWrite(*impl_, db, w, problems);
     if (!problems.empty()) {
@@ -690,33 +733,41 @@ std::optional<std::string> runQuery(RecordStore::Impl& impl, const RecordQuery& 
   }
   const BuiltQuery b = buildQuery(q, full);
   std::optional<std::string> next;
-  impl.read([&](sql::Database& db) {
-    StatementUse s(impl.dynamicStmt(db, b.sql));
-    int index = 1;
-    for (const auto& v : b.binds) {
-      if (const auto* i = std::get_if<std::int64_t>(&v)) {
-        s->bind(index++, *i);
-      } else if (const auto* t = std::get_if<std::string>(&v)) {
-        s->bind(index++, std::string_view(*t));
-      } else {
-        s->bindBlob(index++, uuidBytes(std::get<Uuid>(v)));
+  try {
+    impl.read([&](sql::Database& db) {
+      StatementUse s(impl.dynamicStmt(db, b.sql));
+      int index = 1;
+      for (const auto& v : b.binds) {
+        if (const auto* i = std::get_if<std::int64_t>(&v)) {
+          s->bind(index++, *i);
+        } else if (const auto* t = std::get_if<std::string>(&v)) {
+          s->bind(index++, std::string_view(*t));
+        } else {
+          s->bindBlob(index++, uuidBytes(std::get<Uuid>(v)));
+        }
       }
-    }
-    s->bind(index, static_cast<std::int64_t>(q.limit + 1));
-    std::size_t n = 0;
-    std::int64_t lastRid = 0;
-    std::int64_t lastKey = 0;
-    while (s->step()) {
-      if (n == q.limit) {
-        next = encodeCursor(lastKey, lastRid);
-        break;
+      s->bind(index, static_cast<std::int64_t>(q.limit + 1));
+      std::size_t n = 0;
+      std::int64_t lastRid = 0;
+      std::int64_t lastKey = 0;
+      while (s->step()) {
+        if (n == q.limit) {
+          next = encodeCursor(lastKey, lastRid);
+          break;
+        }
+        lastRid = s->columnInt(0);
+        lastKey = b.byDue ? s->columnInt(full ? 10 : 2) : 0;
+        onRow(*s);
+        ++n;
       }
-      lastRid = s->columnInt(0);
-      lastKey = b.byDue ? s->columnInt(full ? 10 : 2) : 0;
-      onRow(*s);
-      ++n;
+    });
+  } catch (const Error& e) {
+    // SQLite's message would quote the search text: say what is wrong instead.
+    if (q.text && e.code() == Errc::internal) {
+      throw Error(Errc::invalid_argument, "the search text is not a valid full-text query");
     }
-  });
+    throw;
+  }
   return next;
 }
 

@@ -68,6 +68,12 @@ struct RecordStore::Impl {
   Journal journal{*this};
   AuditLog audit{*this};
   std::vector<PendingView> views;
+  /// Types of records seen (a record's type never changes and ids are never
+  /// reused), so reference checks need no lookup. Cleared when a write fails,
+  /// since it may hold records that the failed transaction created.
+  std::unordered_map<Uuid, std::string> knownTypes;
+  /// The HLC last written to storage (a write that hands out none saves nothing).
+  Hlc savedHlc;
 
   /// A prepared statement for `sql` (a string literal), cached per connection.
   sql::Statement& stmt(sql::Database& db, const char* sqlText);

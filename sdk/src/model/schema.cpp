@@ -353,7 +353,9 @@ std::vector<FieldProblem> checkWrite(const Schema& schema, const EntityType& typ
                                      const FieldValues& changed, const ReferenceLookup& lookup) {
   std::vector<FieldProblem> problems;
   const std::string prefix = type.name + ".";
+  std::string where; // reused: no allocation per field
   for (const auto& [name, value] : changed) {
+    where.assign(prefix).append(name);
     const FieldSpec* spec = schema.field(type, name);
     if (!spec) {
       problems.push_back({prefix + name, "is not a field of " + type.name});
@@ -363,7 +365,7 @@ std::vector<FieldProblem> checkWrite(const Schema& schema, const EntityType& typ
       problems.push_back({prefix + name, "cannot be deleted by a write"});
       continue;
     }
-    checkValue(*spec, value, prefix + name, lookup, problems);
+    checkValue(*spec, value, where, lookup, problems);
     if (before == nullptr) {
       continue;
     }

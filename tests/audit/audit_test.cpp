@@ -1,0 +1,171 @@
+#include "../records/records_fixture.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace outpost;
+using namespace outpost::test;
+
+namespace {
+
+/// A store with `n` create events (auditSignEvery = 4 in the fixture).
+void fill(RecordsFixture& f, int n) {
+  for (int i = 0; i < n; ++i) {
+    (void)f.store->create("test.case", f.caseFields("c" + std::to_string(i)));
+  }
+}
+
+void tamper(RecordsFixture& f, const std::string& sqlText) {
+  f.vault->write([&](sql::Database& db) { db.exec(sqlText); });
+}
+
+} // namespace
+
+TEST_SUITE("audit") {
+  TEST_CASE("an untouched chain verifies, with its checkpoint signatures") {
+    RecordsFixture f;
+    fill(f, 10);
+    const auto v = f.store->audit().verify();
+    CHECK(v.intact);
+    CHECK(v.eventsChecked == 10);
+    CHECK(v.signaturesChecked == 2); // events 4 and 8
+    const auto events = f.store->audit().events(0, 100);
+    CHECK(events[3].signedCheckpoint);
+    CHECK_FALSE(events[4].signedCheckpoint);
+    CHECK(events[0].actor == "worker-7");
+    CHECK(events[0].device == f.store->deviceId());
+    CHECK(events[0].action == model::AuditAction::create);
+  }
+
+  TEST_CASE("an edited event is found at its position") {
+    RecordsFixture f;
+    fill(f, 6);
+    SUBCASE("detail") { tamper(f, "UPDATE audit SET detail = '{}' WHERE seq = 3"); }
+    SUBCASE("actor") { tamper(f, "UPDATE audit SET actor = 'someone' WHERE seq = 3"); }
+    SUBCASE("time") { tamper(f, "UPDATE audit SET at = at + 1 WHERE seq = 3"); }
+    SUBCASE("action") { tamper(f, "UPDATE audit SET action = 0 WHERE seq = 3"); }
+    const auto v = f.store->audit().verify();
+    CHECK_FALSE(v.intact);
+    CHECK(v.firstBadSeq == 3);
+  }
+
+  TEST_CASE("a removed event is found") {
+    RecordsFixture f;
+    fill(f, 6);
+    tamper(f, "DELETE FROM audit WHERE seq = 2");
+    const auto v = f.store->audit().verify();
+    CHECK_FALSE(v.intact);
+    CHECK(v.firstBadSeq == 2);
+    CHECK(v.problem.find("missing") != std::string::npos);
+  }
+
+  TEST_CASE("a removed event with the chain renumbered is found by the hash") {
+    RecordsFixture f;
+    fill(f, 6);
+    tamper(f, "DELETE FROM audit WHERE seq = 2; UPDATE audit SET seq = seq - 1 WHERE seq > 2");
+    const auto v = f.store->audit().verify();
+    CHECK_FALSE(v.intact);
+    CHECK(v.firstBadSeq == 2);
+  }
+
+  TEST_CASE("reordered events are found") {
+    RecordsFixture f;
+    fill(f, 6);
+    // swap the contents of events 4 and 5 (positions stay)
+    tamper(f, "UPDATE audit SET seq = -4 WHERE seq = 4; UPDATE audit SET seq = 4 WHERE seq = 5; "
+              "UPDATE audit SET seq = 5 WHERE seq = -4");
+    const auto v = f.store->audit().verify();
+    CHECK_FALSE(v.intact);
+    CHECK(v.firstBadSeq == 4);
+  }
+
+  TEST_CASE("an inserted event is found") {
+    RecordsFixture f;
+    fill(f, 6);
+    tamper(f, "UPDATE audit SET seq = seq + 1000 WHERE seq >= 3; "
+              "UPDATE audit SET seq = seq - 999 WHERE seq > 1000; "
+              "INSERT INTO audit(seq, at, actor, device, action, record, type, detail, hash, sig) "
+              "SELECT 3, at, actor, device, action, record, type, detail, hash, NULL FROM audit "
+              "WHERE seq = 2");
+    const auto v = f.store->audit().verify();
+    CHECK_FALSE(v.intact);
+    CHECK(v.firstBadSeq == 3);
+  }
+
+  TEST_CASE("a forged or missing checkpoint signature is found") {
+    RecordsFixture f;
+    fill(f, 9);
+    SUBCASE("removed") { tamper(f, "UPDATE audit SET sig = NULL WHERE seq = 8"); }
+    SUBCASE("altered") {
+      tamper(f, "UPDATE audit SET sig = (SELECT sig FROM audit WHERE seq = 4) WHERE seq = 8");
+    }
+    SUBCASE("added where none is due") {
+      tamper(f, "UPDATE audit SET sig = (SELECT sig FROM audit WHERE seq = 4) WHERE seq = 7");
+    }
+    const auto v = f.store->audit().verify();
+    CHECK_FALSE(v.intact);
+    CHECK((v.firstBadSeq == 8 || v.firstBadSeq == 7));
+  }
+
+  TEST_CASE("a chain rewritten without the device key fails at the first checkpoint") {
+    RecordsFixture f;
+    fill(f, 5);
+    // An attacker edits event 1 and recomputes every hash, but cannot sign: the
+    // signature over the chain head at 4 no longer matches.
+    tamper(f, "UPDATE audit SET sig = NULL WHERE seq = 4");
+    CHECK(f.store->audit().verify().firstBadSeq == 4);
+  }
+
+  TEST_CASE("edits record old and new values; views and exports are logged") {
+    RecordsFixture f;
+    const Uuid id = f.store->create("test.case", f.caseFields("before"));
+    f.store->update(id, {{"title", std::string("after")}});
+    (void)f.store->view(id);
+    const std::string exported = f.store->exportJson(std::span(&id, 1));
+    CHECK(exported.find("\"after\"") != std::string::npos);
+    const auto events = f.store->audit().events(0, 100);
+    REQUIRE(events.size() == 4);
+    CHECK(events[1].action == model::AuditAction::edit);
+    CHECK(events[1].detail == R"({"title":{"new":"after","old":"before"}})");
+    CHECK(events[2].action == model::AuditAction::view);
+    CHECK(events[3].action == model::AuditAction::exportData);
+    CHECK(f.store->audit().verify().intact);
+    // get() is for the app's own logic and is not a view
+    (void)f.store->get(id);
+    CHECK(f.store->audit().size() == 4);
+  }
+
+  TEST_CASE("buffered views reach the chain at the next write or at close") {
+    RecordsFixture f;
+    auto o = RecordsFixture::defaultOptions();
+    o.viewFlushEvery = 100;
+    f.restart(o);
+    const Uuid id = f.store->create("test.case", f.caseFields());
+    (void)f.store->view(id);
+    (void)f.store->view(id);
+    CHECK(f.store->audit().size() == 1);
+    (void)f.store->create("test.case", f.caseFields());
+    CHECK(f.store->audit().size() == 4);
+    (void)f.store->view(id);
+    f.restart(o); // destruction appends it
+    CHECK(f.store->audit().size() == 5);
+    CHECK(f.store->audit().verify().intact);
+  }
+
+  TEST_CASE("the signing key is made once and kept in the vault") {
+    RecordsFixture f;
+    const auto key = f.store->audit().publicKey();
+    fill(f, 3);
+    f.restart();
+    CHECK(f.store->audit().publicKey() == key);
+    fill(f, 3);
+    CHECK(f.store->audit().verify().signaturesChecked == 1);
+    CHECK(f.store->audit().verify().intact);
+  }
+
+  TEST_CASE("a share outside a write is audited") {
+    RecordsFixture f;
+    const Uuid id = f.store->create("test.case", f.caseFields());
+    f.store->audit().recordShare(id, "test.case", R"({"to":"police"})");
+    CHECK(f.store->audit().events(0, 10).back().action == model::AuditAction::share);
+  }
+}
