@@ -226,6 +226,17 @@ std::string Database::queryText(std::string_view sql) {
   return std::string(st.columnText(0));
 }
 
+bool Database::tryClose() noexcept {
+  if (db_ == nullptr) {
+    return true;
+  }
+  if (sqlite3_close(db_) != SQLITE_OK) {
+    return false;
+  }
+  db_ = nullptr;
+  return true;
+}
+
 std::int64_t Database::lastInsertRowid() const noexcept { return sqlite3_last_insert_rowid(db_); }
 
 int Database::changes() const noexcept { return sqlite3_changes(db_); }

@@ -1,6 +1,10 @@
 #include "records_fixture.hpp"
 
 #include <doctest/doctest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
 
 using namespace outpost;
 using namespace outpost::test;
@@ -301,4 +305,26 @@ TEST_SUITE("records.core") {
             (void)f.store->writeBatch(std::span(batch.data() + 1, 1));
           }).find("does not exist") != std::string::npos);
   }
+}
+
+TEST_CASE("records: auto-lock while statements are cached neither crashes nor keeps the keys") {
+  outpost::test::VaultFixture f;
+  std::ostringstream log;
+  outpost::Context context(std::make_shared<spdlog::logger>(
+      "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  outpost::test::ManualClock clock;
+  outpost::VaultOptions o = outpost::test::fastOptions();
+  o.clock = &clock;
+  auto vault = outpost::Vault::create(context, f.dir, "2468", f.keyStore, o);
+  outpost::model::RecordStore store(context, *vault, clock,
+                                    outpost::test::RecordsFixture::defaultOptions());
+  outpost::test::addTestTypes(store.schema());
+  const auto child = store.create(
+      "test.child", {{"name", std::string("A")}, {"owner_team", std::string("team-1")}});
+  CHECK(store.get(child).has_value()); // statements are cached now
+  clock.advance(std::chrono::minutes(10));
+  CHECK(vault->checkAutoLock()); // the store's lock observer released them first
+  CHECK(vault->unlock("2468").status == outpost::UnlockStatus::unlocked);
+  CHECK(store.get(child).has_value()); // fresh statements on the new connection
+  CHECK_MESSAGE(log.str().find("outlive") == std::string::npos, log.str());
 }

@@ -80,6 +80,12 @@ public:
   /// Runs a query expected to return a single text value.
   [[nodiscard]] std::string queryText(std::string_view sql);
 
+  /// Closes now if no statement is still prepared on the connection (statements of
+  /// SQLite's own virtual tables are finalised first) and returns true; otherwise
+  /// leaves it open and returns false. The destructor closes regardless (SQLite then
+  /// closes when the last statement is finalised).
+  [[nodiscard]] bool tryClose() noexcept;
+
   [[nodiscard]] std::int64_t lastInsertRowid() const noexcept;
   [[nodiscard]] int changes() const noexcept;
   [[nodiscard]] sqlite3* handle() const noexcept { return db_; }

@@ -325,6 +325,10 @@ RecordStore::RecordStore(Context& context, Vault& vault, const platform::Clock& 
     }
     loadAuditKey(*impl_, db);
   });
+  // Cached statements must go before the connection closes, however the vault
+  // locks (auto-lock included). Registered last: a constructor that throws leaves
+  // nothing behind.
+  impl_->lockObserver = vault.addLockObserver([impl = impl_.get()] { impl->dropStatements(); });
 }
 
 RecordStore::~RecordStore() {
@@ -337,6 +341,7 @@ RecordStore::~RecordStore() {
                               impl_->views.size(), e.what());
   }
   impl_->dropStatements();
+  impl_->vault.removeLockObserver(impl_->lockObserver);
 }
 
 Schema& RecordStore::schema() noexcept { return impl_->schema; }

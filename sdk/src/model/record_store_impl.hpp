@@ -58,6 +58,7 @@ struct RecordStore::Impl {
 
   Context& context;
   Vault& vault;
+  std::uint64_t lockObserver = 0; ///< drops cached statements whenever the vault locks
   const platform::Clock& clock;
   RecordStoreOptions options;
   Schema schema;

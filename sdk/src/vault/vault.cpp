@@ -211,11 +211,15 @@ struct Vault::Impl {
           context.log().error("vault: a lock observer failed: {}", e.what());
         }
       }
-      if (sqlite3_next_stmt(db->handle(), nullptr) != nullptr) {
+      sqlite3_stmt* open = sqlite3_next_stmt(db->handle(), nullptr);
+      const std::string firstOpen = open != nullptr ? sqlite3_sql(open) : "";
+      if (!db->tryClose()) {
         // Closing now would leave SQLite a zombie connection whose files still
-        // call into this VFS: keep both alive instead of freeing them under it.
-        context.log().error("vault: statements outlive the lock; keys stay in memory until "
-                            "the vault is destroyed");
+        // call into this VFS: keep the VFS alive instead of freeing it under it.
+        // (The SQL text names tables, never record contents.)
+        context.log().error("vault: statements outlive the lock (first: {}); keys stay in "
+                            "memory until the vault is destroyed",
+                            firstOpen);
         leaked.push_back(std::move(vfs));
       }
     }
