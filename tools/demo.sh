@@ -23,7 +23,11 @@ echo "   files are then searched for plaintext (the CHECK lines):"
 "$bin/outpost-bench" w1 --records 20000 | grep -E '^(RESULT|CHECK)' |
   grep -E 'insert_rec_per_s|read_per_s|query_mean_us|db_bytes_per_record|CHECK' | sed 's/^/   /'
 echo
-echo "Not yet in this build: records and templates on the vault, sync and"
-echo "outpost-server, the field app. 'make test' runs everything that exists."
-echo "The demo keeps nothing: its stores lived in a temp folder, now removed."
+echo "3. A worker's day on the SDK (examples/embedding/field_story.cpp): vault,"
+echo "   child, cse-screening assessment, signed contact note, missing episode:"
+"$bin/field-story"
+echo
+echo "Not yet in this build: sync between devices and outpost-server, and the"
+echo "outpost-field app. 'make test' runs everything that exists."
+echo "The demo keeps nothing: its vaults lived in temp folders, now removed."
 echo "Run 'make demo' again at any time."
