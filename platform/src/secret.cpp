@@ -43,6 +43,10 @@ SecretBytes& SecretBytes::operator=(SecretBytes&& other) noexcept {
   return *this;
 }
 
+bool SecretBytes::equals(std::span<const unsigned char> other) const noexcept {
+  return other.size() == size_ && (size_ == 0 || sodium_memcmp(data_, other.data(), size_) == 0);
+}
+
 void SecretBytes::reset() noexcept {
   if (data_ != nullptr) {
     sodium_free(data_); // wipes before freeing

@@ -81,6 +81,29 @@ TEST_SUITE("vault.keys") {
     CHECK(again->unlock("2468").status != UnlockStatus::unlocked);
   }
 
+  TEST_CASE("a cleared key store means the key is gone, not a wrong PIN") {
+    VaultFixture f;
+    f.create().reset();
+    for (const auto& e : fs::directory_iterator(f.tmp / "keystore")) {
+      if (e.path().filename().string().ends_with("-device.key")) {
+        fs::remove(e.path());
+      }
+    }
+    CHECK(f.open()->unlock("2468").status == UnlockStatus::shredded);
+  }
+
+  TEST_CASE("a missing database file is reported as corrupt") {
+    VaultFixture f;
+    f.create().reset();
+    fs::remove(f.dir / "vault.db");
+    try {
+      (void)f.open()->unlock("2468");
+      FAIL("unlocked without a database file");
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::corrupt);
+    }
+  }
+
   TEST_CASE("changing the PIN re-wraps the key without re-encrypting the data") {
     VaultFixture f;
     {

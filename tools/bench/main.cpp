@@ -63,6 +63,10 @@ int main(int argc, char** argv) {
   w1cmd->add_option("--only", only, "comma-separated runners (" + runnerNames() + "); default all");
   w1cmd->add_option("--records", w1.records, "records to insert (default 100000)")
       ->check(CLI::Range(100u, 10000000u));
+  w1cmd
+      ->add_option("--vault-cache-kib", w1.vaultCacheKiB,
+                   "page cache of the vault runner in KiB (default: the vault's own)")
+      ->check(CLI::Range(100, 1 << 20));
   w1cmd->add_option("--dir", dir, "folder for the stores (default: a new temp folder, removed)");
 
   CLI11_PARSE(app, argc, argv);

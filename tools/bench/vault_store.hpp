@@ -8,6 +8,8 @@
 
 namespace outpost::bench {
 
-[[nodiscard]] std::unique_ptr<W1Store> makeVaultStore();
+/// `cacheKiB` 0: the vault's default page cache.
+[[nodiscard]] std::unique_ptr<W1Store> makeVaultStore(int cacheKiB);
+[[nodiscard]] int defaultVaultCacheKiB();
 
 } // namespace outpost::bench

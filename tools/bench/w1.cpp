@@ -52,9 +52,13 @@ void runOne(const W1Runner& runner, const W1Options& options, std::span<const Re
             std::span<const std::string> payloads, Report& report) {
   const std::string id = "w1." + runner.name;
   const auto n = static_cast<std::uint32_t>(records.size());
-  auto store = runner.make();
+  auto store = runner.make(options);
   const fs::path dir = options.dir / runner.name;
   report.info(id, runner.description);
+  if (runner.name == "vault") {
+    const int kib = options.vaultCacheKiB > 0 ? options.vaultCacheKiB : defaultVaultCacheKiB();
+    report.info(id, "page cache " + std::to_string(kib) + " KiB");
+  }
 
   // 0. schema
   store->create(dir);
@@ -187,10 +191,12 @@ void runOne(const W1Runner& runner, const W1Options& options, std::span<const Re
 
 const std::vector<W1Runner>& w1Runners() {
   static const std::vector<W1Runner> runners = {
-      {"sqlite", "plain SQLite, WAL, synchronous=NORMAL (the ceiling)", makePlainSqliteStore},
+      {"sqlite", "plain SQLite, WAL, synchronous=NORMAL, page cache 2000 KiB (the ceiling)",
+       [](const W1Options&) { return makePlainSqliteStore(); }},
       {"vault", "encrypted vault (XChaCha20-Poly1305 pages), WAL, synchronous=NORMAL",
-       makeVaultStore},
-      {"sdk", "the W1 records through the public record API (vault, journal, audit)", makeSdkStore},
+       [](const W1Options& o) { return makeVaultStore(o.vaultCacheKiB); }},
+      {"sdk", "the W1 records through the public record API (vault, journal, audit)",
+       [](const W1Options&) { return makeSdkStore(); }},
   };
   return runners;
 }

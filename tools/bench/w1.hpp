@@ -50,10 +50,12 @@ public:
   [[nodiscard]] virtual bool encrypted() const = 0;
 };
 
+struct W1Options;
+
 struct W1Runner {
   std::string name; ///< "sqlite" -> result id "w1.sqlite"
   std::string description;
-  std::function<std::unique_ptr<W1Store>()> make;
+  std::function<std::unique_ptr<W1Store>(const W1Options&)> make;
 };
 
 /// Every W1 runner, in the order they run when `--only` is absent.
@@ -63,6 +65,7 @@ struct W1Options {
   std::uint32_t records = 100000;
   std::vector<std::string> only; ///< empty: all runners
   std::filesystem::path dir;     ///< where stores are created (one sub-folder each)
+  int vaultCacheKiB = 0;         ///< page cache of the vault runners; 0: the vault's default
 };
 
 /// Runs W1 for the selected runners, one after the other, printing RESULT / INFO /

@@ -29,6 +29,12 @@ public:
   [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   [[nodiscard]] std::span<const unsigned char> bytes() const noexcept { return {data_, size_}; }
   [[nodiscard]] std::span<unsigned char> bytes() noexcept { return {data_, size_}; }
+  [[nodiscard]] std::span<const unsigned char> span() const noexcept { return bytes(); }
+  [[nodiscard]] std::span<unsigned char> span() noexcept { return bytes(); }
+  /// An explicit copy in new guarded memory.
+  [[nodiscard]] SecretBytes clone() const { return copyOf(bytes()); }
+  /// Constant-time comparison (sodium_memcmp); different sizes are never equal.
+  [[nodiscard]] bool equals(std::span<const unsigned char> other) const noexcept;
   /// Wipes and frees now.
   void reset() noexcept;
 

@@ -141,6 +141,10 @@ struct Vault::Impl {
         PageKeys::derive(databaseKey.bytes(), keyFile.databaseId), options.baseVfs,
         options.walFrameCache, options.durableCommits);
     sealKey = vault::deriveSubkey(databaseKey.bytes(), vault::kCounterSealSubkey);
+    if (!create && !fs::exists(dbPath())) {
+      closeDatabase();
+      throw Error(Errc::corrupt, "the vault database file is missing from " + dir.string());
+    }
     try {
       const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0) |
                         SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_PRIVATECACHE;
@@ -241,12 +245,16 @@ struct Vault::Impl {
       result = {UnlockStatus::shredded, 0};
       return std::nullopt;
     }
-    setWrongAttempts(before + 1);
     const auto device = keyStore.load(item("device"));
-    std::optional<SecretBytes> key;
-    if (device) {
-      key = keyFile.unwrap(pin, device->bytes());
+    if (!device) {
+      // Without the device secret no PIN can ever unwrap the key (e.g. the
+      // platform key store was cleared): say so instead of counting down.
+      shred();
+      result = {UnlockStatus::shredded, 0};
+      return std::nullopt;
     }
+    setWrongAttempts(before + 1);
+    std::optional<SecretBytes> key = keyFile.unwrap(pin, device->bytes());
     if (!key) {
       const unsigned left = options.maxWrongPins - (before + 1);
       if (left == 0) {

@@ -1,0 +1,141 @@
+# Outpost wire messages (docs/protocol.md). Every application message is one
+# Envelope, serialised with Cap'n Proto's packed encoding, inside the Noise channel.
+#
+# Evolution (Cap'n Proto rules): fields and union members are only ever added, with
+# the next ordinal; nothing is renamed in a way that changes meaning, removed or
+# renumbered. A decoder ignores fields it does not know; an Envelope whose union
+# member it does not know is refused as a protocol error. Anything that changes the
+# meaning of an existing field needs a new protocol version (Hello.minVersion /
+# maxVersion).
+@0xab4ce3d5f09321b7;
+
+$import "/capnp/c++.capnp".namespace("outpost::protocol::wire");
+
+# A 16-byte UUID (RFC 4122 byte order).
+using Uuid = Data;
+
+# Hybrid logical clock: (physical milliseconds since the Unix epoch << 16) | logical.
+using Hlc = UInt64;
+
+struct Envelope {
+  union {
+    hello @0 :Hello;
+    helloReply @1 :HelloReply;
+    pushBatch @2 :PushBatch;
+    pushAck @3 :PushAck;
+    pullRequest @4 :PullRequest;
+    pullReply @5 :PullReply;
+    command @6 :Command;
+    error @7 :Error;
+    enrollRequest @8 :EnrollRequest;
+    enrollReply @9 :EnrollReply;
+  }
+}
+
+# Device -> server, first message of a session.
+struct Hello {
+  minVersion @0 :UInt16;
+  maxVersion @1 :UInt16;
+  deviceId @2 :Uuid;
+  workerId @3 :Text;
+  appVersion @4 :Text;
+  hlc @5 :Hlc;
+  capabilities @6 :List(Text);
+}
+
+# Server -> device, answer to Hello.
+struct HelloReply {
+  version @0 :UInt16;
+  serverHlc @1 :Hlc;
+  pendingCommands @2 :List(Command);
+}
+
+struct Value {
+  union {
+    null @0 :Void;
+    tombstone @1 :Void;
+    boolean @2 :Bool;
+    int64 @3 :Int64;
+    float64 @4 :Float64;
+    text @5 :Text;
+    bytes @6 :Data;
+    textList @7 :List(Text);
+  }
+}
+
+struct Change {
+  changeId @0 :Uuid;
+  recordId @1 :Uuid;
+  recordType @2 :Text;
+  field @3 :Text;
+  value @4 :Value;
+  hlc @5 :Hlc;
+  deviceId @6 :Uuid;
+  baseHlc @7 :Hlc;
+}
+
+struct PushBatch {
+  batchId @0 :Uuid;
+  changes @1 :List(Change);
+}
+
+enum ChangeOutcome {
+  applied @0;
+  duplicate @1;
+  conflict @2;
+  rejected @3;
+}
+
+struct ChangeResult {
+  changeId @0 :Uuid;
+  outcome @1 :ChangeOutcome;
+  # An outpost::Errc number (stable); 0 unless the outcome is rejected or conflict.
+  reason @2 :UInt16;
+}
+
+struct PushAck {
+  batchId @0 :Uuid;
+  results @1 :List(ChangeResult);
+}
+
+struct PullRequest {
+  cursor @0 :UInt64;
+  limit @1 :UInt32;
+}
+
+struct PullReply {
+  changes @0 :List(Change);
+  nextCursor @1 :UInt64;
+  more @2 :Bool;
+}
+
+struct Command {
+  commandId @0 :Uuid;
+  union {
+    wipe @1 :Void;
+    purgeRecords @2 :List(Uuid);
+    # Template documents (JSON), each a complete published template version.
+    templateUpdate @3 :List(Text);
+  }
+}
+
+struct Error {
+  # An outpost::Errc number (stable, platform/include/outpost/error.hpp).
+  code @0 :UInt16;
+  message @1 :Text;
+}
+
+# Device -> server, first message of an enrollment session (Noise XK).
+struct EnrollRequest {
+  code @0 :Text;
+  appVersion @1 :Text;
+  minVersion @2 :UInt16;
+  maxVersion @3 :UInt16;
+}
+
+struct EnrollReply {
+  deviceId @0 :Uuid;
+  workerId @1 :Text;
+  teamId @2 :Text;
+  serverHlc @3 :Hlc;
+}

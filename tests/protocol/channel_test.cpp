@@ -1,0 +1,355 @@
+// SecureChannel over real loopback TCP: both handshakes, multi-frame messages,
+// and a man in the middle that replays, reorders, flips or truncates frames.
+
+#include "loopback.hpp"
+
+#include <outpost/context.hpp>
+#include <outpost/error.hpp>
+#include <outpost/protocol/channel.hpp>
+
+#include <doctest/doctest.h>
+
+using namespace outpost;
+using namespace outpost::protocol;
+using namespace outpost::protocol::testing;
+using noise::Bytes;
+using noise::KeyPair;
+
+namespace {
+
+Bytes patterned(std::size_t n, std::uint8_t seed) {
+  Bytes b(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    b[i] = static_cast<std::uint8_t>(i * 31 + seed);
+  }
+  return b;
+}
+
+struct Fixture {
+  Context ctx;
+  asio::io_context io;
+  tcp::acceptor acceptor{io, localhost()};
+  KeyPair server = KeyPair::generate(ctx);
+  KeyPair device = KeyPair::generate(ctx);
+  std::optional<std::exception_ptr> serverDone;
+  std::optional<std::exception_ptr> deviceDone;
+
+  std::uint16_t port() const { return acceptor.local_endpoint().port(); }
+
+  asio::awaitable<SecureChannel> acceptOne(ChannelLimits limits = {}) {
+    tcp::socket s = co_await acceptor.async_accept(asio::use_awaitable);
+    co_return co_await SecureChannel::accept(ctx, std::move(s), server, limits);
+  }
+
+  asio::awaitable<SecureChannel> connect(Purpose purpose, std::uint16_t to,
+                                         const noise::PublicKey& pinned) {
+    co_return co_await SecureChannel::connect(ctx, co_await connectTo(to), purpose, device, pinned);
+  }
+
+  void run() {
+    io.run_for(std::chrono::seconds(20));
+    REQUIRE(serverDone.has_value());
+    REQUIRE(deviceDone.has_value());
+  }
+};
+
+} // namespace
+
+TEST_SUITE("protocol.channel") {
+  TEST_CASE("messages of any size cross a loopback connection in both directions") {
+    Fixture f;
+    const std::vector<std::size_t> sizes = {1,
+                                            100,
+                                            kFramePlaintext - kMessageHeader,
+                                            kFramePlaintext - kMessageHeader + 1,
+                                            300000,
+                                            kMaxApplicationMessage};
+    spawn(
+        f.io,
+        [&]() -> asio::awaitable<void> {
+          SecureChannel ch = co_await f.acceptOne();
+          CHECK(ch.purpose() == Purpose::session);
+          CHECK(ch.remoteStatic() == f.device.publicKey);
+          for (std::size_t i = 0; i < sizes.size(); ++i) {
+            Bytes m = co_await ch.receive();
+            co_await ch.send(m); // echo
+          }
+        },
+        f.serverDone);
+    spawn(
+        f.io,
+        [&]() -> asio::awaitable<void> {
+          SecureChannel ch = co_await f.connect(Purpose::session, f.port(), f.server.publicKey);
+          for (std::size_t n : sizes) {
+            const Bytes m = patterned(n, static_cast<std::uint8_t>(n));
+            co_await ch.send(m);
+            const Bytes echoed = co_await ch.receive();
+            CHECK(echoed == m);
+          }
+          CHECK(codeOf([&] {
+                  try {
+                    (void)splitMessage(Bytes(kMaxApplicationMessage + 1), kMaxApplicationMessage);
+                  } catch (...) {
+                    return std::current_exception();
+                  }
+                  return std::exception_ptr{};
+                }()) == Errc::invalid_argument);
+        },
+        f.deviceDone);
+    f.run();
+    CHECK(codeOf(*f.serverDone) == Errc::ok);
+    CHECK(codeOf(*f.deviceDone) == Errc::ok);
+  }
+
+  TEST_CASE("the enrollment handshake transmits the device's fresh static key") {
+    Fixture f;
+    spawn(
+        f.io,
+        [&]() -> asio::awaitable<void> {
+          SecureChannel ch = co_await f.acceptOne();
+          CHECK(ch.purpose() == Purpose::enrollment);
+          CHECK(ch.remoteStatic() == f.device.publicKey);
+          // gcc 12 mis-destroys temporaries inside co_await expressions: name them.
+          const Message refusal = ErrorReply{Errc::auth_failed, "no code"};
+          co_await ch.sendMessage(refusal);
+        },
+        f.serverDone);
+    spawn(
+        f.io,
+        [&]() -> asio::awaitable<void> {
+          SecureChannel ch = co_await f.connect(Purpose::enrollment, f.port(), f.server.publicKey);
+          Message reply = co_await ch.receiveMessage();
+          (void)expect<EnrollReply>(std::move(reply));
+        },
+        f.deviceDone);
+    f.run();
+    CHECK(codeOf(*f.serverDone) == Errc::ok);
+    CHECK(codeOf(*f.deviceDone) == Errc::auth_failed); // the server's Error, as an exception
+  }
+
+  TEST_CASE("a device that pinned another server key is refused and fails closed") {
+    for (Purpose purpose : {Purpose::session, Purpose::enrollment}) {
+      CAPTURE(static_cast<int>(purpose));
+      Fixture f;
+      const KeyPair impostor = KeyPair::generate(f.ctx);
+      spawn(
+          f.io, [&]() -> asio::awaitable<void> { (void)co_await f.acceptOne(); }, f.serverDone);
+      spawn(
+          f.io,
+          [&]() -> asio::awaitable<void> {
+            SecureChannel ch = co_await f.connect(purpose, f.port(), impostor.publicKey);
+            co_await ch.send(patterned(10, 1)); // must never get here
+          },
+          f.deviceDone);
+      // The acceptor coroutine's result is a channel; run until both ended.
+      f.io.run_for(std::chrono::seconds(10));
+      REQUIRE(f.serverDone.has_value());
+      REQUIRE(f.deviceDone.has_value());
+      CHECK(codeOf(*f.serverDone) == Errc::auth_failed);
+      const Errc device = codeOf(*f.deviceDone);
+      CHECK((device == Errc::network || device == Errc::auth_failed));
+    }
+  }
+
+  TEST_CASE("tampered frames end the session with a protocol error") {
+    // Frame 0 is the IK handshake; frames 1 and 2 carry two one-frame messages.
+    struct Attack {
+      const char* name;
+      FrameHook hook;
+    };
+    std::optional<Frame> held;
+    const std::vector<Attack> attacks = {
+        {"replayed",
+         [](std::size_t i, Frame fr) -> std::vector<Frame> {
+           if (i == 1) {
+             return {fr, fr};
+           }
+           return {fr};
+         }},
+        {"reordered",
+         [&held](std::size_t i, Frame fr) -> std::vector<Frame> {
+           if (i == 1) {
+             held = fr;
+             return {};
+           }
+           if (i == 2) {
+             return {fr, *held};
+           }
+           return {fr};
+         }},
+        {"bit-flipped",
+         [](std::size_t i, Frame fr) -> std::vector<Frame> {
+           if (i == 1) {
+             fr[fr.size() / 2] ^= 0x04;
+           }
+           return {fr};
+         }},
+        {"truncated",
+         [](std::size_t i, Frame fr) -> std::vector<Frame> {
+           if (i == 1) {
+             fr.pop_back();
+           }
+           return {fr};
+         }},
+        {"dropped",
+         [](std::size_t i, Frame fr) -> std::vector<Frame> {
+           if (i == 1) {
+             return {};
+           }
+           return {fr};
+         }},
+    };
+    for (const auto& attack : attacks) {
+      CAPTURE(attack.name);
+      Fixture f;
+      tcp::acceptor front(f.io, localhost());
+      const std::uint16_t frontPort = front.local_endpoint().port();
+      std::optional<std::exception_ptr> proxyDone;
+      spawn(
+          f.io, [&, hook = attack.hook] { return proxy(front, f.port(), hook); }, proxyDone);
+      std::vector<Bytes> got;
+      std::optional<Errc> afterwards;
+      std::exception_ptr failure;
+      spawn(
+          f.io,
+          [&]() -> asio::awaitable<void> {
+            SecureChannel ch = co_await f.acceptOne();
+            try {
+              for (int i = 0; i < 2; ++i) {
+                got.push_back(co_await ch.receive());
+              }
+            } catch (...) {
+              failure = std::current_exception();
+            }
+            CHECK_FALSE(ch.isOpen());
+            try {
+              (void)co_await ch.receive();
+              afterwards = Errc::ok;
+            } catch (const Error& e) {
+              afterwards = e.code(); // the session stays ended
+            }
+            std::rethrow_exception(failure);
+          },
+          f.serverDone);
+      spawn(
+          f.io,
+          [&]() -> asio::awaitable<void> {
+            SecureChannel ch = co_await f.connect(Purpose::session, frontPort, f.server.publicKey);
+            co_await ch.send(patterned(50, 1));
+            co_await ch.send(patterned(60, 2));
+            asio::steady_timer t(co_await asio::this_coro::executor,
+                                 std::chrono::milliseconds(200));
+            co_await t.async_wait(asio::use_awaitable);
+          },
+          f.deviceDone);
+      f.io.run_for(std::chrono::seconds(10));
+      REQUIRE(f.serverDone.has_value());
+      CHECK(codeOf(*f.serverDone) == Errc::protocol);
+      CHECK(afterwards == Errc::protocol);
+      // Nothing forged or out of order was delivered.
+      CHECK(got.size() <= 1);
+      if (!got.empty()) {
+        CHECK(got[0] == patterned(50, 1));
+      }
+    }
+  }
+
+  TEST_CASE("a message over the receiver's limit ends the session before it is buffered") {
+    Fixture f;
+    ChannelLimits small;
+    small.maxMessage = 1000;
+    auto server = [&]() -> asio::awaitable<void> {
+      SecureChannel ch = co_await f.acceptOne(small);
+      (void)co_await ch.receive();
+    };
+    auto device = [&]() -> asio::awaitable<void> {
+      SecureChannel ch = co_await f.connect(Purpose::session, f.port(), f.server.publicKey);
+      const Bytes big = patterned(2000, 3);
+      co_await ch.send(big);
+    };
+    spawn(f.io, server, f.serverDone);
+    spawn(f.io, device, f.deviceDone);
+    f.run();
+    CHECK(codeOf(*f.serverDone) == Errc::protocol);
+  }
+
+  TEST_CASE("an enrollment channel accepts only small messages from the unknown device") {
+    Fixture f;
+    auto server = [&]() -> asio::awaitable<void> {
+      SecureChannel ch = co_await f.acceptOne(); // default limits: 16 MiB
+      const Bytes small = co_await ch.receive();
+      CHECK(small.size() == kMaxEnrollmentMessage);
+      (void)co_await ch.receive();
+    };
+    auto device = [&]() -> asio::awaitable<void> {
+      SecureChannel ch = co_await f.connect(Purpose::enrollment, f.port(), f.server.publicKey);
+      const Bytes fits = patterned(kMaxEnrollmentMessage, 1);
+      const Bytes big = patterned(kMaxEnrollmentMessage + 1, 2);
+      co_await ch.send(fits);
+      co_await ch.send(big);
+    };
+    spawn(f.io, server, f.serverDone);
+    spawn(f.io, device, f.deviceDone);
+    f.run();
+    CHECK(codeOf(*f.serverDone) == Errc::protocol);
+  }
+
+  TEST_CASE("a silent peer makes receive time out") {
+    Fixture f;
+    ChannelLimits limits;
+    limits.readTimeout = std::chrono::milliseconds(150);
+    spawn(
+        f.io,
+        [&]() -> asio::awaitable<void> {
+          SecureChannel ch = co_await f.acceptOne(limits);
+          (void)co_await ch.receive();
+        },
+        f.serverDone);
+    spawn(
+        f.io,
+        [&]() -> asio::awaitable<void> {
+          SecureChannel ch = co_await f.connect(Purpose::session, f.port(), f.server.publicKey);
+          asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(600));
+          co_await t.async_wait(asio::use_awaitable);
+        },
+        f.deviceDone);
+    f.run();
+    CHECK(codeOf(*f.serverDone) == Errc::timeout);
+  }
+
+  TEST_CASE("a preamble of another wire version is refused as a version mismatch") {
+    Fixture f;
+    spawn(
+        f.io, [&]() -> asio::awaitable<void> { (void)co_await f.acceptOne(); }, f.serverDone);
+    spawn(
+        f.io,
+        [&]() -> asio::awaitable<void> {
+          tcp::socket s = co_await connectTo(f.port());
+          auto pre = preambleFor(Purpose::session);
+          pre[4] = kWireVersion + 1;
+          co_await asio::async_write(s, asio::buffer(pre), asio::use_awaitable);
+          std::array<std::uint8_t, 1> b{};
+          boost::system::error_code ec;
+          co_await s.async_read_some(asio::buffer(b),
+                                     asio::redirect_error(asio::use_awaitable, ec));
+          CHECK(ec == asio::error::eof); // closed without an answer
+        },
+        f.deviceDone);
+    f.run();
+    CHECK(codeOf(*f.serverDone) == Errc::version_mismatch);
+    CHECK(codeOf(*f.deviceDone) == Errc::ok);
+  }
+
+  TEST_CASE("preambles parse strictly") {
+    CHECK(parsePreamble(preambleFor(Purpose::enrollment)) == Purpose::enrollment);
+    auto bad = preambleFor(Purpose::session);
+    bad[7] = 1;
+    CHECK_THROWS_AS((void)parsePreamble(bad), Error);
+    bad = preambleFor(Purpose::session);
+    bad[5] = 9;
+    CHECK_THROWS_AS((void)parsePreamble(bad), Error);
+    bad = preambleFor(Purpose::session);
+    bad[0] = 'X';
+    CHECK_THROWS_AS((void)parsePreamble(bad), Error);
+  }
+}
