@@ -144,10 +144,16 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
 
     const AdmittedSession session = co_await admit(server, channel);
     server.metrics.sessions.fetch_add(1);
-    // TODO(sync): PurgeRecords for records that left the worker's scope (issue 6);
-    // the store does not yet track which records a device holds.
-    const Message hello = HelloReply{session.version, server.now().value, {}};
+    DeviceScope deviceScope = server.stores.take()->pendingCommands(session.device);
+    const std::size_t purges = deviceScope.commands.size();
+    const Message hello =
+        HelloReply{session.version, server.now().value, std::move(deviceScope.commands)};
     co_await channel.sendMessage(hello);
+    server.stores.take()->acknowledgeScope(session.device, deviceScope.teams);
+    if (purges > 0) {
+      server.context.log().info("sent {} purge command(s) to device {}", purges,
+                                idText(session.device.deviceId));
+    }
 
     for (;;) {
       control->busy = false;

@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS field_states(
   state BLOB NOT NULL,
   in_conflict INTEGER NOT NULL,
   PRIMARY KEY(record_id, field)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS device_scopes(
+  device_id BLOB NOT NULL,
+  team TEXT NOT NULL,
+  PRIMARY KEY(device_id, team)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS field_policies(
   record_type TEXT NOT NULL,
   field TEXT NOT NULL,
@@ -263,6 +267,36 @@ void SqliteServerStore::addWorker(std::string_view id, const std::vector<std::st
   if (impl_->db.changes() == 0) {
     throw Error(Errc::already_exists, "worker '" + std::string(id) + "' already exists");
   }
+  std::int64_t position = 0;
+  for (const auto& team : teams) {
+    sql::Statement st(impl_->db, "INSERT OR IGNORE INTO worker_teams(worker_id, team, position)"
+                                 " VALUES (?1, ?2, ?3)");
+    st.bind(1, id).bind(2, team).bind(3, position++);
+    st.run();
+  }
+  tx.commit();
+}
+
+void SqliteServerStore::setWorkerTeams(std::string_view id, const std::vector<std::string>& teams) {
+  if (teams.empty()) {
+    throw Error(Errc::invalid_argument, "a worker needs at least one team (--team NAME)");
+  }
+  sql::Transaction tx(impl_->db);
+  if (!findWorker(id)) {
+    throw Error(Errc::not_found, "there is no worker '" + std::string(id) +
+                                     "'; add it with 'outpostctl worker add'");
+  }
+  for (const auto& team : teams) {
+    sql::Statement st(impl_->db, "SELECT 1 FROM teams WHERE name = ?1");
+    st.bind(1, team);
+    if (!st.step()) {
+      throw Error(Errc::not_found,
+                  "there is no team '" + team + "'; add it first with 'outpostctl team add'");
+    }
+  }
+  sql::Statement clear(impl_->db, "DELETE FROM worker_teams WHERE worker_id = ?1");
+  clear.bind(1, id);
+  clear.run();
   std::int64_t position = 0;
   for (const auto& team : teams) {
     sql::Statement st(impl_->db, "INSERT OR IGNORE INTO worker_teams(worker_id, team, position)"
@@ -558,6 +592,47 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, std::uint64_t 
   }
   tx.commit();
   return reply;
+}
+
+DeviceScope SqliteServerStore::pendingCommands(const protocol::DeviceRecord& device) {
+  DeviceScope scope;
+  sql::Transaction tx(impl_->db, false); // the teams and the records agree
+  scope.teams = impl_->teamsOf(device.workerId);
+  sql::Statement st(
+      impl_->db, "SELECT r.record_id FROM records r JOIN device_scopes s"
+                 " ON s.team = r.owner_team AND s.device_id = ?1"
+                 " WHERE r.owner_team NOT IN (SELECT team FROM worker_teams WHERE worker_id = ?2)"
+                 " ORDER BY r.record_id");
+  st.bindBlob(1, blob(device.deviceId)).bind(2, device.workerId);
+  auto& commands = scope.commands;
+  while (st.step()) {
+    if (commands.empty() ||
+        std::get<protocol::PurgeRecords>(commands.back().action).recordIds.size() ==
+            protocol::limits::kPurgeRecords) {
+      if (commands.size() == protocol::limits::kCommands) {
+        break; // best effort: more than 25 million records left the scope at once
+      }
+      commands.push_back({sync::Uuid::random().bytes, protocol::PurgeRecords{}});
+    }
+    std::get<protocol::PurgeRecords>(commands.back().action).recordIds.push_back(uuidColumn(st, 0));
+  }
+  tx.commit();
+  return scope;
+}
+
+void SqliteServerStore::acknowledgeScope(const protocol::DeviceRecord& device,
+                                         const std::vector<std::string>& teams) {
+  sql::Transaction tx(impl_->db);
+  sql::Statement clear(impl_->db, "DELETE FROM device_scopes WHERE device_id = ?1");
+  clear.bindBlob(1, blob(device.deviceId));
+  clear.run();
+  for (const auto& team : teams) {
+    sql::Statement add(impl_->db, "INSERT OR IGNORE INTO device_scopes(device_id, team)"
+                                  " VALUES (?1, ?2)");
+    add.bindBlob(1, blob(device.deviceId)).bind(2, team);
+    add.run();
+  }
+  tx.commit();
 }
 
 std::uint64_t SqliteServerStore::lastSequence() {

@@ -156,6 +156,8 @@ TEST_SUITE("server.cli") {
       CHECK(ctl(scratch, "--data " + data + " team add north").status == 1);
       CHECK(ctl(scratch, "--data " + data + " worker add alice --team north").status == 0);
       CHECK(ctl(scratch, "--data " + data + " enroll nobody").status == 1);
+      CHECK(ctl(scratch, "--data " + data + " worker set-teams alice --team south").status == 1);
+      CHECK(ctl(scratch, "--data " + data + " worker set-teams nobody --team north").status == 1);
       CHECK(ctl(scratch, "--data " + data + " enroll alice --ttl forever").status == 1);
       CHECK(ctl(scratch, "--data " + data + " revoke not-a-uuid").status == 1);
       CHECK(

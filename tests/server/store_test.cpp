@@ -71,3 +71,34 @@ TEST_SUITE("server.store") {
     CHECK(store->recordCount() == 1);
   }
 }
+
+TEST_SUITE("server.store") {
+  TEST_CASE("a device's scope: purge commands name the records of teams its worker left") {
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    CHECK(store->pendingCommands(device).commands.empty());
+    store->acknowledgeScope(device, store->pendingCommands(device).teams);
+    protocol::Change c;
+    c.changeId = newId();
+    c.recordId = newId();
+    c.recordType = "assessment";
+    c.field = "x";
+    c.value = std::int64_t{1};
+    c.hlc = hlcNow();
+    c.deviceId = device.deviceId;
+    const PushContext context{device, *store->findWorker("alice"),
+                              static_cast<std::int64_t>(hlcNow() >> 16)};
+    CHECK(store->push(context, {c}).applied == 1);
+    CHECK(store->pendingCommands(device).commands.empty());
+    store->setWorkerTeams("alice", {"south"});
+    const auto [commands, teams] = store->pendingCommands(device);
+    CHECK(teams == std::vector<std::string>{"south"});
+    REQUIRE(commands.size() == 1);
+    CHECK(std::get<protocol::PurgeRecords>(commands[0].action).recordIds ==
+          std::vector<protocol::Uuid>{c.recordId});
+    store->acknowledgeScope(device, teams);
+    CHECK(store->pendingCommands(device).commands.empty());
+  }
+}

@@ -231,6 +231,13 @@ int main(int argc, char** argv) {
       ->add_option("--team", workerTeams,
                    "A team the worker belongs to (repeat; the first owns new records)")
       ->required();
+  auto* workerSetTeams = worker->add_subcommand(
+      "set-teams", "Replace a worker's teams (records of teams left are purged from devices)");
+  std::string setTeamsId;
+  std::vector<std::string> setTeams;
+  workerSetTeams->add_option("ID", setTeamsId, "The worker's id")->required();
+  workerSetTeams->add_option("--team", setTeams, "A team (repeat; the first owns new records)")
+      ->required();
   auto* workerList = worker->add_subcommand("list", "List workers and their teams");
 
   auto* enroll = app.add_subcommand("enroll", "Issue a one-time enrollment code for a worker");
@@ -312,6 +319,12 @@ int main(int argc, char** argv) {
     } else if (workerAdd->parsed()) {
       store.addWorker(workerId, workerTeams);
       print(o, {{"worker", workerId}, {"teams", workerTeams}}, "added worker " + workerId + "\n");
+    } else if (workerSetTeams->parsed()) {
+      store.setWorkerTeams(setTeamsId, setTeams);
+      print(o, {{"worker", setTeamsId}, {"teams", setTeams}},
+            "worker " + setTeamsId +
+                " now in the given teams; records of teams left are purged from their devices "
+                "at the next sync\n");
     } else if (workerList->parsed()) {
       json j = json::array();
       std::string text;

@@ -29,6 +29,7 @@ public:
   void addTeam(std::string_view name) override;
   std::vector<std::string> teams() override;
   void addWorker(std::string_view id, const std::vector<std::string>& teams) override;
+  void setWorkerTeams(std::string_view id, const std::vector<std::string>& teams) override;
   std::optional<Worker> findWorker(std::string_view id) override;
   std::vector<Worker> workers() override;
   std::vector<DeviceInfo> devices() override;
@@ -41,6 +42,9 @@ public:
                   const std::vector<protocol::Change>& changes) override;
   protocol::PullReply pull(const Worker& worker, std::uint64_t cursor,
                            std::uint32_t limit) override;
+  DeviceScope pendingCommands(const protocol::DeviceRecord& device) override;
+  void acknowledgeScope(const protocol::DeviceRecord& device,
+                        const std::vector<std::string>& teams) override;
   std::uint64_t lastSequence() override;
 
   std::vector<ConflictSummary> conflicts() override;

@@ -62,6 +62,12 @@ struct PushResult {
   std::size_t rejected = 0;   ///< not stored (reason in the result)
 };
 
+/// What a device is told at Hello, and the teams that was computed against.
+struct DeviceScope {
+  std::vector<protocol::Command> commands;
+  std::vector<std::string> teams;
+};
+
 /// A record as the central team sees it.
 struct RecordView {
   sync::Uuid recordId;
@@ -97,6 +103,11 @@ public:
   /// unknown team, Error{already_exists} for a known worker id,
   /// Error{invalid_argument} for an empty id or no team. Changes nothing on error.
   virtual void addWorker(std::string_view id, const std::vector<std::string>& teams) = 0;
+  /// Replaces a worker's teams (the first owns the records they create from now on).
+  /// Records of teams the worker leaves are purged from their devices at the next
+  /// sync (pendingCommands). Throws Error{not_found} for an unknown worker or team,
+  /// Error{invalid_argument} for no team. Changes nothing on error.
+  virtual void setWorkerTeams(std::string_view id, const std::vector<std::string>& teams) = 0;
   [[nodiscard]] virtual std::optional<Worker> findWorker(std::string_view id) = 0;
   [[nodiscard]] virtual std::vector<Worker> workers() = 0;
   [[nodiscard]] virtual std::vector<DeviceInfo> devices() = 0;
@@ -122,6 +133,16 @@ public:
   /// changes the worker may not see; `more` says whether to ask again now.
   [[nodiscard]] virtual protocol::PullReply pull(const Worker& worker, std::uint64_t cursor,
                                                  std::uint32_t limit) = 0;
+
+  /// Commands for a device at Hello: PurgeRecords for the records of teams its worker
+  /// belonged to at the device's last session but no longer does (none on the
+  /// device's first session), and the worker's teams they were computed against.
+  /// Reads only; see acknowledgeScope().
+  [[nodiscard]] virtual DeviceScope pendingCommands(const protocol::DeviceRecord& device) = 0;
+  /// Records `teams` (from pendingCommands()) as the device's scope, once the
+  /// HelloReply carrying the commands was sent (best effort: not re-sent after).
+  virtual void acknowledgeScope(const protocol::DeviceRecord& device,
+                                const std::vector<std::string>& teams) = 0;
 
   /// The highest sequence number assigned so far (0 when none).
   [[nodiscard]] virtual std::uint64_t lastSequence() = 0;
