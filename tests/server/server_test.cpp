@@ -94,6 +94,56 @@ TEST_SUITE("server.sync") {
     }
   }
 
+  TEST_CASE("devices pushing at the same time all commit, each change once, in one order") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    constexpr int kDevices = 4;
+    constexpr int kBatches = 8;
+    constexpr int kChanges = 25;
+    std::vector<std::unique_ptr<Device>> devices;
+    for (int i = 0; i < kDevices; ++i) {
+      devices.push_back(std::make_unique<Device>(ctx));
+      enrollAs(data, srv, *devices.back(), i % 2 == 0 ? "alice" : "bob");
+      (void)devices.back()->hello();
+    }
+    std::vector<std::size_t> applied(kDevices, 0);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kDevices; ++i) {
+      threads.emplace_back([&, i] {
+        Device& d = *devices[static_cast<std::size_t>(i)];
+        for (int b = 0; b < kBatches; ++b) {
+          std::vector<Change> batch;
+          for (int c = 0; c < kChanges; ++c) {
+            batch.push_back(d.change(newId(), "x", std::int64_t{c}));
+          }
+          const PushAck ack = d.push(batch);
+          applied[static_cast<std::size_t>(i)] += count(ack, ChangeOutcome::applied);
+        }
+      });
+    }
+    for (auto& t : threads) {
+      t.join();
+    }
+    for (const std::size_t n : applied) {
+      CHECK(n == kBatches * kChanges);
+    }
+    std::set<Uuid> seen;
+    std::uint64_t cursor = 0;
+    for (int i = 0; i < 10; ++i) {
+      const PullReply page = devices[0]->pull(cursor, 300);
+      for (const auto& ch : page.changes) {
+        seen.insert(ch.changeId);
+      }
+      cursor = page.nextCursor;
+      if (!page.more) {
+        break;
+      }
+    }
+    CHECK(seen.size() == kDevices * kBatches * kChanges);
+    CHECK(cursor == kDevices * kBatches * kChanges);
+  }
+
   TEST_CASE("a batch pushed twice is reported as duplicates and applied once") {
     Context ctx;
     DataFolder data(ctx);
@@ -392,6 +442,13 @@ TEST_SUITE("server.sync") {
     const auto [healthStatus, healthBody] = httpGet(*metricsPort, "/health");
     CHECK(healthStatus == 200);
     CHECK(healthBody == "ok");
+    // The latency is observed once the ack is written, just after the device has it.
+    // The enrollment connection is counted out as its coroutine ends.
+    for (int i = 0; i < 200 && (srv.server->metrics().latencyCount.load() < 1 ||
+                                srv.server->metrics().connectionsCurrent.load() != 1);
+         ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
     const auto [status, body] = httpGet(*metricsPort, "/metrics");
     CHECK(status == 200);
     CHECK(body.find("outpost_push_batches_total 1") != std::string::npos);
