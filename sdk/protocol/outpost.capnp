@@ -72,6 +72,12 @@ struct Change {
   hlc @5 :Hlc;
   deviceId @6 :Uuid;
   baseHlc @7 :Hlc;
+  # Added after v1's first cut (absent from older peers: read as zero / empty).
+  # The device that wrote the base version (zero UUID when baseHlc is zero).
+  baseDeviceId @8 :Uuid;
+  # Further versions the editor saw and replaced (a conflict it resolves, or the
+  # field versions a record deletion saw); at most 1024.
+  resolves @9 :List(VersionId);
 }
 
 struct PushBatch {
@@ -138,4 +144,10 @@ struct EnrollReply {
   workerId @1 :Text;
   teamId @2 :Text;
   serverHlc @3 :Hlc;
+}
+
+# One version of a field: the HLC and device of the change that wrote it.
+struct VersionId {
+  hlc @0 :Hlc;
+  deviceId @1 :Uuid;
 }

@@ -221,6 +221,75 @@ TEST_SUITE("protocol.messages") {
     CHECK(codeOf([&] { (void)decode(packed(b2)); }) == Errc::protocol);
   }
 
+  TEST_CASE("a change's base device and resolved versions survive the wire") {
+    Change c = changeWith(std::string("resolved"), 3);
+    c.baseDeviceId = uuidOf(50);
+    c.resolves = {{std::uint64_t{1700000000001} << 16, uuidOf(51)},
+                  {(std::uint64_t{1700000000002} << 16) | 7, uuidOf(52)}};
+    const Message batch = PushBatch{uuidOf(9), {c, changeWith(Null{}, 4)}};
+    CHECK(decode(encode(batch)) == batch);
+    const Message reply = PullReply{{c}, 42, true};
+    CHECK(decode(encode(reply)) == reply);
+  }
+
+  TEST_CASE("a change from a peer that predates baseDeviceId and resolves reads them as empty") {
+    capnp::MallocMessageBuilder b;
+    auto batch = b.initRoot<wire::Envelope>().initPushBatch();
+    const kj::byte id[16] = {1};
+    batch.setBatchId(capnp::Data::Reader(id, 16));
+    auto ch = batch.initChanges(1)[0];
+    ch.setChangeId(capnp::Data::Reader(id, 16));
+    ch.setRecordId(capnp::Data::Reader(id, 16));
+    ch.setRecordType("assessment");
+    ch.setField("risk.level");
+    ch.initValue().setInt64(3);
+    ch.setHlc(5);
+    ch.setDeviceId(capnp::Data::Reader(id, 16));
+    ch.setBaseHlc(0);
+    const Message m = decode(packed(b));
+    REQUIRE(std::holds_alternative<PushBatch>(m));
+    const Change& got = std::get<PushBatch>(m).changes.at(0);
+    CHECK(got.baseDeviceId == Uuid{});
+    CHECK(got.resolves.empty());
+  }
+
+  TEST_CASE("a malformed base device or resolves list is refused") {
+    auto start = [](capnp::MallocMessageBuilder& b) {
+      auto batch = b.initRoot<wire::Envelope>().initPushBatch();
+      const kj::byte id[16] = {1};
+      batch.setBatchId(capnp::Data::Reader(id, 16));
+      auto ch = batch.initChanges(1)[0];
+      ch.setChangeId(capnp::Data::Reader(id, 16));
+      ch.setRecordId(capnp::Data::Reader(id, 16));
+      ch.setRecordType("assessment");
+      ch.setField("risk.level");
+      ch.initValue().setInt64(3);
+      ch.setDeviceId(capnp::Data::Reader(id, 16));
+      return ch;
+    };
+    const kj::byte shortId[15] = {};
+    SUBCASE("a base device id of the wrong size") {
+      capnp::MallocMessageBuilder b;
+      start(b).setBaseDeviceId(capnp::Data::Reader(shortId, 15));
+      CHECK(codeOf([&] { (void)decode(packed(b)); }) == Errc::protocol);
+    }
+    SUBCASE("a resolved version with a device id of the wrong size") {
+      capnp::MallocMessageBuilder b;
+      start(b).initResolves(1)[0].setDeviceId(capnp::Data::Reader(shortId, 15));
+      CHECK(codeOf([&] { (void)decode(packed(b)); }) == Errc::protocol);
+    }
+    SUBCASE("more resolved versions than the limit") {
+      capnp::MallocMessageBuilder b;
+      start(b).initResolves(static_cast<unsigned>(limits::kResolves + 1));
+      CHECK(codeOf([&] { (void)decode(packed(b)); }) == Errc::protocol);
+    }
+    SUBCASE("encode refuses more resolved versions than the limit") {
+      Change c = changeWith(Null{}, 1);
+      c.resolves.resize(limits::kResolves + 1);
+      CHECK(codeOf([&] { (void)encode(PushBatch{uuidOf(1), {c}}); }) == Errc::invalid_argument);
+    }
+  }
+
   TEST_CASE("a large honest batch fits within the traversal limit") {
     PushBatch batch{uuidOf(1), {}};
     for (int i = 0; i < 1000; ++i) {

@@ -111,6 +111,7 @@ struct Checker {
     nonEmptyText(c.recordType, limits::kShortText, "Change.recordType");
     nonEmptyText(c.field, limits::kShortText, "Change.field");
     value(c.value);
+    count(c.resolves.size(), limits::kResolves, "Change.resolves");
   }
   void changes(const std::vector<Change>& cs) const {
     count(cs.size(), limits::kChanges, "the change list");
@@ -234,6 +235,14 @@ void build(w::Change::Builder b, const Change& c) {
   b.setHlc(c.hlc);
   b.setDeviceId(asData(c.deviceId));
   b.setBaseHlc(c.baseHlc);
+  b.setBaseDeviceId(asData(c.baseDeviceId));
+  if (!c.resolves.empty()) {
+    auto rs = b.initResolves(static_cast<unsigned>(c.resolves.size()));
+    for (unsigned i = 0; i < c.resolves.size(); ++i) {
+      rs[i].setHlc(c.resolves[i].hlc);
+      rs[i].setDeviceId(asData(c.resolves[i].deviceId));
+    }
+  }
 }
 
 void build(capnp::List<w::Change>::Builder list, const std::vector<Change>& changes) {
@@ -391,6 +400,20 @@ Change read(w::Change::Reader r) {
   c.hlc = r.getHlc();
   c.deviceId = uuid(r.getDeviceId(), "Change.deviceId");
   c.baseHlc = r.getBaseHlc();
+  // Absent in messages from older peers: zero / empty.
+  if (r.hasBaseDeviceId()) {
+    c.baseDeviceId = uuid(r.getBaseDeviceId(), "Change.baseDeviceId");
+  }
+  if (r.hasResolves()) {
+    auto rs = r.getResolves();
+    if (rs.size() > limits::kResolves) {
+      refuse("Change.resolves has too many entries");
+    }
+    c.resolves.reserve(rs.size());
+    for (auto v : rs) {
+      c.resolves.push_back({v.getHlc(), uuid(v.getDeviceId(), "Change.resolves[].deviceId")});
+    }
+  }
   return c;
 }
 

@@ -34,6 +34,7 @@ inline constexpr std::size_t kValueText = 1u << 20;        ///< Value.text, each
 inline constexpr std::size_t kValueBytes = 4u << 20;       ///< Value.bytes
 inline constexpr std::size_t kTextListItems = 4096;        ///< Value.textList
 inline constexpr std::size_t kChanges = 10000;             ///< per PushBatch / PullReply
+inline constexpr std::size_t kResolves = 1024;             ///< Change.resolves
 inline constexpr std::size_t kCapabilities = 64;           ///< Hello.capabilities
 inline constexpr std::size_t kCommands = 256;              ///< HelloReply.pendingCommands
 inline constexpr std::size_t kPurgeRecords = 100000;       ///< Command.purgeRecords
@@ -60,6 +61,15 @@ struct Tombstone {
 using Value = std::variant<Null, Tombstone, bool, std::int64_t, double, std::string, Bytes,
                            std::vector<std::string>>;
 
+/// One version of a field: the HLC and device of the change that wrote it.
+struct VersionRef {
+  Hlc hlc = 0;
+  Uuid deviceId{};
+  bool operator==(const VersionRef&) const = default;
+};
+
+/// sync::Change on the wire. `baseDeviceId` and `resolves` came after the first
+/// cut of v1: an older peer does not send them and they read as zero / empty.
 struct Change {
   Uuid changeId{};
   Uuid recordId{};
@@ -69,6 +79,8 @@ struct Change {
   Hlc hlc = 0;
   Uuid deviceId{};
   Hlc baseHlc = 0;
+  Uuid baseDeviceId{};                ///< the device that wrote the base version
+  std::vector<VersionRef> resolves{}; ///< further versions the editor replaced
   bool operator==(const Change&) const = default;
 };
 

@@ -1,0 +1,168 @@
+#pragma once
+/// \file
+/// The server's storage, behind one interface (DESIGN.md §8): teams and workers, the
+/// devices and enrollment codes of the protocol, records with their owner team, the
+/// change log ordered by server sequence numbers, and the merge state of every field.
+///
+/// `SqliteServerStore` (sqlite_store.hpp) is the embedded default. A PostgreSQL store
+/// would implement the same interface; the protocol's DeviceRegistry and
+/// EnrollmentRegistry are SQLite classes today, so that store would also need them
+/// behind an interface.
+///
+/// A store object is one connection: not thread-safe. The server opens one per
+/// connection; several stores on the same data folder may be used from several
+/// threads at once (the database serialises writers).
+
+#include <outpost/protocol/enrollment.hpp>
+#include <outpost/protocol/messages.hpp>
+#include <outpost/sync/change.hpp>
+#include <outpost/sync/merge.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace outpost::server {
+
+/// A field worker: their id and the teams whose records they may pull and push, in
+/// the order they were given (the first team owns the records they create).
+struct Worker {
+  std::string id;
+  std::vector<std::string> teams;
+  bool operator==(const Worker&) const = default;
+};
+
+/// A device as `outpostctl devices` lists it.
+struct DeviceInfo {
+  protocol::DeviceRecord record;
+  std::int64_t enrolledMs = 0;
+};
+
+/// Who is pushing: the admitted device and its worker (from the device record, never
+/// from what the device claims).
+struct PushContext {
+  protocol::DeviceRecord device;
+  Worker worker;
+  /// Server wall-clock time, milliseconds since the Unix epoch.
+  std::int64_t nowMs = 0;
+  /// Changes stamped further than this ahead of `nowMs` are rejected (clock_skew).
+  std::chrono::milliseconds maxSkew = std::chrono::minutes(2);
+};
+
+/// What a push did, change by change (same order as the batch).
+struct PushResult {
+  std::vector<protocol::ChangeResult> results;
+  std::size_t applied = 0;    ///< stored, no conflict
+  std::size_t duplicates = 0; ///< seen before
+  std::size_t conflicts = 0;  ///< stored, and the field now holds competing values
+  std::size_t rejected = 0;   ///< not stored (reason in the result)
+};
+
+/// What a device is told at Hello, and the teams that was computed against.
+struct DeviceScope {
+  std::vector<protocol::Command> commands;
+  std::vector<std::string> teams;
+};
+
+/// A record as the central team sees it.
+struct RecordView {
+  sync::Uuid recordId;
+  std::string recordType;
+  std::string ownerTeam;
+  std::int64_t updatedSeq = 0;
+  sync::RecordState state;
+  /// Fields in conflict, and versions a deletion did not see (field name "" for the
+  /// record itself is never listed here).
+  std::vector<std::string> conflictFields;
+  bool deleted = false;
+};
+
+/// One line of `outpostctl conflicts list`.
+struct ConflictSummary {
+  sync::Uuid recordId;
+  std::string recordType;
+  std::string ownerTeam;
+  std::vector<std::string> fields;
+};
+
+class ServerStore {
+public:
+  virtual ~ServerStore() = default;
+
+  // --- administration (outpostctl) ---------------------------------------------
+
+  /// Throws Error{invalid_argument} for an empty or over-long name,
+  /// Error{already_exists} when the team exists.
+  virtual void addTeam(std::string_view name) = 0;
+  [[nodiscard]] virtual std::vector<std::string> teams() = 0;
+  /// Adds a worker in `teams` (at least one). Throws Error{not_found} naming an
+  /// unknown team, Error{already_exists} for a known worker id,
+  /// Error{invalid_argument} for an empty id or no team. Changes nothing on error.
+  virtual void addWorker(std::string_view id, const std::vector<std::string>& teams) = 0;
+  /// Replaces a worker's teams (the first owns the records they create from now on).
+  /// Records of teams the worker leaves are purged from their devices at the next
+  /// sync (pendingCommands). Throws Error{not_found} for an unknown worker or team,
+  /// Error{invalid_argument} for no team. Changes nothing on error.
+  virtual void setWorkerTeams(std::string_view id, const std::vector<std::string>& teams) = 0;
+  [[nodiscard]] virtual std::optional<Worker> findWorker(std::string_view id) = 0;
+  [[nodiscard]] virtual std::vector<Worker> workers() = 0;
+  [[nodiscard]] virtual std::vector<DeviceInfo> devices() = 0;
+
+  /// Server settings (e.g. the advertised address). nullopt when unset.
+  [[nodiscard]] virtual std::optional<std::string> setting(std::string_view key) = 0;
+  virtual void setSetting(std::string_view key, std::string_view value) = 0;
+
+  /// The protocol's registries, stored in the same database.
+  [[nodiscard]] virtual protocol::DeviceRegistry& deviceRegistry() = 0;
+  [[nodiscard]] virtual protocol::EnrollmentRegistry& enrollmentRegistry() = 0;
+
+  // --- sync --------------------------------------------------------------------
+
+  /// Applies a pushed batch in ONE transaction: per change, duplicate (by change
+  /// id), scope, clock skew, then sync::merge; assigns sequence numbers; commits.
+  /// Returns only after the commit. Throws (and applies nothing) on I/O failure.
+  [[nodiscard]] virtual PushResult push(const PushContext& context,
+                                        const std::vector<protocol::Change>& changes) = 0;
+
+  /// Changes with a sequence number above `cursor` whose record is in one of the
+  /// worker's teams, at most `limit`, in sequence order. `nextCursor` may pass
+  /// changes the worker may not see; `more` says whether to ask again now.
+  [[nodiscard]] virtual protocol::PullReply pull(const Worker& worker, std::uint64_t cursor,
+                                                 std::uint32_t limit) = 0;
+
+  /// Commands for a device at Hello: PurgeRecords for the records of teams its worker
+  /// belonged to at the device's last session but no longer does (none on the
+  /// device's first session), and the worker's teams they were computed against.
+  /// Reads only; see acknowledgeScope().
+  [[nodiscard]] virtual DeviceScope pendingCommands(const protocol::DeviceRecord& device) = 0;
+  /// Records `teams` (from pendingCommands()) as the device's scope, once the
+  /// HelloReply carrying the commands was sent (best effort: not re-sent after).
+  virtual void acknowledgeScope(const protocol::DeviceRecord& device,
+                                const std::vector<std::string>& teams) = 0;
+
+  /// The highest sequence number assigned so far (0 when none).
+  [[nodiscard]] virtual std::uint64_t lastSequence() = 0;
+
+  // --- reading (outpostctl conflicts/export) -------------------------------------
+
+  [[nodiscard]] virtual std::vector<ConflictSummary> conflicts() = 0;
+  [[nodiscard]] virtual std::optional<RecordView> record(const sync::Uuid& recordId) = 0;
+  [[nodiscard]] virtual std::int64_t recordCount() = 0;
+  /// Calls `visit` for every record in record-id order.
+  virtual void forEachRecord(const std::function<void(const RecordView&)>& visit) = 0;
+};
+
+/// protocol::Change <-> sync::Change (same fields; the wire uses plain arrays).
+[[nodiscard]] sync::Change toSync(const protocol::Change& change);
+[[nodiscard]] protocol::Change toWire(const sync::Change& change);
+
+/// The binary form of a field's merge state in the server store, and its inverse
+/// (throws Error{corrupt}).
+[[nodiscard]] std::string encodeFieldState(const sync::FieldState& state);
+[[nodiscard]] sync::FieldState decodeFieldState(std::string_view bytes);
+
+} // namespace outpost::server

@@ -1,0 +1,187 @@
+// One device connection, as a protocol script: handshake; then either enrollment,
+// or Hello -> HelloReply followed by a loop of request -> reply
+// (PushBatch -> PushAck, PullRequest -> PullReply, anything else -> Error + close).
+//
+// Callers name values before co_await: gcc 12 mis-destroys temporaries that live
+// across one.
+
+#include "server_impl.hpp"
+
+#include <outpost/error.hpp>
+#include <outpost/protocol/session.hpp>
+#include <outpost/sync/uuid.hpp>
+
+#include <spdlog/spdlog.h>
+
+namespace outpost::server {
+
+namespace {
+
+using namespace protocol;
+
+std::string idText(const Uuid& id) {
+  sync::Uuid u;
+  u.bytes = id;
+  return u.toString();
+}
+
+/// Keeps the connection count and the stop registry right however the session ends.
+struct ConnectionScope {
+  Server::Impl& server;
+  std::uint64_t id;
+  std::shared_ptr<SessionControl> control;
+  ~ConnectionScope() {
+    control->channel = nullptr;
+    server.metrics.connectionsCurrent.fetch_sub(1);
+    const std::lock_guard lock(server.controlsMutex);
+    server.controls.erase(id);
+  }
+};
+
+Message push(Server::Impl& server, ServerStore& store, const AdmittedSession& session,
+             const PushBatch& batch) {
+  const auto worker = store.findWorker(session.device.workerId);
+  if (!worker) {
+    return ErrorReply{Errc::out_of_scope, "this device's worker is no longer known to the server"};
+  }
+  const PushContext context{session.device, *worker, server.clock.unixMillis(),
+                            server.options.maxSkew};
+  const PushResult result = store.push(context, batch.changes); // committed when it returns
+  server.metrics.batches.fetch_add(1);
+  server.metrics.changesApplied.fetch_add(result.applied);
+  server.metrics.changesDuplicate.fetch_add(result.duplicates);
+  server.metrics.changesConflict.fetch_add(result.conflicts);
+  server.metrics.changesRejected.fetch_add(result.rejected);
+  Hlc newest = 0;
+  for (std::size_t i = 0; i < batch.changes.size(); ++i) {
+    if (result.results[i].outcome != ChangeOutcome::rejected) {
+      newest = std::max(newest, batch.changes[i].hlc);
+    }
+  }
+  server.observe(sync::Hlc{newest});
+  server.context.log().debug("push: device {} batch {}: {} applied, {} duplicate, {} conflict, "
+                             "{} rejected",
+                             idText(session.device.deviceId), idText(batch.batchId), result.applied,
+                             result.duplicates, result.conflicts, result.rejected);
+  return PushAck{batch.batchId, result.results};
+}
+
+Message pull(Server::Impl& server, ServerStore& store, const AdmittedSession& session,
+             const PullRequest& request) {
+  const auto worker = store.findWorker(session.device.workerId);
+  if (!worker) {
+    return ErrorReply{Errc::out_of_scope, "this device's worker is no longer known to the server"};
+  }
+  server.metrics.pulls.fetch_add(1);
+  return store.pull(*worker, request.cursor, request.limit);
+}
+
+/// The reply to one request. Store failures become an Error reply (the session then
+/// ends; the device retries, and nothing of a failed batch was applied).
+Message answer(Server::Impl& server, const AdmittedSession& session, const Message& request) {
+  try {
+    const auto lease = server.stores.take();
+    ServerStore& store = *lease;
+    if (const auto* batch = std::get_if<PushBatch>(&request)) {
+      return push(server, store, session, *batch);
+    }
+    if (const auto* p = std::get_if<PullRequest>(&request)) {
+      return pull(server, store, session, *p);
+    }
+    return ErrorReply{Errc::protocol, "expected pushBatch or pullRequest, got '" +
+                                          std::string(messageName(request)) + "'"};
+  } catch (const Error& e) {
+    server.context.log().error("request from device {} failed: {}", idText(session.device.deviceId),
+                               errcName(e.code()));
+    return ErrorReply{e.code(), "the server could not complete the request; retry later"};
+  }
+}
+
+asio::awaitable<void> enroll(Server::Impl& server, SecureChannel& channel) {
+  const Hlc serverTime = server.now().value;
+  const auto lease = server.stores.take();
+  const auto device =
+      co_await serveEnrollment(channel, lease->enrollmentRegistry(), serverTime, Clock::now());
+  if (device) {
+    server.metrics.enrollments.fetch_add(1);
+    server.context.log().info("enrolled device {} for worker {}", idText(device->deviceId),
+                              device->workerId);
+  } else {
+    server.context.log().info("an enrollment attempt was refused");
+  }
+  channel.close();
+}
+
+/// Hello -> admitted, with a store connection borrowed only for the look-up.
+asio::awaitable<AdmittedSession> admit(Server::Impl& server, SecureChannel& channel) {
+  const auto lease = server.stores.take();
+  co_return co_await admitSession(channel, lease->deviceRegistry());
+}
+
+} // namespace
+
+asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
+                                 std::shared_ptr<SessionControl> control) {
+  std::uint64_t id = 0;
+  {
+    const std::lock_guard lock(server.controlsMutex);
+    id = server.nextControl++;
+    server.controls.emplace(id, control);
+  }
+  ConnectionScope scope{server, id, control};
+  try {
+    SecureChannel channel = co_await SecureChannel::accept(
+        server.context, std::move(socket), server.keys.staticKey, server.options.limits);
+    control->channel = &channel;
+    if (control->stopRequested) {
+      channel.close();
+      co_return;
+    }
+    if (channel.purpose() == Purpose::enrollment) {
+      co_await enroll(server, channel);
+      co_return;
+    }
+
+    const AdmittedSession session = co_await admit(server, channel);
+    server.metrics.sessions.fetch_add(1);
+    DeviceScope deviceScope = server.stores.take()->pendingCommands(session.device);
+    const std::size_t purges = deviceScope.commands.size();
+    const Message hello =
+        HelloReply{session.version, server.now().value, std::move(deviceScope.commands)};
+    co_await channel.sendMessage(hello);
+    server.stores.take()->acknowledgeScope(session.device, deviceScope.teams);
+    if (purges > 0) {
+      server.context.log().info("sent {} purge command(s) to device {}", purges,
+                                idText(session.device.deviceId));
+    }
+
+    for (;;) {
+      control->busy = false;
+      if (control->stopRequested) {
+        break;
+      }
+      const Message request = co_await channel.receiveMessage();
+      control->busy = true;
+      const auto started = std::chrono::steady_clock::now();
+      const Message reply = answer(server, session, request);
+      co_await channel.sendMessage(reply);
+      server.metrics.observeLatency(std::chrono::steady_clock::now() - started);
+      if (std::holds_alternative<ErrorReply>(reply)) {
+        break;
+      }
+    }
+    channel.close();
+  } catch (const Error& e) {
+    // A peer that goes away between requests is an ordinary end; anything else is
+    // counted and logged by code (never with record contents).
+    if (e.code() != Errc::network) {
+      server.metrics.errors.fetch_add(1);
+      server.context.log().info("session ended: {}", errcName(e.code()));
+    }
+  } catch (const std::exception& e) {
+    server.metrics.errors.fetch_add(1);
+    server.context.log().error("session failed: {}", e.what());
+  }
+}
+
+} // namespace outpost::server

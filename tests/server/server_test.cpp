@@ -1,0 +1,462 @@
+// outpost-server end to end, in-process on 127.0.0.1: enrollment, push/pull, scope,
+// conflicts, revocation, hostile clients, interrupted pushes, restart, stop.
+
+#include "harness.hpp"
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <set>
+
+using namespace outpost;
+using namespace outpost::server;
+using namespace outpost::server::testing;
+using namespace outpost::protocol;
+
+namespace {
+
+std::size_t count(const PushAck& ack, ChangeOutcome outcome) {
+  return static_cast<std::size_t>(std::count_if(
+      ack.results.begin(), ack.results.end(), [&](const auto& r) { return r.outcome == outcome; }));
+}
+
+/// GET `target` on the metrics port; returns {status, body}.
+std::pair<int, std::string> httpGet(std::uint16_t port, const std::string& target) {
+  namespace http = boost::beast::http;
+  asio::io_context io;
+  tcp::socket socket(io);
+  socket.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  http::write(socket, req);
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  boost::system::error_code ec;
+  http::read(socket, buffer, res, ec);
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
+} // namespace
+
+TEST_SUITE("server.sync") {
+  TEST_CASE("a device enrolls with an issued code, says hello and gets the server's time") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device device(ctx);
+    enrollAs(data, srv, device, "alice");
+    CHECK(device.workerId == "alice");
+    const HelloReply hello = device.hello();
+    CHECK(hello.version == kProtocolVersionMax);
+    const std::uint64_t serverMs = hello.serverHlc >> 16;
+    CHECK(serverMs + 60000 >= (hlcNow() >> 16));
+    const auto devices = data.store()->devices();
+    REQUIRE(devices.size() == 1);
+    CHECK(devices[0].record.teamId == "north");
+  }
+
+  TEST_CASE("a pushed batch is acknowledged after commit and another device of the team pulls it") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    Device b(ctx);
+    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, b, "bob");
+    (void)a.hello();
+    (void)b.hello();
+    const Uuid record = newId();
+    std::vector<Change> changes = {a.change(record, "child.name", std::string("Sam")),
+                                   a.change(record, "risk.level", std::int64_t{3})};
+    changes[1].resolves = {{hlcNow(), a.deviceId}};
+    const PushAck ack = a.push(changes);
+    REQUIRE(ack.results.size() == 2);
+    CHECK(count(ack, ChangeOutcome::applied) == 2);
+    // The ack came after the commit: another connection sees it at once.
+    CHECK(data.store()->lastSequence() == 2);
+
+    const PullReply pulled = b.pull(0);
+    REQUIRE(pulled.changes.size() == 2);
+    CHECK(pulled.changes[0] == changes[0]);
+    CHECK(pulled.changes[1] == changes[1]); // baseDeviceId and resolves survive the trip
+    CHECK(pulled.nextCursor == 2);
+    CHECK_FALSE(pulled.more);
+    CHECK(b.pull(pulled.nextCursor).changes.empty());
+
+    SUBCASE("pulls are bounded by the limit and resume at the cursor") {
+      const PullReply first = b.pull(0, 1);
+      CHECK(first.changes.size() == 1);
+      CHECK(first.more);
+      const PullReply second = b.pull(first.nextCursor, 1);
+      CHECK(second.changes.size() == 1);
+      CHECK(second.changes[0] == changes[1]);
+      CHECK_FALSE(second.more);
+    }
+  }
+
+  TEST_CASE("devices pushing at the same time all commit, each change once, in one order") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    constexpr int kDevices = 4;
+    constexpr int kBatches = 8;
+    constexpr int kChanges = 25;
+    std::vector<std::unique_ptr<Device>> devices;
+    for (int i = 0; i < kDevices; ++i) {
+      devices.push_back(std::make_unique<Device>(ctx));
+      enrollAs(data, srv, *devices.back(), i % 2 == 0 ? "alice" : "bob");
+      (void)devices.back()->hello();
+    }
+    std::vector<std::size_t> applied(kDevices, 0);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kDevices; ++i) {
+      threads.emplace_back([&, i] {
+        Device& d = *devices[static_cast<std::size_t>(i)];
+        for (int b = 0; b < kBatches; ++b) {
+          std::vector<Change> batch;
+          for (int c = 0; c < kChanges; ++c) {
+            batch.push_back(d.change(newId(), "x", std::int64_t{c}));
+          }
+          const PushAck ack = d.push(batch);
+          applied[static_cast<std::size_t>(i)] += count(ack, ChangeOutcome::applied);
+        }
+      });
+    }
+    for (auto& t : threads) {
+      t.join();
+    }
+    for (const std::size_t n : applied) {
+      CHECK(n == kBatches * kChanges);
+    }
+    std::set<Uuid> seen;
+    std::uint64_t cursor = 0;
+    for (int i = 0; i < 10; ++i) {
+      const PullReply page = devices[0]->pull(cursor, 300);
+      for (const auto& ch : page.changes) {
+        seen.insert(ch.changeId);
+      }
+      cursor = page.nextCursor;
+      if (!page.more) {
+        break;
+      }
+    }
+    CHECK(seen.size() == kDevices * kBatches * kChanges);
+    CHECK(cursor == kDevices * kBatches * kChanges);
+  }
+
+  TEST_CASE("a batch pushed twice is reported as duplicates and applied once") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+    (void)a.hello();
+    const Uuid record = newId();
+    const std::vector<Change> changes = {a.change(record, "x", std::string("1")),
+                                         a.change(record, "y", std::string("2"))};
+    CHECK(count(a.push(changes), ChangeOutcome::applied) == 2);
+    const PushAck again = a.push(changes);
+    CHECK(count(again, ChangeOutcome::duplicate) == 2);
+    CHECK(data.store()->lastSequence() == 2);
+    CHECK(srv.server->metrics().changesDuplicate.load() == 2);
+  }
+
+  TEST_CASE("concurrent edits from two devices are a conflict that keeps both values") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    Device b(ctx);
+    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, b, "bob");
+    (void)a.hello();
+    (void)b.hello();
+    const Uuid record = newId();
+    const Change first = a.change(record, "risk.level", std::string("low"));
+    CHECK(count(a.push({first}), ChangeOutcome::applied) == 1);
+    // Both edit on top of `first`, offline.
+    const Change fromA =
+        a.change(record, "risk.level", std::string("medium"), first.hlc, a.deviceId);
+    const Change fromB = b.change(record, "risk.level", std::string("high"), first.hlc, a.deviceId);
+    CHECK(count(a.push({fromA}), ChangeOutcome::applied) == 1);
+    const PushAck ack = b.push({fromB});
+    REQUIRE(ack.results.size() == 1);
+    CHECK(ack.results[0].outcome == ChangeOutcome::conflict);
+    CHECK(ack.results[0].reason == Errc::conflict);
+
+    auto store = data.store();
+    const auto conflicts = store->conflicts();
+    REQUIRE(conflicts.size() == 1);
+    CHECK(conflicts[0].recordId.bytes == record);
+    CHECK(conflicts[0].fields == std::vector<std::string>{"risk.level"});
+    const auto view = store->record(conflicts[0].recordId);
+    REQUIRE(view.has_value());
+    const auto& field = view->state.fields.at("risk.level");
+    REQUIRE(field.current.has_value());
+    REQUIRE(field.conflicts.size() == 1);
+    std::set<std::string> values = {std::get<std::string>(field.current->value),
+                                    std::get<std::string>(field.conflicts[0].value)};
+    CHECK(values == std::set<std::string>{"medium", "high"});
+    CHECK(srv.server->metrics().changesConflict.load() == 1);
+  }
+
+  TEST_CASE("a push outside the worker's scope is rejected per change and nothing is applied") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    Device c(ctx);
+    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, c, "carol");
+    (void)a.hello();
+    (void)c.hello();
+    const Uuid northRecord = newId();
+    CHECK(count(a.push({a.change(northRecord, "x", std::string("north"))}),
+                ChangeOutcome::applied) == 1);
+    const std::uint64_t before = data.store()->lastSequence();
+    const Uuid southRecord = newId();
+    const PushAck ack = c.push({c.change(northRecord, "x", std::string("intruder")),
+                                c.change(southRecord, "x", std::string("fine"))});
+    REQUIRE(ack.results.size() == 2);
+    CHECK(ack.results[0].outcome == ChangeOutcome::rejected);
+    CHECK(ack.results[0].reason == Errc::out_of_scope);
+    CHECK(ack.results[1].outcome == ChangeOutcome::applied);
+    CHECK(data.store()->lastSequence() == before + 1);
+    const auto view = data.store()->record(sync::Uuid{northRecord});
+    REQUIRE(view.has_value());
+    CHECK(std::get<std::string>(view->state.fields.at("x").current->value) == "north");
+  }
+
+  TEST_CASE("a worker never pulls another team's records") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    Device c(ctx);
+    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, c, "carol");
+    (void)a.hello();
+    (void)c.hello();
+    const Uuid north = newId();
+    const Uuid south = newId();
+    (void)a.push(
+        {a.change(north, "x", std::string("n1")), a.change(north, "y", std::string("n2"))});
+    (void)c.push({c.change(south, "x", std::string("s1"))});
+    const PullReply forCarol = c.pull(0);
+    REQUIRE(forCarol.changes.size() == 1);
+    CHECK(forCarol.changes[0].recordId == south);
+    CHECK(forCarol.nextCursor == 3); // past the changes she may not see
+    const PullReply forAlice = a.pull(0);
+    CHECK(forAlice.changes.size() == 2);
+    for (const auto& ch : forAlice.changes) {
+      CHECK(ch.recordId == north);
+    }
+  }
+
+  TEST_CASE("records of a team the worker left are purged from the device at the next hello") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+    CHECK(a.hello().pendingCommands.empty());
+    const Uuid record = newId();
+    (void)a.push({a.change(record, "x", std::string("north only"))});
+    CHECK(a.hello().pendingCommands.empty()); // nothing left the scope
+
+    data.store()->setWorkerTeams("alice", {"south"});
+    const HelloReply reply = a.hello();
+    REQUIRE(reply.pendingCommands.size() == 1);
+    const auto* purge = std::get_if<PurgeRecords>(&reply.pendingCommands[0].action);
+    REQUIRE(purge != nullptr);
+    CHECK(purge->recordIds == std::vector<Uuid>{record});
+    CHECK(a.pull(0).changes.empty());
+    CHECK(a.hello().pendingCommands.empty()); // sent once
+    CHECK(codeOf([&] { data.store()->setWorkerTeams("alice", {"nowhere"}); }) == Errc::not_found);
+    CHECK(data.store()->findWorker("alice")->teams == std::vector<std::string>{"south"});
+  }
+
+  TEST_CASE("changes stamped more than two minutes ahead are rejected with clock_skew") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+    (void)a.hello();
+    Change ahead = a.change(newId(), "x", std::string("later"));
+    ahead.hlc = hlcNow() + (std::uint64_t{10 * 60 * 1000} << 16);
+    const PushAck ack = a.push({ahead});
+    REQUIRE(ack.results.size() == 1);
+    CHECK(ack.results[0].outcome == ChangeOutcome::rejected);
+    CHECK(ack.results[0].reason == Errc::clock_skew);
+    CHECK(data.store()->lastSequence() == 0);
+  }
+
+  TEST_CASE("a device cannot push changes in another device's name") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+    (void)a.hello();
+    Change forged = a.change(newId(), "x", std::string("forged"));
+    forged.deviceId = newId();
+    const PushAck ack = a.push({forged});
+    CHECK(ack.results.at(0).outcome == ChangeOutcome::rejected);
+    CHECK(ack.results.at(0).reason == Errc::auth_failed);
+  }
+
+  TEST_CASE("a revoked device is refused with revoked") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+    (void)a.hello();
+    CHECK(data.store()->deviceRegistry().revoke(a.deviceId));
+    CHECK(codeOf([&] { (void)a.hello(); }) == Errc::revoked);
+  }
+
+  TEST_CASE("a message that is neither push nor pull gets an error and the session ends") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+    (void)a.hello();
+    const Message stray = Hello{1, 1, a.deviceId, "alice", "test", hlcNow(), {}};
+    const Message reply = a.request(stray);
+    REQUIRE(std::holds_alternative<ErrorReply>(reply));
+    CHECK(std::get<ErrorReply>(reply).code == Errc::protocol);
+  }
+
+  TEST_CASE("garbage, oversize messages and a stalling client do not hurt another client") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path, std::chrono::milliseconds(1500));
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+
+    asio::io_context raw;
+    const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), srv.port());
+    tcp::socket garbage(raw);
+    garbage.connect(endpoint);
+    std::vector<std::uint8_t> junk(4096);
+    randombytes_buf(junk.data(), junk.size());
+    asio::write(garbage, asio::buffer(junk));
+
+    tcp::socket oversize(raw);
+    oversize.connect(endpoint);
+    const auto preamble = preambleFor(Purpose::session);
+    asio::write(oversize, asio::buffer(preamble));
+    const std::array<std::uint8_t, 2> hugeFrame = {0xff, 0xff};
+    asio::write(oversize, asio::buffer(hugeFrame)); // announces 64 KiB, sends nothing more
+
+    tcp::socket stalling(raw);
+    stalling.connect(endpoint); // says nothing at all
+
+    // Meanwhile an honest device syncs as usual.
+    (void)a.hello();
+    const Uuid record = newId();
+    CHECK(count(a.push({a.change(record, "x", std::string("ok"))}), ChangeOutcome::applied) == 1);
+    CHECK(a.pull(0).changes.size() == 1);
+
+    // The hostile connections are closed by the server (timeouts and protocol errors).
+    auto closedByServer = [](tcp::socket& s) {
+      s.non_blocking(false);
+      std::array<std::uint8_t, 256> buf{};
+      boost::system::error_code ec;
+      for (int i = 0; i < 100; ++i) {
+        (void)s.read_some(asio::buffer(buf), ec);
+        if (ec) {
+          return true;
+        }
+      }
+      return false;
+    };
+    CHECK(closedByServer(garbage));
+    CHECK(closedByServer(oversize));
+    CHECK(closedByServer(stalling));
+    // Counted just after the server closed them.
+    for (int i = 0; i < 200 && srv.server->metrics().errors.load() < 3; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    CHECK(srv.server->metrics().errors.load() >= 3);
+  }
+
+  TEST_CASE("a push cut off before its ack is applied once when pushed again") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+    (void)a.hello();
+    const Uuid record = newId();
+    const std::vector<Change> changes = {a.change(record, "x", std::string("1")),
+                                         a.change(record, "y", std::string("2")),
+                                         a.change(record, "z", std::string("3"))};
+    const Message batch = PushBatch{newId(), changes};
+    a.sendAndCut(batch);
+    // The server had the whole batch: it commits even though the ack cannot be sent.
+    for (int i = 0; i < 200 && data.store()->lastSequence() < 3; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    (void)a.hello();
+    const PushAck ack = a.push(changes);
+    CHECK(count(ack, ChangeOutcome::duplicate) + count(ack, ChangeOutcome::applied) == 3);
+    CHECK(data.store()->lastSequence() == 3);
+    CHECK(a.pull(0).changes.size() == 3);
+  }
+
+  TEST_CASE("a restarted server keeps devices, records and the change log") {
+    Context ctx;
+    DataFolder data(ctx);
+    Device a(ctx);
+    const Uuid record = newId();
+    {
+      RunningServer srv(ctx, data.dir.path);
+      enrollAs(data, srv, a, "alice");
+      (void)a.hello();
+      (void)a.push({a.change(record, "x", std::string("kept"))});
+      a.channel.reset();
+      CHECK(srv.stop());
+    }
+    RunningServer again(ctx, data.dir.path);
+    a.port = again.port();
+    (void)a.hello();
+    const PullReply pulled = a.pull(0);
+    REQUIRE(pulled.changes.size() == 1);
+    CHECK(pulled.changes[0].recordId == record);
+  }
+
+  TEST_CASE("metrics and health answer over HTTP, and stop() returns with an idle session open") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+    (void)a.hello();
+    (void)a.push({a.change(newId(), "x", std::string("v"))});
+    const auto metricsPort = srv.server->metricsPort();
+    REQUIRE(metricsPort.has_value());
+    const auto [healthStatus, healthBody] = httpGet(*metricsPort, "/health");
+    CHECK(healthStatus == 200);
+    CHECK(healthBody == "ok");
+    // The latency is observed once the ack is written, just after the device has it.
+    // The enrollment connection is counted out as its coroutine ends.
+    for (int i = 0; i < 200 && (srv.server->metrics().latencyCount.load() < 1 ||
+                                srv.server->metrics().connectionsCurrent.load() != 1);
+         ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    const auto [status, body] = httpGet(*metricsPort, "/metrics");
+    CHECK(status == 200);
+    CHECK(body.find("outpost_push_batches_total 1") != std::string::npos);
+    CHECK(body.find("outpost_changes_total{outcome=\"applied\"} 1") != std::string::npos);
+    CHECK(body.find("outpost_request_seconds_count 1") != std::string::npos);
+    CHECK(body.find("outpost_connections_current 1") != std::string::npos);
+    CHECK(httpGet(*metricsPort, "/nope").first == 404);
+    // `a` stays connected and idle: stop must not wait for it.
+    CHECK(srv.stop());
+  }
+}

@@ -1,0 +1,104 @@
+// The server store on its own: administration errors change nothing, and the stored
+// form of a field's merge state round-trips.
+
+#include "harness.hpp"
+
+using namespace outpost;
+using namespace outpost::server;
+using namespace outpost::server::testing;
+
+TEST_SUITE("server.store") {
+  TEST_CASE("a field's merge state survives its stored form, and damage is reported") {
+    sync::FieldState s;
+    const sync::Uuid d = sync::Uuid::random();
+    s.current = sync::FieldVersion{std::string("high"), sync::Hlc{42}, d, sync::Uuid::random()};
+    s.conflicts.push_back(
+        {std::int64_t{7}, sync::Hlc{41}, sync::Uuid::random(), sync::Uuid::random()});
+    s.entries.push_back({sync::StringList{"a", "b"}, sync::Hlc{5}, d, sync::Uuid::random()});
+    s.superseded.push_back({sync::Hlc{3}, d});
+    const std::string bytes = encodeFieldState(s);
+    CHECK(decodeFieldState(bytes) == s);
+    CHECK(decodeFieldState(encodeFieldState(sync::FieldState{})) == sync::FieldState{});
+    for (std::size_t cut = 0; cut < bytes.size(); ++cut) {
+      CHECK(codeOf([&] { (void)decodeFieldState(std::string_view(bytes).substr(0, cut)); }) ==
+            Errc::corrupt);
+    }
+  }
+
+  TEST_CASE("teams and workers: bad input is refused with a clear code and changes nothing") {
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    CHECK(codeOf([&] { store->addTeam("north"); }) == Errc::already_exists);
+    CHECK(codeOf([&] { store->addTeam(""); }) == Errc::invalid_argument);
+    CHECK(codeOf([&] { store->addWorker("dave", {"north", "nowhere"}); }) == Errc::not_found);
+    CHECK_FALSE(store->findWorker("dave").has_value());
+    CHECK(codeOf([&] { store->addWorker("alice", {"south"}); }) == Errc::already_exists);
+    CHECK(store->findWorker("alice")->teams == std::vector<std::string>{"north"});
+    store->addWorker("erin", {"south", "north"});
+    CHECK(store->findWorker("erin")->teams == std::vector<std::string>{"south", "north"});
+    CHECK(store->teams() == std::vector<std::string>{"north", "south"});
+  }
+
+  TEST_CASE("a store that was never initialised is not created by opening it") {
+    Context ctx;
+    TempDir empty;
+    CHECK(codeOf([&] { (void)ServerKeys::load(empty.path); }) == Errc::not_found);
+    CHECK(codeOf([&] { SqliteServerStore s(ctx, empty.path, SecretBytes(32)); }) ==
+          Errc::not_found);
+    CHECK_FALSE(fs::exists(SqliteServerStore::databasePath(empty.path)));
+  }
+
+  TEST_CASE("a new record is owned by the worker's first team") {
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    store->addWorker("erin", {"south", "north"});
+    protocol::DeviceRecord device{newId(), {}, "erin", "south", false};
+    protocol::Change c;
+    c.changeId = newId();
+    c.recordId = newId();
+    c.recordType = "assessment";
+    c.field = "x";
+    c.value = std::int64_t{1};
+    c.hlc = hlcNow();
+    c.deviceId = device.deviceId;
+    const PushContext context{device, *store->findWorker("erin"),
+                              static_cast<std::int64_t>(hlcNow() >> 16)};
+    const PushResult r = store->push(context, {c});
+    CHECK(r.applied == 1);
+    CHECK(store->record(sync::Uuid{c.recordId})->ownerTeam == "south");
+    CHECK(store->recordCount() == 1);
+  }
+}
+
+TEST_SUITE("server.store") {
+  TEST_CASE("a device's scope: purge commands name the records of teams its worker left") {
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    CHECK(store->pendingCommands(device).commands.empty());
+    store->acknowledgeScope(device, store->pendingCommands(device).teams);
+    protocol::Change c;
+    c.changeId = newId();
+    c.recordId = newId();
+    c.recordType = "assessment";
+    c.field = "x";
+    c.value = std::int64_t{1};
+    c.hlc = hlcNow();
+    c.deviceId = device.deviceId;
+    const PushContext context{device, *store->findWorker("alice"),
+                              static_cast<std::int64_t>(hlcNow() >> 16)};
+    CHECK(store->push(context, {c}).applied == 1);
+    CHECK(store->pendingCommands(device).commands.empty());
+    store->setWorkerTeams("alice", {"south"});
+    const auto [commands, teams] = store->pendingCommands(device);
+    CHECK(teams == std::vector<std::string>{"south"});
+    REQUIRE(commands.size() == 1);
+    CHECK(std::get<protocol::PurgeRecords>(commands[0].action).recordIds ==
+          std::vector<protocol::Uuid>{c.recordId});
+    store->acknowledgeScope(device, teams);
+    CHECK(store->pendingCommands(device).commands.empty());
+  }
+}
