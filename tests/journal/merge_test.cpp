@@ -151,7 +151,7 @@ TEST_SUITE("sync.merge") {
     del.field = std::string(kRecordField);
     del.value = Tombstone{};
     del.resolves = {{Hlc{10}, id(1)}}; // the deleter saw e1
-    (void)merge(record.fields[""], del, MergePolicy::lww);
+    (void)merge(record.fields[std::string(kRecordField)], del, MergePolicy::lww);
     CHECK(isDeleted(record));
     CHECK(deletionConflicts(record).empty());
     const Change e2 = edit(3, 15, 3, 300, 10, 1); // edited offline, unseen by the deleter
@@ -184,7 +184,7 @@ struct Device {
   std::vector<Change> outbox;
 };
 
-const std::vector<std::string> kFields = {"", "status", "risk", "notes"};
+const std::vector<std::string> kFields = {std::string(kRecordField), "status", "risk", "notes"};
 
 void apply(Replica& r, const Change& c, int record) {
   (void)merge(r.fields[{record, c.field}], c, policyOf(c.field));
@@ -254,15 +254,15 @@ TEST_CASE("sync.merge: any interleaving of offline edits and syncs converges, lo
         dev.outbox.push_back(c);
         everything.push_back(c);
       } else if (action < 6) { // delete the record, naming what was seen
-        Change c = newChange(dev, record, "");
+        Change c = newChange(dev, record, std::string(kRecordField));
         c.value = Tombstone{};
-        const FieldState& self = dev.replica.fields[{record, ""}];
+        const FieldState& self = dev.replica.fields[{record, std::string(kRecordField)}];
         if (self.current) {
           c.baseHlc = self.current->hlc;
           c.baseDeviceId = self.current->deviceId;
         }
         for (const auto& [key, state] : dev.replica.fields) {
-          if (key.first == record && !key.second.empty() && state.current) {
+          if (key.first == record && key.second != kRecordField && state.current) {
             c.resolves.push_back(state.current->version());
           }
         }

@@ -5,6 +5,7 @@
 
 #include <outpost/error.hpp>
 #include <outpost/protocol/messages.hpp>
+#include <outpost/sync/change.hpp>
 
 #include "evolved.capnp.h"
 #include "outpost.capnp.h"
@@ -98,6 +99,13 @@ TEST_SUITE("protocol.messages") {
       const Bytes bytes = encode(m);
       CHECK(decode(bytes) == m);
     }
+  }
+
+  TEST_CASE("a record deletion (a tombstone on sync_core's record field) crosses the wire") {
+    Change del = changeWith(Tombstone{}, 7);
+    del.field = std::string(sync::kRecordField);
+    const Message m = PushBatch{uuidOf(3), {del}};
+    CHECK(decode(encode(m)) == m);
   }
 
   TEST_CASE("encoding refuses what a peer would refuse") {

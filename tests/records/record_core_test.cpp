@@ -328,3 +328,12 @@ TEST_CASE("records: auto-lock while statements are cached neither crashes nor ke
   CHECK(store.get(child).has_value()); // fresh statements on the new connection
   CHECK_MESSAGE(log.str().find("outlive") == std::string::npos, log.str());
 }
+
+TEST_CASE("records: a field name starting with '$' is refused (reserved for the sync layer)") {
+  outpost::model::Schema schema;
+  outpost::model::EntityType t;
+  t.name = "acme.thing";
+  t.fields = {
+      outpost::model::FieldSpec{"$record", outpost::model::FieldType::text, false, {}, {}, {}, {}}};
+  CHECK_THROWS_AS(schema.add(t), outpost::Error);
+}

@@ -32,6 +32,11 @@ void checkSpec(const FieldSpec& f, const std::string& where) {
   if (f.name.empty()) {
     throw Error(Errc::invalid_argument, where + ": a field has no name");
   }
+  if (f.name.starts_with('$')) {
+    // '$' names are the sync layer's (e.g. "$record", the record itself).
+    throw Error(Errc::invalid_argument,
+                where + "." + f.name + ": field names may not start with '$'");
+  }
   if (f.type == FieldType::enumeration && f.allowed.empty()) {
     throw Error(Errc::invalid_argument, where + "." + f.name + ": an enum needs allowed values");
   }

@@ -35,7 +35,8 @@ struct VersionId {
 };
 
 /// The record itself, as a field: a change to it with a Tombstone deletes the record.
-inline constexpr std::string_view kRecordField = "";
+/// Field names of entity types never start with '$'.
+inline constexpr std::string_view kRecordField = "$record";
 
 /// One field change. `baseHlc`/`baseDeviceId` name the version the editor replaced
 /// (zero HLC when the field had no value): equal to the current version means
