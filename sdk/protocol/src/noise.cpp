@@ -415,6 +415,39 @@ void HandshakeState::dh(const KeyPair& local, const PublicKey& remote) {
   sodium_memzero(shared.data(), shared.size());
 }
 
+void HandshakeState::mixToken(Token token, bool initiator) {
+  switch (token) {
+  case Token::ee:
+    dh(requireLocalEphemeral(), requireRemoteEphemeral());
+    break;
+  case Token::es:
+    if (initiator) {
+      dh(requireLocalEphemeral(), requireRemoteStatic());
+    } else {
+      dh(requireLocalStatic(), requireRemoteEphemeral());
+    }
+    break;
+  case Token::se:
+    if (initiator) {
+      dh(requireLocalStatic(), requireRemoteEphemeral());
+    } else {
+      dh(requireLocalEphemeral(), requireRemoteStatic());
+    }
+    break;
+  case Token::ss:
+    dh(requireLocalStatic(), requireRemoteStatic());
+    break;
+  case Token::psk:
+    if (nextPsk_ >= psks_.size()) {
+      throw Error(Errc::invalid_argument, "this handshake needs another PSK");
+    }
+    symmetric_.mixKeyAndHash(psks_[nextPsk_++].span());
+    break;
+  default:
+    throw Error(Errc::internal, "not a key-mixing token");
+  }
+}
+
 Bytes HandshakeState::writeMessage(std::span<const std::uint8_t> payload) {
   if (!isMyTurn()) {
     throw Error(Errc::invalid_argument, "writeMessage called out of turn");
@@ -444,30 +477,11 @@ Bytes HandshakeState::writeMessage(std::span<const std::uint8_t> payload) {
       break;
     }
     case Token::ee:
-      dh(requireLocalEphemeral(), requireRemoteEphemeral());
-      break;
     case Token::es:
-      if (initiator) {
-        dh(requireLocalEphemeral(), requireRemoteStatic());
-      } else {
-        dh(requireLocalStatic(), requireRemoteEphemeral());
-      }
-      break;
     case Token::se:
-      if (initiator) {
-        dh(requireLocalStatic(), requireRemoteEphemeral());
-      } else {
-        dh(requireLocalEphemeral(), requireRemoteStatic());
-      }
-      break;
     case Token::ss:
-      dh(requireLocalStatic(), requireRemoteStatic());
-      break;
     case Token::psk:
-      if (nextPsk_ >= psks_.size()) {
-        throw Error(Errc::invalid_argument, "this handshake needs another PSK");
-      }
-      symmetric_.mixKeyAndHash(psks_[nextPsk_++].span());
+      mixToken(t, initiator);
       break;
     }
   }
@@ -525,30 +539,11 @@ Bytes HandshakeState::readMessage(std::span<const std::uint8_t> message) {
       break;
     }
     case Token::ee:
-      dh(requireLocalEphemeral(), requireRemoteEphemeral());
-      break;
     case Token::es:
-      if (initiator) {
-        dh(requireLocalEphemeral(), requireRemoteStatic());
-      } else {
-        dh(requireLocalStatic(), requireRemoteEphemeral());
-      }
-      break;
     case Token::se:
-      if (initiator) {
-        dh(requireLocalStatic(), requireRemoteEphemeral());
-      } else {
-        dh(requireLocalEphemeral(), requireRemoteStatic());
-      }
-      break;
     case Token::ss:
-      dh(requireLocalStatic(), requireRemoteStatic());
-      break;
     case Token::psk:
-      if (nextPsk_ >= psks_.size()) {
-        throw Error(Errc::invalid_argument, "this handshake needs another PSK");
-      }
-      symmetric_.mixKeyAndHash(psks_[nextPsk_++].span());
+      mixToken(t, initiator);
       break;
     }
   }

@@ -194,6 +194,8 @@ public:
 
 private:
   void dh(const KeyPair& local, const PublicKey& remote);
+  /// The DH and PSK tokens: the same on both sides of a message (Noise §5.3).
+  void mixToken(Token token, bool initiator);
   [[nodiscard]] const KeyPair& requireLocalStatic() const;
   [[nodiscard]] const PublicKey& requireRemoteStatic() const;
   [[nodiscard]] const PublicKey& requireRemoteEphemeral() const;
