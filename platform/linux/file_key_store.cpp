@@ -1,4 +1,5 @@
 #include "outpost/error.hpp"
+#include "outpost/platform/files.hpp"
 #include "outpost/platform/key_store.hpp"
 
 #include <sodium.h>
@@ -31,14 +32,6 @@ void checkName(std::string_view name) {
     if (!ok) {
       throw Error(Errc::invalid_argument, "key store item names use [a-z0-9._-] only");
     }
-  }
-}
-
-void syncDir(const fs::path& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
   }
 }
 
@@ -89,58 +82,9 @@ std::optional<SecretBytes> FileKeyStore::load(std::string_view name) {
 }
 
 void FileKeyStore::store(std::string_view name, std::span<const unsigned char> value) {
-  const fs::path path = pathOf(name);
-  const fs::path tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    ioFail("create " + std::string(name), errno);
-  }
-  std::size_t done = 0;
-  while (done < value.size()) {
-    const ssize_t n = ::write(fd, value.data() + done, value.size() - done);
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      ioFail("write " + std::string(name), err);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    ioFail("sync " + std::string(name), err);
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    ioFail("rename " + std::string(name), err);
-  }
-  syncDir(dir_);
+  writeFileAtomically(pathOf(name), value, "key store item " + std::string(name));
 }
 
-void FileKeyStore::erase(std::string_view name) {
-  const fs::path path = pathOf(name);
-  // Overwrite with random bytes before unlinking: on flash this is best effort
-  // (see docs/security-model.md), which is why the key hierarchy never relies on
-  // erasure alone.
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && st.st_size > 0) {
-      std::string noise(static_cast<std::size_t>(st.st_size), '\0');
-      randombytes_buf(noise.data(), noise.size());
-      [[maybe_unused]] const ssize_t n = ::pwrite(fd, noise.data(), noise.size(), 0);
-      ::fsync(fd);
-    }
-    ::close(fd);
-  }
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    ioFail("erase " + std::string(name), errno);
-  }
-  syncDir(dir_);
-}
+void FileKeyStore::erase(std::string_view name) { destroyFile(pathOf(name)); }
 
 } // namespace outpost::platform

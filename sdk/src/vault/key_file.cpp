@@ -1,6 +1,7 @@
 #include "key_file.hpp"
 
 #include <outpost/error.hpp>
+#include <outpost/platform/files.hpp>
 
 #include <sodium.h>
 
@@ -120,25 +121,7 @@ std::optional<SecretBytes> KeyFile::unwrap(std::string_view pin,
 
 void KeyFile::save(const std::filesystem::path& path) const {
   const auto bytes = serialise();
-  const std::string tmp = path.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    throw Error(errno == ENOSPC ? Errc::disk_full : Errc::io,
-                "cannot write the vault key file: " + std::string(std::strerror(errno)));
-  }
-  const ssize_t n = ::write(fd, bytes.data(), bytes.size());
-  const int werr = errno;
-  const bool ok = n == static_cast<ssize_t>(bytes.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    throw Error(werr == ENOSPC ? Errc::disk_full : Errc::io, "cannot write the vault key file");
-  }
-  const int dfd = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  platform::writeFileAtomically(path, bytes, "the vault key file");
 }
 
 KeyFile KeyFile::load(const std::filesystem::path& path) {

@@ -4,6 +4,7 @@
 #include "vfs.hpp"
 
 #include <outpost/error.hpp>
+#include <outpost/platform/files.hpp>
 
 #include <sodium.h>
 #include <spdlog/spdlog.h>
@@ -35,23 +36,6 @@ std::string hexId(const DatabaseId& id) {
   char hex[vault::kDatabaseIdBytes * 2 + 1];
   sodium_bin2hex(hex, sizeof hex, id.data(), id.size());
   return hex;
-}
-
-/// Overwrites a file with random bytes, syncs, and unlinks it.
-void destroyFile(const fs::path& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    const off_t size = ::lseek(fd, 0, SEEK_END);
-    if (size > 0) {
-      std::vector<unsigned char> noise(static_cast<std::size_t>(size));
-      randombytes_buf(noise.data(), noise.size());
-      [[maybe_unused]] const ssize_t n = ::pwrite(fd, noise.data(), noise.size(), 0);
-      ::fsync(fd);
-    }
-    ::close(fd);
-  }
-  std::error_code ec;
-  fs::remove(path, ec);
 }
 
 void touchFile(const fs::path& path) {
@@ -252,7 +236,7 @@ struct Vault::Impl {
   }
 
   void shred() {
-    destroyFile(dir / kKeyFileName);
+    platform::destroyFile(dir / kKeyFileName);
     touchFile(dir / kShreddedMarker);
     keyStore.erase(item("device"));
     keyStore.erase(item("attempts"));
