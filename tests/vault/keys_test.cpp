@@ -1,3 +1,4 @@
+#include "../journal/manual_clock.hpp"
 #include "vault_fixture.hpp"
 
 #include <doctest/doctest.h>
@@ -7,21 +8,6 @@
 using namespace outpost;
 using namespace outpost::test;
 namespace fs = std::filesystem;
-
-namespace {
-
-/// A clock the test moves by hand.
-class ManualClock final : public platform::Clock {
-public:
-  [[nodiscard]] std::chrono::steady_clock::time_point monotonic() const override { return now_; }
-  [[nodiscard]] std::int64_t unixMillis() const override { return 1'700'000'000'000; }
-  void advance(std::chrono::milliseconds d) { now_ += d; }
-
-private:
-  std::chrono::steady_clock::time_point now_{};
-};
-
-} // namespace
 
 TEST_SUITE("vault.keys") {
   TEST_CASE("a wrong PIN is an expected outcome that counts down, and the right one resets it") {
