@@ -41,7 +41,8 @@ namespace outpost {
   X(unsupported, 22, "this operation is not available on this platform or version")                \
   X(internal, 23, "a bug in Outpost; report it with the log")                                      \
   X(busy, 24, "the store is in use by another process; retry")                                     \
-  X(clock_skew, 25, "the device clock is far ahead of the server's; sync again to adopt its time")
+  X(clock_skew, 25, "the device clock is far ahead of the server's; sync again to adopt its time") \
+  X(cancelled, 26, "the operation was cancelled; start it again when wanted")
 
 /// Stable error codes. The numbers are part of the C ABI and the wire protocol.
 enum class Errc : std::uint16_t {

@@ -4,12 +4,13 @@
 /// and the one write path that stores new values, a journal entry per changed
 /// field and an audit event in one vault transaction (DESIGN.md §3, §5).
 ///
-/// Thread safety: a `RecordStore` is not synchronised; use it from one thread (or
-/// guard it). The vault underneath is thread-safe.
+/// Thread safety: a `RecordStore` serialises its operations with an internal lock,
+/// so the sync client may run on another thread while the app uses the store.
 
 #include <outpost/export.h>
 #include <outpost/sync/change.hpp>
 #include <outpost/sync/hlc.hpp>
+#include <outpost/sync/merge.hpp>
 #include <outpost/sync/uuid.hpp>
 #include <outpost/sync/value.hpp>
 
@@ -180,7 +181,10 @@ enum class AuditAction : std::uint8_t {
   edit = 2,
   sign = 3,
   share = 4,
-  exportData = 5
+  exportData = 5,
+  receive = 6, ///< changes from other devices merged by sync
+  purge = 7,   ///< removed from the device at the server's command (out of scope)
+  resolve = 8  ///< a conflict resolved
 };
 
 /// One write: creates a record (`id` empty) or changes one.
@@ -208,6 +212,8 @@ struct RecordQuery {
   std::optional<std::int64_t> dueBeforeMs;
   /// Full-text search (FTS5 query syntax) over the types' search fields.
   std::optional<std::string> text;
+  /// Records in this sync state (e.g. `conflict`: the records to review).
+  std::optional<SyncState> syncState;
   std::size_t limit = 50;
   /// The `next` cursor of the previous page.
   std::optional<std::string> after;
@@ -217,6 +223,15 @@ struct RecordPage {
   std::vector<Record> records;
   /// Pass as `after` for the next page; nullopt on the last page.
   std::optional<std::string> next;
+};
+
+/// A field holding competing values: the value shown (`current`) and the values
+/// of other workers' concurrent edits, each with its time and device, kept until
+/// someone resolves them.
+struct FieldConflict {
+  std::string field;
+  sync::FieldVersion current;
+  std::vector<sync::FieldVersion> competing; ///< greatest first
 };
 
 struct IdPage {
@@ -262,6 +277,17 @@ public:
   /// (new or changed) in order.
   std::vector<Uuid> writeBatch(std::span<const RecordWrite> writes);
 
+  /// The fields of a record that hold competing values (empty: none). Throws
+  /// Error{not_found}.
+  [[nodiscard]] std::vector<FieldConflict> conflicts(const Uuid& id);
+  /// Resolves the conflict on a field: `value` (the current value, one of the
+  /// competing values, or a new one) replaces the current value and every
+  /// competing value shown by `conflicts()`; a competing value that arrives later
+  /// becomes a new conflict. Journalled and audited like any write. Throws
+  /// Error{not_found} (no such record), Error{invalid_argument} (the field has no
+  /// conflict), Error{validation} (the value breaks the schema).
+  void resolveConflict(const Uuid& id, std::string_view field, Value value);
+
   /// Checks values without writing: the problems `create`/`update` would report.
   [[nodiscard]] std::vector<FieldProblem> validate(const RecordWrite& write);
 
@@ -288,6 +314,8 @@ public:
   [[nodiscard]] const RecordStoreOptions& options() const noexcept;
 
   struct Impl;
+  /// The store's internals, for the SDK's own sync client (not for apps).
+  [[nodiscard]] Impl& internals() noexcept { return *impl_; }
 
 private:
   std::unique_ptr<Impl> impl_;

@@ -158,6 +158,12 @@ std::string_view auditActionName(AuditAction action) noexcept {
     return "share";
   case AuditAction::exportData:
     return "export";
+  case AuditAction::receive:
+    return "receive";
+  case AuditAction::purge:
+    return "purge";
+  case AuditAction::resolve:
+    return "resolve";
   }
   return "unknown";
 }
