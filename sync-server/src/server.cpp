@@ -3,6 +3,7 @@
 #include "server_impl.hpp"
 
 #include <outpost/error.hpp>
+#include <outpost/server/builtin_schema.hpp>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -72,8 +73,12 @@ Server::Impl::Impl(const Context& ctx, ServerOptions opts)
   if (options.threads == 0) {
     options.threads = 1;
   }
-  // Fails now, with a clear message, rather than at the first connection.
-  (void)openStore();
+  // Fails now, with a clear message, rather than at the first connection. The store
+  // merges the built-in types' fields with the devices' policies.
+  const std::size_t changed = openStore()->setFieldPolicies(builtinFieldPolicies());
+  if (changed > 0) {
+    context.log().info("{} field merge policies set from the built-in schema", changed);
+  }
   hlc.restore(sync::Hlc::make(static_cast<std::uint64_t>(clock.unixMillis()), 0));
   bindAcceptor(acceptor, options.listen, "devices");
   if (options.metrics) {
@@ -82,8 +87,7 @@ Server::Impl::Impl(const Context& ctx, ServerOptions opts)
 }
 
 std::unique_ptr<ServerStore> Server::Impl::openStore() {
-  return std::make_unique<SqliteServerStore>(context, options.dataDir,
-                                             SecretBytes::copyOf(keys.enrollmentSecret.span()));
+  return std::make_unique<SqliteServerStore>(context, options.dataDir, keys);
 }
 
 sync::Hlc Server::Impl::now() {

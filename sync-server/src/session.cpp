@@ -11,6 +11,7 @@
 #include <outpost/protocol/session.hpp>
 #include <outpost/sync/uuid.hpp>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 namespace outpost::server {
@@ -45,7 +46,7 @@ Message push(Server::Impl& server, ServerStore& store, const AdmittedSession& se
     return ErrorReply{Errc::out_of_scope, "this device's worker is no longer known to the server"};
   }
   const PushContext context{session.device, *worker, server.clock.unixMillis(),
-                            server.options.maxSkew};
+                            server.options.maxSkew, batch.batchId};
   const PushResult result = store.push(context, batch.changes); // committed when it returns
   server.metrics.batches.fetch_add(1);
   server.metrics.changesApplied.fetch_add(result.applied);
@@ -104,6 +105,18 @@ asio::awaitable<void> enroll(Server::Impl& server, SecureChannel& channel) {
       co_await serveEnrollment(channel, lease->enrollmentRegistry(), serverTime, Clock::now());
   if (device) {
     server.metrics.enrollments.fetch_add(1);
+    try {
+      lease->recordAudit(AuditKind::deviceEnroll, device->workerId, device->deviceId,
+                         nlohmann::json{{"device", idText(device->deviceId)},
+                                        {"worker", device->workerId},
+                                        {"team", device->teamId}}
+                             .dump());
+    } catch (const Error& e) {
+      // The device is enrolled (the registry committed it); say loudly that its
+      // audit entry is missing rather than fail an enrollment that took place.
+      server.context.log().error("device {} enrolled but its audit entry failed: {}",
+                                 idText(device->deviceId), errcName(e.code()));
+    }
     server.context.log().info("enrolled device {} for worker {}", idText(device->deviceId),
                               device->workerId);
   } else {

@@ -1,8 +1,13 @@
 // The embedded server store on SQLite (WAL). One object = one connection.
 
+#include "audit_chain.hpp"
+
 #include <outpost/context.hpp>
 #include <outpost/error.hpp>
 #include <outpost/server/sqlite_store.hpp>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <map>
@@ -68,6 +73,23 @@ CREATE TABLE IF NOT EXISTS field_policies(
   PRIMARY KEY(record_type, field));
 )sql";
 
+using nlohmann::json;
+
+/// The schema version this build writes: 1 = before the audit chain, 2 = with it.
+constexpr std::int64_t kSchemaVersion = 2;
+
+std::int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string uuidText(const protocol::Uuid& id) {
+  sync::Uuid u;
+  u.bytes = id;
+  return u.toString();
+}
+
 std::span<const unsigned char> blob(const std::array<std::uint8_t, 16>& bytes) {
   return {bytes.data(), bytes.size()};
 }
@@ -126,6 +148,25 @@ std::vector<protocol::VersionRef> decodeResolves(std::span<const unsigned char> 
   return out;
 }
 
+/// A change read by a statement selecting audit::kRowColumns (seq first).
+protocol::Change changeFromRow(const sql::Statement& st) {
+  protocol::Change c;
+  c.changeId = uuidColumn(st, 1);
+  c.recordId = uuidColumn(st, 2);
+  c.recordType = std::string(st.columnText(3));
+  c.field = std::string(st.columnText(4));
+  std::string_view value = text(st.columnBlob(5));
+  sync::Change carrier;
+  carrier.value = sync::decodeValue(value);
+  c.value = toWire(carrier).value;
+  c.hlc = static_cast<std::uint64_t>(st.columnInt(6));
+  c.deviceId = uuidColumn(st, 7);
+  c.baseHlc = static_cast<std::uint64_t>(st.columnInt(8));
+  c.baseDeviceId = uuidColumn(st, 9);
+  c.resolves = decodeResolves(st.columnBlob(10));
+  return c;
+}
+
 /// Fields in conflict, and fields whose versions a deletion did not see.
 std::vector<std::string> conflictFieldsOf(const sync::RecordState& record) {
   std::set<std::string> fields;
@@ -144,13 +185,18 @@ std::vector<std::string> conflictFieldsOf(const sync::RecordState& record) {
 } // namespace
 
 struct SqliteServerStore::Impl {
+  const Context& context;
+  ServerKeys keys;
   sql::Database db;
   protocol::DeviceRegistry devices;
   protocol::EnrollmentRegistry enrollment;
+  std::string actor = "server";
 
-  Impl(const Context& context, const fs::path& path, SecretBytes secret, int flags)
-      : db(openAndMigrate(path, flags)), devices(db),
-        enrollment(context, db, std::move(secret), devices) {}
+  Impl(const Context& ctx, const fs::path& path, const ServerKeys& k, int flags)
+      : context(ctx), keys(k.clone()), db(openAndMigrate(path, flags)), devices(db),
+        enrollment(ctx, db, SecretBytes::copyOf(keys.enrollmentSecret.span()), devices) {
+    migrate();
+  }
 
   static sql::Database openAndMigrate(const fs::path& path, int flags) {
     sql::Database db(path.string(), flags);
@@ -160,13 +206,86 @@ struct SqliteServerStore::Impl {
     (void)db.queryText("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA foreign_keys = ON");
-    if (db.queryInt("PRAGMA user_version") == 0) {
-      sql::Transaction tx(db);
-      db.exec(kSchema);
-      db.exec("PRAGMA user_version = 1");
-      tx.commit();
-    }
     return db;
+  }
+
+  /// Brings the schema to kSchemaVersion. Version 1 stores (before the audit chain)
+  /// get the chain, starting with a `baseline` entry that covers every change
+  /// already stored.
+  void migrate() {
+    if (db.queryInt("PRAGMA user_version") >= kSchemaVersion) {
+      return;
+    }
+    sql::Transaction tx(db);
+    const std::int64_t version = db.queryInt("PRAGMA user_version"); // under the lock
+    if (version >= kSchemaVersion) {
+      return;
+    }
+    if (version == 0) {
+      db.exec(kSchema);
+    }
+    db.exec(audit::kSchema);
+    if (version == 1 && db.queryInt("SELECT COUNT(*) FROM changes") > 0) {
+      AuditEntry entry;
+      entry.atMs = nowMs();
+      entry.kind = AuditKind::baseline;
+      entry.actor = "server";
+      audit::RowsHash rows;
+      sql::Statement st(db,
+                        "SELECT " + std::string(audit::kRowColumns) + " FROM changes ORDER BY seq");
+      while (st.step()) {
+        const audit::ChangeRow row = audit::rowFrom(st, 0);
+        const bool conflict = row.mergeOutcome == sync::mergeOutcomeName(sync::MergeOutcome::won) ||
+                              row.mergeOutcome == sync::mergeOutcomeName(sync::MergeOutcome::lost);
+        AuditedChange c;
+        c.changeId = uuidColumn(st, 1);
+        c.outcome = conflict ? protocol::ChangeOutcome::conflict : protocol::ChangeOutcome::applied;
+        c.reason = conflict ? static_cast<std::uint16_t>(Errc::conflict) : 0;
+        c.seq = row.seq;
+        entry.changes.push_back(c);
+        rows.add(row);
+      }
+      entry.rowsHash = rows.finish();
+      entry.detail = json{{"changes", entry.changes.size()},
+                          {"note", "changes stored before the audit chain existed"}}
+                         .dump();
+      appendAudit(entry);
+    }
+    db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
+    tx.commit();
+  }
+
+  /// Appends inside the caller's write transaction.
+  void appendAudit(AuditEntry& entry) {
+    if (entry.kind != AuditKind::push && entry.kind != AuditKind::baseline) {
+      entry.rowsHash = audit::RowsHash().finish();
+    }
+    audit::append(db, audit::Signer{keys.auditSigningKey, keys.auditPublicKey}, entry);
+  }
+
+  /// An administrative entry by this connection's actor.
+  void appendAdmin(AuditKind kind, json detail, const protocol::Uuid& device = {}) {
+    AuditEntry entry;
+    entry.atMs = nowMs();
+    entry.kind = kind;
+    entry.actor = actor;
+    entry.device = device;
+    entry.detail = detail.dump();
+    appendAudit(entry);
+  }
+
+  /// Recounts the fields in conflict of each record (includes delete-vs-edit).
+  void updateConflictCounts(const std::set<std::array<std::uint8_t, 16>>& touched) {
+    sql::Statement setConflicts(db, "UPDATE records SET conflicts = ?2 WHERE record_id = ?1");
+    for (const auto& id : touched) {
+      RecordView view;
+      view.recordId.bytes = id;
+      loadFields(view);
+      setConflicts.reset();
+      setConflicts.bindBlob(1, blob(id))
+          .bind(2, static_cast<std::int64_t>(view.conflictFields.size()));
+      setConflicts.run();
+    }
   }
 
   std::vector<std::string> teamsOf(std::string_view workerId) {
@@ -210,7 +329,7 @@ struct SqliteServerStore::Impl {
 fs::path SqliteServerStore::databasePath(const fs::path& dataDir) { return dataDir / "server.db"; }
 
 SqliteServerStore::SqliteServerStore(const Context& context, const fs::path& dataDir,
-                                     SecretBytes enrollmentSecret, bool create) {
+                                     const ServerKeys& keys, bool create) {
   const fs::path path = databasePath(dataDir);
   if (!create && !fs::exists(path)) {
     throw Error(Errc::not_found, "no server store in '" + dataDir.string() +
@@ -221,10 +340,12 @@ SqliteServerStore::SqliteServerStore(const Context& context, const fs::path& dat
   if (create) {
     flags |= SQLITE_OPEN_CREATE;
   }
-  impl_ = std::make_unique<Impl>(context, path, std::move(enrollmentSecret), flags);
+  impl_ = std::make_unique<Impl>(context, path, keys, flags);
 }
 
 SqliteServerStore::~SqliteServerStore() = default;
+
+void SqliteServerStore::setActor(std::string actor) { impl_->actor = std::move(actor); }
 
 void SqliteServerStore::addTeam(std::string_view name) {
   checkName(name, "a team name");
@@ -235,6 +356,7 @@ void SqliteServerStore::addTeam(std::string_view name) {
   if (impl_->db.changes() == 0) {
     throw Error(Errc::already_exists, "team '" + std::string(name) + "' already exists");
   }
+  impl_->appendAdmin(AuditKind::teamAdd, {{"team", name}});
   tx.commit();
 }
 
@@ -274,6 +396,7 @@ void SqliteServerStore::addWorker(std::string_view id, const std::vector<std::st
     st.bind(1, id).bind(2, team).bind(3, position++);
     st.run();
   }
+  impl_->appendAdmin(AuditKind::workerAdd, {{"worker", id}, {"teams", teams}});
   tx.commit();
 }
 
@@ -282,7 +405,8 @@ void SqliteServerStore::setWorkerTeams(std::string_view id, const std::vector<st
     throw Error(Errc::invalid_argument, "a worker needs at least one team (--team NAME)");
   }
   sql::Transaction tx(impl_->db);
-  if (!findWorker(id)) {
+  const auto before = findWorker(id);
+  if (!before) {
     throw Error(Errc::not_found, "there is no worker '" + std::string(id) +
                                      "'; add it with 'outpostctl worker add'");
   }
@@ -304,6 +428,8 @@ void SqliteServerStore::setWorkerTeams(std::string_view id, const std::vector<st
     st.bind(1, id).bind(2, team).bind(3, position++);
     st.run();
   }
+  impl_->appendAdmin(AuditKind::workerSetTeams,
+                     {{"worker", id}, {"teams", teams}, {"previousTeams", before->teams}});
   tx.commit();
 }
 
@@ -369,6 +495,150 @@ void SqliteServerStore::setSetting(std::string_view key, std::string_view value)
 protocol::DeviceRegistry& SqliteServerStore::deviceRegistry() { return impl_->devices; }
 protocol::EnrollmentRegistry& SqliteServerStore::enrollmentRegistry() { return impl_->enrollment; }
 
+protocol::IssuedCode SqliteServerStore::issueEnrollmentCode(std::string_view workerId,
+                                                            std::chrono::seconds ttl,
+                                                            protocol::Clock::time_point now) {
+  const auto worker = findWorker(workerId);
+  if (!worker || worker->teams.empty()) {
+    throw Error(Errc::not_found, "there is no worker '" + std::string(workerId) +
+                                     "'; add it first with 'outpostctl worker add'");
+  }
+  protocol::IssuedCode code =
+      impl_->enrollment.issueEnrollmentCode(worker->id, worker->teams.front(), ttl, now);
+  // The registry committed the code in its own transaction; the code itself is
+  // never written to the audit chain.
+  sql::Transaction tx(impl_->db);
+  impl_->appendAdmin(AuditKind::enrollIssue,
+                     {{"worker", worker->id},
+                      {"team", worker->teams.front()},
+                      {"expiresMs", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        code.expiresAt.time_since_epoch())
+                                        .count()}});
+  tx.commit();
+  return code;
+}
+
+bool SqliteServerStore::revokeDevice(const protocol::Uuid& deviceId) {
+  sql::Transaction tx(impl_->db);
+  const auto device = impl_->devices.findById(deviceId);
+  if (!device || !impl_->devices.revoke(deviceId)) {
+    return false;
+  }
+  impl_->appendAdmin(AuditKind::deviceRevoke,
+                     {{"device", uuidText(deviceId)}, {"worker", device->workerId}}, deviceId);
+  tx.commit();
+  return true;
+}
+
+void SqliteServerStore::recordAudit(AuditKind kind, std::string_view actor,
+                                    const protocol::Uuid& device, std::string_view detailJson) {
+  if (kind == AuditKind::push || kind == AuditKind::baseline) {
+    throw Error(Errc::invalid_argument, "push entries are written by push() only");
+  }
+  sql::Transaction tx(impl_->db);
+  AuditEntry entry;
+  entry.atMs = nowMs();
+  entry.kind = kind;
+  entry.actor = std::string(actor);
+  entry.device = device;
+  entry.detail = std::string(detailJson);
+  impl_->appendAudit(entry);
+  tx.commit();
+}
+
+std::vector<AuditEntry> SqliteServerStore::auditEntries(std::int64_t afterSeq, std::size_t limit) {
+  return audit::list(impl_->db, afterSeq, limit);
+}
+
+std::vector<AuditEntry> SqliteServerStore::lastAuditEntries(std::size_t count) {
+  const std::int64_t last = impl_->db.queryInt("SELECT IFNULL(MAX(seq), 0) FROM audit_log");
+  const auto n = static_cast<std::int64_t>(std::min<std::size_t>(count, INT64_MAX));
+  return audit::list(impl_->db, std::max<std::int64_t>(0, last - n), count);
+}
+
+AuditVerification SqliteServerStore::verifyAudit() {
+  sql::Transaction tx(impl_->db, false); // one snapshot of the chain and the change log
+  AuditVerification v = audit::verify(impl_->db, impl_->keys.auditPublicKey);
+  tx.commit();
+  return v;
+}
+
+std::size_t SqliteServerStore::setFieldPolicies(const std::vector<FieldPolicy>& policies) {
+  sql::Database& db = impl_->db;
+  sql::Transaction tx(db);
+  std::size_t changed = 0;
+  sql::Statement current(db, "SELECT policy FROM field_policies WHERE record_type = ?1"
+                             " AND field = ?2");
+  sql::Statement upsert(db, "INSERT INTO field_policies(record_type, field, policy)"
+                            " VALUES (?1, ?2, ?3) ON CONFLICT(record_type, field)"
+                            " DO UPDATE SET policy = excluded.policy");
+  sql::Statement remove(db, "DELETE FROM field_policies WHERE record_type = ?1 AND field = ?2");
+  for (const FieldPolicy& p : policies) {
+    current.reset();
+    current.bind(1, p.recordType).bind(2, p.field);
+    sync::MergePolicy before = sync::MergePolicy::lww;
+    if (current.step()) {
+      before = sync::parseMergePolicy(current.columnText(0)).value_or(sync::MergePolicy::lww);
+    }
+    current.reset();
+    if (p.policy == sync::MergePolicy::lww) {
+      remove.reset();
+      remove.bind(1, p.recordType).bind(2, p.field);
+      remove.run();
+    } else {
+      upsert.reset();
+      upsert.bind(1, p.recordType).bind(2, p.field).bind(3, sync::mergePolicyName(p.policy));
+      upsert.run();
+    }
+    if (before == p.policy) {
+      continue;
+    }
+    ++changed;
+    // Merging is order-independent: replaying the field's changes with the new policy
+    // gives the state every device that merges with it reaches.
+    std::map<std::array<std::uint8_t, 16>, sync::FieldState> states;
+    sql::Statement changes(db, "SELECT " + std::string(audit::kRowColumns) +
+                                   " FROM changes WHERE record_type = ?1 AND field = ?2"
+                                   " ORDER BY seq");
+    changes.bind(1, p.recordType).bind(2, p.field);
+    while (changes.step()) {
+      const protocol::Change c = changeFromRow(changes);
+      (void)sync::merge(states[c.recordId], toSync(c), p.policy, false);
+    }
+    sql::Statement save(db, "INSERT INTO field_states(record_id, field, state, in_conflict)"
+                            " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(record_id, field) DO UPDATE"
+                            " SET state = excluded.state, in_conflict = excluded.in_conflict");
+    std::set<std::array<std::uint8_t, 16>> touched;
+    for (const auto& [id, state] : states) {
+      const std::string encoded = encodeFieldState(state);
+      save.reset();
+      save.bindBlob(1, blob(id))
+          .bind(2, p.field)
+          .bindBlob(3, blob(encoded))
+          .bind(4, std::int64_t{state.hasConflict() ? 1 : 0});
+      save.run();
+      touched.insert(id);
+    }
+    impl_->updateConflictCounts(touched);
+    impl_->context.log().info("merge policy of {}.{} is now {}: {} record(s) re-merged",
+                              p.recordType, p.field, sync::mergePolicyName(p.policy),
+                              touched.size());
+  }
+  tx.commit();
+  return changed;
+}
+
+std::vector<FieldPolicy> SqliteServerStore::fieldPolicies() {
+  sql::Statement st(impl_->db, "SELECT record_type, field, policy FROM field_policies"
+                               " ORDER BY record_type, field");
+  std::vector<FieldPolicy> out;
+  while (st.step()) {
+    out.push_back({std::string(st.columnText(0)), std::string(st.columnText(1)),
+                   sync::parseMergePolicy(st.columnText(2)).value_or(sync::MergePolicy::lww)});
+  }
+  return out;
+}
+
 PushResult SqliteServerStore::push(const PushContext& context,
                                    const std::vector<protocol::Change>& changes) {
   sql::Database& db = impl_->db;
@@ -396,6 +666,9 @@ PushResult SqliteServerStore::push(const PushContext& context,
                              " created_seq = CASE created_seq WHEN 0 THEN ?2 ELSE created_seq END"
                              " WHERE record_id = ?1");
 
+  std::vector<std::int64_t> storedSeqs; // parallel to out.results; 0 = not stored
+  storedSeqs.reserve(changes.size());
+  audit::RowsHash rowsHash;
   const std::uint64_t skewLimitMs =
       static_cast<std::uint64_t>(std::max<std::int64_t>(context.nowMs, 0)) +
       static_cast<std::uint64_t>(context.maxSkew.count());
@@ -408,6 +681,7 @@ PushResult SqliteServerStore::push(const PushContext& context,
       result.reason = reason;
       ++out.rejected;
       out.results.push_back(result);
+      storedSeqs.push_back(0);
     };
 
     seen.reset();
@@ -416,6 +690,7 @@ PushResult SqliteServerStore::push(const PushContext& context,
       result.outcome = protocol::ChangeOutcome::duplicate;
       ++out.duplicates;
       out.results.push_back(result);
+      storedSeqs.push_back(0);
       continue;
     }
     // A device pushes what it wrote; anything else would let it speak for another.
@@ -470,6 +745,7 @@ PushResult SqliteServerStore::push(const PushContext& context,
       result.outcome = protocol::ChangeOutcome::duplicate;
       ++out.duplicates;
       out.results.push_back(result);
+      storedSeqs.push_back(0);
       continue;
     case sync::MergeOutcome::rejected:
       reject(Errc::validation);
@@ -497,21 +773,36 @@ PushResult SqliteServerStore::push(const PushContext& context,
     std::string value;
     sync::encodeValue(syncChange.value, value);
     const std::string resolves = encodeResolves(change.resolves);
+    audit::ChangeRow row;
+    row.changeId = blob(change.changeId);
+    row.recordId = blob(change.recordId);
+    row.recordType = change.recordType;
+    row.field = change.field;
+    row.value = blob(value);
+    row.hlc = static_cast<std::int64_t>(change.hlc);
+    row.deviceId = blob(change.deviceId);
+    row.baseHlc = static_cast<std::int64_t>(change.baseHlc);
+    row.baseDeviceId = blob(change.baseDeviceId);
+    row.resolves = blob(resolves);
+    row.receivedMs = context.nowMs;
+    row.mergeOutcome = sync::mergeOutcomeName(merged);
     insertChange.reset();
-    insertChange.bindBlob(1, blob(change.changeId))
-        .bindBlob(2, blob(change.recordId))
-        .bind(3, change.recordType)
-        .bind(4, change.field)
-        .bindBlob(5, blob(value))
-        .bind(6, static_cast<std::int64_t>(change.hlc))
-        .bindBlob(7, blob(change.deviceId))
-        .bind(8, static_cast<std::int64_t>(change.baseHlc))
-        .bindBlob(9, blob(change.baseDeviceId))
-        .bindBlob(10, blob(resolves))
-        .bind(11, context.nowMs)
-        .bind(12, sync::mergeOutcomeName(merged));
+    insertChange.bindBlob(1, row.changeId)
+        .bindBlob(2, row.recordId)
+        .bind(3, row.recordType)
+        .bind(4, row.field)
+        .bindBlob(5, row.value)
+        .bind(6, row.hlc)
+        .bindBlob(7, row.deviceId)
+        .bind(8, row.baseHlc)
+        .bindBlob(9, row.baseDeviceId)
+        .bindBlob(10, row.resolves)
+        .bind(11, row.receivedMs)
+        .bind(12, row.mergeOutcome);
     insertChange.run();
     const std::int64_t seq = db.lastInsertRowid();
+    row.seq = seq;
+    rowsHash.add(row);
 
     const std::string encoded = encodeFieldState(state);
     saveState.reset();
@@ -525,19 +816,33 @@ PushResult SqliteServerStore::push(const PushContext& context,
     touchRecord.run();
     touched.insert(change.recordId);
     out.results.push_back(result);
+    storedSeqs.push_back(seq);
   }
 
   // The conflict count of each touched record, for listing (includes delete-vs-edit).
-  sql::Statement setConflicts(db, "UPDATE records SET conflicts = ?2 WHERE record_id = ?1");
-  for (const auto& id : touched) {
-    RecordView view;
-    view.recordId.bytes = id;
-    impl_->loadFields(view);
-    setConflicts.reset();
-    setConflicts.bindBlob(1, blob(id))
-        .bind(2, static_cast<std::int64_t>(view.conflictFields.size()));
-    setConflicts.run();
+  impl_->updateConflictCounts(touched);
+
+  // The batch's audit entry, in the same transaction: what the device was told,
+  // change by change, and a hash of every row stored.
+  AuditEntry entry;
+  entry.atMs = context.nowMs;
+  entry.kind = AuditKind::push;
+  entry.actor = context.worker.id;
+  entry.device = context.device.deviceId;
+  entry.changes.reserve(out.results.size());
+  for (std::size_t i = 0; i < out.results.size(); ++i) {
+    entry.changes.push_back({out.results[i].changeId, out.results[i].outcome,
+                             static_cast<std::uint16_t>(out.results[i].reason), storedSeqs[i]});
   }
+  entry.rowsHash = rowsHash.finish();
+  entry.detail = json{{"batch", uuidText(context.batchId)},
+                      {"changes", changes.size()},
+                      {"applied", out.applied},
+                      {"duplicate", out.duplicates},
+                      {"conflict", out.conflicts},
+                      {"rejected", out.rejected}}
+                     .dump();
+  impl_->appendAudit(entry);
   tx.commit();
   return out;
 }
@@ -566,23 +871,9 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, std::uint64_t 
       reply.more = true;
       break;
     }
-    protocol::Change c;
     lastSeq = static_cast<std::uint64_t>(st.columnInt(0));
-    c.changeId = uuidColumn(st, 1);
-    c.recordId = uuidColumn(st, 2);
-    c.recordType = std::string(st.columnText(3));
-    c.field = std::string(st.columnText(4));
-    std::string_view value = text(st.columnBlob(5));
-    bytes += value.size() + 128;
-    sync::Change carrier;
-    carrier.value = sync::decodeValue(value);
-    c.value = toWire(carrier).value;
-    c.hlc = static_cast<std::uint64_t>(st.columnInt(6));
-    c.deviceId = uuidColumn(st, 7);
-    c.baseHlc = static_cast<std::uint64_t>(st.columnInt(8));
-    c.baseDeviceId = uuidColumn(st, 9);
-    c.resolves = decodeResolves(st.columnBlob(10));
-    reply.changes.push_back(std::move(c));
+    bytes += st.columnBlob(5).size() + 128;
+    reply.changes.push_back(changeFromRow(st));
   }
   if (reply.more) {
     reply.nextCursor = lastSeq;

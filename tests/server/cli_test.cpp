@@ -2,20 +2,11 @@
 // as a subprocess that a device syncs with and that exits cleanly on SIGTERM.
 
 #include "harness.hpp"
+#include "process.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <fstream>
-#include <sstream>
-
-extern char** environ;
+#include <set>
 
 using namespace outpost;
 using namespace outpost::server;
@@ -23,104 +14,28 @@ using namespace outpost::server::testing;
 
 namespace {
 
-struct Run {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+/// Pushes `n` one-field records as a device of `worker` would, through the store.
+void pushRecords(const DataFolder& data, const std::string& worker, int n) {
+  auto store = data.store();
+  const auto w = store->findWorker(worker);
+  REQUIRE(w.has_value());
+  const protocol::DeviceRecord device{newId(), {}, worker, w->teams.front(), false};
+  std::vector<protocol::Change> changes;
+  for (int i = 0; i < n; ++i) {
+    protocol::Change c;
+    c.changeId = newId();
+    c.recordId = newId();
+    c.recordType = "assessment";
+    c.field = "risk";
+    c.value = std::string("low");
+    c.hlc = hlcNow(static_cast<std::uint64_t>(i));
+    c.deviceId = device.deviceId;
+    changes.push_back(c);
+  }
+  const PushContext context{device, *w, static_cast<std::int64_t>(hlcNow() >> 16),
+                            std::chrono::minutes(2), newId()};
+  REQUIRE(store->push(context, changes).applied == static_cast<std::size_t>(n));
 }
-
-/// Runs outpostctl with `args` (already shell-quoted where needed).
-Run ctl(const TempDir& scratch, const std::string& args) {
-  const fs::path out = scratch.path / "stdout";
-  const fs::path err = scratch.path / "stderr";
-  const std::string cmd =
-      std::string(OUTPOSTCTL_PATH) + " " + args + " >" + out.string() + " 2>" + err.string();
-  const int rc = std::system(cmd.c_str());
-  Run r;
-  r.status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
-
-/// outpost-server as a child process with its stdout on a pipe.
-struct ServerProcess {
-  pid_t pid = -1;
-  int stdoutFd = -1;
-
-  explicit ServerProcess(const fs::path& data) {
-    int fds[2];
-    REQUIRE(pipe(fds) == 0);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
-    std::string dataArg = data.string();
-    std::vector<std::string> args = {OUTPOST_SERVER_PATH, "--data",      dataArg,
-                                     "--listen",          "127.0.0.1:0", "--metrics",
-                                     "127.0.0.1:0",       "--threads",   "2"};
-    std::vector<char*> argv;
-    for (auto& a : args) {
-      argv.push_back(a.data());
-    }
-    argv.push_back(nullptr);
-    REQUIRE(posix_spawn(&pid, OUTPOST_SERVER_PATH, &actions, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&actions);
-    close(fds[1]);
-    stdoutFd = fds[0];
-  }
-  ~ServerProcess() {
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      int status = 0;
-      waitpid(pid, &status, 0);
-    }
-    if (stdoutFd >= 0) {
-      close(stdoutFd);
-    }
-  }
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
-
-  /// The "listening" line, waited for at most 10 s.
-  std::string firstLine() {
-    std::string line;
-    for (int i = 0; i < 100 && line.find('\n') == std::string::npos; ++i) {
-      pollfd p{stdoutFd, POLLIN, 0};
-      if (poll(&p, 1, 100) > 0) {
-        char buf[256];
-        const ssize_t n = read(stdoutFd, buf, sizeof buf);
-        if (n <= 0) {
-          break;
-        }
-        line.append(buf, static_cast<std::size_t>(n));
-      }
-    }
-    return line;
-  }
-
-  /// Sends `signal` and waits (at most 10 s) for the exit; returns the exit code, or
-  /// -1 when it did not exit normally in time.
-  int signalAndWait(int signal) {
-    kill(pid, signal);
-    for (int i = 0; i < 200; ++i) {
-      int status = 0;
-      if (waitpid(pid, &status, WNOHANG) == pid) {
-        pid = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return -1;
-  }
-};
 
 } // namespace
 
@@ -143,11 +58,12 @@ TEST_SUITE("server.cli") {
       const Run first = ctl(scratch, "--data " + data + " init --listen 127.0.0.1:7420");
       REQUIRE(first.status == 0);
       CHECK(first.out.find("server public key") != std::string::npos);
-      const std::string keyBefore = slurp(fs::path(data) / "keys" / "server-static");
+      const std::string keyBefore = slurp(fs::path(data) / "keys" / "server-static.key");
+      REQUIRE(keyBefore.size() == 32);
       const Run second = ctl(scratch, "--data " + data + " init");
       CHECK(second.status == 1);
       CHECK(second.err.find("already") != std::string::npos);
-      CHECK(slurp(fs::path(data) / "keys" / "server-static") == keyBefore);
+      CHECK(slurp(fs::path(data) / "keys" / "server-static.key") == keyBefore);
 
       const Run noTeam = ctl(scratch, "--data " + data + " worker add alice --team north");
       CHECK(noTeam.status == 1);
@@ -237,6 +153,148 @@ TEST_SUITE("server.cli") {
     CHECK(ctl(scratch, d + " revoke " + bId.toString()).status == 0);
     CHECK(codeOf([&] { (void)b.hello(); }) == Errc::revoked);
 
+    // Everything above is in the audit chain, which verifies while the server runs.
+    const Run audit = ctl(scratch, d + " --json audit list --last 100");
+    REQUIRE(audit.status == 0);
+    std::multiset<std::string> kinds;
+    for (const auto& e : nlohmann::json::parse(audit.out)) {
+      kinds.insert(e.at("kind").get<std::string>());
+    }
+    CHECK(kinds.count("init") == 1);
+    CHECK(kinds.count("team.add") == 1);
+    CHECK(kinds.count("worker.add") == 2);
+    CHECK(kinds.count("enroll.issue") == 2);
+    CHECK(kinds.count("device.enroll") == 2);
+    CHECK(kinds.count("push") == 3);
+    CHECK(kinds.count("record.view") == 1);
+    CHECK(kinds.count("export") == 2);
+    CHECK(kinds.count("device.revoke") == 1);
+    const Run verified = ctl(scratch, d + " audit verify");
+    CHECK(verified.status == 0);
+    CHECK(verified.out.find("intact") != std::string::npos);
+
+    CHECK(server.signalAndWait(SIGTERM) == 0);
+  }
+
+  TEST_CASE("every command and group prints --help") {
+    TempDir scratch;
+    for (const std::string command : {"",
+                                      "init",
+                                      "team",
+                                      "team add",
+                                      "team list",
+                                      "worker",
+                                      "worker add",
+                                      "worker set-teams",
+                                      "worker list",
+                                      "enroll",
+                                      "devices",
+                                      "revoke",
+                                      "conflicts",
+                                      "conflicts list",
+                                      "conflicts show",
+                                      "export",
+                                      "backup",
+                                      "audit",
+                                      "audit verify",
+                                      "audit list"}) {
+      const Run r = ctl(scratch, command + " --help");
+      CHECK_MESSAGE(r.status == 0, command);
+      CHECK_MESSAGE(r.out.find("Usage") != std::string::npos, command);
+    }
+    const Run unknown = ctl(scratch, "--data x frobnicate");
+    CHECK(unknown.status != 0);
+    CHECK_FALSE(unknown.err.empty());
+  }
+
+  TEST_CASE("audit verify: intact, then a change row altered is found, naming the entry") {
+    Context ctx;
+    DataFolder data(ctx); // 5 administrative entries
+    pushRecords(data, "alice", 3);
+    pushRecords(data, "carol", 2); // entry 7: change seqs 4 and 5
+    TempDir scratch;
+    const std::string d = "--data " + data.dir.path.string();
+
+    const Run ok = ctl(scratch, d + " audit verify");
+    CHECK(ok.status == 0);
+    CHECK(ok.out.find("audit chain intact: 7 entries (2 pushed batches), 5 change rows") !=
+          std::string::npos);
+    const Run okJson = ctl(scratch, d + " --json audit verify");
+    REQUIRE(okJson.status == 0);
+    CHECK(nlohmann::json::parse(okJson.out).at("intact") == true);
+
+    const Run list = ctl(scratch, d + " --json audit list --last 2");
+    REQUIRE(list.status == 0);
+    const auto entries = nlohmann::json::parse(list.out);
+    REQUIRE(entries.size() == 2);
+    CHECK(entries[1].at("kind") == "push");
+    CHECK(entries[1].at("actor") == "carol");
+    CHECK(entries[1].at("detail").at("applied") == 2);
+
+    {
+      sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
+                       SQLITE_OPEN_READWRITE);
+      db.exec("UPDATE changes SET value = x'00' WHERE seq = 5");
+    }
+    const Run bad = ctl(scratch, d + " audit verify");
+    CHECK(bad.status == 2);
+    CHECK(bad.err.find("BROKEN at entry 7") != std::string::npos);
+    CHECK(bad.err.find("altered") != std::string::npos);
+    const Run badJson = ctl(scratch, d + " --json audit verify");
+    CHECK(badJson.status == 2);
+    CHECK(nlohmann::json::parse(badJson.out).at("firstBadEntry") == 7);
+  }
+
+  TEST_CASE("export: a progress bar on stderr with --progress only (stderr is a file here)") {
+    Context ctx;
+    DataFolder data(ctx);
+    pushRecords(data, "alice", 5);
+    TempDir scratch;
+    const std::string d = "--data " + data.dir.path.string();
+    const std::string out = (scratch.path / "records.csv").string();
+    const Run quiet = ctl(scratch, d + " export --format csv --out " + out);
+    CHECK(quiet.status == 0);
+    CHECK(quiet.err.empty());
+    const Run shown = ctl(scratch, d + " export --format json --out " + out + " --progress");
+    CHECK(shown.status == 0);
+    CHECK(shown.err.find("100% (5/5)") != std::string::npos);
+    CHECK(nlohmann::json::parse(slurp(out)).at("records").size() == 5);
+    // Exports are audited, and the chain still verifies.
+    const Run list = ctl(scratch, d + " --json audit list --last 1");
+    REQUIRE(list.status == 0);
+    CHECK(nlohmann::json::parse(list.out)[0].at("kind") == "export");
+    CHECK(ctl(scratch, d + " audit verify").status == 0);
+  }
+
+  TEST_CASE("backup copies a live folder consistently; the copy verifies and serves") {
+    Context ctx;
+    DataFolder data(ctx);
+    pushRecords(data, "alice", 7);
+    TempDir scratch;
+    const std::string d = "--data " + data.dir.path.string();
+    // A connection keeps a write transaction open meanwhile: the copy is the last
+    // committed state, not the half-done one.
+    sql::Database writer(SqliteServerStore::databasePath(data.dir.path).string(),
+                         SQLITE_OPEN_READWRITE);
+    writer.exec("PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE;"
+                " UPDATE changes SET value = x'00' WHERE seq = 1");
+    const fs::path copy = scratch.path / "copy";
+    const Run backup = ctl(scratch, d + " --json backup " + copy.string());
+    writer.exec("ROLLBACK");
+    REQUIRE(backup.status == 0);
+    const auto j = nlohmann::json::parse(backup.out);
+    CHECK(j.at("records") == 7);
+    CHECK(j.at("auditIntact") == true);
+    CHECK((fs::status(copy / "keys").permissions() & fs::perms::all) == fs::perms::owner_all);
+    CHECK(slurp(copy / "keys" / "server-static.key") ==
+          slurp(data.dir.path / "keys" / "server-static.key"));
+    CHECK(ctl(scratch, "--data " + copy.string() + " audit verify").status == 0);
+    const Run again = ctl(scratch, d + " backup " + copy.string());
+    CHECK(again.status == 1);
+    CHECK(again.err.find("already exists") != std::string::npos);
+    // The copy is a server's data folder.
+    ServerProcess server(copy);
+    CHECK(server.port() != 0);
     CHECK(server.signalAndWait(SIGTERM) == 0);
   }
 }

@@ -94,7 +94,7 @@ struct DataFolder {
   TempDir dir;
   explicit DataFolder(Context& c) : ctx(c) {
     const ServerKeys keys = ServerKeys::create(ctx, dir.path);
-    SqliteServerStore store(ctx, dir.path, SecretBytes::copyOf(keys.enrollmentSecret.span()), true);
+    SqliteServerStore store(ctx, dir.path, keys, true);
     store.addTeam("north");
     store.addTeam("south");
     store.addWorker("alice", {"north"});
@@ -103,9 +103,7 @@ struct DataFolder {
   }
   /// An administrator's connection to the store (as outpostctl opens it).
   [[nodiscard]] std::unique_ptr<SqliteServerStore> store() const {
-    const ServerKeys keys = ServerKeys::load(dir.path);
-    return std::make_unique<SqliteServerStore>(ctx, dir.path,
-                                               SecretBytes::copyOf(keys.enrollmentSecret.span()));
+    return std::make_unique<SqliteServerStore>(ctx, dir.path, ServerKeys::load(dir.path));
   }
 };
 

@@ -44,8 +44,9 @@ TEST_SUITE("server.store") {
     Context ctx;
     TempDir empty;
     CHECK(codeOf([&] { (void)ServerKeys::load(empty.path); }) == Errc::not_found);
-    CHECK(codeOf([&] { SqliteServerStore s(ctx, empty.path, SecretBytes(32)); }) ==
-          Errc::not_found);
+    TempDir elsewhere;
+    const ServerKeys keys = ServerKeys::create(ctx, elsewhere.path);
+    CHECK(codeOf([&] { SqliteServerStore s(ctx, empty.path, keys); }) == Errc::not_found);
     CHECK_FALSE(fs::exists(SqliteServerStore::databasePath(empty.path)));
   }
 

@@ -3,9 +3,12 @@
 
 #include <outpost/context.hpp>
 #include <outpost/error.hpp>
+#include <outpost/server/audit.hpp>
+#include <outpost/server/builtin_schema.hpp>
 #include <outpost/server/keys.hpp>
 #include <outpost/server/server.hpp>
 #include <outpost/server/sqlite_store.hpp>
+#include <outpost/sqlite.hpp>
 #include <outpost/sync/value.hpp>
 
 #include <CLI/CLI.hpp>
@@ -74,14 +77,87 @@ std::chrono::seconds parseDuration(const std::string& text) {
   return std::chrono::seconds(n * scale);
 }
 
-/// The store of an initialised data folder.
+/// The store of an initialised data folder; administrative actions are audited as
+/// the account running the command.
 struct Opened {
   server::ServerKeys keys;
   server::SqliteServerStore store;
   Opened(const Context& context, const fs::path& dir)
-      : keys(server::ServerKeys::load(dir)),
-        store(context, dir, SecretBytes::copyOf(keys.enrollmentSecret.span())) {}
+      : keys(server::ServerKeys::load(dir)), store(context, dir, keys) {
+    store.setActor(server::administratorName());
+  }
 };
+
+std::string hexText(std::span<const std::uint8_t> bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (const std::uint8_t b : bytes) {
+    s += kHex[b >> 4];
+    s += kHex[b & 15];
+  }
+  return s;
+}
+
+std::string uuidText(const protocol::Uuid& id) {
+  sync::Uuid u;
+  u.bytes = id;
+  return u.toString();
+}
+
+/// A consistent copy of a live data folder: SQLite's online backup of server.db (one
+/// snapshot, while the server keeps writing), then the keys. `dest` must not exist.
+void backupFolder(const fs::path& dir, const fs::path& dest) {
+  if (fs::exists(dest)) {
+    throw Error(Errc::already_exists,
+                "'" + dest.string() + "' already exists; give a new folder for the backup");
+  }
+  if (!fs::exists(server::SqliteServerStore::databasePath(dir))) {
+    throw Error(Errc::not_found, "no server store in '" + dir.string() + "'");
+  }
+  fs::create_directories(dest);
+  fs::permissions(dest, fs::perms::owner_all, fs::perm_options::replace);
+  {
+    sql::Database source(server::SqliteServerStore::databasePath(dir).string(),
+                         SQLITE_OPEN_READWRITE); // read only; WAL readers need the -shm
+    source.exec("PRAGMA busy_timeout = 10000");
+    sql::Database copy(server::SqliteServerStore::databasePath(dest).string(),
+                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    sqlite3_backup* backup = sqlite3_backup_init(copy.handle(), "main", source.handle(), "main");
+    if (backup == nullptr) {
+      sql::fail(sqlite3_errcode(copy.handle()), copy.handle(), "starting the backup");
+    }
+    const int rc = sqlite3_backup_step(backup, -1); // all pages, from one read snapshot
+    const int done = sqlite3_backup_finish(backup);
+    if (rc != SQLITE_DONE || done != SQLITE_OK) {
+      sql::fail(rc != SQLITE_DONE ? rc : done, copy.handle(), "copying the database");
+    }
+  }
+  const fs::path keys = server::ServerKeys::keysDir(dir);
+  const fs::path keysCopy = server::ServerKeys::keysDir(dest);
+  fs::create_directories(keysCopy);
+  fs::permissions(keysCopy, fs::perms::owner_all, fs::perm_options::replace);
+  for (const auto& entry : fs::directory_iterator(keys)) {
+    if (entry.is_regular_file() && entry.path().extension() == ".key") {
+      const fs::path to = keysCopy / entry.path().filename();
+      fs::copy_file(entry.path(), to);
+      fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write,
+                      fs::perm_options::replace);
+    }
+  }
+}
+
+json auditEntryJson(const server::AuditEntry& e) {
+  json j = {{"seq", e.seq},
+            {"time", isoTimeMs(e.atMs)},
+            {"kind", server::auditKindName(e.kind)},
+            {"actor", e.actor},
+            {"detail", json::parse(e.detail, nullptr, false)},
+            {"hash", hexText(e.hash)}};
+  if (e.device != protocol::Uuid{}) {
+    j["device"] = uuidText(e.device);
+  }
+  return j;
+}
 
 void print(const Options& o, const json& j, const std::string& text) {
   if (o.json) {
@@ -165,11 +241,13 @@ std::string csvCell(const std::string& s) {
   return out + "\"";
 }
 
-/// A progress bar on stderr, only when stderr is a terminal and the export is long.
+/// A progress bar on stderr: for long exports when stderr is a terminal, or always
+/// with --progress.
 class Progress {
 public:
+  static constexpr std::int64_t kLongExport = 1000;
   Progress(std::int64_t total, bool force)
-      : total_(total), show_((force || isatty(STDERR_FILENO) != 0) && total >= 1000) {}
+      : total_(total), show_(force || (isatty(STDERR_FILENO) != 0 && total >= kLongExport)) {}
   void tick() {
     ++done_;
     if (!show_) {
@@ -271,7 +349,27 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"json", "csv"}))
       ->capture_default_str();
   exportCmd->add_option("--out", outPath, "Write to FILE instead of standard output");
-  exportCmd->add_flag("--progress", forceProgress, "Show progress even when stderr is not a tty");
+  exportCmd->add_flag("--progress", forceProgress,
+                      "Show a progress bar on stderr even when it is not a terminal");
+
+  auto* backup = app.add_subcommand(
+      "backup", "Copy the data folder consistently while the server runs, then verify the copy");
+  std::string backupDest;
+  backup->add_option("DEST", backupDest, "A new folder for the copy")->required();
+
+  auto* audit = app.add_subcommand("audit", "The server's audit chain");
+  audit->require_subcommand(1);
+  auto* auditVerify = audit->add_subcommand(
+      "verify", "Check the audit chain end to end and every change row against it "
+                "(exit 0 intact, 2 tampering found, 1 could not check)");
+  auto* auditList = audit->add_subcommand("list", "Show audit entries");
+  std::size_t auditLast = 20;
+  std::int64_t auditAfter = -1;
+  auditList->add_option("--last", auditLast, "The newest N entries")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
+      ->capture_default_str();
+  auditList->add_option("--after", auditAfter, "Entries after sequence number SEQ instead")
+      ->check(CLI::NonNegativeNumber);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -292,15 +390,50 @@ int main(int argc, char** argv) {
       fs::create_directories(dir);
       fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
       const server::ServerKeys keys = server::ServerKeys::create(context, dir);
-      server::SqliteServerStore store(context, dir,
-                                      SecretBytes::copyOf(keys.enrollmentSecret.span()), true);
+      server::SqliteServerStore store(context, dir, keys, true);
+      store.setActor(server::administratorName());
       store.setSetting("listen", initListen);
+      (void)store.setFieldPolicies(server::builtinFieldPolicies());
       const std::string key = protocol::toBase64Url(keys.staticKey.publicKey);
-      print(o, {{"dataDir", dir.string()}, {"publicKey", key}, {"listen", initListen}},
+      const std::string auditKey = protocol::toBase64Url(keys.auditPublicKey);
+      store.recordAudit(server::AuditKind::init, server::administratorName(), {},
+                        json{{"serverKey", key}, {"auditKey", auditKey}}.dump());
+      print(o,
+            {{"dataDir", dir.string()},
+             {"publicKey", key},
+             {"auditKey", auditKey},
+             {"listen", initListen}},
             "initialised " + dir.string() + "\nserver public key: " + key +
+                "\naudit signing key: " + auditKey + " (note it outside this folder)" +
                 "\ndevices will connect to " + listen.address().to_string() + ":" +
                 std::to_string(listen.port()) + "\n");
       return 0;
+    }
+
+    if (backup->parsed()) {
+      // Keys first: a folder without them is not a server's (and load() adds a
+      // missing audit key before anything is copied).
+      const server::ServerKeys sourceKeys = server::ServerKeys::load(dir);
+      (void)sourceKeys;
+      backupFolder(dir, backupDest);
+      const server::ServerKeys keys = server::ServerKeys::load(backupDest);
+      server::SqliteServerStore copy(context, backupDest, keys);
+      const server::AuditVerification v = copy.verifyAudit();
+      print(o,
+            {{"backup", backupDest},
+             {"records", copy.recordCount()},
+             {"lastSequence", copy.lastSequence()},
+             {"auditIntact", v.intact},
+             {"auditHeadSeq", v.headSeq},
+             {"auditHeadHash", hexText(v.headHash)}},
+            "backed up " + dir.string() + " to " + backupDest + ": " +
+                std::to_string(copy.recordCount()) + " records, change log up to " +
+                std::to_string(copy.lastSequence()) + "\naudit chain of the copy " +
+                (v.intact ? "intact, head entry " + std::to_string(v.headSeq) + " hash " +
+                                hexText(v.headHash)
+                          : "BROKEN: " + v.problem) +
+                "\n");
+      return v.intact ? 0 : 2;
     }
 
     Opened opened(context, dir);
@@ -352,8 +485,8 @@ int main(int argc, char** argv) {
         throw Error(Errc::invalid_argument,
                     "the server address has port 0; give the real one with --server HOST:PORT");
       }
-      const protocol::IssuedCode code = store.enrollmentRegistry().issueEnrollmentCode(
-          w->id, w->teams.front(), ttl, protocol::Clock::now());
+      const protocol::IssuedCode code =
+          store.issueEnrollmentCode(w->id, ttl, protocol::Clock::now());
       const std::string payload =
           protocol::formatEnrollmentPayload({endpoint.address().to_string(), endpoint.port(),
                                              opened.keys.staticKey.publicKey, code.code});
@@ -387,7 +520,7 @@ int main(int argc, char** argv) {
                                                 "' is not a device id; copy one from "
                                                 "'outpostctl devices'");
       }
-      if (!store.deviceRegistry().revoke(id->bytes)) {
+      if (!store.revokeDevice(id->bytes)) {
         throw Error(Errc::not_found,
                     "there is no device " + revokeId + "; see 'outpostctl devices'");
       }
@@ -418,6 +551,8 @@ int main(int argc, char** argv) {
       if (!view) {
         throw Error(Errc::not_found, "there is no record " + showId);
       }
+      store.recordAudit(server::AuditKind::recordView, server::administratorName(), {},
+                        json{{"record", showId}, {"command", "conflicts show"}}.dump());
       const json r = recordJson(*view);
       std::string text = "record " + showId + " (" + view->recordType + ", team " +
                          view->ownerTeam + ")" + (view->deleted ? ", deleted" : "") + "\n";
@@ -444,7 +579,8 @@ int main(int argc, char** argv) {
         }
       }
       std::ostream& out = outPath.empty() ? std::cout : file;
-      Progress progress(store.recordCount(), forceProgress);
+      const std::int64_t total = store.recordCount();
+      Progress progress(total, forceProgress);
       if (format == "csv") {
         out << "record_id,record_type,owner_team,deleted,field,value,in_conflict,competing_"
                "values\n";
@@ -474,6 +610,57 @@ int main(int argc, char** argv) {
       if (!out) {
         throw Error(Errc::io, "writing the export failed; check the disk has space");
       }
+      store.recordAudit(server::AuditKind::exportData, server::administratorName(), {},
+                        json{{"format", format},
+                             {"records", total},
+                             {"to", outPath.empty() ? std::string("stdout") : outPath}}
+                            .dump());
+    } else if (auditVerify->parsed()) {
+      const server::AuditVerification v = store.verifyAudit();
+      const std::string auditKey = protocol::toBase64Url(opened.keys.auditPublicKey);
+      json j = {{"intact", v.intact},
+                {"entries", v.entries},
+                {"pushes", v.pushes},
+                {"changesChecked", v.changesChecked},
+                {"signaturesChecked", v.signaturesChecked},
+                {"headSeq", v.headSeq},
+                {"headHash", hexText(v.headHash)},
+                {"auditKey", auditKey}};
+      std::string text;
+      if (v.intact) {
+        text = "audit chain intact: " + std::to_string(v.entries) + " entries (" +
+               std::to_string(v.pushes) + " pushed batches), " + std::to_string(v.changesChecked) +
+               " change rows matched, " + std::to_string(v.signaturesChecked) +
+               " signatures checked\nhead: entry " + std::to_string(v.headSeq) + " hash " +
+               hexText(v.headHash) + "\naudit key: " + auditKey + "\n";
+      } else {
+        j["firstBadEntry"] = v.firstBadSeq;
+        j["problem"] = v.problem;
+        text = "audit chain BROKEN" +
+               (v.firstBadSeq > 0 ? " at entry " + std::to_string(v.firstBadSeq) : std::string()) +
+               ": " + v.problem + "\n" + std::to_string(v.entries) +
+               " entries before it verified; restore the data folder from a backup that "
+               "verifies and investigate who had access\n";
+      }
+      if (o.json) {
+        std::cout << j.dump(2) << "\n";
+      } else {
+        (v.intact ? std::cout : std::cerr) << text;
+      }
+      return v.intact ? 0 : 2;
+    } else if (auditList->parsed()) {
+      const auto entries = auditAfter >= 0 ? store.auditEntries(auditAfter, auditLast)
+                                           : store.lastAuditEntries(auditLast);
+      json j = json::array();
+      std::string text;
+      for (const auto& e : entries) {
+        j.push_back(auditEntryJson(e));
+        text += std::to_string(e.seq) + "\t" + isoTimeMs(e.atMs) + "\t" +
+                std::string(server::auditKindName(e.kind)) + "\t" + e.actor + "\t" +
+                (e.device == protocol::Uuid{} ? std::string("-") : uuidText(e.device)) + "\t" +
+                e.detail + "\n";
+      }
+      print(o, j, text.empty() ? std::string("no audit entries\n") : text);
     }
     return 0;
   } catch (const Error& e) {

@@ -23,6 +23,17 @@
 #include <string_view>
 #include <vector>
 
+namespace outpost::model {
+
+/// Adds the built-in safeguarding entity types (names below), with their fields,
+/// merge policies and lifecycle rules, to `schema`. Every `RecordStore` registers
+/// them itself; the sync server reads their merge policies from here so that it
+/// merges each field as the devices do. Throws Error{already_exists} when `schema`
+/// already has one of the types.
+OUTPOST_API void registerSafeguardingTypes(Schema& schema);
+
+} // namespace outpost::model
+
 namespace outpost::safeguarding {
 
 using model::RecordStore;

@@ -2,6 +2,7 @@
 /// \file
 /// The embedded server store: one SQLite database, DIR/server.db, in WAL mode.
 
+#include <outpost/server/keys.hpp>
 #include <outpost/server/store.hpp>
 #include <outpost/sqlite.hpp>
 
@@ -19,13 +20,16 @@ public:
   /// The database file inside a data folder.
   [[nodiscard]] static std::filesystem::path databasePath(const std::filesystem::path& dataDir);
 
-  /// Opens (`create`: creates if missing) the store in `dataDir`. `enrollmentSecret`
-  /// (32 bytes, from the server keys) keys the enrollment code hashes. Throws
-  /// Error{not_found} when the store does not exist and `create` is false.
+  /// Opens (`create`: creates if missing) the store in `dataDir`. The server keys
+  /// (copied) key the enrollment code hashes and sign the audit chain. Opening a
+  /// store made before the audit chain existed adds the chain, with one `baseline`
+  /// entry covering the changes already stored. Throws Error{not_found} when the
+  /// store does not exist and `create` is false.
   SqliteServerStore(const Context& context, const std::filesystem::path& dataDir,
-                    SecretBytes enrollmentSecret, bool create = false);
+                    const ServerKeys& keys, bool create = false);
   ~SqliteServerStore() override;
 
+  void setActor(std::string actor) override;
   void addTeam(std::string_view name) override;
   std::vector<std::string> teams() override;
   void addWorker(std::string_view id, const std::vector<std::string>& teams) override;
@@ -37,6 +41,18 @@ public:
   void setSetting(std::string_view key, std::string_view value) override;
   protocol::DeviceRegistry& deviceRegistry() override;
   protocol::EnrollmentRegistry& enrollmentRegistry() override;
+  protocol::IssuedCode issueEnrollmentCode(std::string_view workerId, std::chrono::seconds ttl,
+                                           protocol::Clock::time_point now) override;
+  bool revokeDevice(const protocol::Uuid& deviceId) override;
+
+  void recordAudit(AuditKind kind, std::string_view actor, const protocol::Uuid& device,
+                   std::string_view detailJson) override;
+  std::vector<AuditEntry> auditEntries(std::int64_t afterSeq, std::size_t limit) override;
+  std::vector<AuditEntry> lastAuditEntries(std::size_t count) override;
+  AuditVerification verifyAudit() override;
+
+  std::size_t setFieldPolicies(const std::vector<FieldPolicy>& policies) override;
+  std::vector<FieldPolicy> fieldPolicies() override;
 
   PushResult push(const PushContext& context,
                   const std::vector<protocol::Change>& changes) override;

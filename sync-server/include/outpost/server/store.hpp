@@ -15,6 +15,7 @@
 
 #include <outpost/protocol/enrollment.hpp>
 #include <outpost/protocol/messages.hpp>
+#include <outpost/server/audit.hpp>
 #include <outpost/sync/change.hpp>
 #include <outpost/sync/merge.hpp>
 
@@ -51,6 +52,16 @@ struct PushContext {
   std::int64_t nowMs = 0;
   /// Changes stamped further than this ahead of `nowMs` are rejected (clock_skew).
   std::chrono::milliseconds maxSkew = std::chrono::minutes(2);
+  /// The batch's id, as the device sent it (recorded in the audit entry).
+  protocol::Uuid batchId{};
+};
+
+/// How the server merges one field of one record type (fields without one: lww).
+struct FieldPolicy {
+  std::string recordType;
+  std::string field;
+  sync::MergePolicy policy = sync::MergePolicy::lww;
+  bool operator==(const FieldPolicy&) const = default;
 };
 
 /// What a push did, change by change (same order as the batch).
@@ -94,6 +105,13 @@ public:
   virtual ~ServerStore() = default;
 
   // --- administration (outpostctl) ---------------------------------------------
+  //
+  // Every administrative change is written with its audit entry in one transaction
+  // (enrollment codes: just after, see issueEnrollmentCode).
+
+  /// Who the administrative actions of this connection are audited as (default
+  /// "server"; outpostctl sets administratorName()).
+  virtual void setActor(std::string actor) = 0;
 
   /// Throws Error{invalid_argument} for an empty or over-long name,
   /// Error{already_exists} when the team exists.
@@ -116,15 +134,51 @@ public:
   [[nodiscard]] virtual std::optional<std::string> setting(std::string_view key) = 0;
   virtual void setSetting(std::string_view key, std::string_view value) = 0;
 
-  /// The protocol's registries, stored in the same database.
+  /// The protocol's registries, stored in the same database. Changes made through
+  /// them directly are not audited: administration uses the methods below.
   [[nodiscard]] virtual protocol::DeviceRegistry& deviceRegistry() = 0;
   [[nodiscard]] virtual protocol::EnrollmentRegistry& enrollmentRegistry() = 0;
+
+  /// Issues a one-time enrollment code for a worker, in their first team, and
+  /// audits it (the registry commits the code in its own transaction; the audit entry
+  /// follows in the next). Throws Error{not_found} for an unknown worker.
+  [[nodiscard]] virtual protocol::IssuedCode
+  issueEnrollmentCode(std::string_view workerId, std::chrono::seconds ttl,
+                      protocol::Clock::time_point now) = 0;
+  /// Revokes a device and audits it, in one transaction. False when unknown.
+  virtual bool revokeDevice(const protocol::Uuid& deviceId) = 0;
+
+  // --- audit (outpost/server/audit.hpp) ------------------------------------------
+
+  /// Appends an entry for an action the store does not perform itself (init, a
+  /// device's enrollment, an export, a record viewed), in its own transaction.
+  /// `detailJson` must not contain record contents or secrets.
+  virtual void recordAudit(AuditKind kind, std::string_view actor, const protocol::Uuid& device,
+                           std::string_view detailJson) = 0;
+  /// Entries after `afterSeq`, oldest first, at most `limit`.
+  [[nodiscard]] virtual std::vector<AuditEntry> auditEntries(std::int64_t afterSeq,
+                                                             std::size_t limit) = 0;
+  /// The newest entries, at most `count`, oldest first.
+  [[nodiscard]] virtual std::vector<AuditEntry> lastAuditEntries(std::size_t count) = 0;
+  /// Recomputes the chain, checks every signature, and matches every entry with
+  /// the change rows it stored (one read transaction).
+  [[nodiscard]] virtual AuditVerification verifyAudit() = 0;
+
+  // --- merge policies -------------------------------------------------------------
+
+  /// Makes the given fields merge with the given policies (lww: the row is removed).
+  /// A field whose policy changes has its stored merge state rebuilt from the change
+  /// log, so it is what merging every change with the new policy gives. Returns the
+  /// number of fields whose policy changed. One transaction.
+  virtual std::size_t setFieldPolicies(const std::vector<FieldPolicy>& policies) = 0;
+  [[nodiscard]] virtual std::vector<FieldPolicy> fieldPolicies() = 0;
 
   // --- sync --------------------------------------------------------------------
 
   /// Applies a pushed batch in ONE transaction: per change, duplicate (by change
-  /// id), scope, clock skew, then sync::merge; assigns sequence numbers; commits.
-  /// Returns only after the commit. Throws (and applies nothing) on I/O failure.
+  /// id), scope, clock skew, then sync::merge; assigns sequence numbers; appends the
+  /// batch's audit entry; commits. Returns only after the commit. Throws (and
+  /// applies nothing) on I/O failure.
   [[nodiscard]] virtual PushResult push(const PushContext& context,
                                         const std::vector<protocol::Change>& changes) = 0;
 

@@ -1,0 +1,442 @@
+// The server's audit chain: canonical bytes, hashing, signing, verification.
+
+#include "audit_chain.hpp"
+
+#include <outpost/error.hpp>
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace outpost::server {
+
+namespace {
+
+struct KindName {
+  AuditKind kind;
+  std::string_view name;
+};
+
+constexpr KindName kKinds[] = {
+    {AuditKind::init, "init"},
+    {AuditKind::baseline, "baseline"},
+    {AuditKind::push, "push"},
+    {AuditKind::teamAdd, "team.add"},
+    {AuditKind::workerAdd, "worker.add"},
+    {AuditKind::workerSetTeams, "worker.set-teams"},
+    {AuditKind::enrollIssue, "enroll.issue"},
+    {AuditKind::deviceEnroll, "device.enroll"},
+    {AuditKind::deviceRevoke, "device.revoke"},
+    {AuditKind::exportData, "export"},
+    {AuditKind::recordView, "record.view"},
+};
+
+} // namespace
+
+std::string_view auditKindName(AuditKind kind) noexcept {
+  for (const auto& k : kKinds) {
+    if (k.kind == kind) {
+      return k.name;
+    }
+  }
+  return "unknown";
+}
+
+std::optional<AuditKind> parseAuditKind(std::string_view name) noexcept {
+  for (const auto& k : kKinds) {
+    if (k.name == name) {
+      return k.kind;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string administratorName() {
+  const passwd* pw = ::getpwuid(::geteuid());
+  if (pw != nullptr && pw->pw_name != nullptr && pw->pw_name[0] != '\0') {
+    return std::string("admin:") + pw->pw_name;
+  }
+  return "admin:uid-" + std::to_string(::geteuid());
+}
+
+} // namespace outpost::server
+
+namespace outpost::server::audit {
+
+const std::string_view kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS audit_log(
+  seq INTEGER PRIMARY KEY,
+  at_ms INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  device_id BLOB NOT NULL,
+  detail TEXT NOT NULL,
+  changes BLOB NOT NULL,
+  rows_hash BLOB NOT NULL,
+  hash BLOB NOT NULL,
+  signature BLOB NOT NULL);
+)sql";
+
+const std::string_view kRowColumns =
+    "seq, change_id, record_id, record_type, field, value, hlc, device_id, base_hlc,"
+    " base_device_id, resolves, received_ms, merge_outcome";
+
+namespace {
+
+constexpr std::string_view kEntryContext = "outpost-server-audit-v1";
+constexpr std::string_view kChangesContext = "outpost-server-audit-changes-v1";
+constexpr std::string_view kRowsContext = "outpost-server-audit-rows-v1";
+constexpr std::string_view kSignContext = "outpost-server-audit-sig-v1";
+constexpr std::size_t kChangeBytes = 16 + 1 + 2 + 8;
+
+using Hash = std::array<std::uint8_t, 32>;
+
+void putU64(std::string& out, std::uint64_t v) {
+  for (int k = 7; k >= 0; --k) {
+    out.push_back(static_cast<char>((v >> (8 * k)) & 0xFF));
+  }
+}
+
+void putChunk(std::string& out, std::string_view s) {
+  putU64(out, s.size());
+  out.append(s);
+}
+
+std::string_view chars(std::span<const unsigned char> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+std::span<const unsigned char> bytesOf(std::string_view s) {
+  return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
+}
+
+Hash blake2b(std::string_view context, std::string_view data) {
+  Hash h{};
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, h.size());
+  crypto_generichash_update(&st, bytesOf(context).data(), context.size());
+  crypto_generichash_update(&st, bytesOf(data).data(), data.size());
+  crypto_generichash_final(&st, h.data(), h.size());
+  return h;
+}
+
+Hash chain(const Hash& previous, std::string_view canonical) {
+  Hash h{};
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, h.size());
+  crypto_generichash_update(&st, previous.data(), previous.size());
+  crypto_generichash_update(&st, bytesOf(canonical).data(), canonical.size());
+  crypto_generichash_final(&st, h.data(), h.size());
+  return h;
+}
+
+std::string encodeChanges(const std::vector<AuditedChange>& changes) {
+  std::string out;
+  out.reserve(changes.size() * kChangeBytes);
+  for (const auto& c : changes) {
+    out.append(reinterpret_cast<const char*>(c.changeId.data()), c.changeId.size());
+    out.push_back(static_cast<char>(c.outcome));
+    out.push_back(static_cast<char>(c.reason >> 8));
+    out.push_back(static_cast<char>(c.reason & 0xFF));
+    putU64(out, static_cast<std::uint64_t>(c.seq));
+  }
+  return out;
+}
+
+std::optional<std::vector<AuditedChange>> decodeChanges(std::span<const unsigned char> b) {
+  if (b.size() % kChangeBytes != 0) {
+    return std::nullopt;
+  }
+  std::vector<AuditedChange> out(b.size() / kChangeBytes);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const unsigned char* p = b.data() + i * kChangeBytes;
+    std::copy(p, p + 16, out[i].changeId.begin());
+    if (p[16] > static_cast<unsigned char>(protocol::ChangeOutcome::rejected)) {
+      return std::nullopt;
+    }
+    out[i].outcome = static_cast<protocol::ChangeOutcome>(p[16]);
+    out[i].reason = static_cast<std::uint16_t>((p[17] << 8) | p[18]);
+    std::uint64_t seq = 0;
+    for (int k = 0; k < 8; ++k) {
+      seq = (seq << 8) | p[19 + k];
+    }
+    out[i].seq = static_cast<std::int64_t>(seq);
+  }
+  return out;
+}
+
+/// The bytes an entry's hash covers (the change list through its hash).
+std::string canonicalEntry(std::int64_t seq, std::int64_t atMs, std::string_view kind,
+                           std::string_view actor, std::span<const unsigned char> device,
+                           std::string_view detail, const Hash& changesHash,
+                           std::span<const unsigned char> rowsHash) {
+  std::string b;
+  b.reserve(200 + actor.size() + detail.size());
+  b.append(kEntryContext);
+  putU64(b, static_cast<std::uint64_t>(seq));
+  putU64(b, static_cast<std::uint64_t>(atMs));
+  putChunk(b, kind);
+  putChunk(b, actor);
+  putChunk(b, chars(device));
+  putChunk(b, detail);
+  b.append(reinterpret_cast<const char*>(changesHash.data()), changesHash.size());
+  putChunk(b, chars(rowsHash));
+  return b;
+}
+
+std::string signedMessage(std::int64_t seq, std::span<const unsigned char> hash) {
+  std::string m(kSignContext);
+  putU64(m, static_cast<std::uint64_t>(seq));
+  m.append(chars(hash));
+  return m;
+}
+
+Hash hashColumn(const sql::Statement& st, int column) {
+  const auto b = st.columnBlob(column);
+  if (b.size() != 32) {
+    throw Error(Errc::corrupt, "a stored audit hash is damaged");
+  }
+  Hash h{};
+  std::copy(b.begin(), b.end(), h.begin());
+  return h;
+}
+
+std::string uuidText(std::span<const unsigned char> b) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) {
+      s += '-';
+    }
+    s += kHex[b[i] >> 4];
+    s += kHex[b[i] & 15];
+  }
+  return s;
+}
+
+} // namespace
+
+RowsHash::RowsHash() {
+  crypto_generichash_init(&state_, nullptr, 0, 32);
+  crypto_generichash_update(&state_, bytesOf(kRowsContext).data(), kRowsContext.size());
+}
+
+void RowsHash::add(const ChangeRow& row) {
+  std::string b;
+  b.reserve(160 + row.recordType.size() + row.field.size() + row.value.size() +
+            row.resolves.size());
+  putU64(b, static_cast<std::uint64_t>(row.seq));
+  putChunk(b, chars(row.changeId));
+  putChunk(b, chars(row.recordId));
+  putChunk(b, row.recordType);
+  putChunk(b, row.field);
+  putChunk(b, chars(row.value));
+  putU64(b, static_cast<std::uint64_t>(row.hlc));
+  putChunk(b, chars(row.deviceId));
+  putU64(b, static_cast<std::uint64_t>(row.baseHlc));
+  putChunk(b, chars(row.baseDeviceId));
+  putChunk(b, chars(row.resolves));
+  putU64(b, static_cast<std::uint64_t>(row.receivedMs));
+  putChunk(b, row.mergeOutcome);
+  crypto_generichash_update(&state_, bytesOf(b).data(), b.size());
+}
+
+std::array<std::uint8_t, 32> RowsHash::finish() {
+  Hash h{};
+  crypto_generichash_final(&state_, h.data(), h.size());
+  return h;
+}
+
+ChangeRow rowFrom(const sql::Statement& st, int first) {
+  ChangeRow r;
+  r.seq = st.columnInt(first);
+  r.changeId = st.columnBlob(first + 1);
+  r.recordId = st.columnBlob(first + 2);
+  r.recordType = st.columnText(first + 3);
+  r.field = st.columnText(first + 4);
+  r.value = st.columnBlob(first + 5);
+  r.hlc = st.columnInt(first + 6);
+  r.deviceId = st.columnBlob(first + 7);
+  r.baseHlc = st.columnInt(first + 8);
+  r.baseDeviceId = st.columnBlob(first + 9);
+  r.resolves = st.columnBlob(first + 10);
+  r.receivedMs = st.columnInt(first + 11);
+  r.mergeOutcome = st.columnText(first + 12);
+  return r;
+}
+
+void append(sql::Database& db, const Signer& signer, AuditEntry& entry) {
+  Hash previous{};
+  std::int64_t last = 0;
+  {
+    sql::Statement head(db, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1");
+    if (head.step()) {
+      last = head.columnInt(0);
+      previous = hashColumn(head, 1);
+    }
+  }
+  entry.seq = last + 1;
+  const std::string changes = encodeChanges(entry.changes);
+  const std::string_view kind = auditKindName(entry.kind);
+  const std::string canonical =
+      canonicalEntry(entry.seq, entry.atMs, kind, entry.actor, entry.device, entry.detail,
+                     blake2b(kChangesContext, changes), entry.rowsHash);
+  entry.hash = chain(previous, canonical);
+  const std::string message = signedMessage(entry.seq, entry.hash);
+  std::array<std::uint8_t, crypto_sign_BYTES> signature{};
+  crypto_sign_detached(signature.data(), nullptr, bytesOf(message).data(), message.size(),
+                       signer.secretKey.data());
+  sql::Statement ins(db, "INSERT INTO audit_log(seq, at_ms, kind, actor, device_id, detail,"
+                         " changes, rows_hash, hash, signature)"
+                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+  ins.bind(1, entry.seq)
+      .bind(2, entry.atMs)
+      .bind(3, kind)
+      .bind(4, entry.actor)
+      .bindBlob(5, entry.device)
+      .bind(6, entry.detail)
+      .bindBlob(7, bytesOf(changes))
+      .bindBlob(8, entry.rowsHash)
+      .bindBlob(9, entry.hash)
+      .bindBlob(10, signature);
+  ins.run();
+}
+
+std::vector<AuditEntry> list(sql::Database& db, std::int64_t afterSeq, std::size_t limit) {
+  sql::Statement st(db, "SELECT seq, at_ms, kind, actor, device_id, detail, changes, rows_hash,"
+                        " hash FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+  st.bind(1, afterSeq).bind(2, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+  std::vector<AuditEntry> out;
+  while (st.step()) {
+    AuditEntry e;
+    e.seq = st.columnInt(0);
+    e.atMs = st.columnInt(1);
+    const auto kind = parseAuditKind(st.columnText(2));
+    auto changes = decodeChanges(st.columnBlob(6));
+    const auto device = st.columnBlob(4);
+    if (!kind || !changes || device.size() != 16) {
+      throw Error(Errc::corrupt, "audit entry " + std::to_string(e.seq) +
+                                     " is damaged; run 'outpostctl audit verify'");
+    }
+    e.kind = *kind;
+    e.actor = std::string(st.columnText(3));
+    std::copy(device.begin(), device.end(), e.device.begin());
+    e.detail = std::string(st.columnText(5));
+    e.changes = std::move(*changes);
+    e.rowsHash = hashColumn(st, 7);
+    e.hash = hashColumn(st, 8);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+AuditVerification verify(sql::Database& db, const std::array<std::uint8_t, 32>& publicKey) {
+  AuditVerification v;
+  const auto fail = [&](std::int64_t seq, std::string problem) {
+    v.intact = false;
+    v.firstBadSeq = seq;
+    v.problem = std::move(problem);
+    return v;
+  };
+
+  // The change log is walked once, in sequence order, alongside the entries: every
+  // row must be the next one some entry stored, and no entry may name a missing row.
+  sql::Statement rows(db, "SELECT " + std::string(kRowColumns) + " FROM changes ORDER BY seq");
+  bool rowPending = rows.step();
+
+  sql::Statement st(db, "SELECT seq, at_ms, kind, actor, device_id, detail, changes, rows_hash,"
+                        " hash, signature FROM audit_log ORDER BY seq");
+  Hash previous{};
+  std::int64_t expected = 1;
+  while (st.step()) {
+    const std::int64_t seq = st.columnInt(0);
+    if (seq != expected) {
+      return fail(expected, seq > expected ? "entry " + std::to_string(expected) +
+                                                 " is missing: the chain skips from " +
+                                                 std::to_string(expected - 1) + " to " +
+                                                 std::to_string(seq) + " (deleted)"
+                                           : "entries out of order");
+    }
+    const auto device = st.columnBlob(4);
+    const auto changesBlob = st.columnBlob(6);
+    const auto rowsHash = st.columnBlob(7);
+    const auto stored = st.columnBlob(8);
+    const auto signature = st.columnBlob(9);
+    if (device.size() != 16 || rowsHash.size() != 32 || stored.size() != 32 ||
+        signature.size() != crypto_sign_BYTES) {
+      return fail(seq, "entry " + std::to_string(seq) + " is malformed (altered)");
+    }
+    const std::string canonical =
+        canonicalEntry(seq, st.columnInt(1), st.columnText(2), st.columnText(3), device,
+                       st.columnText(5), blake2b(kChangesContext, chars(changesBlob)), rowsHash);
+    const Hash hash = chain(previous, canonical);
+    if (sodium_memcmp(hash.data(), stored.data(), hash.size()) != 0) {
+      return fail(seq, "entry " + std::to_string(seq) + " (" + std::string(st.columnText(2)) +
+                           ") does not match its hash: the entry was altered, or one before it "
+                           "was replaced");
+    }
+    const std::string message = signedMessage(seq, stored);
+    if (crypto_sign_verify_detached(signature.data(), bytesOf(message).data(), message.size(),
+                                    publicKey.data()) != 0) {
+      return fail(seq, "entry " + std::to_string(seq) +
+                           " is not signed by this server's audit key (forged or re-signed)");
+    }
+    ++v.signaturesChecked;
+
+    const auto changes = decodeChanges(changesBlob);
+    if (!changes) {
+      return fail(seq, "entry " + std::to_string(seq) + " has a malformed change list (altered)");
+    }
+    RowsHash recomputed;
+    for (const AuditedChange& c : *changes) {
+      if (c.seq == 0) {
+        continue; // duplicate or rejected: nothing was stored
+      }
+      if (rowPending && rows.columnInt(0) < c.seq) {
+        return fail(seq, "change seq " + std::to_string(rows.columnInt(0)) +
+                             " is in no audit entry: added to the change log after the fact "
+                             "(found before entry " +
+                             std::to_string(seq) + ")");
+      }
+      if (!rowPending || rows.columnInt(0) > c.seq) {
+        return fail(seq, "change seq " + std::to_string(c.seq) + " of entry " +
+                             std::to_string(seq) +
+                             " is missing from the change log (deleted after the fact)");
+      }
+      const ChangeRow row = rowFrom(rows, 0);
+      if (row.changeId.size() != 16 ||
+          !std::equal(row.changeId.begin(), row.changeId.end(), c.changeId.begin())) {
+        return fail(seq, "change seq " + std::to_string(c.seq) + " of entry " +
+                             std::to_string(seq) + " has another change id (" +
+                             uuidText(row.changeId) + ") than the one recorded (" +
+                             uuidText(c.changeId) + "): altered after the fact");
+      }
+      recomputed.add(row);
+      ++v.changesChecked;
+      rowPending = rows.step();
+    }
+    const Hash rowsNow = recomputed.finish();
+    if (sodium_memcmp(rowsNow.data(), rowsHash.data(), rowsNow.size()) != 0) {
+      return fail(seq, "a change row stored by entry " + std::to_string(seq) +
+                           " was altered after the fact (its content no longer matches)");
+    }
+    if (st.columnText(2) == auditKindName(AuditKind::push)) {
+      ++v.pushes;
+    }
+    previous = hash;
+    v.headSeq = seq;
+    v.headHash = hash;
+    ++v.entries;
+    ++expected;
+  }
+  if (rowPending) {
+    return fail(0, "change seq " + std::to_string(rows.columnInt(0)) +
+                       " is in no audit entry: added to the change log after the fact (after "
+                       "the last entry, " +
+                       std::to_string(v.headSeq) + ")");
+  }
+  return v;
+}
+
+} // namespace outpost::server::audit

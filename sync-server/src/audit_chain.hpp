@@ -1,0 +1,71 @@
+#pragma once
+// The audit chain's storage, hashing and verification (internal to the server
+// store; the format is described in outpost/server/audit.hpp and
+// docs/operations.md).
+
+#include <outpost/secret.hpp>
+#include <outpost/server/audit.hpp>
+#include <outpost/sqlite.hpp>
+
+#include <sodium.h>
+
+#include <span>
+
+namespace outpost::server::audit {
+
+/// The table, created with the rest of the schema.
+extern const std::string_view kSchema;
+
+/// One stored change row, as hashed (the columns of `changes`, by reference).
+struct ChangeRow {
+  std::int64_t seq = 0;
+  std::span<const unsigned char> changeId;
+  std::span<const unsigned char> recordId;
+  std::string_view recordType;
+  std::string_view field;
+  std::span<const unsigned char> value;
+  std::int64_t hlc = 0;
+  std::span<const unsigned char> deviceId;
+  std::int64_t baseHlc = 0;
+  std::span<const unsigned char> baseDeviceId;
+  std::span<const unsigned char> resolves;
+  std::int64_t receivedMs = 0;
+  std::string_view mergeOutcome;
+};
+
+/// BLAKE2b-256 over the canonical bytes of change rows, fed in sequence order.
+class RowsHash {
+public:
+  RowsHash();
+  void add(const ChangeRow& row);
+  [[nodiscard]] std::array<std::uint8_t, 32> finish();
+
+private:
+  crypto_generichash_state state_{};
+};
+
+/// The signing half of the server's audit key.
+struct Signer {
+  const SecretBytes& secretKey;
+  const std::array<std::uint8_t, 32>& publicKey;
+};
+
+/// Appends `entry` (its seq and hash are set here) inside the caller's write
+/// transaction: reads the chain's head, hashes, signs, inserts.
+void append(sql::Database& db, const Signer& signer, AuditEntry& entry);
+
+/// Entries after `afterSeq`, oldest first, at most `limit`.
+[[nodiscard]] std::vector<AuditEntry> list(sql::Database& db, std::int64_t afterSeq,
+                                           std::size_t limit);
+
+/// Recomputes the whole chain and matches every push entry with the change log, in
+/// one read transaction of the caller's.
+[[nodiscard]] AuditVerification verify(sql::Database& db,
+                                       const std::array<std::uint8_t, 32>& publicKey);
+
+/// A change row read by a statement selecting kRowColumns (from column `first`).
+[[nodiscard]] ChangeRow rowFrom(const sql::Statement& st, int first);
+/// The columns of `changes` that rowFrom() reads, in order.
+extern const std::string_view kRowColumns;
+
+} // namespace outpost::server::audit

@@ -1,0 +1,305 @@
+// The server's audit chain: every pushed batch and administrative action is an
+// entry, the chain verifies, and tampering with an entry or with the change log
+// after the fact is found, naming the first bad entry. Also: the merge policies
+// the server takes from the SDK's built-in schema.
+
+#include "harness.hpp"
+
+#include <outpost/server/builtin_schema.hpp>
+
+#include <algorithm>
+
+using namespace outpost;
+using namespace outpost::server;
+using namespace outpost::server::testing;
+
+namespace {
+
+/// Raw SQL on a data folder's database, as someone with file access could run it.
+void tamper(const DataFolder& data, const std::string& statement) {
+  sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(), SQLITE_OPEN_READWRITE);
+  db.exec(statement);
+}
+
+std::int64_t queryInt(const DataFolder& data, const std::string& query) {
+  sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(), SQLITE_OPEN_READONLY);
+  return db.queryInt(query);
+}
+
+protocol::Change changeBy(const protocol::DeviceRecord& device, const protocol::Uuid& record,
+                          std::string type, std::string field, protocol::Value value,
+                          std::uint64_t baseHlc = 0, protocol::Uuid baseDevice = {}) {
+  static std::uint64_t logical = 0;
+  protocol::Change c;
+  c.changeId = newId();
+  c.recordId = record;
+  c.recordType = std::move(type);
+  c.field = std::move(field);
+  c.value = std::move(value);
+  c.hlc = hlcNow(++logical % 1000);
+  c.deviceId = device.deviceId;
+  c.baseHlc = baseHlc;
+  c.baseDeviceId = baseDevice;
+  return c;
+}
+
+PushResult pushAs(ServerStore& store, const protocol::DeviceRecord& device,
+                  const std::vector<protocol::Change>& changes) {
+  const auto worker = store.findWorker(device.workerId);
+  REQUIRE(worker.has_value());
+  PushContext context{device, *worker, static_cast<std::int64_t>(hlcNow() >> 16),
+                      std::chrono::minutes(2), newId()};
+  return store.push(context, changes);
+}
+
+/// A folder with admin entries (from DataFolder) and three pushed batches: the
+/// second has a duplicate and a rejected change. Returns the device used.
+protocol::DeviceRecord fillFolder(const DataFolder& data) {
+  auto store = data.store();
+  const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+  const protocol::Uuid record = newId();
+  const auto first = changeBy(device, record, "assessment", "risk", std::string("low"));
+  (void)pushAs(*store, device,
+               {first, changeBy(device, record, "assessment", "x", std::int64_t{1})});
+  protocol::Change foreign = changeBy(device, newId(), "assessment", "risk", std::string("high"));
+  foreign.deviceId = newId(); // speaks for another device: rejected
+  (void)pushAs(*store, device,
+               {first, foreign, changeBy(device, record, "assessment", "y", std::string("b"))});
+  (void)pushAs(*store, device,
+               {changeBy(device, newId(), "assessment", "risk", std::string("medium"))});
+  return device;
+}
+
+} // namespace
+
+TEST_SUITE("server.audit") {
+  TEST_CASE("every pushed batch and administrative action is an entry, and the chain verifies") {
+    Context ctx;
+    DataFolder data(ctx); // 2 teams, 3 workers: 5 entries
+    const protocol::DeviceRecord device = fillFolder(data);
+    auto store = data.store();
+    store->setActor("admin:test");
+    store->setWorkerTeams("bob", {"south", "north"});
+    const auto code =
+        store->issueEnrollmentCode("bob", std::chrono::hours(1), protocol::Clock::now());
+    CHECK(code.code.size() == 19);
+    store->deviceRegistry().add(
+        {newId(), protocol::noise::KeyPair::generate(ctx).publicKey, "bob", "south", false},
+        protocol::Clock::now());
+    CHECK(store->revokeDevice(store->devices().back().record.deviceId));
+    CHECK_FALSE(store->revokeDevice(newId()));
+
+    const AuditVerification v = store->verifyAudit();
+    CHECK(v.intact);
+    CHECK(v.problem.empty());
+    CHECK(v.entries == 11);
+    CHECK(v.pushes == 3);
+    CHECK(v.signaturesChecked == 11);
+    CHECK(v.changesChecked == queryInt(data, "SELECT COUNT(*) FROM changes"));
+    CHECK(v.changesChecked == 4);
+    CHECK(v.headSeq == 11);
+
+    const auto entries = store->auditEntries(0, 100);
+    REQUIRE(entries.size() == 11);
+    std::vector<AuditKind> kinds;
+    for (const auto& e : entries) {
+      kinds.push_back(e.kind);
+    }
+    CHECK(kinds == std::vector<AuditKind>{AuditKind::teamAdd, AuditKind::teamAdd,
+                                          AuditKind::workerAdd, AuditKind::workerAdd,
+                                          AuditKind::workerAdd, AuditKind::push, AuditKind::push,
+                                          AuditKind::push, AuditKind::workerSetTeams,
+                                          AuditKind::enrollIssue, AuditKind::deviceRevoke});
+    const AuditEntry& second = entries[6];
+    CHECK(second.actor == "alice");
+    CHECK(second.device == device.deviceId);
+    REQUIRE(second.changes.size() == 3);
+    CHECK(second.changes[0].outcome == protocol::ChangeOutcome::duplicate);
+    CHECK(second.changes[0].seq == 0);
+    CHECK(second.changes[1].outcome == protocol::ChangeOutcome::rejected);
+    CHECK(second.changes[1].reason == static_cast<std::uint16_t>(Errc::auth_failed));
+    CHECK(second.changes[2].outcome == protocol::ChangeOutcome::applied);
+    CHECK(second.changes[2].seq == 3);
+    CHECK(second.detail.find("\"duplicate\":1") != std::string::npos);
+    CHECK(entries[8].actor == "admin:test");
+    CHECK(entries[8].detail.find("previousTeams") != std::string::npos);
+    // The code itself is never in the chain.
+    CHECK(entries[9].detail.find(code.code) == std::string::npos);
+    CHECK(store->lastAuditEntries(2).front().seq == 10);
+  }
+
+  TEST_CASE("tampering after the fact is found and the first bad entry named") {
+    Context ctx;
+    DataFolder data(ctx);
+    (void)fillFolder(data);
+    // Entries 6, 7, 8 are the pushes; entry 6 stored seqs 1-2, entry 7 seq 3, entry 8 seq 4.
+    REQUIRE(data.store()->verifyAudit().intact);
+    std::int64_t expectedBad = 0;
+    std::string expectedWords;
+
+    SUBCASE("an entry's detail edited") {
+      tamper(data, "UPDATE audit_log SET detail = replace(detail, '\"applied\":1', '\"applied\":0')"
+                   " WHERE seq = 7");
+      expectedBad = 7;
+      expectedWords = "altered";
+    }
+    SUBCASE("an entry's actor edited") {
+      tamper(data, "UPDATE audit_log SET actor = 'bob' WHERE seq = 2");
+      expectedBad = 2;
+      expectedWords = "altered";
+    }
+    SUBCASE("an entry's change list edited (an outcome turned into another)") {
+      tamper(data, "UPDATE audit_log SET changes = substr(changes, 1, 16) || x'00' ||"
+                   " substr(changes, 18) WHERE seq = 7");
+      expectedBad = 7;
+      expectedWords = "altered";
+    }
+    SUBCASE("an entry deleted") {
+      tamper(data, "DELETE FROM audit_log WHERE seq = 4");
+      expectedBad = 4;
+      expectedWords = "missing";
+    }
+    SUBCASE("an entry re-signed with another key") {
+      tamper(data, "UPDATE audit_log SET signature = randomblob(64) WHERE seq = 5");
+      expectedBad = 5;
+      expectedWords = "signed";
+    }
+    SUBCASE("a change row's value altered") {
+      tamper(data, "UPDATE changes SET value = x'00' WHERE seq = 2");
+      expectedBad = 6;
+      expectedWords = "altered";
+    }
+    SUBCASE("a change row's time altered") {
+      tamper(data, "UPDATE changes SET received_ms = received_ms + 1 WHERE seq = 3");
+      expectedBad = 7;
+      expectedWords = "altered";
+    }
+    SUBCASE("a change row deleted") {
+      tamper(data, "DELETE FROM changes WHERE seq = 3");
+      expectedBad = 7;
+      expectedWords = "deleted";
+    }
+    SUBCASE("the last change row deleted") {
+      tamper(data, "DELETE FROM changes WHERE seq = 4");
+      expectedBad = 8;
+      expectedWords = "deleted";
+    }
+    SUBCASE("a change row's id replaced") {
+      tamper(data, "UPDATE changes SET change_id = randomblob(16) WHERE seq = 1");
+      expectedBad = 6;
+      expectedWords = "another change id";
+    }
+    SUBCASE("a change row added") {
+      tamper(data, "INSERT INTO changes(change_id, record_id, record_type, field, value, hlc,"
+                   " device_id, base_hlc, base_device_id, resolves, received_ms, merge_outcome)"
+                   " SELECT randomblob(16), record_id, record_type, field, value, hlc + 1,"
+                   " device_id, 0, base_device_id, x'', received_ms, merge_outcome FROM changes"
+                   " WHERE seq = 4");
+      expectedBad = 0;
+      expectedWords = "no audit entry";
+    }
+    SUBCASE("a push entry deleted together with its change rows (not the last)") {
+      tamper(data, "DELETE FROM changes WHERE seq = 3; DELETE FROM audit_log WHERE seq = 7");
+      expectedBad = 7;
+      expectedWords = "missing";
+    }
+
+    const AuditVerification v = data.store()->verifyAudit();
+    CHECK_FALSE(v.intact);
+    CHECK(v.firstBadSeq == expectedBad);
+    CHECK_MESSAGE(v.problem.find(expectedWords) != std::string::npos, v.problem);
+    if (expectedBad > 0) {
+      CHECK(v.entries == expectedBad - 1); // the entries before it verified
+    }
+  }
+
+  TEST_CASE("a store made before the audit chain gets one baseline entry covering its changes") {
+    Context ctx;
+    DataFolder data(ctx);
+    (void)fillFolder(data);
+    // As a version-1 store: no audit table.
+    tamper(data, "DROP TABLE audit_log; PRAGMA user_version = 1");
+    auto store = data.store();
+    const AuditVerification v = store->verifyAudit();
+    CHECK(v.intact);
+    CHECK(v.entries == 1);
+    CHECK(v.changesChecked == 4);
+    const auto entries = store->auditEntries(0, 10);
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].kind == AuditKind::baseline);
+    CHECK(entries[0].changes.size() == 4);
+    CHECK(queryInt(data, "PRAGMA user_version") == 2);
+    // Opened again: no second baseline.
+    CHECK(data.store()->verifyAudit().entries == 1);
+  }
+
+  TEST_CASE("the server takes the built-in schema's merge policies: addenda are append-only") {
+    const auto policies = builtinFieldPolicies();
+    const auto find = [&](std::string_view type, std::string_view field) {
+      return std::find_if(policies.begin(), policies.end(), [&](const FieldPolicy& p) {
+        return p.recordType == type && p.field == field;
+      });
+    };
+    REQUIRE(find("contact_note", "addenda") != policies.end());
+    CHECK(find("contact_note", "addenda")->policy == sync::MergePolicy::appendOnly);
+    REQUIRE(find("assessment", "judged_level") != policies.end());
+    CHECK(find("assessment", "judged_level")->policy == sync::MergePolicy::immutableAfterSign);
+    REQUIRE(find("child", "school") != policies.end());
+    CHECK(find("child", "school")->policy == sync::MergePolicy::lww);
+
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    const protocol::DeviceRecord a{newId(), {}, "alice", "north", false};
+    const protocol::DeviceRecord b{newId(), {}, "bob", "north", false};
+    const protocol::Uuid note = newId();
+    const auto addendum = [](std::string text) {
+      return protocol::Value(std::string(R"({"at":"2026-01-01T10:00:00Z","by":"w","text":")") +
+                             text + "\"}");
+    };
+
+    SUBCASE("a store merging addenda as lww keeps them as a conflict; seeding re-merges them") {
+      (void)pushAs(*store, a, {changeBy(a, note, "contact_note", "addenda", addendum("one"))});
+      const PushResult second =
+          pushAs(*store, b, {changeBy(b, note, "contact_note", "addenda", addendum("two"))});
+      CHECK(second.conflicts == 1);
+      CHECK(store->conflicts().size() == 1);
+      CHECK(store->setFieldPolicies(builtinFieldPolicies()) > 0);
+      const auto view = store->record(sync::Uuid{note});
+      REQUIRE(view.has_value());
+      const sync::FieldState& state = view->state.fields.at("addenda");
+      CHECK(state.entries.size() == 2);
+      CHECK_FALSE(state.hasConflict());
+      CHECK(view->conflictFields.empty());
+      CHECK(store->conflicts().empty());
+      // Seeding twice changes nothing more.
+      CHECK(store->setFieldPolicies(builtinFieldPolicies()) == 0);
+    }
+    SUBCASE("a running server seeds them at start and appends concurrent addenda") {
+      RunningServer srv(ctx, data.dir.path);
+      const auto seeded = store->fieldPolicies();
+      CHECK(std::find(seeded.begin(), seeded.end(),
+                      FieldPolicy{"contact_note", "addenda", sync::MergePolicy::appendOnly}) !=
+            seeded.end());
+      CHECK(std::none_of(seeded.begin(), seeded.end(),
+                         [](const FieldPolicy& p) { return p.policy == sync::MergePolicy::lww; }));
+      Device da(ctx);
+      Device db(ctx);
+      enrollAs(data, srv, da, "alice");
+      enrollAs(data, srv, db, "bob");
+      (void)da.hello();
+      (void)db.hello();
+      auto c1 = da.change(note, "addenda", addendum("one"));
+      c1.recordType = "contact_note";
+      auto c2 = db.change(note, "addenda", addendum("two"));
+      c2.recordType = "contact_note";
+      CHECK(da.push({c1}).results[0].outcome == protocol::ChangeOutcome::applied);
+      CHECK(db.push({c2}).results[0].outcome == protocol::ChangeOutcome::applied);
+      const auto view = data.store()->record(sync::Uuid{note});
+      REQUIRE(view.has_value());
+      CHECK(view->state.fields.at("addenda").entries.size() == 2);
+      CHECK(view->conflictFields.empty());
+    }
+    CHECK(store->verifyAudit().intact); // re-merging never touches the change log
+  }
+}
