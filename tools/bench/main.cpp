@@ -2,8 +2,10 @@
 //
 //   outpost-bench dump COUNT N          the first COUNT records of the N set, JSON lines
 //   outpost-bench w1 [--only IDS] [--records N] [--dir DIR]
+//   outpost-bench load [--devices N] [--seconds S] [--batch K] ...   (load.hpp)
 
 #include "generator.hpp"
+#include "load.hpp"
 #include "report.hpp"
 #include "w1.hpp"
 
@@ -69,6 +71,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(100, 1 << 20));
   w1cmd->add_option("--dir", dir, "folder for the stores (default: a new temp folder, removed)");
 
+  LoadOptions load;
+  auto* loadCmd = addLoadCommand(app, load);
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -85,6 +90,11 @@ int main(int argc, char** argv) {
         std::fputc('\n', stdout);
       }
       return 0;
+    }
+
+    if (loadCmd->parsed()) {
+      Report report(stdout);
+      return runLoad(load, report) ? 0 : 1;
     }
 
     if (w1cmd->parsed()) {
