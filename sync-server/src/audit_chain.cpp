@@ -266,14 +266,14 @@ ChangeRow rowFrom(const sql::Statement& st, int first) {
   return r;
 }
 
-void append(sql::Database& db, const Signer& signer, AuditEntry& entry) {
+void append(StatementCache& statements, const Signer& signer, AuditEntry& entry) {
   Hash previous{};
   std::int64_t last = 0;
   {
-    sql::Statement head(db, "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1");
-    if (head.step()) {
-      last = head.columnInt(0);
-      previous = hashColumn(head, 1);
+    auto head = statements.use("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1");
+    if (head->step()) {
+      last = head->columnInt(0);
+      previous = hashColumn(*head, 1);
     }
   }
   entry.seq = last + 1;
@@ -287,10 +287,10 @@ void append(sql::Database& db, const Signer& signer, AuditEntry& entry) {
   std::array<std::uint8_t, crypto_sign_BYTES> signature{};
   crypto_sign_detached(signature.data(), nullptr, bytesOf(message).data(), message.size(),
                        signer.secretKey.data());
-  sql::Statement ins(db, "INSERT INTO audit_log(seq, at_ms, kind, actor, device_id, detail,"
-                         " changes, rows_hash, hash, signature)"
-                         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
-  ins.bind(1, entry.seq)
+  auto ins = statements.use("INSERT INTO audit_log(seq, at_ms, kind, actor, device_id, detail,"
+                            " changes, rows_hash, hash, signature)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+  ins->bind(1, entry.seq)
       .bind(2, entry.atMs)
       .bind(3, kind)
       .bind(4, entry.actor)
@@ -300,7 +300,7 @@ void append(sql::Database& db, const Signer& signer, AuditEntry& entry) {
       .bindBlob(8, entry.rowsHash)
       .bindBlob(9, entry.hash)
       .bindBlob(10, signature);
-  ins.run();
+  ins->run();
 }
 
 std::vector<AuditEntry> list(sql::Database& db, std::int64_t afterSeq, std::size_t limit) {

@@ -3,6 +3,8 @@
 // store; the format is described in outpost/server/audit.hpp and
 // docs/operations.md).
 
+#include "statement_cache.hpp"
+
 #include <outpost/secret.hpp>
 #include <outpost/server/audit.hpp>
 #include <outpost/sqlite.hpp>
@@ -52,7 +54,7 @@ struct Signer {
 
 /// Appends `entry` (its seq and hash are set here) inside the caller's write
 /// transaction: reads the chain's head, hashes, signs, inserts.
-void append(sql::Database& db, const Signer& signer, AuditEntry& entry);
+void append(StatementCache& statements, const Signer& signer, AuditEntry& entry);
 
 /// Entries after `afterSeq`, oldest first, at most `limit`.
 [[nodiscard]] std::vector<AuditEntry> list(sql::Database& db, std::int64_t afterSeq,

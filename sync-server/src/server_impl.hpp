@@ -102,6 +102,12 @@ struct Server::Impl {
   std::map<std::uint64_t, std::shared_ptr<SessionControl>> controls;
   std::uint64_t nextControl = 0;
 
+  /// Held around the server's own write transactions (a batch, a device's scope).
+  /// SQLite serialises writers anyway; waiting here wakes a session as soon as the
+  /// previous write commits, where SQLite's busy handler would poll with sleeps of
+  /// up to 100 ms. outpostctl's writes still meet the busy handler (rarely).
+  std::mutex writeMutex;
+
   std::mutex hlcMutex;
   sync::HlcClock hlc{clock};
   StorePool stores{[this] { return openStore(); }, 8};

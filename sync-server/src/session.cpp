@@ -47,7 +47,11 @@ Message push(Server::Impl& server, ServerStore& store, const AdmittedSession& se
   }
   const PushContext context{session.device, *worker, server.clock.unixMillis(),
                             server.options.maxSkew, batch.batchId};
-  const PushResult result = store.push(context, batch.changes); // committed when it returns
+  PushResult result;
+  {
+    const std::lock_guard lock(server.writeMutex);
+    result = store.push(context, batch.changes); // committed when it returns
+  }
   server.metrics.batches.fetch_add(1);
   server.metrics.changesApplied.fetch_add(result.applied);
   server.metrics.changesDuplicate.fetch_add(result.duplicates);
@@ -162,7 +166,11 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
     const Message hello =
         HelloReply{session.version, server.now().value, std::move(deviceScope.commands)};
     co_await channel.sendMessage(hello);
-    server.stores.take()->acknowledgeScope(session.device, deviceScope.teams);
+    {
+      const auto lease = server.stores.take();
+      const std::lock_guard lock(server.writeMutex);
+      lease->acknowledgeScope(session.device, deviceScope.teams);
+    }
     if (purges > 0) {
       server.context.log().info("sent {} purge command(s) to device {}", purges,
                                 idText(session.device.deviceId));

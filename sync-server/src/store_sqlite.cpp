@@ -1,6 +1,7 @@
 // The embedded server store on SQLite (WAL). One object = one connection.
 
 #include "audit_chain.hpp"
+#include "statement_cache.hpp"
 
 #include <outpost/context.hpp>
 #include <outpost/error.hpp>
@@ -54,8 +55,10 @@ CREATE TABLE IF NOT EXISTS changes(
   base_device_id BLOB NOT NULL,
   resolves BLOB NOT NULL,
   received_ms INTEGER NOT NULL,
-  merge_outcome TEXT NOT NULL);
+  merge_outcome TEXT NOT NULL,
+  owner_team TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS changes_by_record ON changes(record_id);
+CREATE INDEX IF NOT EXISTS changes_by_team ON changes(owner_team, seq);
 CREATE TABLE IF NOT EXISTS field_states(
   record_id BLOB NOT NULL,
   field TEXT NOT NULL,
@@ -190,6 +193,7 @@ struct SqliteServerStore::Impl {
   sql::Database db;
   protocol::DeviceRegistry devices;
   protocol::EnrollmentRegistry enrollment;
+  StatementCache statements{db};
   std::string actor = "server";
 
   Impl(const Context& ctx, const fs::path& path, const ServerKeys& k, int flags)
@@ -223,6 +227,13 @@ struct SqliteServerStore::Impl {
     }
     if (version == 0) {
       db.exec(kSchema);
+    } else if (version == 1) {
+      // Pulls read a team's changes through an index instead of joining every
+      // change after the cursor with its record.
+      db.exec("ALTER TABLE changes ADD COLUMN owner_team TEXT NOT NULL DEFAULT '';"
+              "UPDATE changes SET owner_team ="
+              " (SELECT owner_team FROM records r WHERE r.record_id = changes.record_id);"
+              "CREATE INDEX IF NOT EXISTS changes_by_team ON changes(owner_team, seq);");
     }
     db.exec(audit::kSchema);
     if (version == 1 && db.queryInt("SELECT COUNT(*) FROM changes") > 0) {
@@ -260,7 +271,7 @@ struct SqliteServerStore::Impl {
     if (entry.kind != AuditKind::push && entry.kind != AuditKind::baseline) {
       entry.rowsHash = audit::RowsHash().finish();
     }
-    audit::append(db, audit::Signer{keys.auditSigningKey, keys.auditPublicKey}, entry);
+    audit::append(statements, audit::Signer{keys.auditSigningKey, keys.auditPublicKey}, entry);
   }
 
   /// An administrative entry by this connection's actor.
@@ -276,24 +287,24 @@ struct SqliteServerStore::Impl {
 
   /// Recounts the fields in conflict of each record (includes delete-vs-edit).
   void updateConflictCounts(const std::set<std::array<std::uint8_t, 16>>& touched) {
-    sql::Statement setConflicts(db, "UPDATE records SET conflicts = ?2 WHERE record_id = ?1");
     for (const auto& id : touched) {
       RecordView view;
       view.recordId.bytes = id;
       loadFields(view);
-      setConflicts.reset();
-      setConflicts.bindBlob(1, blob(id))
+      auto setConflicts = statements.use("UPDATE records SET conflicts = ?2 WHERE record_id = ?1");
+      setConflicts->bindBlob(1, blob(id))
           .bind(2, static_cast<std::int64_t>(view.conflictFields.size()));
-      setConflicts.run();
+      setConflicts->run();
     }
   }
 
   std::vector<std::string> teamsOf(std::string_view workerId) {
-    sql::Statement st(db, "SELECT team FROM worker_teams WHERE worker_id = ?1 ORDER BY position");
-    st.bind(1, workerId);
+    auto st =
+        statements.use("SELECT team FROM worker_teams WHERE worker_id = ?1 ORDER BY position");
+    st->bind(1, workerId);
     std::vector<std::string> out;
-    while (st.step()) {
-      out.emplace_back(st.columnText(0));
+    while (st->step()) {
+      out.emplace_back(st->columnText(0));
     }
     return out;
   }
@@ -315,11 +326,11 @@ struct SqliteServerStore::Impl {
   }
 
   void loadFields(RecordView& view) {
-    sql::Statement st(db, "SELECT field, state FROM field_states WHERE record_id = ?1");
-    st.bindBlob(1, blob(view.recordId.bytes));
-    while (st.step()) {
-      view.state.fields.emplace(std::string(st.columnText(0)),
-                                decodeFieldState(text(st.columnBlob(1))));
+    auto st = statements.use("SELECT field, state FROM field_states WHERE record_id = ?1");
+    st->bindBlob(1, blob(view.recordId.bytes));
+    while (st->step()) {
+      view.state.fields.emplace(std::string(st->columnText(0)),
+                                decodeFieldState(text(st->columnBlob(1))));
     }
     view.deleted = sync::isDeleted(view.state);
     view.conflictFields = conflictFieldsOf(view.state);
@@ -434,10 +445,12 @@ void SqliteServerStore::setWorkerTeams(std::string_view id, const std::vector<st
 }
 
 std::optional<Worker> SqliteServerStore::findWorker(std::string_view id) {
-  sql::Statement st(impl_->db, "SELECT 1 FROM workers WHERE id = ?1");
-  st.bind(1, id);
-  if (!st.step()) {
-    return std::nullopt;
+  {
+    auto st = impl_->statements.use("SELECT 1 FROM workers WHERE id = ?1");
+    st->bind(1, id);
+    if (!st->step()) {
+      return std::nullopt;
+    }
   }
   return Worker{std::string(id), impl_->teamsOf(id)};
 }
@@ -646,25 +659,28 @@ PushResult SqliteServerStore::push(const PushContext& context,
   out.results.reserve(changes.size());
   sql::Transaction tx(db);
 
-  sql::Statement seen(db, "SELECT 1 FROM changes WHERE change_id = ?1");
-  sql::Statement findRecord(db, "SELECT record_type, owner_team FROM records WHERE record_id = ?1");
-  sql::Statement insertRecord(db, "INSERT INTO records(record_id, record_type, owner_team,"
-                                  " created_seq, updated_seq) VALUES (?1, ?2, ?3, 0, 0)");
-  sql::Statement loadState(db,
-                           "SELECT state FROM field_states WHERE record_id = ?1 AND field = ?2");
-  sql::Statement policyOf(db, "SELECT policy FROM field_policies WHERE record_type = ?1"
-                              " AND field = ?2");
-  sql::Statement insertChange(
-      db, "INSERT INTO changes(change_id, record_id, record_type, field, value, hlc, device_id,"
-          " base_hlc, base_device_id, resolves, received_ms, merge_outcome)"
-          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)");
-  sql::Statement saveState(db, "INSERT INTO field_states(record_id, field, state, in_conflict)"
-                               " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(record_id, field) DO UPDATE"
-                               " SET state = excluded.state, in_conflict = excluded.in_conflict");
-  sql::Statement touchRecord(db,
-                             "UPDATE records SET updated_seq = ?2,"
-                             " created_seq = CASE created_seq WHEN 0 THEN ?2 ELSE created_seq END"
-                             " WHERE record_id = ?1");
+  auto seen = impl_->statements.use("SELECT 1 FROM changes WHERE change_id = ?1");
+  auto findRecord =
+      impl_->statements.use("SELECT record_type, owner_team FROM records WHERE record_id = ?1");
+  auto insertRecord =
+      impl_->statements.use("INSERT INTO records(record_id, record_type, owner_team,"
+                            " created_seq, updated_seq) VALUES (?1, ?2, ?3, 0, 0)");
+  auto loadState =
+      impl_->statements.use("SELECT state FROM field_states WHERE record_id = ?1 AND field = ?2");
+  auto policyOf = impl_->statements.use("SELECT policy FROM field_policies WHERE record_type = ?1"
+                                        " AND field = ?2");
+  auto insertChange = impl_->statements.use(
+      "INSERT INTO changes(change_id, record_id, record_type, field, value, hlc, device_id,"
+      " base_hlc, base_device_id, resolves, received_ms, merge_outcome, owner_team)"
+      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+  auto saveState =
+      impl_->statements.use("INSERT INTO field_states(record_id, field, state, in_conflict)"
+                            " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(record_id, field) DO UPDATE"
+                            " SET state = excluded.state, in_conflict = excluded.in_conflict");
+  auto touchRecord =
+      impl_->statements.use("UPDATE records SET updated_seq = ?2,"
+                            " created_seq = CASE created_seq WHEN 0 THEN ?2 ELSE created_seq END"
+                            " WHERE record_id = ?1");
 
   std::vector<std::int64_t> storedSeqs; // parallel to out.results; 0 = not stored
   storedSeqs.reserve(changes.size());
@@ -684,9 +700,9 @@ PushResult SqliteServerStore::push(const PushContext& context,
       storedSeqs.push_back(0);
     };
 
-    seen.reset();
-    seen.bindBlob(1, blob(change.changeId));
-    if (seen.step()) {
+    seen->reset();
+    seen->bindBlob(1, blob(change.changeId));
+    if (seen->step()) {
       result.outcome = protocol::ChangeOutcome::duplicate;
       ++out.duplicates;
       out.results.push_back(result);
@@ -698,17 +714,19 @@ PushResult SqliteServerStore::push(const PushContext& context,
       reject(Errc::auth_failed);
       continue;
     }
-    findRecord.reset();
-    findRecord.bindBlob(1, blob(change.recordId));
+    findRecord->reset();
+    findRecord->bindBlob(1, blob(change.recordId));
     bool newRecord = false;
-    if (findRecord.step()) {
-      const std::string_view owner = findRecord.columnText(1);
+    std::string ownerTeam;
+    if (findRecord->step()) {
+      const std::string_view owner = findRecord->columnText(1);
+      ownerTeam = std::string(owner);
       if (std::find(context.worker.teams.begin(), context.worker.teams.end(), owner) ==
           context.worker.teams.end()) {
         reject(Errc::out_of_scope);
         continue;
       }
-      if (findRecord.columnText(0) != change.recordType) {
+      if (findRecord->columnText(0) != change.recordType) {
         reject(Errc::validation);
         continue;
       }
@@ -718,6 +736,7 @@ PushResult SqliteServerStore::push(const PushContext& context,
         continue;
       }
       newRecord = true;
+      ownerTeam = context.worker.teams.front();
     }
     if (sync::Hlc{change.hlc}.physicalMs() > skewLimitMs) {
       reject(Errc::clock_skew);
@@ -725,16 +744,16 @@ PushResult SqliteServerStore::push(const PushContext& context,
     }
 
     sync::FieldState state;
-    loadState.reset();
-    loadState.bindBlob(1, blob(change.recordId)).bind(2, change.field);
-    if (loadState.step()) {
-      state = decodeFieldState(text(loadState.columnBlob(0)));
+    loadState->reset();
+    loadState->bindBlob(1, blob(change.recordId)).bind(2, change.field);
+    if (loadState->step()) {
+      state = decodeFieldState(text(loadState->columnBlob(0)));
     }
     sync::MergePolicy policy = sync::MergePolicy::lww;
-    policyOf.reset();
-    policyOf.bind(1, change.recordType).bind(2, change.field);
-    if (policyOf.step()) {
-      policy = sync::parseMergePolicy(policyOf.columnText(0)).value_or(sync::MergePolicy::lww);
+    policyOf->reset();
+    policyOf->bind(1, change.recordType).bind(2, change.field);
+    if (policyOf->step()) {
+      policy = sync::parseMergePolicy(policyOf->columnText(0)).value_or(sync::MergePolicy::lww);
     }
     // The server does not know which records are signed (the signature is a field
     // like any other to it): frozen is decided on the devices.
@@ -764,11 +783,11 @@ PushResult SqliteServerStore::push(const PushContext& context,
     }
 
     if (newRecord) {
-      insertRecord.reset();
-      insertRecord.bindBlob(1, blob(change.recordId))
+      insertRecord->reset();
+      insertRecord->bindBlob(1, blob(change.recordId))
           .bind(2, change.recordType)
           .bind(3, context.worker.teams.front());
-      insertRecord.run();
+      insertRecord->run();
     }
     std::string value;
     sync::encodeValue(syncChange.value, value);
@@ -786,8 +805,8 @@ PushResult SqliteServerStore::push(const PushContext& context,
     row.resolves = blob(resolves);
     row.receivedMs = context.nowMs;
     row.mergeOutcome = sync::mergeOutcomeName(merged);
-    insertChange.reset();
-    insertChange.bindBlob(1, row.changeId)
+    insertChange->reset();
+    insertChange->bindBlob(1, row.changeId)
         .bindBlob(2, row.recordId)
         .bind(3, row.recordType)
         .bind(4, row.field)
@@ -798,22 +817,23 @@ PushResult SqliteServerStore::push(const PushContext& context,
         .bindBlob(9, row.baseDeviceId)
         .bindBlob(10, row.resolves)
         .bind(11, row.receivedMs)
-        .bind(12, row.mergeOutcome);
-    insertChange.run();
+        .bind(12, row.mergeOutcome)
+        .bind(13, ownerTeam);
+    insertChange->run();
     const std::int64_t seq = db.lastInsertRowid();
     row.seq = seq;
     rowsHash.add(row);
 
     const std::string encoded = encodeFieldState(state);
-    saveState.reset();
-    saveState.bindBlob(1, blob(change.recordId))
+    saveState->reset();
+    saveState->bindBlob(1, blob(change.recordId))
         .bind(2, change.field)
         .bindBlob(3, blob(encoded))
         .bind(4, std::int64_t{state.hasConflict() ? 1 : 0});
-    saveState.run();
-    touchRecord.reset();
-    touchRecord.bindBlob(1, blob(change.recordId)).bind(2, seq);
-    touchRecord.run();
+    saveState->run();
+    touchRecord->reset();
+    touchRecord->bindBlob(1, blob(change.recordId)).bind(2, seq);
+    touchRecord->run();
     touched.insert(change.recordId);
     out.results.push_back(result);
     storedSeqs.push_back(seq);
@@ -853,27 +873,46 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, std::uint64_t 
   sql::Database& db = impl_->db;
   // One read transaction: the rows and the last sequence number agree.
   sql::Transaction tx(db, false);
-  sql::Statement st(
-      db, "SELECT c.seq, c.change_id, c.record_id, c.record_type, c.field, c.value, c.hlc,"
-          " c.device_id, c.base_hlc, c.base_device_id, c.resolves"
-          " FROM changes c JOIN records r ON r.record_id = c.record_id"
-          " WHERE c.seq > ?1 AND r.owner_team IN"
-          "  (SELECT team FROM worker_teams WHERE worker_id = ?2)"
-          " ORDER BY c.seq LIMIT ?3");
-  st.bind(1, static_cast<std::int64_t>(std::min<std::uint64_t>(cursor, INT64_MAX)))
-      .bind(2, worker.id)
-      .bind(3, std::int64_t{limit} + 1);
+  // One index range scan per team of the worker (from the team's first change after
+  // the cursor, in sequence order), merged by sequence number: a pull reads only the
+  // changes it returns, however many other teams wrote meanwhile.
+  const std::vector<std::string> names = impl_->teamsOf(worker.id);
+  std::vector<sql::Statement> teams;
+  teams.reserve(names.size());
+  std::vector<bool> pending;
+  for (const std::string& team : names) {
+    teams.emplace_back(db, "SELECT " + std::string(audit::kRowColumns) +
+                               " FROM changes WHERE owner_team = ?1 AND seq > ?2"
+                               " ORDER BY seq LIMIT ?3");
+    teams.back()
+        .bind(1, team)
+        .bind(2, static_cast<std::int64_t>(std::min<std::uint64_t>(cursor, INT64_MAX)))
+        .bind(3, std::int64_t{limit} + 1);
+    pending.push_back(teams.back().step());
+  }
   protocol::PullReply reply;
   std::size_t bytes = 0;
   std::uint64_t lastSeq = cursor;
-  while (st.step()) {
+  for (;;) {
+    std::size_t next = teams.size();
+    for (std::size_t i = 0; i < teams.size(); ++i) {
+      if (pending[i] &&
+          (next == teams.size() || teams[i].columnInt(0) < teams[next].columnInt(0))) {
+        next = i;
+      }
+    }
+    if (next == teams.size()) {
+      break;
+    }
     if (reply.changes.size() == limit || bytes > kPullReplyBudget) {
       reply.more = true;
       break;
     }
+    sql::Statement& st = teams[next];
     lastSeq = static_cast<std::uint64_t>(st.columnInt(0));
     bytes += st.columnBlob(5).size() + 128;
     reply.changes.push_back(changeFromRow(st));
+    pending[next] = st.step();
   }
   if (reply.more) {
     reply.nextCursor = lastSeq;

@@ -217,8 +217,9 @@ TEST_SUITE("server.audit") {
     Context ctx;
     DataFolder data(ctx);
     (void)fillFolder(data);
-    // As a version-1 store: no audit table.
-    tamper(data, "DROP TABLE audit_log; PRAGMA user_version = 1");
+    // As a version-1 store: no audit table, no owner team on change rows.
+    tamper(data, "DROP TABLE audit_log; DROP INDEX changes_by_team;"
+                 " ALTER TABLE changes DROP COLUMN owner_team; PRAGMA user_version = 1");
     auto store = data.store();
     const AuditVerification v = store->verifyAudit();
     CHECK(v.intact);
@@ -229,6 +230,9 @@ TEST_SUITE("server.audit") {
     CHECK(entries[0].kind == AuditKind::baseline);
     CHECK(entries[0].changes.size() == 4);
     CHECK(queryInt(data, "PRAGMA user_version") == 2);
+    // The change rows got their team back: pulls find them.
+    CHECK(store->pull(*store->findWorker("alice"), 0, 100).changes.size() == 4);
+    CHECK(store->pull(*store->findWorker("carol"), 0, 100).changes.empty());
     // Opened again: no second baseline.
     CHECK(data.store()->verifyAudit().entries == 1);
   }

@@ -103,3 +103,61 @@ TEST_SUITE("server.store") {
     CHECK(store->pendingCommands(device).commands.empty());
   }
 }
+
+TEST_SUITE("server.store") {
+  TEST_CASE("a worker in several teams pulls every team's changes once, in sequence order, in "
+            "pages") {
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    store->addTeam("east");
+    store->addWorker("worker-1", {"north", "south", "east"});
+    const protocol::DeviceRecord north{newId(), {}, "bob", "north", false};
+    const protocol::DeviceRecord south{newId(), {}, "carol", "south", false};
+    const auto pushOne = [&](const protocol::DeviceRecord& device) {
+      protocol::Change c;
+      c.changeId = newId();
+      c.recordId = newId();
+      c.recordType = "assessment";
+      c.field = "x";
+      c.value = std::int64_t{1};
+      c.hlc = hlcNow();
+      c.deviceId = device.deviceId;
+      const PushContext context{device, *store->findWorker(device.workerId),
+                                static_cast<std::int64_t>(hlcNow() >> 16)};
+      REQUIRE(store->push(context, {c}).applied == 1);
+      return c.changeId;
+    };
+    // Interleaved: north, south, north, north, south, ... (17 changes).
+    std::vector<protocol::Uuid> pushed;
+    for (int i = 0; i < 17; ++i) {
+      pushed.push_back(pushOne(i % 3 == 1 ? south : north));
+    }
+    const Worker worker = *store->findWorker("worker-1");
+    std::vector<protocol::Uuid> seen;
+    std::uint64_t cursor = 0;
+    for (int page = 0; page < 10; ++page) {
+      const protocol::PullReply reply = store->pull(worker, cursor, 5);
+      CHECK(reply.changes.size() <= 5);
+      for (const auto& c : reply.changes) {
+        seen.push_back(c.changeId);
+      }
+      cursor = reply.nextCursor;
+      if (!reply.more) {
+        break;
+      }
+    }
+    CHECK(seen == pushed);
+    CHECK(cursor == 17);
+    // A worker of one team sees only that team's.
+    CHECK(store->pull(*store->findWorker("carol"), 0, 100).changes.size() == 6);
+    // Sequence order across teams, and a cursor in the middle resumes exactly.
+    const protocol::PullReply middle = store->pull(worker, 8, 100);
+    CHECK(middle.changes.size() == 9);
+    CHECK_FALSE(middle.more);
+    const protocol::PullReply first = store->pull(worker, 0, 8);
+    CHECK(first.changes.size() == 8);
+    CHECK(first.more);
+    CHECK(first.nextCursor == 8);
+  }
+}
