@@ -365,7 +365,7 @@ int main(int argc, char** argv) {
   auto* auditList = audit->add_subcommand("list", "Show audit entries");
   std::size_t auditLast = 20;
   std::int64_t auditAfter = -1;
-  auditList->add_option("--last", auditLast, "The newest N entries")
+  auditList->add_option("--last", auditLast, "How many: the newest N, or the first N after --after")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1000000}))
       ->capture_default_str();
   auditList->add_option("--after", auditAfter, "Entries after sequence number SEQ instead")
