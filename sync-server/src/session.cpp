@@ -166,7 +166,7 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
     const Message hello =
         HelloReply{session.version, server.now().value, std::move(deviceScope.commands)};
     co_await channel.sendMessage(hello);
-    {
+    if (!deviceScope.recorded) {
       const auto lease = server.stores.take();
       const std::lock_guard lock(server.writeMutex);
       lease->acknowledgeScope(session.device, deviceScope.teams);

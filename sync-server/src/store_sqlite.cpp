@@ -285,6 +285,17 @@ struct SqliteServerStore::Impl {
     appendAudit(entry);
   }
 
+  /// True when `teams` (not empty) is exactly the scope recorded for the device.
+  bool isRecordedScope(const protocol::Uuid& deviceId, const std::vector<std::string>& teams) {
+    auto st = statements.use("SELECT team FROM device_scopes WHERE device_id = ?1");
+    st->bindBlob(1, blob(deviceId));
+    std::set<std::string> recorded;
+    while (st->step()) {
+      recorded.emplace(st->columnText(0));
+    }
+    return !teams.empty() && recorded == std::set<std::string>(teams.begin(), teams.end());
+  }
+
   /// Recounts the fields in conflict of each record (includes delete-vs-edit).
   void updateConflictCounts(const std::set<std::array<std::uint8_t, 16>>& touched) {
     for (const auto& id : touched) {
@@ -928,6 +939,7 @@ DeviceScope SqliteServerStore::pendingCommands(const protocol::DeviceRecord& dev
   DeviceScope scope;
   sql::Transaction tx(impl_->db, false); // the teams and the records agree
   scope.teams = impl_->teamsOf(device.workerId);
+  scope.recorded = impl_->isRecordedScope(device.deviceId, scope.teams);
   sql::Statement st(
       impl_->db, "SELECT r.record_id FROM records r JOIN device_scopes s"
                  " ON s.team = r.owner_team AND s.device_id = ?1"
@@ -952,6 +964,11 @@ DeviceScope SqliteServerStore::pendingCommands(const protocol::DeviceRecord& dev
 
 void SqliteServerStore::acknowledgeScope(const protocol::DeviceRecord& device,
                                          const std::vector<std::string>& teams) {
+  // Most sessions start with the scope the device already had: then nothing is
+  // written (a write here costs every reconnecting device a commit).
+  if (impl_->isRecordedScope(device.deviceId, teams)) {
+    return;
+  }
   sql::Transaction tx(impl_->db);
   sql::Statement clear(impl_->db, "DELETE FROM device_scopes WHERE device_id = ?1");
   clear.bindBlob(1, blob(device.deviceId));

@@ -80,7 +80,9 @@ TEST_SUITE("server.store") {
     auto store = data.store();
     const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
     CHECK(store->pendingCommands(device).commands.empty());
+    CHECK_FALSE(store->pendingCommands(device).recorded); // first session: recorded at ack
     store->acknowledgeScope(device, store->pendingCommands(device).teams);
+    CHECK(store->pendingCommands(device).recorded); // later sessions write nothing
     protocol::Change c;
     c.changeId = newId();
     c.recordId = newId();
@@ -94,7 +96,8 @@ TEST_SUITE("server.store") {
     CHECK(store->push(context, {c}).applied == 1);
     CHECK(store->pendingCommands(device).commands.empty());
     store->setWorkerTeams("alice", {"south"});
-    const auto [commands, teams] = store->pendingCommands(device);
+    const auto [commands, teams, recorded] = store->pendingCommands(device);
+    CHECK_FALSE(recorded);
     CHECK(teams == std::vector<std::string>{"south"});
     REQUIRE(commands.size() == 1);
     CHECK(std::get<protocol::PurgeRecords>(commands[0].action).recordIds ==

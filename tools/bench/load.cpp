@@ -542,6 +542,11 @@ bool runLoad(const LoadOptions& options, Report& report) {
   const auto connected = static_cast<std::size_t>(std::count_if(
       devices.begin(), devices.end(), [](const SimDevice& d) { return d.connected; }));
   report.result(kId, "connect_all_s", connectS, "s");
+  if (connectS + 2.0 * options.thinkMs / 1000 >= 30) {
+    // outpost-server ends a session idle for 30 s (its read timeout).
+    report.info(kId, "devices idle for 30 s (connected early, or a long think time) are "
+                     "disconnected by the server's read timeout");
+  }
   report.result(kId, "handshakes_per_s", static_cast<double>(connected) / connectS, "1/s");
   resultPercentiles(report, "handshake", tally.handshakeMs);
   const ProcessUsage held = usageOf(server.pid());

@@ -77,6 +77,9 @@ struct PushResult {
 struct DeviceScope {
   std::vector<protocol::Command> commands;
   std::vector<std::string> teams;
+  /// True when `teams` is already the device's recorded scope (acknowledgeScope
+  /// would write nothing).
+  bool recorded = false;
 };
 
 /// A record as the central team sees it.
