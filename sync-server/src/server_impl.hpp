@@ -1,6 +1,8 @@
 #pragma once
 // What the acceptor and the sessions share (internal to the server).
 
+#include "batch_writer.hpp"
+
 #include <outpost/context.hpp>
 #include <outpost/platform/clock.hpp>
 #include <outpost/protocol/channel.hpp>
@@ -111,6 +113,8 @@ struct Server::Impl {
   std::mutex hlcMutex;
   sync::HlcClock hlc{clock};
   StorePool stores{[this] { return openStore(); }, 8};
+  /// Last: its thread stops (after the queued batches) before anything it uses.
+  BatchWriter writer{[this] { return openStore(); }, writeMutex};
 
   Impl(const Context& ctx, ServerOptions opts);
 

@@ -39,19 +39,9 @@ struct ConnectionScope {
   }
 };
 
-Message push(Server::Impl& server, ServerStore& store, const AdmittedSession& session,
-             const PushBatch& batch) {
-  const auto worker = store.findWorker(session.device.workerId);
-  if (!worker) {
-    return ErrorReply{Errc::out_of_scope, "this device's worker is no longer known to the server"};
-  }
-  const PushContext context{session.device, *worker, server.clock.unixMillis(),
-                            server.options.maxSkew, batch.batchId};
-  PushResult result;
-  {
-    const std::lock_guard lock(server.writeMutex);
-    result = store.push(context, batch.changes); // committed when it returns
-  }
+/// Counts a committed batch and builds its acknowledgement.
+Message acknowledge(Server::Impl& server, const AdmittedSession& session, const PushBatch& batch,
+                    const PushResult& result) {
   server.metrics.batches.fetch_add(1);
   server.metrics.changesApplied.fetch_add(result.applied);
   server.metrics.changesDuplicate.fetch_add(result.duplicates);
@@ -81,24 +71,37 @@ Message pull(Server::Impl& server, ServerStore& store, const AdmittedSession& se
   return store.pull(*worker, request.cursor, request.limit);
 }
 
-/// The reply to one request. Store failures become an Error reply (the session then
-/// ends; the device retries, and nothing of a failed batch was applied).
-Message answer(Server::Impl& server, const AdmittedSession& session, const Message& request) {
+/// The reply to one request. A batch goes to the group commit (batch_writer.hpp) and
+/// is acknowledged once committed. Store failures become an Error reply (the session
+/// then ends; the device retries, and nothing of a failed batch was applied).
+asio::awaitable<Message> answer(Server::Impl& server, const AdmittedSession& session,
+                                const Message& request) {
   try {
-    const auto lease = server.stores.take();
-    ServerStore& store = *lease;
     if (const auto* batch = std::get_if<PushBatch>(&request)) {
-      return push(server, store, session, *batch);
+      std::optional<Worker> worker;
+      {
+        const auto lease = server.stores.take();
+        worker = lease->findWorker(session.device.workerId);
+      }
+      if (!worker) {
+        co_return ErrorReply{Errc::out_of_scope,
+                             "this device's worker is no longer known to the server"};
+      }
+      const PushContext context{session.device, *worker, server.clock.unixMillis(),
+                                server.options.maxSkew, batch->batchId};
+      const PushResult result = co_await server.writer.push(context, batch->changes);
+      co_return acknowledge(server, session, *batch, result);
     }
+    const auto lease = server.stores.take();
     if (const auto* p = std::get_if<PullRequest>(&request)) {
-      return pull(server, store, session, *p);
+      co_return pull(server, *lease, session, *p);
     }
-    return ErrorReply{Errc::protocol, "expected pushBatch or pullRequest, got '" +
-                                          std::string(messageName(request)) + "'"};
+    co_return ErrorReply{Errc::protocol, "expected pushBatch or pullRequest, got '" +
+                                             std::string(messageName(request)) + "'"};
   } catch (const Error& e) {
     server.context.log().error("request from device {} failed: {}", idText(session.device.deviceId),
                                errcName(e.code()));
-    return ErrorReply{e.code(), "the server could not complete the request; retry later"};
+    co_return ErrorReply{e.code(), "the server could not complete the request; retry later"};
   }
 }
 
@@ -110,6 +113,7 @@ asio::awaitable<void> enroll(Server::Impl& server, SecureChannel& channel) {
   if (device) {
     server.metrics.enrollments.fetch_add(1);
     try {
+      const std::lock_guard lock(server.writeMutex);
       lease->recordAudit(AuditKind::deviceEnroll, device->workerId, device->deviceId,
                          nlohmann::json{{"device", idText(device->deviceId)},
                                         {"worker", device->workerId},
@@ -184,7 +188,7 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
       const Message request = co_await channel.receiveMessage();
       control->busy = true;
       const auto started = std::chrono::steady_clock::now();
-      const Message reply = answer(server, session, request);
+      const Message reply = co_await answer(server, session, request);
       co_await channel.sendMessage(reply);
       server.metrics.observeLatency(std::chrono::steady_clock::now() - started);
       if (std::holds_alternative<ErrorReply>(reply)) {

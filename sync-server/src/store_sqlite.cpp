@@ -665,10 +665,28 @@ std::vector<FieldPolicy> SqliteServerStore::fieldPolicies() {
 
 PushResult SqliteServerStore::push(const PushContext& context,
                                    const std::vector<protocol::Change>& changes) {
+  sql::Transaction tx(impl_->db);
+  PushResult out = applyBatch(context, changes);
+  tx.commit();
+  return out;
+}
+
+std::vector<PushResult> SqliteServerStore::pushGroup(std::span<const PushRequest> batches) {
+  sql::Transaction tx(impl_->db);
+  std::vector<PushResult> out;
+  out.reserve(batches.size());
+  for (const PushRequest& batch : batches) {
+    out.push_back(applyBatch(batch.context, batch.changes));
+  }
+  tx.commit();
+  return out;
+}
+
+PushResult SqliteServerStore::applyBatch(const PushContext& context,
+                                         const std::vector<protocol::Change>& changes) {
   sql::Database& db = impl_->db;
   PushResult out;
   out.results.reserve(changes.size());
-  sql::Transaction tx(db);
 
   auto seen = impl_->statements.use("SELECT 1 FROM changes WHERE change_id = ?1");
   auto findRecord =
@@ -874,7 +892,6 @@ PushResult SqliteServerStore::push(const PushContext& context,
                       {"rejected", out.rejected}}
                      .dump();
   impl_->appendAudit(entry);
-  tx.commit();
   return out;
 }
 

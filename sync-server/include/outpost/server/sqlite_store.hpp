@@ -56,6 +56,7 @@ public:
 
   PushResult push(const PushContext& context,
                   const std::vector<protocol::Change>& changes) override;
+  std::vector<PushResult> pushGroup(std::span<const PushRequest> batches) override;
   protocol::PullReply pull(const Worker& worker, std::uint64_t cursor,
                            std::uint32_t limit) override;
   DeviceScope pendingCommands(const protocol::DeviceRecord& device) override;
@@ -69,6 +70,9 @@ public:
   void forEachRecord(const std::function<void(const RecordView&)>& visit) override;
 
 private:
+  /// One batch inside the caller's transaction.
+  PushResult applyBatch(const PushContext& context, const std::vector<protocol::Change>& changes);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,6 +63,12 @@ struct FieldPolicy {
   std::string field;
   sync::MergePolicy policy = sync::MergePolicy::lww;
   bool operator==(const FieldPolicy&) const = default;
+};
+
+/// One batch of a group commit (ServerStore::pushGroup).
+struct PushRequest {
+  const PushContext& context;
+  const std::vector<protocol::Change>& changes;
 };
 
 /// What a push did, change by change (same order as the batch).
@@ -184,6 +191,10 @@ public:
   /// applies nothing) on I/O failure.
   [[nodiscard]] virtual PushResult push(const PushContext& context,
                                         const std::vector<protocol::Change>& changes) = 0;
+  /// Applies several batches, in order, each exactly as push() would (its own audit
+  /// entry included), in ONE transaction with one commit (group commit: one sync to
+  /// disk for all). Throws (and applies none of them) on I/O failure.
+  [[nodiscard]] virtual std::vector<PushResult> pushGroup(std::span<const PushRequest> batches) = 0;
 
   /// Changes with a sequence number above `cursor` whose record is in one of the
   /// worker's teams, at most `limit`, in sequence order. `nextCursor` may pass

@@ -1,0 +1,72 @@
+#pragma once
+// Group commit for pushed batches (internal to the server).
+//
+// Every batch is committed to disk before it is acknowledged (synchronous=FULL), and
+// SQLite has one writer at a time: with one transaction per batch, the server pushes
+// at most one batch per disk sync, and each waiting session blocks a thread of the
+// small pool. Instead, sessions hand their batch to one writer thread and suspend
+// (their thread serves other connections meanwhile); the writer applies every batch
+// waiting at that moment in ONE transaction (ServerStore::pushGroup) and resumes each
+// session with its own result. Each batch still gets its own audit entry and results,
+// and none is acknowledged before the commit that holds it.
+
+#include <outpost/asio.hpp>
+#include <outpost/server/store.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+namespace outpost::server {
+
+class BatchWriter {
+public:
+  /// `open` gives the writer its store connection (opened again after a failure);
+  /// `writeMutex` is held around each group, as around the server's other writes.
+  /// At most `maxGroupChanges` changes go into one transaction (a single larger batch
+  /// still goes alone).
+  BatchWriter(std::function<std::unique_ptr<ServerStore>()> open, std::mutex& writeMutex,
+              std::size_t maxGroupChanges = 50000);
+  /// Applies what is queued, then stops the thread.
+  ~BatchWriter();
+  BatchWriter(const BatchWriter&) = delete;
+  BatchWriter& operator=(const BatchWriter&) = delete;
+
+  /// Applies one batch in the next group commit and resumes the caller on its own
+  /// executor with the result, after the commit. `context` and `changes` must stay
+  /// valid until then (they live in the suspended caller). Throws what the store
+  /// threw (nothing of the group was applied).
+  asio::awaitable<PushResult> push(const PushContext& context,
+                                   const std::vector<protocol::Change>& changes);
+
+  /// Batches committed so far, and the transactions that held them.
+  [[nodiscard]] std::uint64_t batches() const noexcept;
+  [[nodiscard]] std::uint64_t commits() const noexcept;
+
+private:
+  struct Job {
+    const PushContext* context;
+    const std::vector<protocol::Change>* changes;
+    std::function<void(std::exception_ptr, PushResult)> done;
+  };
+
+  void submit(Job job);
+  void run();
+
+  std::function<std::unique_ptr<ServerStore>()> open_;
+  std::mutex& writeMutex_;
+  std::size_t maxGroupChanges_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Job> jobs_;
+  bool stopping_ = false;
+  std::atomic<std::uint64_t> batches_{0};
+  std::atomic<std::uint64_t> commits_{0};
+  std::thread thread_;
+};
+
+} // namespace outpost::server
