@@ -72,23 +72,52 @@ void BatchWriter::run() {
     for (const Job& job : group) {
       requests.push_back({*job.context, *job.changes});
     }
-    std::vector<PushResult> results;
-    std::exception_ptr error;
     try {
       if (!store) {
         store = open_();
       }
-      const std::lock_guard lock(writeMutex_);
-      results = store->pushGroup(requests);
+      std::vector<PushResult> results;
+      {
+        const std::lock_guard lock(writeMutex_);
+        results = store->pushGroup(requests);
+      }
       batches_.fetch_add(group.size());
       commits_.fetch_add(1);
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        group[i].done(nullptr, std::move(results[i]));
+      }
     } catch (...) {
-      error = std::current_exception();
-      store.reset(); // a fresh connection for the next group
+      store.reset(); // a fresh connection from here on
+      if (group.size() == 1) {
+        group.front().done(std::current_exception(), PushResult{});
+      } else {
+        // Nothing of the group was applied. One batch alone may have caused it: each
+        // is tried again on its own, so only the batches that fail by themselves fail.
+        for (std::size_t i = 0; i < group.size(); ++i) {
+          pushAlone(store, group[i], requests[i]);
+        }
+      }
     }
-    for (std::size_t i = 0; i < group.size(); ++i) {
-      group[i].done(error, error ? PushResult{} : std::move(results[i]));
+  }
+}
+
+void BatchWriter::pushAlone(std::unique_ptr<ServerStore>& store, Job& job,
+                            const PushRequest& request) {
+  try {
+    if (!store) {
+      store = open_();
     }
+    PushResult result;
+    {
+      const std::lock_guard lock(writeMutex_);
+      result = store->push(request.context, request.changes);
+    }
+    batches_.fetch_add(1);
+    commits_.fetch_add(1);
+    job.done(nullptr, std::move(result));
+  } catch (...) {
+    store.reset();
+    job.done(std::current_exception(), PushResult{});
   }
 }
 

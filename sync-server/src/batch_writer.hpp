@@ -8,7 +8,8 @@
 // (their thread serves other connections meanwhile); the writer applies every batch
 // waiting at that moment in ONE transaction (ServerStore::pushGroup) and resumes each
 // session with its own result. Each batch still gets its own audit entry and results,
-// and none is acknowledged before the commit that holds it.
+// and none is acknowledged before the commit that holds it. When a group fails, each
+// of its batches is tried again alone, so a batch fails only by itself.
 
 #include <outpost/asio.hpp>
 #include <outpost/server/store.hpp>
@@ -56,6 +57,8 @@ private:
 
   void submit(Job job);
   void run();
+  /// One batch in its own transaction (after its group failed).
+  void pushAlone(std::unique_ptr<ServerStore>& store, Job& job, const PushRequest& request);
 
   std::function<std::unique_ptr<ServerStore>()> open_;
   std::mutex& writeMutex_;

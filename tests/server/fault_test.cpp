@@ -342,3 +342,55 @@ TEST_SUITE("server.fault") {
     CHECK(srv.server->metrics().batches.load() == 20);
   }
 }
+
+TEST_SUITE("server.fault") {
+  TEST_CASE("a batch the server cannot apply fails alone, never the batches committed with it") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device poisoned(ctx);
+    Device first(ctx);
+    Device honest(ctx);
+    enrollAs(data, srv, poisoned, "alice");
+    enrollAs(data, srv, first, "bob");
+    enrollAs(data, srv, honest, "bob");
+    (void)poisoned.hello();
+    (void)first.hello();
+    (void)honest.hello();
+    const Uuid record = newId();
+    REQUIRE(count(poisoned.push({poisoned.change(record, "x", std::string("v"))}),
+                  ChangeOutcome::applied) == 1);
+    sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
+                     SQLITE_OPEN_READWRITE);
+    // The stored merge state of that field is damaged: merging into it throws.
+    db.exec("PRAGMA busy_timeout = 10000; UPDATE field_states SET state = x'ff'");
+
+    // While this connection holds the write lock, the writer is stuck on `first`'s
+    // batch and the next two queue up: they go into one group commit together.
+    db.exec("BEGIN IMMEDIATE");
+    const Message firstBatch = PushBatch{newId(), {first.change(newId(), "x", std::int64_t{0})}};
+    auto firstReply = std::async(std::launch::async, [&] { return first.request(firstBatch); });
+    std::this_thread::sleep_for(200ms);
+    const Message bad = PushBatch{newId(), {poisoned.change(record, "x", std::string("w"))}};
+    auto badReply = std::async(std::launch::async, [&] { return poisoned.request(bad); });
+    std::vector<Change> good;
+    for (int i = 0; i < 20; ++i) {
+      good.push_back(honest.change(newId(), "x", std::int64_t{i}));
+    }
+    const Message goodBatch = PushBatch{newId(), good};
+    auto goodReply = std::async(std::launch::async, [&] { return honest.request(goodBatch); });
+    std::this_thread::sleep_for(300ms);
+    db.exec("COMMIT");
+
+    const Message firstAck = firstReply.get();
+    const Message refused = badReply.get();
+    const Message goodAck = goodReply.get();
+    REQUIRE(std::holds_alternative<PushAck>(firstAck));
+    REQUIRE(std::holds_alternative<ErrorReply>(refused));
+    CHECK(std::get<ErrorReply>(refused).code == Errc::corrupt);
+    REQUIRE(std::holds_alternative<PushAck>(goodAck));
+    CHECK(count(std::get<PushAck>(goodAck), ChangeOutcome::applied) == 20);
+    CHECK(data.store()->lastSequence() == 22);
+    CHECK(data.store()->verifyAudit().intact);
+  }
+}
