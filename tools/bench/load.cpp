@@ -653,10 +653,9 @@ bool runLoad(const LoadOptions& options, Report& report) {
                    "run");
 
   // --- stop, then check what the server stored ------------------------------------------
+  // Channels go before the io_context they run on (a socket must not outlive it).
   for (auto& d : devices) {
-    if (d.channel) {
-      d.channel->close();
-    }
+    d.channel.reset();
   }
   const int exitCode = server.terminate();
   report.check(kId, "connected within the limit", !run.connectTimedOut,
