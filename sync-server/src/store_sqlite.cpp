@@ -542,8 +542,8 @@ PushResult SqliteServerStore::push(const PushContext& context,
   return out;
 }
 
-protocol::PullReply SqliteServerStore::pull(const Worker& worker, std::uint64_t cursor,
-                                            std::uint32_t limit) {
+protocol::PullReply SqliteServerStore::pull(const Worker& worker, const protocol::Uuid& requester,
+                                            std::uint64_t cursor, std::uint32_t limit) {
   limit = std::clamp<std::uint32_t>(limit, 1, protocol::limits::kPullLimit);
   sql::Database& db = impl_->db;
   // One read transaction: the rows and the last sequence number agree.
@@ -552,12 +552,13 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, std::uint64_t 
       db, "SELECT c.seq, c.change_id, c.record_id, c.record_type, c.field, c.value, c.hlc,"
           " c.device_id, c.base_hlc, c.base_device_id, c.resolves"
           " FROM changes c JOIN records r ON r.record_id = c.record_id"
-          " WHERE c.seq > ?1 AND r.owner_team IN"
+          " WHERE c.seq > ?1 AND c.device_id <> ?4 AND r.owner_team IN"
           "  (SELECT team FROM worker_teams WHERE worker_id = ?2)"
           " ORDER BY c.seq LIMIT ?3");
   st.bind(1, static_cast<std::int64_t>(std::min<std::uint64_t>(cursor, INT64_MAX)))
       .bind(2, worker.id)
-      .bind(3, std::int64_t{limit} + 1);
+      .bind(3, std::int64_t{limit} + 1)
+      .bindBlob(4, blob(requester));
   protocol::PullReply reply;
   std::size_t bytes = 0;
   std::uint64_t lastSeq = cursor;
