@@ -160,6 +160,8 @@ struct SqliteServerStore::Impl {
     (void)db.queryText("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA foreign_keys = ON");
+    // A large push batch touches many pages of the change log and the field states.
+    db.exec("PRAGMA cache_size = -32768");
     if (db.queryInt("PRAGMA user_version") == 0) {
       sql::Transaction tx(db);
       db.exec(kSchema);
