@@ -264,7 +264,7 @@ TEST_SUITE("sync.client") {
     RunningServer server(ctx, data.dir.path);
     FieldDevice a(data, "alice", server.port());
     FieldDevice b(data, "bob", server.port());
-    for (int i = 0; i < 150; ++i) {
+    for (int i = 0; i < 400; ++i) {
       (void)a.addChild("north", "From A " + std::to_string(i));
     }
     const auto aChanges = a.store->journal().pending(1000000).size();
@@ -289,7 +289,7 @@ TEST_SUITE("sync.client") {
         _exit(127);
       }
       std::this_thread::sleep_for(
-          std::chrono::milliseconds(std::uniform_int_distribution<int>(30, 400)(rng)));
+          std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 150)(rng)));
       int status = 0;
       if (waitpid(pid, &status, WNOHANG) == 0) {
         kill(pid, SIGKILL);
@@ -305,13 +305,13 @@ TEST_SUITE("sync.client") {
     (void)b.sync();
     (void)a.sync();
     CHECK(b.store->journal().pendingCount() == 0);
-    CHECK(data.store()->recordCount() == 210);
+    CHECK(data.store()->recordCount() == 460);
     CHECK(data.store()->lastSequence() == aChanges + bChanges);
     model::RecordQuery q;
     q.type = "child";
     q.limit = 1000;
-    CHECK(b.store->queryIds(q).ids.size() == 210);
-    CHECK(a.store->queryIds(q).ids.size() == 210);
+    CHECK(b.store->queryIds(q).ids.size() == 460);
+    CHECK(a.store->queryIds(q).ids.size() == 460);
     for (const auto& id : fromB) {
       CHECK(a.store->get(id)->fields == b.store->get(id)->fields);
       CHECK(b.store->journal().status(id)->state == model::SyncState::synced);

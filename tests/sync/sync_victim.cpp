@@ -36,8 +36,8 @@ int main(int argc, char** argv) {
     outpost::model::RecordStore store(context, *vault, clock,
                                       outpost::model::RecordStoreOptions{argv[4]});
     outpost::SyncOptions so;
-    so.pushBatch = 20;
-    so.pullBatch = 20;
+    so.pushBatch = 10; // many small transactions: a kill lands in the middle
+    so.pullBatch = 10;
     outpost::SyncClient client(context, *vault, store, clock, so);
     (void)client.sync();
     return 0;
