@@ -228,6 +228,32 @@ TEST_SUITE("server.sync") {
     CHECK(std::get<std::string>(view->state.fields.at("x").current->value) == "north");
   }
 
+  TEST_CASE("a pull reply never ends inside one write") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    Device b(ctx);
+    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, b, "bob");
+    (void)a.hello();
+    (void)b.hello();
+    const Uuid record = newId();
+    std::vector<Change> write;
+    for (const char* field : {"x", "y", "z"}) {
+      write.push_back(a.change(record, field, std::string(field)));
+      write.back().hlc = write.front().hlc; // one write: one time for all its fields
+    }
+    write.push_back(a.change(newId(), "x", std::string("another record")));
+    (void)a.push(write);
+    const PullReply first = b.pull(0, 1);
+    CHECK(first.changes.size() == 3); // the whole write, past the limit of 1
+    CHECK(first.more);
+    const PullReply second = b.pull(first.nextCursor, 1);
+    CHECK(second.changes.size() == 1);
+    CHECK_FALSE(second.more);
+  }
+
   TEST_CASE("a worker never pulls another team's records") {
     Context ctx;
     DataFolder data(ctx);
