@@ -161,6 +161,19 @@ std::optional<sync::FieldState> loadFieldState(RecordStore::Impl& s, sql::Databa
   return sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()});
 }
 
+std::map<std::string, sync::FieldState, std::less<>>
+loadFieldStates(RecordStore::Impl& s, sql::Database& db, std::int64_t rid) {
+  std::map<std::string, sync::FieldState, std::less<>> out;
+  StatementUse st(s.stmt(db, "SELECT field, state FROM field_sync WHERE rid = ?1"));
+  st->bind(1, rid);
+  while (st->step()) {
+    const auto raw = st->columnBlob(1);
+    out.emplace(std::string(st->columnText(0)),
+                sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()}));
+  }
+  return out;
+}
+
 std::vector<std::pair<std::string, sync::FieldState>>
 loadConflictedFields(RecordStore::Impl& s, sql::Database& db, std::int64_t rid) {
   std::vector<std::pair<std::string, sync::FieldState>> out;
