@@ -13,6 +13,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace outpost::server {
 
 namespace {
@@ -146,9 +148,17 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
     server.metrics.sessions.fetch_add(1);
     DeviceScope deviceScope = server.stores.take()->pendingCommands(session.device);
     const std::size_t purges = deviceScope.commands.size();
-    const Message hello =
-        HelloReply{session.version, server.now().value, std::move(deviceScope.commands)};
+    HelloReply helloReply{session.version, server.now().value, std::move(deviceScope.commands)};
+    const auto& asked = session.hello.capabilities;
+    const bool zstd = std::find(asked.begin(), asked.end(), kCapabilityZstd) != asked.end();
+    if (zstd) {
+      helloReply.capabilities.emplace_back(kCapabilityZstd);
+    }
+    const Message hello = std::move(helloReply);
     co_await channel.sendMessage(hello);
+    if (zstd) {
+      channel.compressMessages();
+    }
     server.stores.take()->acknowledgeScope(session.device, deviceScope.teams);
     if (purges > 0) {
       server.context.log().info("sent {} purge command(s) to device {}", purges,

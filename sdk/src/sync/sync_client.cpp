@@ -223,12 +223,17 @@ asio::awaitable<void> SyncClient::Impl::session(SyncReport& report) {
   hello.deviceId = identity.deviceId;
   hello.workerId = identity.workerId;
   hello.appVersion = options.appVersion;
+  hello.capabilities.emplace_back(protocol::kCapabilityZstd);
   {
     auto& s = internals();
     const std::lock_guard guard(s.mutex);
     hello.hlc = s.hlc.last().value;
   }
   const protocol::HelloReply reply = co_await protocol::openSession(channel, hello);
+  if (std::find(reply.capabilities.begin(), reply.capabilities.end(),
+                protocol::kCapabilityZstd) != reply.capabilities.end()) {
+    channel.compressMessages();
+  }
   {
     // Devices adopt server time at hello: later writes are stamped at or after it.
     auto& s = internals();

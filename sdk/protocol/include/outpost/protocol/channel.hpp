@@ -74,6 +74,12 @@ public:
   /// the framing rules, `Error{network}` when the peer closes, `Error{timeout}`.
   asio::awaitable<noise::Bytes> receive();
 
+  /// From now on, messages this side sends and receives carry a first byte saying
+  /// whether the rest is a zstd frame (1) or the plain message (0). Both sides turn
+  /// it on after a Hello exchange in which both named `kCapabilityZstd`; the device
+  /// once it has the HelloReply, the server once it has sent it.
+  void compressMessages() noexcept;
+
   /// encode() + send().
   asio::awaitable<void> sendMessage(const Message& message);
   /// receive() + decode().
