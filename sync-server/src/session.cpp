@@ -8,6 +8,7 @@
 #include "server_impl.hpp"
 
 #include <outpost/error.hpp>
+#include <outpost/protocol/convert.hpp>
 #include <outpost/protocol/session.hpp>
 #include <outpost/sync/uuid.hpp>
 
@@ -20,6 +21,17 @@ namespace outpost::server {
 namespace {
 
 using namespace protocol;
+
+sync::Uuid idOf(const Uuid& id) {
+  sync::Uuid u;
+  u.bytes = id;
+  return u;
+}
+
+bool hasCapability(const Hello& hello, std::string_view capability) {
+  return std::find(hello.capabilities.begin(), hello.capabilities.end(), capability) !=
+         hello.capabilities.end();
+}
 
 std::string idText(const Uuid& id) {
   sync::Uuid u;
@@ -48,7 +60,15 @@ Message push(Server::Impl& server, ServerStore& store, const AdmittedSession& se
   }
   const PushContext context{session.device, *worker, server.clock.unixMillis(),
                             server.options.maxSkew};
-  const PushResult result = store.push(context, batch.changes); // committed when it returns
+  // Ids the device left out ("derived-ids") are derived before anything else.
+  std::vector<Change> changes = batch.changes;
+  for (Change& c : changes) {
+    c.changeId = effectiveChangeId(c);
+  }
+  PushResult result = store.push(context, changes); // committed when it returns
+  for (std::size_t i = 0; i < batch.changes.size(); ++i) {
+    result.results[i].changeId = batch.changes[i].changeId; // as the device sent it
+  }
   server.metrics.batches.fetch_add(1);
   server.metrics.changesApplied.fetch_add(result.applied);
   server.metrics.changesDuplicate.fetch_add(result.duplicates);
@@ -75,7 +95,17 @@ Message pull(Server::Impl& server, ServerStore& store, const AdmittedSession& se
     return ErrorReply{Errc::out_of_scope, "this device's worker is no longer known to the server"};
   }
   server.metrics.pulls.fetch_add(1);
-  return store.pull(*worker, session.device.deviceId, request.cursor, request.limit);
+  PullReply reply = store.pull(*worker, session.device.deviceId, request.cursor, request.limit);
+  if (hasCapability(session.hello, kCapabilityDerivedIds)) {
+    for (Change& c : reply.changes) {
+      if (c.changeId ==
+          sync::derivedChangeId(idOf(c.deviceId), idOf(c.recordId), c.field, sync::Hlc{c.hlc})
+              .bytes) {
+        c.changeId = {};
+      }
+    }
+  }
+  return reply;
 }
 
 /// The reply to one request. Store failures become an Error reply (the session then
@@ -149,10 +179,11 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
     DeviceScope deviceScope = server.stores.take()->pendingCommands(session.device);
     const std::size_t purges = deviceScope.commands.size();
     HelloReply helloReply{session.version, server.now().value, std::move(deviceScope.commands)};
-    const auto& asked = session.hello.capabilities;
-    const bool zstd = std::find(asked.begin(), asked.end(), kCapabilityZstd) != asked.end();
-    if (zstd) {
-      helloReply.capabilities.emplace_back(kCapabilityZstd);
+    const bool zstd = hasCapability(session.hello, kCapabilityZstd);
+    for (const std::string_view both : {kCapabilityZstd, kCapabilityDerivedIds}) {
+      if (hasCapability(session.hello, both)) {
+        helloReply.capabilities.emplace_back(both);
+      }
     }
     const Message hello = std::move(helloReply);
     co_await channel.sendMessage(hello);

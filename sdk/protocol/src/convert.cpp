@@ -3,6 +3,8 @@
 #include <outpost/error.hpp>
 #include <outpost/protocol/convert.hpp>
 
+#include <algorithm>
+
 namespace outpost::protocol {
 
 namespace {
@@ -55,12 +57,29 @@ protocol::Value toWireValue(const sync::Value& v) {
 
 } // namespace
 
+bool isElidedId(const Uuid& id) noexcept {
+  return std::all_of(id.begin(), id.end(), [](std::uint8_t b) { return b == 0; });
+}
+
+Uuid effectiveChangeId(const Change& c) {
+  if (!isElidedId(c.changeId)) {
+    return c.changeId;
+  }
+  return sync::derivedChangeId(uuidOf(c.deviceId), uuidOf(c.recordId), c.field, sync::Hlc{c.hlc})
+      .bytes;
+}
+
 sync::Change toSync(const protocol::Change& c) {
-  sync::Change s{uuidOf(c.changeId),     uuidOf(c.recordId),
-                 c.recordType,           c.field,
-                 toSyncValue(c.value),   sync::Hlc{c.hlc},
-                 uuidOf(c.deviceId),     sync::Hlc{c.baseHlc},
-                 uuidOf(c.baseDeviceId), {}};
+  sync::Change s{uuidOf(effectiveChangeId(c)),
+                 uuidOf(c.recordId),
+                 c.recordType,
+                 c.field,
+                 toSyncValue(c.value),
+                 sync::Hlc{c.hlc},
+                 uuidOf(c.deviceId),
+                 sync::Hlc{c.baseHlc},
+                 uuidOf(c.baseDeviceId),
+                 {}};
   s.resolves.reserve(c.resolves.size());
   for (const auto& r : c.resolves) {
     s.resolves.push_back({sync::Hlc{r.hlc}, uuidOf(r.deviceId)});
@@ -68,9 +87,13 @@ sync::Change toSync(const protocol::Change& c) {
   return s;
 }
 
-protocol::Change toWire(const sync::Change& c) {
+protocol::Change toWire(const sync::Change& c, bool elideDerivedId) {
   protocol::Change w;
   w.changeId = c.changeId.bytes;
+  if (elideDerivedId &&
+      c.changeId == sync::derivedChangeId(c.deviceId, c.recordId, c.field, c.hlc)) {
+    w.changeId = {};
+  }
   w.recordId = c.recordId.bytes;
   w.recordType = c.recordType;
   w.field = c.field;

@@ -490,8 +490,7 @@ Message read(w::Envelope::Reader env) {
     for (auto c : cmds) {
       m.pendingCommands.push_back(read(c));
     }
-    m.capabilities =
-        strs(r.getCapabilities(), limits::kCapabilities, "HelloReply.capabilities");
+    m.capabilities = strs(r.getCapabilities(), limits::kCapabilities, "HelloReply.capabilities");
     return m;
   }
   case w::Envelope::PUSH_BATCH: {

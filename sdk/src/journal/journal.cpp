@@ -4,8 +4,6 @@
 
 #include <outpost/error.hpp>
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <map>
 #include <set>
@@ -89,26 +87,8 @@ void appendJournal(RecordStore::Impl& store, sql::Database& db, std::int64_t rid
   s->run();
 }
 
-/// The change id of (device, record, field, hlc): unique because a device never
-/// hands out an HLC twice and a write sets a field once. Derived, so it is the same
-/// every time the entry is listed (the server deduplicates on it). UUID version 8.
 Uuid changeIdOf(const Uuid& device, const Uuid& record, std::string_view field, Hlc hlc) {
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, nullptr, 0, 16);
-  crypto_generichash_update(&st, device.bytes.data(), device.bytes.size());
-  crypto_generichash_update(&st, record.bytes.data(), record.bytes.size());
-  std::array<unsigned char, 8> h{};
-  for (std::size_t k = 0; k < 8; ++k) {
-    h[k] = static_cast<unsigned char>(hlc.value >> (56 - 8 * k));
-  }
-  crypto_generichash_update(&st, h.data(), h.size());
-  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(field.data()),
-                            field.size());
-  Uuid id;
-  crypto_generichash_final(&st, id.bytes.data(), id.bytes.size());
-  id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0F) | 0x80);
-  id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3F) | 0x80);
-  return id;
+  return sync::derivedChangeId(device, record, field, hlc);
 }
 
 namespace {

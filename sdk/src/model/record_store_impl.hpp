@@ -124,7 +124,7 @@ void createJournalTables(sql::Database& db);
 /// not copied: the outbox reads them from the record when listing.
 void appendJournal(RecordStore::Impl& store, sql::Database& db, std::int64_t rid, Hlc hlc,
                    const std::map<std::string, JournalBase, std::less<>>* bases);
-/// The change id of (device, record, field, hlc): the same every time it is derived.
+/// The change id of (device, record, field, hlc): sync::derivedChangeId.
 Uuid changeIdOf(const Uuid& device, const Uuid& record, std::string_view field, Hlc hlc);
 
 // Device-side merge state (sdk/src/sync/device_merge.cpp)

@@ -51,6 +51,7 @@ struct SyncClient::Impl {
   const platform::Clock& clock;
   SyncOptions options;
   DeviceIdentity identity;
+  bool elideIds = false; ///< the server takes derived change ids left out (this session)
 
   std::mutex syncMutex; ///< one sync at a time
   mutable std::mutex stateMutex;
@@ -224,16 +225,21 @@ asio::awaitable<void> SyncClient::Impl::session(SyncReport& report) {
   hello.workerId = identity.workerId;
   hello.appVersion = options.appVersion;
   hello.capabilities.emplace_back(protocol::kCapabilityZstd);
+  hello.capabilities.emplace_back(protocol::kCapabilityDerivedIds);
   {
     auto& s = internals();
     const std::lock_guard guard(s.mutex);
     hello.hlc = s.hlc.last().value;
   }
   const protocol::HelloReply reply = co_await protocol::openSession(channel, hello);
-  if (std::find(reply.capabilities.begin(), reply.capabilities.end(),
-                protocol::kCapabilityZstd) != reply.capabilities.end()) {
+  const auto serverHas = [&](std::string_view capability) {
+    return std::find(reply.capabilities.begin(), reply.capabilities.end(), capability) !=
+           reply.capabilities.end();
+  };
+  if (serverHas(protocol::kCapabilityZstd)) {
     channel.compressMessages();
   }
+  elideIds = serverHas(protocol::kCapabilityDerivedIds);
   {
     // Devices adopt server time at hello: later writes are stamped at or after it.
     auto& s = internals();
@@ -320,7 +326,7 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
     randombytes_buf(batch.batchId.data(), batch.batchId.size());
     batch.changes.reserve(entries.size());
     for (const model::JournalEntry& e : entries) {
-      batch.changes.push_back(protocol::toWire(e.change));
+      batch.changes.push_back(protocol::toWire(e.change, elideIds));
     }
     const protocol::Message request = batch;
     co_await channel.sendMessage(request);

@@ -14,8 +14,8 @@
 #include <cstdint>
 #include <optional>
 #include <span>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -117,6 +117,9 @@ struct Hello {
 /// The capability that lets both sides compress messages (zstd) once the Hello
 /// exchange has shown both have it (docs/protocol.md).
 inline constexpr std::string_view kCapabilityZstd = "zstd";
+/// The capability that lets both sides leave out change ids that are
+/// sync::derivedChangeId of the change's fields (sent as all-zero ids).
+inline constexpr std::string_view kCapabilityDerivedIds = "derived-ids";
 
 struct HelloReply {
   std::uint16_t version = kProtocolVersionMax;
