@@ -151,6 +151,45 @@ TEST_SUITE("sync.client") {
     CHECK(a.store->conflicts(child).empty());
   }
 
+  TEST_CASE("edits written before the sync client existed sync without conflicts between the "
+            "device's own edits") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    // A second store on a fresh enrolled vault, written before any SyncClient.
+    test::VaultFixture vf;
+    platform::SystemClock clock;
+    auto vault = vf.create();
+    {
+      auto s = data.store();
+      const auto code = s->enrollmentRegistry().issueEnrollmentCode(
+          "bob", "north", std::chrono::minutes(10), protocol::Clock::now());
+      (void)enrollDevice(
+          vf.context, *vault,
+          protocol::formatEnrollmentPayload(
+              {"127.0.0.1", server.port(),
+               server::ServerKeys::load(data.dir.path).staticKey.publicKey, code.code}),
+          "test");
+    }
+    model::RecordStore store(vf.context, *vault, clock, model::RecordStoreOptions{"bob"});
+    const auto child = store.create("child", {{"owner_team", std::string("north")},
+                                              {"name", std::string("Early")},
+                                              {"local_authority", std::string("L")},
+                                              {"police_force_area", std::string("P")},
+                                              {"estimated_age", std::int64_t{15}}});
+    store.update(child, {{"school", std::string("First")}});
+    store.update(child, {{"school", std::string("Second")}, {"name", std::string("Early B")}});
+    SyncClient client(vf.context, *vault, store, clock);
+    (void)client.sync();
+    CHECK(store.journal().pendingCount() == 0);
+    CHECK(data.store()->conflicts().empty());
+    (void)a.sync();
+    CHECK(a.store->get(child)->text("school") == "Second");
+    CHECK(a.store->get(child)->text("name") == "Early B");
+    CHECK(a.store->conflicts(child).empty());
+  }
+
   TEST_CASE("scope: a worker never receives another team's records; a worker moved to another "
             "team has the old team's records purged at the next sync, with a receipt") {
     Context ctx;

@@ -41,12 +41,12 @@ enum class SyncPhase : std::uint8_t { connecting, commands, pushing, pulling, do
 /// Passed to the progress callback after every step (on the syncing thread).
 struct SyncProgress {
   SyncPhase phase = SyncPhase::connecting;
-  std::size_t changesPushed = 0;  ///< acknowledged by the server so far
-  std::size_t changesPending = 0; ///< journal changes still to push (at the last count)
-  std::size_t changesPulled = 0;  ///< merged into the store so far
-  std::size_t recordsPulled = 0;  ///< records those changes touched
-  std::uint64_t bytesUp = 0;      ///< TCP payload bytes sent
-  std::uint64_t bytesDown = 0;    ///< TCP payload bytes received
+  std::size_t changesPushed = 0; ///< acknowledged by the server so far
+  std::size_t writesPending = 0; ///< writes (journal entries) still to push, at the last count
+  std::size_t changesPulled = 0; ///< merged into the store so far
+  std::size_t recordsPulled = 0; ///< records those changes touched
+  std::uint64_t bytesUp = 0;     ///< TCP payload bytes sent
+  std::uint64_t bytesDown = 0;   ///< TCP payload bytes received
 };
 
 /// Proof that records left this device because the server said so (purge): which

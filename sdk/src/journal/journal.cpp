@@ -73,6 +73,21 @@ std::map<std::string, JournalBase, std::less<>> decodeBases(std::string_view raw
 
 } // namespace
 
+std::string restampBases(std::string_view raw, const Uuid& from, const Uuid& to) {
+  auto bases = decodeBases(raw);
+  for (auto& [name, b] : bases) {
+    if (b.base && b.base->deviceId == from) {
+      b.base->deviceId = to;
+    }
+    for (sync::VersionId& v : b.resolves) {
+      if (v.deviceId == from) {
+        v.deviceId = to;
+      }
+    }
+  }
+  return encodeBases(bases);
+}
+
 void appendJournal(RecordStore::Impl& store, sql::Database& db, std::int64_t rid, Hlc hlc,
                    const std::map<std::string, JournalBase, std::less<>>* bases) {
   StatementUse s(store.stmt(db, "INSERT INTO journal(rid, hlc, bases) VALUES (?1, ?2, ?3)"));

@@ -124,6 +124,8 @@ void createJournalTables(sql::Database& db);
 /// not copied: the outbox reads them from the record when listing.
 void appendJournal(RecordStore::Impl& store, sql::Database& db, std::int64_t rid, Hlc hlc,
                    const std::map<std::string, JournalBase, std::less<>>* bases);
+/// A journal entry's bases with versions of device `from` named as of device `to`.
+std::string restampBases(std::string_view raw, const Uuid& from, const Uuid& to);
 /// The change id of (device, record, field, hlc): sync::derivedChangeId.
 Uuid changeIdOf(const Uuid& device, const Uuid& record, std::string_view field, Hlc hlc);
 

@@ -472,6 +472,23 @@ void adoptDeviceId(RecordStore::Impl& s, const Uuid& device) {
           .bindBlob(2, blobOf(clocks))
           .run();
     }
+    // Pending edits name the versions they replaced by device too.
+    std::vector<std::pair<std::int64_t, std::string>> journal;
+    {
+      sql::Statement st(db, "SELECT seq, bases FROM journal WHERE bases IS NOT NULL");
+      while (st.step()) {
+        const auto raw = st.columnBlob(1);
+        journal.emplace_back(
+            st.columnInt(0),
+            restampBases({reinterpret_cast<const char*>(raw.data()), raw.size()}, old, device));
+      }
+    }
+    for (const auto& [seq, bases] : journal) {
+      sql::Statement(db, "UPDATE journal SET bases = ?2 WHERE seq = ?1")
+          .bind(1, seq)
+          .bindBlob(2, blobOf(bases))
+          .run();
+    }
     sql::Statement(db, "INSERT OR REPLACE INTO store_meta(key, value) VALUES ('device', ?1)")
         .bindBlob(1, uuidBytes(device))
         .run();

@@ -317,7 +317,7 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
   model::Journal& journal = store.journal();
   std::int64_t afterSeq = 0;
   for (;;) {
-    progress.changesPending = static_cast<std::size_t>(journal.pendingCount());
+    progress.writesPending = static_cast<std::size_t>(journal.pendingCount());
     const std::vector<model::JournalEntry> entries = journal.pending(options.pushBatch, afterSeq);
     if (entries.empty()) {
       break;
@@ -382,7 +382,7 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
     report.writesAcknowledged += journal.acknowledge(seqs);
     this->progress(progress, &channel);
   }
-  progress.changesPending = static_cast<std::size_t>(journal.pendingCount());
+  progress.writesPending = static_cast<std::size_t>(journal.pendingCount());
 }
 
 asio::awaitable<void> SyncClient::Impl::pull(protocol::SecureChannel& channel, SyncReport& report,
