@@ -301,4 +301,26 @@ TEST_SUITE("field_app") {
     CHECK(shown.at("answers").at("recency").at("ind_mw_missing") == "within_6_months");
     CHECK(values.size() == 4);
   }
+
+  TEST_CASE("the minimal embedding example records an assessment and syncs it") {
+    Field f;
+    const std::string payload = f.central.payload("worker-a", f.server->port());
+    const Run r = run(f.scratch.path(), MINIMAL_EMBEDDING_PATH,
+                      {(f.scratch / "minimal").string(), payload}, {{"OUTPOST_PIN", "2468"}});
+    REQUIRE_MESSAGE(r.status == 0, r.out << r.err);
+    CHECK(r.out.find("level at_risk") != std::string::npos);
+    CHECK(r.out.find("synced: pushed") != std::string::npos);
+    const Run exported = f.central.ctlRun({"export", "--format", "json"});
+    REQUIRE(exported.status == 0);
+    const json records = json::parse(exported.out).at("records");
+    int assessments = 0;
+    for (const json& rec : records) {
+      if (rec.at("type") == "assessment") {
+        ++assessments;
+        CHECK(rec.at("fields").at("computed_level") == "at_risk");
+        CHECK(rec.at("team") == "north");
+      }
+    }
+    CHECK(assessments == 1);
+  }
 }
