@@ -323,4 +323,87 @@ TEST_SUITE("field_app") {
     }
     CHECK(assessments == 1);
   }
+
+  TEST_CASE("two devices edit one field offline: a conflict, resolved on one, gone everywhere") {
+    Field f;
+    const Device a = f.enrolled("a", "worker-a");
+    const Device b = f.enrolled("b", "worker-b");
+    const std::string child =
+        a.ok({"child", "add", "--name", "Jay", "--age", "14", "--school", "Park Road"}).at("child");
+    CHECK(a.ok({"sync"}).at("pushed").get<int>() > 0);
+    CHECK(b.ok({"sync"}).at("pulled").get<int>() > 0);
+    CHECK(b.ok({"child", "show", child}).at("child").at("school") == "Park Road");
+
+    a.ok({"child", "edit", child, "--school", "Northfield College"});
+    b.ok({"child", "edit", child, "--school", "Riverside"});
+    a.ok({"sync"});
+    const json bSync = b.ok({"sync"});
+    CHECK(bSync.at("recordsInConflict") == 1);
+    a.ok({"sync"});
+    CHECK(f.central.ctl({"conflicts", "list"}).size() == 1);
+
+    const json listed = b.ok({"conflicts", "list"}).at("conflicts");
+    REQUIRE(listed.size() == 1);
+    CHECK(listed.at(0).at("record") == child);
+    const json field = listed.at(0).at("fields").at(0);
+    CHECK(field.at("field") == "school");
+    std::set<std::string> values{field.at("current").at("value")};
+    for (const json& c : field.at("competing")) {
+      values.insert(c.at("value").get<std::string>());
+    }
+    CHECK(values == std::set<std::string>{"Northfield College", "Riverside"});
+    CHECK(a.ok({"status"}).at("conflicts") == 1);
+
+    // Out of range, and a value the schema refuses, change nothing.
+    CHECK(b.refused({"conflicts", "resolve", child, "school", "--take", "7"}) ==
+          "invalid_argument");
+    CHECK(b.refused({"conflicts", "resolve", child, "school"}) == "invalid_argument");
+    CHECK(b.ok({"conflicts", "list"}).at("conflicts").size() == 1);
+
+    const json resolved =
+        b.ok({"conflicts", "resolve", child, "school", "--text", "Northfield College"});
+    CHECK(resolved.at("fieldsStillInConflict") == 0);
+    b.ok({"sync"});
+    a.ok({"sync"});
+    CHECK(b.ok({"conflicts", "list"}).at("conflicts").empty());
+    CHECK(a.ok({"conflicts", "list"}).at("conflicts").empty());
+    CHECK(f.central.ctl({"conflicts", "list"}).empty());
+    CHECK(a.ok({"child", "show", child}).at("child").at("school") == "Northfield College");
+    const json status = a.ok({"status"});
+    CHECK(status.at("pendingChanges") == 0);
+    CHECK(status.at("conflicts") == 0);
+    CHECK_FALSE(status.at("lastSync").is_null());
+  }
+
+  TEST_CASE("a revoked device is wiped at its next sync") {
+    Field f;
+    const Device b = f.enrolled("b", "worker-b");
+    b.ok({"child", "add", "--name", "Kai", "--age", "13"});
+    b.ok({"sync"});
+    const std::string device = b.ok({"status"}).at("device");
+    f.central.ctl({"revoke", device});
+    const Run r = b.field({"sync"});
+    CHECK(r.status == 1);
+    CHECK(r.errorCode() == "revoked");
+    CHECK(r.document().at("wiped") == true);
+    CHECK_FALSE(fs::exists(b.dir() / "vault"));
+    CHECK(b.refused({"status"}) == "not_found"); // no vault: init and enroll again
+  }
+
+  TEST_CASE("without the server, sync fails, says so and keeps every change") {
+    Field f;
+    const Device a = f.enrolled("a", "worker-a");
+    a.ok({"child", "add", "--name", "Kai", "--age", "13"});
+    f.server.reset(); // the server stops: the device is offline
+    const json before = a.ok({"status"});
+    const Run r = a.field({"sync", "--timeout", "5"});
+    CHECK(r.status == 1);
+    const std::string code = r.errorCode();
+    CHECK((code == "network" || code == "timeout"));
+    const json after = a.ok({"status"});
+    CHECK(after.at("pendingChanges") == before.at("pendingChanges"));
+    CHECK(after.at("records") == before.at("records"));
+    CHECK_FALSE(after.at("lastSyncError").is_null());
+    CHECK(after.at("lastSync").is_null());
+  }
 }
