@@ -62,17 +62,17 @@ struct DeletionReceipt {
 
 /// What one sync did.
 struct SyncReport {
-  std::size_t changesPushed = 0;    ///< acknowledged (applied, duplicate or conflict)
+  std::size_t changesPushed = 0; ///< acknowledged (applied, duplicate or conflict)
   std::size_t writesAcknowledged = 0;
-  std::size_t changesRejected = 0;  ///< refused by the server (records marked rejected)
-  std::size_t changesPulled = 0;    ///< merged (own changes echoed back are skipped)
-  std::size_t recordsUpdated = 0;   ///< records a pulled change touched
-  std::size_t newConflicts = 0;     ///< fields that gained a competing value in this sync
+  std::size_t changesRejected = 0; ///< refused by the server (records marked rejected)
+  std::size_t changesPulled = 0;   ///< merged (own changes echoed back are skipped)
+  std::size_t recordsUpdated = 0;  ///< records a pulled change touched
+  std::size_t newConflicts = 0;    ///< fields that gained a competing value in this sync
   std::vector<DeletionReceipt> purged;
   std::size_t templatesInstalled = 0;
   std::uint64_t bytesUp = 0;
   std::uint64_t bytesDown = 0;
-  std::size_t roundTrips = 0;       ///< request/reply exchanges after the handshake
+  std::size_t roundTrips = 0; ///< request/reply exchanges after the handshake
   std::int64_t finishedAtMs = 0;
 };
 
@@ -105,8 +105,8 @@ struct SyncStatus {
   std::optional<std::string> lastError; ///< of the latest attempt, when it failed
   std::uint64_t cursor = 0;             ///< the server sequence pulled up to
   unsigned consecutiveFailures = 0;
-  bool running = false;                 ///< background mode is on
-  bool wiped = false;                   ///< the server had this device wiped
+  bool running = false; ///< background mode is on
+  bool wiped = false;   ///< the server had this device wiped
 };
 
 class OUTPOST_API SyncClient {

@@ -32,6 +32,8 @@ struct SecureChannel::State {
   std::uint64_t writeGeneration = 0;
   bool readExpired = false;
   bool writeExpired = false;
+  std::uint64_t bytesSent = 0;
+  std::uint64_t bytesReceived = 0;
 
   void shut() noexcept {
     open = false;
@@ -101,8 +103,9 @@ asio::awaitable<void> readExactly(std::shared_ptr<State> st, std::span<std::uint
   const Deadline d{&State::readTimer, &State::readGeneration, &State::readExpired};
   arm(st, d, st->limits.readTimeout);
   error_code ec;
-  co_await asio::async_read(st->socket, asio::buffer(buf.data(), buf.size()),
-                            asio::redirect_error(asio::use_awaitable, ec));
+  const std::size_t n = co_await asio::async_read(st->socket, asio::buffer(buf.data(), buf.size()),
+                                                  asio::redirect_error(asio::use_awaitable, ec));
+  st->bytesReceived += n;
   const bool timedOut = disarm(*st, d);
   if (ec) {
     failIo(*st, ec, timedOut, what);
@@ -114,8 +117,9 @@ asio::awaitable<void> writeAll(std::shared_ptr<State> st, std::span<const std::u
   const Deadline d{&State::writeTimer, &State::writeGeneration, &State::writeExpired};
   arm(st, d, st->limits.writeTimeout);
   error_code ec;
-  co_await asio::async_write(st->socket, asio::buffer(buf.data(), buf.size()),
-                             asio::redirect_error(asio::use_awaitable, ec));
+  const std::size_t n = co_await asio::async_write(st->socket, asio::buffer(buf.data(), buf.size()),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+  st->bytesSent += n;
   const bool timedOut = disarm(*st, d);
   if (ec) {
     failIo(*st, ec, timedOut, what);
@@ -347,6 +351,10 @@ const noise::PublicKey& SecureChannel::remoteStatic() const noexcept {
 }
 const noise::Bytes& SecureChannel::handshakeHash() const noexcept { return state_->handshakeHash; }
 bool SecureChannel::isOpen() const noexcept { return state_ && state_->open; }
+std::uint64_t SecureChannel::bytesSent() const noexcept { return state_ ? state_->bytesSent : 0; }
+std::uint64_t SecureChannel::bytesReceived() const noexcept {
+  return state_ ? state_->bytesReceived : 0;
+}
 void SecureChannel::close() noexcept {
   if (state_) {
     state_->shut();

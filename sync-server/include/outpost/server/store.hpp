@@ -13,6 +13,7 @@
 /// connection; several stores on the same data folder may be used from several
 /// threads at once (the database serialises writers).
 
+#include <outpost/protocol/convert.hpp>
 #include <outpost/protocol/enrollment.hpp>
 #include <outpost/protocol/messages.hpp>
 #include <outpost/sync/change.hpp>
@@ -156,13 +157,10 @@ public:
   virtual void forEachRecord(const std::function<void(const RecordView&)>& visit) = 0;
 };
 
-/// protocol::Change <-> sync::Change (same fields; the wire uses plain arrays).
-[[nodiscard]] sync::Change toSync(const protocol::Change& change);
-[[nodiscard]] protocol::Change toWire(const sync::Change& change);
-
-/// The binary form of a field's merge state in the server store, and its inverse
-/// (throws Error{corrupt}).
-[[nodiscard]] std::string encodeFieldState(const sync::FieldState& state);
-[[nodiscard]] sync::FieldState decodeFieldState(std::string_view bytes);
+// Conversions and the field-state codec, shared with the devices.
+using protocol::toSync;
+using protocol::toWire;
+using sync::decodeFieldState;
+using sync::encodeFieldState;
 
 } // namespace outpost::server

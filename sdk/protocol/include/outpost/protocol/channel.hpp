@@ -84,6 +84,9 @@ public:
   [[nodiscard]] const noise::PublicKey& remoteStatic() const noexcept;
   /// The Noise handshake hash (channel binding).
   [[nodiscard]] const noise::Bytes& handshakeHash() const noexcept;
+  /// TCP payload bytes written and read so far (preamble, handshake and frames).
+  [[nodiscard]] std::uint64_t bytesSent() const noexcept;
+  [[nodiscard]] std::uint64_t bytesReceived() const noexcept;
   /// True until a failure or close() ended the session.
   [[nodiscard]] bool isOpen() const noexcept;
   /// Closes the socket; pending operations fail.
