@@ -146,11 +146,13 @@ jq -r '.records | group_by(.type)[] | "\(length) \(.[0].type)"' "$dir/export.jso
 jq -r --arg id "$child" '.records[] | select(.id == $id) |
   "child \(.id): school \(.fields.school), in conflict: \(.inConflict)"' "$dir/export.json" | show
 
-step "10. The audit trail of each device is a hash chain with signed checkpoints; it verifies:"
-# outpostctl audit verify (the chains at the hub) is not built yet; each device's chain
-# is verified through the SDK's AuditLog.
+step "10. Each device's audit trail (every view, create, edit, sign and share) is a hash chain,"
+echo "    with Ed25519-signed checkpoints every 64 events; each verifies end to end:"
+# The hub-side check (outpostctl audit verify, once the chains sync) is not built yet;
+# each device's chain is verified through the SDK's AuditLog (outpost-field audit verify).
 field_a audit verify | show
 field_b audit verify | show
+echo "    (verifying the chains at the hub, outpostctl audit verify, is not built yet)"
 
 step "11. Worker B's phone is lost. The hub revokes it; at its next sync it is wiped:"
 device_b=$(field_b --json status | jq -r .device)

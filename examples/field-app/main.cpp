@@ -70,6 +70,12 @@ int main(int argc, char** argv) {
       ->required()
       ->envname("OUTPOST_VAULT");
   app.add_flag("--json", json, "One JSON document on stdout (errors too)");
+  std::string logLevel = "error";
+  app.add_option("--log-level", logLevel,
+                 "The SDK's log on stderr: trace, debug, info, warn, error (the app says what "
+                 "matters to the worker itself)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
   Action action;
   addVaultCommands(app, action);
   addSyncCommands(app, action);
@@ -93,7 +99,7 @@ int main(int argc, char** argv) {
   }
 
   auto logger = spdlog::stderr_color_mt("outpost-field");
-  logger->set_level(spdlog::level::warn);
+  logger->set_level(spdlog::level::from_str(logLevel));
   try {
     Context context(logger);
     Env env{context, DeviceFolder{dir}, json};

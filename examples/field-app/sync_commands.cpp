@@ -191,20 +191,20 @@ Result syncNow(Env& env, const SyncCommandOptions& o) {
              " records), " + std::to_string(report.bytesUp) + " B up, " +
              std::to_string(report.bytesDown) + " B down\n";
     if (report.changesRejected > 0) {
-      r.text += "the server refused " + std::to_string(report.changesRejected) +
-                " changes (see status)\n";
+      r.text += "changes the server refused: " + std::to_string(report.changesRejected) +
+                " (see status)\n";
     }
     if (report.newConflicts > 0 || inConflict > 0) {
-      r.text += std::to_string(report.newConflicts) + " new conflicting values; " +
-                std::to_string(inConflict) +
-                " records in conflict: review them with 'conflicts list'\n";
+      r.text += "new competing values: " + std::to_string(report.newConflicts) +
+                "; records in conflict: " + std::to_string(inConflict) +
+                " (review them with 'conflicts list')\n";
     }
     if (purgedRecords > 0) {
-      r.text += std::to_string(purgedRecords) +
-                " records left this device: they are no longer in the worker's teams\n";
+      r.text += "records removed from this device (no longer in the worker's teams): " +
+                std::to_string(purgedRecords) + "\n";
     }
     if (report.templatesInstalled > 0) {
-      r.text += std::to_string(report.templatesInstalled) + " new templates installed\n";
+      r.text += "templates installed: " + std::to_string(report.templatesInstalled) + "\n";
     }
     return r;
   });

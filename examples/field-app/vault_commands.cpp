@@ -142,7 +142,7 @@ Result status(Env& env) {
   r.data["lastSync"] = lastSync ? json(isoTime(std::stoll(*lastSync))) : json(nullptr);
   const auto lastError = settings.get(kLastSyncError);
   r.data["lastSyncError"] = lastError ? json(*lastError) : json(nullptr);
-  r.text += "changes waiting to sync: " + std::to_string(pending) + " writes\n";
+  r.text += "writes waiting to sync: " + std::to_string(pending) + "\n";
   r.text += "last sync: " + (lastSync ? isoTime(std::stoll(*lastSync)) : std::string("never")) +
             (lastError ? " (the latest attempt failed: " + *lastError + ")" : std::string()) + "\n";
 
