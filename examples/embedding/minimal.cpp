@@ -59,8 +59,11 @@ int main(int argc, char** argv) {
       identity = enrollDevice(context, *vault, argv[2], "minimal-embedding/1");
     }
 
-    // The record store over the unlocked vault, and the typed safeguarding API.
+    // The record store over the unlocked vault, its sync client (made before the
+    // first write, so that the store writes under the enrolled device id), and the
+    // typed safeguarding API.
     model::RecordStore records{context, *vault, clock, {.workerId = identity->workerId}};
+    SyncClient client{context, *vault, records, clock};
     const model::TemplateCatalog templates = model::TemplateCatalog::withBuiltins();
     sg::Children children{records};
     sg::Assessments assessments{records, templates, clock};
@@ -94,7 +97,6 @@ int main(int argc, char** argv) {
     std::cout << model::describe(result);
 
     // Sync: push what this device wrote, pull what the team changed.
-    SyncClient client{context, *vault, records, clock};
     const SyncReport report = client.sync();
     std::cout << "synced: pushed " << report.changesPushed << " changes, pulled "
               << report.changesPulled << "\n";

@@ -54,6 +54,11 @@ Result enroll(Env& env, const EnrollOptions& o) {
     }
     const DeviceIdentity id = enrollDevice(env.context, ws.vault(), payload, kAppVersion,
                                            std::chrono::seconds(o.timeoutSeconds));
+    // Making a sync client has the record store take the enrolled device id. Done now,
+    // before anything is written, every journal entry carries that id from the start
+    // (the SDK re-stamps records written earlier, but not the bases of pending journal
+    // entries, which would then look concurrent to later edits at the first sync).
+    { const SyncClient adopt(env.context, ws.vault(), ws.records(), ws.clock()); }
     Settings settings = ws.settings();
     if (!o.localAuthority.empty()) {
       settings.set(kLocalAuthority, o.localAuthority);
@@ -122,10 +127,10 @@ Result syncNow(Env& env, const SyncCommandOptions& o) {
         std::cerr << "\n";
       }
       if (p.phase == SyncPhase::pushing || p.phase == SyncPhase::pulling) {
-        std::cerr << "sync:   pushed " << p.changesPushed << " of "
-                  << p.changesPushed + p.changesPending << " changes, pulled " << p.changesPulled
-                  << " (" << p.recordsPulled << " records), " << p.bytesUp << " B up, "
-                  << p.bytesDown << " B down\n";
+        // changesPending is counted in writes (the journal's pendingCount).
+        std::cerr << "sync:   pushed " << p.changesPushed << " changes (" << p.changesPending
+                  << " writes left), pulled " << p.changesPulled << " (" << p.recordsPulled
+                  << " records), " << p.bytesUp << " B up, " << p.bytesDown << " B down\n";
       }
     };
     SyncReport report;

@@ -137,6 +137,15 @@ TEST_SUITE("field_app") {
     const json audit = a.ok({"audit", "verify"});
     CHECK(audit.at("intact") == true);
     CHECK(audit.at("eventsChecked").get<int>() > 10);
+
+    // The day's first sync: every record reaches the hub, and edits made one after
+    // another on one device are never in conflict with each other.
+    const json synced = a.ok({"sync"});
+    CHECK(synced.at("pendingChanges") == 0);
+    CHECK(synced.at("recordsInConflict") == 0);
+    CHECK(f.central.ctl({"conflicts", "list"}).empty());
+    const json exported = f.central.ctl({"export", "--format", "json"});
+    CHECK(exported.at("records").size() == 8);
   }
 
   TEST_CASE("bad input is refused with a stable error name and changes nothing") {
@@ -322,6 +331,7 @@ TEST_SUITE("field_app") {
       }
     }
     CHECK(assessments == 1);
+    CHECK(f.central.ctl({"conflicts", "list"}).empty());
   }
 
   TEST_CASE("two devices edit one field offline: a conflict, resolved on one, gone everywhere") {
