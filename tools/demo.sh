@@ -19,6 +19,7 @@ while [[ $# -gt 0 ]]; do
   --bin) bin=$2; shift 2 ;;
   --dir) dir=$2; shift 2 ;;
   --cleanup) cleanup=1; shift ;;
+  -h | --help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "demo: unknown option $1 (see the top of tools/demo.sh)" >&2; exit 2 ;;
   esac
 done
