@@ -73,7 +73,7 @@ Message pull(Server::Impl& server, ServerStore& store, const AdmittedSession& se
     return ErrorReply{Errc::out_of_scope, "this device's worker is no longer known to the server"};
   }
   server.metrics.pulls.fetch_add(1);
-  return store.pull(*worker, request.cursor, request.limit);
+  return store.pull(*worker, session.device.deviceId, request.cursor, request.limit);
 }
 
 /// The reply to one request. Store failures become an Error reply (the session then

@@ -18,6 +18,8 @@ constexpr std::size_t kMaxName = 256;
 /// A pull reply stops adding changes past this many value bytes (the message limit is
 /// 16 MiB; leave room for the envelope and the other fields).
 constexpr std::size_t kPullReplyBudget = 8u << 20;
+/// A pull reply may go this many changes past its limit to finish a write.
+constexpr std::uint32_t kWriteTail = 1024;
 
 constexpr std::string_view kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS server_settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -160,6 +162,8 @@ struct SqliteServerStore::Impl {
     (void)db.queryText("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA foreign_keys = ON");
+    // A large push batch touches many pages of the change log and the field states.
+    db.exec("PRAGMA cache_size = -32768");
     if (db.queryInt("PRAGMA user_version") == 0) {
       sql::Transaction tx(db);
       db.exec(kSchema);
@@ -542,8 +546,8 @@ PushResult SqliteServerStore::push(const PushContext& context,
   return out;
 }
 
-protocol::PullReply SqliteServerStore::pull(const Worker& worker, std::uint64_t cursor,
-                                            std::uint32_t limit) {
+protocol::PullReply SqliteServerStore::pull(const Worker& worker, const protocol::Uuid& requester,
+                                            std::uint64_t cursor, std::uint32_t limit) {
   limit = std::clamp<std::uint32_t>(limit, 1, protocol::limits::kPullLimit);
   sql::Database& db = impl_->db;
   // One read transaction: the rows and the last sequence number agree.
@@ -552,19 +556,32 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, std::uint64_t 
       db, "SELECT c.seq, c.change_id, c.record_id, c.record_type, c.field, c.value, c.hlc,"
           " c.device_id, c.base_hlc, c.base_device_id, c.resolves"
           " FROM changes c JOIN records r ON r.record_id = c.record_id"
-          " WHERE c.seq > ?1 AND r.owner_team IN"
+          " WHERE c.seq > ?1 AND c.device_id <> ?4 AND r.owner_team IN"
           "  (SELECT team FROM worker_teams WHERE worker_id = ?2)"
           " ORDER BY c.seq LIMIT ?3");
   st.bind(1, static_cast<std::int64_t>(std::min<std::uint64_t>(cursor, INT64_MAX)))
       .bind(2, worker.id)
-      .bind(3, std::int64_t{limit} + 1);
+      .bind(3, std::int64_t{limit} + kWriteTail + 1)
+      .bindBlob(4, blob(requester));
   protocol::PullReply reply;
+  const std::size_t maxChanges =
+      std::min<std::size_t>(std::size_t{limit} + kWriteTail, protocol::limits::kChanges);
   std::size_t bytes = 0;
   std::uint64_t lastSeq = cursor;
   while (st.step()) {
-    if (reply.changes.size() == limit || bytes > kPullReplyBudget) {
-      reply.more = true;
-      break;
+    if (reply.changes.size() >= limit || bytes > kPullReplyBudget) {
+      // A reply never ends inside one write (the changes one device made to one
+      // record at one time arrive together), so a device never shows half a
+      // record; past the tail allowance it does end.
+      const protocol::Change& last = reply.changes.back();
+      const bool sameWrite = reply.changes.size() < maxChanges &&
+                             uuidColumn(st, 2) == last.recordId &&
+                             static_cast<std::uint64_t>(st.columnInt(6)) == last.hlc &&
+                             uuidColumn(st, 7) == last.deviceId;
+      if (!sameWrite) {
+        reply.more = true;
+        break;
+      }
     }
     protocol::Change c;
     lastSeq = static_cast<std::uint64_t>(st.columnInt(0));

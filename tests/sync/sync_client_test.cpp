@@ -3,10 +3,17 @@
 
 #include "sync_fixture.hpp"
 
+#include <outpost.h>
+
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 
 #include <random>
 #include <set>
+
+#include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace outpost;
 using namespace outpost::synctest;
@@ -248,6 +255,106 @@ TEST_SUITE("sync.client") {
       CHECK(a.store->journal().status(id)->state == model::SyncState::synced);
       CHECK(b.store->journal().status(id)->state == model::SyncState::synced);
     }
+  }
+
+  TEST_CASE("a device killed (SIGKILL) in the middle of syncing, again and again, loses "
+            "nothing and duplicates nothing after its next sync") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    FieldDevice b(data, "bob", server.port());
+    for (int i = 0; i < 400; ++i) {
+      (void)a.addChild("north", "From A " + std::to_string(i));
+    }
+    const auto aChanges = a.store->journal().pending(1000000).size();
+    (void)a.sync();
+    std::vector<sync::Uuid> fromB;
+    for (int i = 0; i < 60; ++i) {
+      fromB.push_back(b.addChild("north", "From B " + std::to_string(i)));
+    }
+    const auto bChanges = b.store->journal().pending(1000000).size();
+    b.close();
+
+    const std::string vaultDir = b.vf.dir.string();
+    const std::string keyDir = (b.vf.tmp / "keystore").string();
+    std::mt19937 rng(7);
+    int killed = 0;
+    for (int round = 0; round < 8; ++round) {
+      const pid_t pid = fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        execl(SYNC_VICTIM_PATH, SYNC_VICTIM_PATH, vaultDir.c_str(), keyDir.c_str(), "2468", "bob",
+              static_cast<char*>(nullptr));
+        _exit(127);
+      }
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 150)(rng)));
+      int status = 0;
+      if (waitpid(pid, &status, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        ++killed;
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+      } else {
+        CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+      }
+    }
+    CHECK(killed >= 2);
+
+    b.reopen();
+    (void)b.sync();
+    (void)a.sync();
+    CHECK(b.store->journal().pendingCount() == 0);
+    CHECK(data.store()->recordCount() == 460);
+    CHECK(data.store()->lastSequence() == aChanges + bChanges);
+    model::RecordQuery q;
+    q.type = "child";
+    q.limit = 1000;
+    CHECK(b.store->queryIds(q).ids.size() == 460);
+    CHECK(a.store->queryIds(q).ids.size() == 460);
+    for (const auto& id : fromB) {
+      CHECK(a.store->get(id)->fields == b.store->get(id)->fields);
+      CHECK(b.store->journal().status(id)->state == model::SyncState::synced);
+    }
+  }
+
+  TEST_CASE("the C ABI enrolls and syncs, and reports bad input with stable codes") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    test::TempDir tmp;
+    outpost_vault* v = nullptr;
+    outpost_error err{};
+    REQUIRE(outpost_vault_create((tmp / "vault").c_str(), (tmp / "keys").c_str(), "2468", "alice",
+                                 &v, &err) == OUTPOST_OK);
+    char* report = nullptr;
+    CHECK(outpost_sync(v, &report, &err) == static_cast<int32_t>(Errc::invalid_argument));
+    CHECK(outpost_device_enroll(v, "outpost-enroll:v1:nonsense", "1.0", &err) ==
+          static_cast<int32_t>(Errc::invalid_argument));
+    std::string payload;
+    {
+      auto s = data.store();
+      const auto code = s->enrollmentRegistry().issueEnrollmentCode(
+          "alice", "north", std::chrono::minutes(10), protocol::Clock::now());
+      payload = protocol::formatEnrollmentPayload(
+          {"127.0.0.1", server.port(), server::ServerKeys::load(data.dir.path).staticKey.publicKey,
+           code.code});
+    }
+    REQUIRE(outpost_device_enroll(v, payload.c_str(), "1.0", &err) == OUTPOST_OK);
+    char id[37];
+    REQUIRE(
+        outpost_record_put_json(
+            v,
+            R"({"type":"child","fields":{"name":"C","owner_team":"north","local_authority":"L",)"
+            R"("police_force_area":"P","estimated_age":14}})",
+            id, &err) == OUTPOST_OK);
+    REQUIRE(outpost_sync(v, &report, &err) == OUTPOST_OK);
+    const auto j = nlohmann::json::parse(report);
+    outpost_string_release(report);
+    CHECK(j["changes_pushed"].get<int>() > 0);
+    CHECK(j["changes_rejected"].get<int>() == 0);
+    CHECK(data.store()->recordCount() == 1);
+    outpost_vault_release(v);
   }
 
   TEST_CASE("background mode: syncs after a local write, backs off while the server is "

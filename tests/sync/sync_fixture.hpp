@@ -113,9 +113,11 @@ struct FieldDevice {
   std::unique_ptr<Vault> vault;
   std::unique_ptr<model::RecordStore> store;
   std::unique_ptr<SyncClient> client;
+  std::string worker;
 
-  FieldDevice(const DataFolder& data, const std::string& worker, std::uint16_t port,
-              SyncOptions options = {}) {
+  FieldDevice(const DataFolder& data, const std::string& workerId, std::uint16_t port,
+              SyncOptions options = {})
+      : worker(workerId) {
     vault = vf.create();
     std::string payload;
     {
@@ -136,6 +138,20 @@ struct FieldDevice {
   }
 
   SyncReport sync() { return client->sync(); }
+
+  /// Closes everything (as an app that exits), then opens it again.
+  void close() {
+    client.reset();
+    store.reset();
+    vault.reset();
+  }
+  void reopen(SyncOptions options = {}) {
+    vault = vf.openUnlocked();
+    store = std::make_unique<model::RecordStore>(vf.context, *vault, clock,
+                                                 model::RecordStoreOptions{worker});
+    options.timeout = std::chrono::seconds(5);
+    client = std::make_unique<SyncClient>(vf.context, *vault, *store, clock, std::move(options));
+  }
 
   /// A child record owned by `team`.
   sync::Uuid addChild(const std::string& team, const std::string& name) {

@@ -113,13 +113,16 @@ Uuid changeIdOf(const Uuid& device, const Uuid& record, std::string_view field, 
 
 namespace {
 
+using FieldStates = std::map<std::string, sync::FieldState, std::less<>>;
+
 /// The value this device wrote for a field: the exact version when the field's
 /// merge state holds it, else the record's value while the device's version is current, else its
 /// version among the competing values (a concurrent edit from elsewhere won meanwhile), else the
 /// record's value (the server already has the change and will answer duplicate).
-Value ownValue(RecordStore::Impl& store, sql::Database& db, std::int64_t rid, const Record& record,
+Value ownValue(RecordStore::Impl& store, const FieldStates& states, const Record& record,
                const std::string& field, Hlc hlc) {
-  const auto state = loadFieldState(store, db, rid, field);
+  const auto found = states.find(field);
+  const sync::FieldState* state = found == states.end() ? nullptr : &found->second;
   if (state) {
     // The exact version, while the field's state still holds it (append-only
     // entries always do).
@@ -149,12 +152,13 @@ Value ownValue(RecordStore::Impl& store, sql::Database& db, std::int64_t rid, co
 
 /// Whether this device wrote the field (fields other devices added to a record it
 /// created are not part of its create).
-bool ownField(RecordStore::Impl& store, sql::Database& db, std::int64_t rid, const Record& record,
+bool ownField(RecordStore::Impl& store, const FieldStates& states, const Record& record,
               const std::string& field) {
   if (record.clockOf(field).device == store.device) {
     return true;
   }
-  const auto state = loadFieldState(store, db, rid, field);
+  const auto found = states.find(field);
+  const sync::FieldState* state = found == states.end() ? nullptr : &found->second;
   if (!state) {
     return false;
   }
@@ -187,6 +191,7 @@ std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t 
       if (!record) {
         throw Error(Errc::corrupt, "a journal entry refers to a missing record");
       }
+      const FieldStates states = loadFieldStates(store_, db, rid);
       if (isCreate) {
         // The fields the create set: the record's fields, less those a later write
         // added (its entry has no base for them) and those other devices added.
@@ -206,7 +211,7 @@ std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t 
           }
         }
         for (const auto& [field, value] : record->fields) {
-          if (!addedLater.contains(field) && ownField(store_, db, rid, *record, field)) {
+          if (!addedLater.contains(field) && ownField(store_, states, *record, field)) {
             bases.emplace(field, JournalBase{});
           }
         }
@@ -225,7 +230,7 @@ std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t 
         // The current value: if a later write changed the field again, the later
         // value is sent (the intermediate one was the same worker's and is in the
         // audit trail); the later write's entry then fast-forwards on it.
-        e.change.value = ownValue(store_, db, rid, *record, field, hlc);
+        e.change.value = ownValue(store_, states, *record, field, hlc);
         e.change.hlc = hlc;
         e.change.deviceId = store_.device;
         if (base.base) {

@@ -132,6 +132,9 @@ void createSyncTables(sql::Database& db);
 /// The stored merge state of a field, or nullopt when its history is local only.
 std::optional<sync::FieldState> loadFieldState(RecordStore::Impl& store, sql::Database& db,
                                                std::int64_t rid, std::string_view field);
+/// Every stored field state of a record (most records have none).
+std::map<std::string, sync::FieldState, std::less<>>
+loadFieldStates(RecordStore::Impl& store, sql::Database& db, std::int64_t rid);
 /// The fields of a record holding competing values, with their states.
 std::vector<std::pair<std::string, sync::FieldState>>
 loadConflictedFields(RecordStore::Impl& store, sql::Database& db, std::int64_t rid);

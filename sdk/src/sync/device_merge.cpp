@@ -116,6 +116,32 @@ void materialise(Record& record, const std::string& field, const sync::FieldStat
 
 std::string metaKey(std::string_view key) { return "sync." + std::string(key); }
 
+/// Whether the record alone says all that matters of a field's state: one current
+/// version with the id its author's SDK derives, no competing values, no entries.
+/// The versions it replaced need not be kept: pulled changes arrive in the
+/// server's order, which follows every device's write order (a device's later
+/// write always has a later HLC, so clock-skew refusals cannot reorder them), so
+/// a replaced version never arrives after the change that replaced it.
+bool derivable(const Record& record, const std::string& field, const sync::FieldState& state,
+               sync::MergePolicy policy) {
+  if (field == sync::kRecordField || policy == sync::MergePolicy::appendOnly ||
+      state.hasConflict() || !state.entries.empty()) {
+    return false;
+  }
+  if (!state.current) {
+    return !record.changedClocks.contains(field);
+  }
+  const sync::FieldVersion& v = *state.current;
+  return !std::holds_alternative<sync::Tombstone>(v.value) &&
+         v.changeId == changeIdOf(v.deviceId, record.id, field, v.hlc);
+}
+
+void deleteFieldState(RecordStore::Impl& s, sql::Database& db, std::int64_t rid,
+                      std::string_view field) {
+  StatementUse st(s.stmt(db, "DELETE FROM field_sync WHERE rid = ?1 AND field = ?2"));
+  st->bind(1, rid).bind(2, field).run();
+}
+
 } // namespace
 
 void createSyncTables(sql::Database& db) {
@@ -133,6 +159,19 @@ std::optional<sync::FieldState> loadFieldState(RecordStore::Impl& s, sql::Databa
   }
   const auto raw = st->columnBlob(0);
   return sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()});
+}
+
+std::map<std::string, sync::FieldState, std::less<>>
+loadFieldStates(RecordStore::Impl& s, sql::Database& db, std::int64_t rid) {
+  std::map<std::string, sync::FieldState, std::less<>> out;
+  StatementUse st(s.stmt(db, "SELECT field, state FROM field_sync WHERE rid = ?1"));
+  st->bind(1, rid);
+  while (st->step()) {
+    const auto raw = st->columnBlob(1);
+    out.emplace(std::string(st->columnText(0)),
+                sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()}));
+  }
+  return out;
 }
 
 std::vector<std::pair<std::string, sync::FieldState>>
@@ -181,8 +220,13 @@ void mergeLocalWrite(RecordStore::Impl& s, sql::Database& db, std::int64_t rid, 
       }
     }
     (void)sync::merge(*state, c, policy, false);
-    saveFieldState(s, db, rid, name, *state);
     touched = true;
+    if (policy != sync::MergePolicy::appendOnly && !state->hasConflict() && state->current &&
+        state->current->changeId == c.changeId) {
+      deleteFieldState(s, db, rid, name); // resolved: the record says it all again
+    } else {
+      saveFieldState(s, db, rid, name, *state);
+    }
   }
   if (touched) {
     const std::int64_t conflicts = conflictCount(s, db, rid);
@@ -250,12 +294,16 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
 
       std::map<std::string, sync::FieldState, std::less<>> states;
       std::set<std::string, std::less<>> conflictedBefore;
+      std::set<std::string, std::less<>> stored; // fields that had a state row
       for (const sync::Change* c : group) {
         const sync::MergePolicy policy = policyOf(s.schema, type, c->field);
         auto it = states.find(c->field);
         if (it == states.end()) {
-          auto stored = loadFieldState(s, db, rid, c->field);
-          sync::FieldState st = stored ? std::move(*stored) : localState(rec, c->field, policy);
+          auto row = loadFieldState(s, db, rid, c->field);
+          if (row) {
+            stored.insert(c->field);
+          }
+          sync::FieldState st = row ? std::move(*row) : localState(rec, c->field, policy);
           if (st.hasConflict()) {
             conflictedBefore.insert(c->field);
           }
@@ -270,11 +318,16 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
       nlohmann::json fieldNames = nlohmann::json::array();
       for (const auto& [field, st] : states) {
         const sync::Value was = rec.get(field);
-        materialise(rec, field, st, policyOf(s.schema, type, field));
+        const sync::MergePolicy policy = policyOf(s.schema, type, field);
+        materialise(rec, field, st, policy);
         if (!(rec.get(field) == was)) {
           changedValues.insert_or_assign(field, rec.get(field));
         }
-        saveFieldState(s, db, rid, field, st);
+        if (!derivable(rec, field, st, policy)) {
+          saveFieldState(s, db, rid, field, st);
+        } else if (stored.contains(field)) {
+          deleteFieldState(s, db, rid, field);
+        }
         if (st.hasConflict() && !conflictedBefore.contains(field)) {
           ++out.newConflicts;
         }

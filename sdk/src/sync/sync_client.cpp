@@ -120,7 +120,7 @@ SyncReport SyncClient::Impl::runOnce() {
     if (status.wiped) {
       throw Error(Errc::revoked, "this device was revoked and its data wiped");
     }
-    cancelRequested = false;
+    cancelRequested = stopRequested; // a stop asked for meanwhile still applies
   }
   SyncReport report;
   asio::io_context io;
@@ -133,6 +133,9 @@ SyncReport SyncClient::Impl::runOnce() {
   {
     const std::lock_guard lock(stateMutex);
     activeIo = &io;
+    if (cancelRequested) {
+      io.stop(); // cancelled before it started
+    }
   }
   io.run();
   bool cancelled = false;

@@ -130,10 +130,12 @@ public:
                                         const std::vector<protocol::Change>& changes) = 0;
 
   /// Changes with a sequence number above `cursor` whose record is in one of the
-  /// worker's teams, at most `limit`, in sequence order. `nextCursor` may pass
-  /// changes the worker may not see; `more` says whether to ask again now.
-  [[nodiscard]] virtual protocol::PullReply pull(const Worker& worker, std::uint64_t cursor,
-                                                 std::uint32_t limit) = 0;
+  /// worker's teams, at most `limit`, in sequence order, leaving out those
+  /// `requester` pushed itself (it has them). `nextCursor` may pass changes the
+  /// worker may not see; `more` says whether to ask again now.
+  [[nodiscard]] virtual protocol::PullReply pull(const Worker& worker,
+                                                 const protocol::Uuid& requester,
+                                                 std::uint64_t cursor, std::uint32_t limit) = 0;
 
   /// Commands for a device at Hello: PurgeRecords for the records of teams its worker
   /// belonged to at the device's last session but no longer does (none on the
