@@ -127,8 +127,7 @@ Result syncNow(Env& env, const SyncCommandOptions& o) {
         std::cerr << "\n";
       }
       if (p.phase == SyncPhase::pushing || p.phase == SyncPhase::pulling) {
-        // changesPending is counted in writes (the journal's pendingCount).
-        std::cerr << "sync:   pushed " << p.changesPushed << " changes (" << p.changesPending
+        std::cerr << "sync:   pushed " << p.changesPushed << " changes (" << p.writesPending
                   << " writes left), pulled " << p.changesPulled << " (" << p.recordsPulled
                   << " records), " << p.bytesUp << " B up, " << p.bytesDown << " B down\n";
       }
