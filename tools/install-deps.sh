@@ -13,6 +13,7 @@ packages=(
   doctest-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
   libpq-dev libzstd-dev
   clang-format clang-tidy
+  jq
 )
 
 missing=()

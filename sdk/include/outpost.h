@@ -75,6 +75,22 @@ OUTPOST_API int32_t outpost_record_put_json(outpost_vault* vault, const char* js
 OUTPOST_API int32_t outpost_record_get_json(outpost_vault* vault, const char* id, char** json_out,
                                             outpost_error* error);
 
+/** Enrolls the device with the payload a worker typed or scanned
+ * ("outpost-enroll:v1:..." from the central team). The vault must be unlocked.
+ * Errors: invalid_argument (bad payload), already_exists (enrolled already),
+ * auth_failed (code refused: ask for a new one), network/timeout (retry). */
+OUTPOST_API int32_t outpost_device_enroll(outpost_vault* vault, const char* payload,
+                                          const char* app_version, outpost_error* error);
+
+/** Syncs once with the device's server (push, then pull). On success `*report_json_out`
+ * (free with outpost_string_release) holds {"changes_pushed", "changes_rejected",
+ * "changes_pulled", "records_updated", "new_conflicts", "purged": [ids],
+ * "templates_installed", "bytes_up", "bytes_down"}. Errors: network/timeout (all
+ * is kept; sync again later), revoked (the vault has been wiped), clock_skew,
+ * version_mismatch, invalid_argument (not enrolled). */
+OUTPOST_API int32_t outpost_sync(outpost_vault* vault, char** report_json_out,
+                                 outpost_error* error);
+
 /** Frees a string returned by the library. Safe on NULL. */
 OUTPOST_API void outpost_string_release(char* text);
 

@@ -48,6 +48,9 @@ struct HelloReply {
   version @0 :UInt16;
   serverHlc @1 :Hlc;
   pendingCommands @2 :List(Command);
+  # Capabilities of the device's Hello the server also has (added in v1; absent
+  # from an older server: none).
+  capabilities @3 :List(Text);
 }
 
 struct Value {

@@ -8,17 +8,31 @@
 #include "server_impl.hpp"
 
 #include <outpost/error.hpp>
+#include <outpost/protocol/convert.hpp>
 #include <outpost/protocol/session.hpp>
 #include <outpost/sync/uuid.hpp>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace outpost::server {
 
 namespace {
 
 using namespace protocol;
+
+sync::Uuid idOf(const Uuid& id) {
+  sync::Uuid u;
+  u.bytes = id;
+  return u;
+}
+
+bool hasCapability(const Hello& hello, std::string_view capability) {
+  return std::find(hello.capabilities.begin(), hello.capabilities.end(), capability) !=
+         hello.capabilities.end();
+}
 
 std::string idText(const Uuid& id) {
   sync::Uuid u;
@@ -68,7 +82,17 @@ Message pull(Server::Impl& server, ServerStore& store, const AdmittedSession& se
     return ErrorReply{Errc::out_of_scope, "this device's worker is no longer known to the server"};
   }
   server.metrics.pulls.fetch_add(1);
-  return store.pull(*worker, request.cursor, request.limit);
+  PullReply reply = store.pull(*worker, session.device.deviceId, request.cursor, request.limit);
+  if (hasCapability(session.hello, kCapabilityDerivedIds)) {
+    for (Change& c : reply.changes) {
+      if (c.changeId ==
+          sync::derivedChangeId(idOf(c.deviceId), idOf(c.recordId), c.field, sync::Hlc{c.hlc})
+              .bytes) {
+        c.changeId = {};
+      }
+    }
+  }
+  return reply;
 }
 
 /// The reply to one request. A batch goes to the group commit (batch_writer.hpp) and
@@ -89,7 +113,15 @@ asio::awaitable<Message> answer(Server::Impl& server, const AdmittedSession& ses
       }
       const PushContext context{session.device, *worker, server.clock.unixMillis(),
                                 server.options.maxSkew, batch->batchId};
-      const PushResult result = co_await server.writer.push(context, batch->changes);
+      // Ids the device left out ("derived-ids") are derived before anything else.
+      std::vector<Change> changes = batch->changes;
+      for (Change& c : changes) {
+        c.changeId = effectiveChangeId(c);
+      }
+      PushResult result = co_await server.writer.push(context, changes);
+      for (std::size_t i = 0; i < batch->changes.size(); ++i) {
+        result.results[i].changeId = batch->changes[i].changeId; // as the device sent it
+      }
       co_return acknowledge(server, session, *batch, result);
     }
     const auto lease = server.stores.take();
@@ -167,9 +199,18 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
     server.metrics.sessions.fetch_add(1);
     DeviceScope deviceScope = server.stores.take()->pendingCommands(session.device);
     const std::size_t purges = deviceScope.commands.size();
-    const Message hello =
-        HelloReply{session.version, server.now().value, std::move(deviceScope.commands)};
+    HelloReply helloReply{session.version, server.now().value, std::move(deviceScope.commands)};
+    const bool zstd = hasCapability(session.hello, kCapabilityZstd);
+    for (const std::string_view both : {kCapabilityZstd, kCapabilityDerivedIds}) {
+      if (hasCapability(session.hello, both)) {
+        helloReply.capabilities.emplace_back(both);
+      }
+    }
+    const Message hello = std::move(helloReply);
     co_await channel.sendMessage(hello);
+    if (zstd) {
+      channel.compressMessages();
+    }
     if (!deviceScope.recorded) {
       const auto lease = server.stores.take();
       const std::lock_guard lock(server.writeMutex);

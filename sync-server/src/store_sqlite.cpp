@@ -24,6 +24,8 @@ constexpr std::size_t kMaxName = 256;
 /// A pull reply stops adding changes past this many value bytes (the message limit is
 /// 16 MiB; leave room for the envelope and the other fields).
 constexpr std::size_t kPullReplyBudget = 8u << 20;
+/// A pull reply may go this many changes past its limit to finish a write.
+constexpr std::uint32_t kWriteTail = 1024;
 
 constexpr std::string_view kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS server_settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -210,6 +212,8 @@ struct SqliteServerStore::Impl {
     (void)db.queryText("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA foreign_keys = ON");
+    // A large push batch touches many pages of the change log and the field states.
+    db.exec("PRAGMA cache_size = -32768");
     return db;
   }
 
@@ -895,15 +899,16 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
   return out;
 }
 
-protocol::PullReply SqliteServerStore::pull(const Worker& worker, std::uint64_t cursor,
-                                            std::uint32_t limit) {
+protocol::PullReply SqliteServerStore::pull(const Worker& worker, const protocol::Uuid& requester,
+                                            std::uint64_t cursor, std::uint32_t limit) {
   limit = std::clamp<std::uint32_t>(limit, 1, protocol::limits::kPullLimit);
   sql::Database& db = impl_->db;
   // One read transaction: the rows and the last sequence number agree.
   sql::Transaction tx(db, false);
   // One index range scan per team of the worker (from the team's first change after
   // the cursor, in sequence order), merged by sequence number: a pull reads only the
-  // changes it returns, however many other teams wrote meanwhile.
+  // changes it returns, however many other teams wrote meanwhile. Changes the
+  // requesting device pushed itself are left out (it has them).
   const std::vector<std::string> names = impl_->teamsOf(worker.id);
   std::vector<sql::Statement> teams;
   teams.reserve(names.size());
@@ -911,14 +916,17 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, std::uint64_t 
   for (const std::string& team : names) {
     teams.emplace_back(db, "SELECT " + std::string(audit::kRowColumns) +
                                " FROM changes WHERE owner_team = ?1 AND seq > ?2"
-                               " ORDER BY seq LIMIT ?3");
+                               " AND device_id <> ?4 ORDER BY seq LIMIT ?3");
     teams.back()
         .bind(1, team)
         .bind(2, static_cast<std::int64_t>(std::min<std::uint64_t>(cursor, INT64_MAX)))
-        .bind(3, std::int64_t{limit} + 1);
+        .bind(3, std::int64_t{limit} + kWriteTail + 1)
+        .bindBlob(4, blob(requester));
     pending.push_back(teams.back().step());
   }
   protocol::PullReply reply;
+  const std::size_t maxChanges =
+      std::min<std::size_t>(std::size_t{limit} + kWriteTail, protocol::limits::kChanges);
   std::size_t bytes = 0;
   std::uint64_t lastSeq = cursor;
   for (;;) {
@@ -932,11 +940,21 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, std::uint64_t 
     if (next == teams.size()) {
       break;
     }
-    if (reply.changes.size() == limit || bytes > kPullReplyBudget) {
-      reply.more = true;
-      break;
-    }
     sql::Statement& st = teams[next];
+    if (reply.changes.size() >= limit || bytes > kPullReplyBudget) {
+      // A reply never ends inside one write (the changes one device made to one
+      // record at one time arrive together), so a device never shows half a
+      // record; past the tail allowance it does end.
+      const protocol::Change& last = reply.changes.back();
+      const bool sameWrite = reply.changes.size() < maxChanges &&
+                             uuidColumn(st, 2) == last.recordId &&
+                             static_cast<std::uint64_t>(st.columnInt(6)) == last.hlc &&
+                             uuidColumn(st, 7) == last.deviceId;
+      if (!sameWrite) {
+        reply.more = true;
+        break;
+      }
+    }
     lastSeq = static_cast<std::uint64_t>(st.columnInt(0));
     bytes += st.columnBlob(5).size() + 128;
     reply.changes.push_back(changeFromRow(st));

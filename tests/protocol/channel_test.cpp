@@ -6,6 +6,9 @@
 #include <outpost/context.hpp>
 #include <outpost/error.hpp>
 #include <outpost/protocol/channel.hpp>
+#include <outpost/protocol/convert.hpp>
+#include <outpost/protocol/messages.hpp>
+#include <outpost/sync/uuid.hpp>
 
 #include <doctest/doctest.h>
 
@@ -56,6 +59,54 @@ struct Fixture {
 } // namespace
 
 TEST_SUITE("protocol.channel") {
+  TEST_CASE("with compression on, messages cross compressed; a compressed message that does "
+            "not decompress within the limit ends the session") {
+    Fixture f;
+    PushBatch big;
+    big.batchId = sync::Uuid::random().bytes;
+    for (int i = 0; i < 2000; ++i) {
+      Change c;
+      c.changeId = sync::Uuid::random().bytes;
+      c.recordId = big.batchId;
+      c.recordType = "assessment";
+      c.field = "note";
+      c.value = std::string(200, 'a');
+      c.hlc = 1;
+      c.deviceId = big.batchId;
+      big.changes.push_back(std::move(c));
+    }
+    const Message sent = big;
+    const std::size_t plainSize = encode(sent).size();
+    std::uint64_t wireBytes = 0;
+    spawn(
+        f.io,
+        [&]() -> asio::awaitable<void> {
+          SecureChannel ch = co_await f.acceptOne();
+          ch.compressMessages();
+          const Message got = co_await ch.receiveMessage();
+          CHECK(got == sent);
+          wireBytes = ch.bytesReceived();
+          // A zstd frame header that claims more than the 16 MiB limit (a raw
+          // send bypasses the encoder).
+          Bytes bomb = {1, 0x28, 0xb5, 0x2f, 0xfd, 0x64, 0x00, 0x00, 0x00, 0x40, 0x00};
+          co_await ch.send(bomb);
+        },
+        f.serverDone);
+    spawn(
+        f.io,
+        [&]() -> asio::awaitable<void> {
+          SecureChannel ch = co_await f.connect(Purpose::session, f.port(), f.server.publicKey);
+          ch.compressMessages();
+          co_await ch.sendMessage(sent);
+          (void)co_await ch.receiveMessage();
+        },
+        f.deviceDone);
+    f.run();
+    CHECK(codeOf(*f.serverDone) == Errc::ok);
+    CHECK(codeOf(*f.deviceDone) == Errc::protocol);
+    CHECK(wireBytes < plainSize / 4);
+  }
+
   TEST_CASE("messages of any size cross a loopback connection in both directions") {
     Fixture f;
     const std::vector<std::size_t> sizes = {1,
@@ -351,5 +402,27 @@ TEST_SUITE("protocol.channel") {
     bad = preambleFor(Purpose::session);
     bad[0] = 'X';
     CHECK_THROWS_AS((void)parsePreamble(bad), Error);
+  }
+}
+
+TEST_SUITE("protocol.convert") {
+  TEST_CASE("a derivable change id is left out on request and derived again on arrival") {
+    sync::Change c;
+    c.recordId = sync::Uuid::random();
+    c.deviceId = sync::Uuid::random();
+    c.field = "school";
+    c.recordType = "child";
+    c.hlc = sync::Hlc{123456789};
+    c.value = std::string("Hillside");
+    c.changeId = sync::derivedChangeId(c.deviceId, c.recordId, c.field, c.hlc);
+    const Change full = toWire(c);
+    CHECK_FALSE(isElidedId(full.changeId));
+    const Change lean = toWire(c, true);
+    CHECK(isElidedId(lean.changeId));
+    CHECK(toSync(lean) == c);
+    // An id that is not the derived one is always sent.
+    c.changeId = sync::Uuid::random();
+    CHECK(toWire(c, true).changeId == c.changeId.bytes);
+    CHECK(toSync(toWire(c, true)) == c);
   }
 }

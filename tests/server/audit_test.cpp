@@ -231,8 +231,8 @@ TEST_SUITE("server.audit") {
     CHECK(entries[0].changes.size() == 4);
     CHECK(queryInt(data, "PRAGMA user_version") == 2);
     // The change rows got their team back: pulls find them.
-    CHECK(store->pull(*store->findWorker("alice"), 0, 100).changes.size() == 4);
-    CHECK(store->pull(*store->findWorker("carol"), 0, 100).changes.empty());
+    CHECK(store->pull(*store->findWorker("alice"), {}, 0, 100).changes.size() == 4);
+    CHECK(store->pull(*store->findWorker("carol"), {}, 0, 100).changes.empty());
     // Opened again: no second baseline.
     CHECK(data.store()->verifyAudit().entries == 1);
   }

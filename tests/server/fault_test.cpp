@@ -313,14 +313,18 @@ TEST_SUITE("server.fault") {
       undecodable.sendChunk(chunk);
     }
 
-    // Meanwhile the honest device keeps syncing, unhindered.
+    // Meanwhile an honest device keeps syncing, unhindered, and a colleague's device
+    // pulls what it pushed (a device is not sent its own changes back).
+    Device colleague(ctx);
+    enrollAs(data, srv, colleague, "alice");
+    (void)colleague.hello();
     (void)honest.hello();
     std::chrono::steady_clock::duration slowest{};
     std::uint64_t cursor = 0;
     for (int round = 0; round < 20; ++round) {
       const auto t0 = std::chrono::steady_clock::now();
       const PushAck ack = honest.push({honest.change(newId(), "x", std::int64_t{round})});
-      const PullReply pulled = honest.pull(cursor);
+      const PullReply pulled = colleague.pull(cursor);
       slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
       CHECK(count(ack, ChangeOutcome::applied) == 1);
       CHECK(pulled.changes.size() == 1);

@@ -140,7 +140,8 @@ TEST_SUITE("server.sync") {
         break;
       }
     }
-    CHECK(seen.size() == kDevices * kBatches * kChanges);
+    // Everyone else's changes, once each (a device is not sent its own back).
+    CHECK(seen.size() == (kDevices - 1) * kBatches * kChanges);
     CHECK(cursor == kDevices * kBatches * kChanges);
   }
 
@@ -227,15 +228,44 @@ TEST_SUITE("server.sync") {
     CHECK(std::get<std::string>(view->state.fields.at("x").current->value) == "north");
   }
 
+  TEST_CASE("a pull reply never ends inside one write") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    Device b(ctx);
+    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, b, "bob");
+    (void)a.hello();
+    (void)b.hello();
+    const Uuid record = newId();
+    std::vector<Change> write;
+    for (const char* field : {"x", "y", "z"}) {
+      write.push_back(a.change(record, field, std::string(field)));
+      write.back().hlc = write.front().hlc; // one write: one time for all its fields
+    }
+    write.push_back(a.change(newId(), "x", std::string("another record")));
+    (void)a.push(write);
+    const PullReply first = b.pull(0, 1);
+    CHECK(first.changes.size() == 3); // the whole write, past the limit of 1
+    CHECK(first.more);
+    const PullReply second = b.pull(first.nextCursor, 1);
+    CHECK(second.changes.size() == 1);
+    CHECK_FALSE(second.more);
+  }
+
   TEST_CASE("a worker never pulls another team's records") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
+    Device b(ctx);
     Device c(ctx);
     enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, b, "bob");
     enrollAs(data, srv, c, "carol");
     (void)a.hello();
+    (void)b.hello();
     (void)c.hello();
     const Uuid north = newId();
     const Uuid south = newId();
@@ -243,11 +273,15 @@ TEST_SUITE("server.sync") {
         {a.change(north, "x", std::string("n1")), a.change(north, "y", std::string("n2"))});
     (void)c.push({c.change(south, "x", std::string("s1"))});
     const PullReply forCarol = c.pull(0);
-    REQUIRE(forCarol.changes.size() == 1);
-    CHECK(forCarol.changes[0].recordId == south);
+    CHECK(forCarol.changes.empty()); // north's are not hers; her own she has
     CHECK(forCarol.nextCursor == 3); // past the changes she may not see
+    const PullReply forBob = b.pull(0);
+    REQUIRE(forBob.changes.size() == 2);
+    CHECK(forBob.changes[0].recordId == north);
+    CHECK(forBob.nextCursor == 3);
     const PullReply forAlice = a.pull(0);
-    CHECK(forAlice.changes.size() == 2);
+    CHECK(forAlice.changes.empty()); // her own changes are not sent back
+    CHECK(forAlice.nextCursor == 3);
     for (const auto& ch : forAlice.changes) {
       CHECK(ch.recordId == north);
     }
@@ -359,7 +393,7 @@ TEST_SUITE("server.sync") {
     (void)a.hello();
     const Uuid record = newId();
     CHECK(count(a.push({a.change(record, "x", std::string("ok"))}), ChangeOutcome::applied) == 1);
-    CHECK(a.pull(0).changes.size() == 1);
+    CHECK(a.pull(0).nextCursor == 1);
 
     // The hostile connections are closed by the server (timeouts and protocol errors).
     auto closedByServer = [](tcp::socket& s) {
@@ -405,7 +439,7 @@ TEST_SUITE("server.sync") {
     const PushAck ack = a.push(changes);
     CHECK(count(ack, ChangeOutcome::duplicate) + count(ack, ChangeOutcome::applied) == 3);
     CHECK(data.store()->lastSequence() == 3);
-    CHECK(a.pull(0).changes.size() == 3);
+    CHECK(a.pull(0).nextCursor == 3);
   }
 
   TEST_CASE("a restarted server keeps devices, records and the change log") {
@@ -424,9 +458,10 @@ TEST_SUITE("server.sync") {
     RunningServer again(ctx, data.dir.path);
     a.port = again.port();
     (void)a.hello();
-    const PullReply pulled = a.pull(0);
-    REQUIRE(pulled.changes.size() == 1);
-    CHECK(pulled.changes[0].recordId == record);
+    CHECK(a.pull(0).nextCursor == 1);
+    sync::Uuid id;
+    id.bytes = record;
+    CHECK(data.store()->record(id).has_value());
   }
 
   TEST_CASE("metrics and health answer over HTTP, and stop() returns with an idle session open") {

@@ -140,7 +140,7 @@ TEST_SUITE("server.store") {
     std::vector<protocol::Uuid> seen;
     std::uint64_t cursor = 0;
     for (int page = 0; page < 10; ++page) {
-      const protocol::PullReply reply = store->pull(worker, cursor, 5);
+      const protocol::PullReply reply = store->pull(worker, {}, cursor, 5);
       CHECK(reply.changes.size() <= 5);
       for (const auto& c : reply.changes) {
         seen.push_back(c.changeId);
@@ -153,12 +153,12 @@ TEST_SUITE("server.store") {
     CHECK(seen == pushed);
     CHECK(cursor == 17);
     // A worker of one team sees only that team's.
-    CHECK(store->pull(*store->findWorker("carol"), 0, 100).changes.size() == 6);
+    CHECK(store->pull(*store->findWorker("carol"), {}, 0, 100).changes.size() == 6);
     // Sequence order across teams, and a cursor in the middle resumes exactly.
-    const protocol::PullReply middle = store->pull(worker, 8, 100);
+    const protocol::PullReply middle = store->pull(worker, {}, 8, 100);
     CHECK(middle.changes.size() == 9);
     CHECK_FALSE(middle.more);
-    const protocol::PullReply first = store->pull(worker, 0, 8);
+    const protocol::PullReply first = store->pull(worker, {}, 0, 8);
     CHECK(first.changes.size() == 8);
     CHECK(first.more);
     CHECK(first.nextCursor == 8);

@@ -2,12 +2,14 @@
 //
 //   outpost-bench dump COUNT N          the first COUNT records of the N set, JSON lines
 //   outpost-bench w1 [--only IDS] [--records N] [--dir DIR]
+//   outpost-bench w2 [--records N] [--push-batch K] [--pull-batch K] [--dir DIR]
 //   outpost-bench load [--devices N] [--seconds S] [--batch K] ...   (load.hpp)
 
 #include "generator.hpp"
 #include "load.hpp"
 #include "report.hpp"
 #include "w1.hpp"
+#include "w2.hpp"
 
 #include <outpost/context.hpp>
 #include <outpost/error.hpp>
@@ -71,6 +73,18 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(100, 1 << 20));
   w1cmd->add_option("--dir", dir, "folder for the stores (default: a new temp folder, removed)");
 
+  W2Options w2;
+  std::string w2dir;
+  auto* w2cmd = app.add_subcommand("w2", "workload W2: sync through a real outpost-server");
+  w2cmd->add_option("--records", w2.records, "records device A creates (default 10000)")
+      ->check(CLI::Range(100u, 1000000u));
+  w2cmd->add_option("--push-batch", w2.pushBatch, "changes per push batch (default 10000)")
+      ->check(CLI::Range(1u, 10000u));
+  w2cmd->add_option("--pull-batch", w2.pullBatch, "changes per pull request (default 10000)")
+      ->check(CLI::Range(1u, 10000u));
+  w2cmd->add_option("--dir", w2dir,
+                    "folder for the vaults and the server (default: a new temp "
+                    "folder, removed)");
   LoadOptions load;
   auto* loadCmd = addLoadCommand(app, load);
 
@@ -97,6 +111,24 @@ int main(int argc, char** argv) {
       return runLoad(load, report) ? 0 : 1;
     }
 
+    if (w2cmd->parsed()) {
+      const bool scratch = w2dir.empty();
+      w2.dir = scratch ? makeScratchDir() : fs::path(w2dir);
+      Report report(stdout);
+      bool ok = false;
+      try {
+        ok = runW2(w2, report);
+      } catch (...) {
+        if (scratch) {
+          fs::remove_all(w2.dir);
+        }
+        throw;
+      }
+      if (scratch) {
+        fs::remove_all(w2.dir);
+      }
+      return ok ? 0 : 1;
+    }
     if (w1cmd->parsed()) {
       std::string rest = only;
       while (!rest.empty()) {

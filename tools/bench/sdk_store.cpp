@@ -22,9 +22,9 @@ using sync::Uuid;
 
 constexpr std::string_view kPin = "bench-pin-1234";
 constexpr std::string_view kSubjectType = "w1.subject";
-constexpr std::string_view kAssessmentType = "w1.assessment";
 
-/// "ind_01".."ind_25", made once.
+} // namespace
+
 const std::string& indicatorName(int k) {
   static const std::vector<std::string> names = [] {
     std::vector<std::string> n(kIndicators + 1);
@@ -38,8 +38,8 @@ const std::string& indicatorName(int k) {
   return names[static_cast<std::size_t>(k)];
 }
 
-/// The app-defined types W1 stores: a subject (the child) and an assessment-like
-/// record linked to it, with the 25 indicators as typed fields.
+namespace {} // namespace
+
 void registerW1Types(model::Schema& schema) {
   model::EntityType subject;
   subject.name = std::string(kSubjectType);
@@ -69,6 +69,57 @@ void registerW1Types(model::Schema& schema) {
   }
   schema.add(a);
 }
+
+std::vector<model::RecordWrite> w1Writes(std::span<const Record> batch,
+                                         std::unordered_map<std::string, Uuid>& subjects,
+                                         std::size_t& firstRecord) {
+  std::vector<model::RecordWrite> writes;
+  writes.reserve(batch.size() + 16);
+  for (const Record& r : batch) {
+    auto [it, added] = subjects.try_emplace(r.subjectId);
+    if (added) {
+      // A child seen for the first time is created first, in the same
+      // transaction, with an id made ahead so the assessment can refer to it.
+      it->second = Uuid::random();
+      model::RecordWrite s;
+      s.type = std::string(kSubjectType);
+      s.newId = it->second;
+      s.fields = {{"name", r.subjectId}, {"owner_team", std::string("team-1")}};
+      writes.push_back(std::move(s));
+    }
+  }
+  firstRecord = writes.size();
+  for (const Record& r : batch) {
+    model::RecordWrite w;
+    w.type = std::string(kAssessmentType);
+    FieldValues& f = w.fields;
+    f.emplace("owner_team", std::string("team-1"));
+    f.emplace("status", std::string(r.status));
+    f.emplace("subject", subjects[r.subjectId].toString());
+    f.emplace("subject_id", r.subjectId);
+    f.emplace("assessor_id", r.assessorId);
+    f.emplace("template", std::string("cse-risk-v1"));
+    f.emplace("schema_version", std::int64_t{1});
+    f.emplace("risk_level", std::string(r.riskLevel));
+    f.emplace("assessed_at", r.created * 1000);
+    f.emplace("revised_at", r.updated * 1000);
+    f.emplace("note", r.note);
+    int k = 1;
+    for (const bool b : r.flags) {
+      f.emplace(indicatorName(k++), b);
+    }
+    for (const std::uint32_t c : r.counts) {
+      f.emplace(indicatorName(k++), std::int64_t{c});
+    }
+    for (const std::string_view st : r.states) {
+      f.emplace(indicatorName(k++), std::string(st));
+    }
+    writes.push_back(std::move(w));
+  }
+  return writes;
+}
+
+namespace {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` without printf (the plain runners do no formatting at all).
 void appendIsoTime(std::string& out, std::int64_t unixSeconds) {
@@ -170,49 +221,8 @@ public:
   }
 
   void insert(std::span<const Record> batch, std::span<const std::string>) override {
-    std::vector<model::RecordWrite> writes;
-    writes.reserve(batch.size() + 16);
-    for (const Record& r : batch) {
-      auto [it, added] = subjects_.try_emplace(r.subjectId);
-      if (added) {
-        // A child seen for the first time is created first, in the same
-        // transaction, with an id made ahead so the assessment can refer to it.
-        it->second = Uuid::random();
-        model::RecordWrite s;
-        s.type = std::string(kSubjectType);
-        s.newId = it->second;
-        s.fields = {{"name", r.subjectId}, {"owner_team", std::string("team-1")}};
-        writes.push_back(std::move(s));
-      }
-    }
-    const std::size_t firstRecord = writes.size();
-    for (const Record& r : batch) {
-      model::RecordWrite w;
-      w.type = std::string(kAssessmentType);
-      FieldValues& f = w.fields;
-      f.emplace("owner_team", std::string("team-1"));
-      f.emplace("status", std::string(r.status));
-      f.emplace("subject", subjects_[r.subjectId].toString());
-      f.emplace("subject_id", r.subjectId);
-      f.emplace("assessor_id", r.assessorId);
-      f.emplace("template", std::string("cse-risk-v1"));
-      f.emplace("schema_version", std::int64_t{1});
-      f.emplace("risk_level", std::string(r.riskLevel));
-      f.emplace("assessed_at", r.created * 1000);
-      f.emplace("revised_at", r.updated * 1000);
-      f.emplace("note", r.note);
-      int k = 1;
-      for (const bool b : r.flags) {
-        f.emplace(indicatorName(k++), b);
-      }
-      for (const std::uint32_t c : r.counts) {
-        f.emplace(indicatorName(k++), std::int64_t{c});
-      }
-      for (const std::string_view s : r.states) {
-        f.emplace(indicatorName(k++), std::string(s));
-      }
-      writes.push_back(std::move(w));
-    }
+    std::size_t firstRecord = 0;
+    const auto writes = w1Writes(batch, subjects_, firstRecord);
     const auto ids = store_->writeBatch(writes);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       ids_.emplace(batch[i].id, ids[firstRecord + i]);

@@ -41,12 +41,12 @@ enum class SyncPhase : std::uint8_t { connecting, commands, pushing, pulling, do
 /// Passed to the progress callback after every step (on the syncing thread).
 struct SyncProgress {
   SyncPhase phase = SyncPhase::connecting;
-  std::size_t changesPushed = 0;  ///< acknowledged by the server so far
-  std::size_t changesPending = 0; ///< journal changes still to push (at the last count)
-  std::size_t changesPulled = 0;  ///< merged into the store so far
-  std::size_t recordsPulled = 0;  ///< records those changes touched
-  std::uint64_t bytesUp = 0;      ///< TCP payload bytes sent
-  std::uint64_t bytesDown = 0;    ///< TCP payload bytes received
+  std::size_t changesPushed = 0; ///< acknowledged by the server so far
+  std::size_t writesPending = 0; ///< writes (journal entries) still to push, at the last count
+  std::size_t changesPulled = 0; ///< merged into the store so far
+  std::size_t recordsPulled = 0; ///< records those changes touched
+  std::uint64_t bytesUp = 0;     ///< TCP payload bytes sent
+  std::uint64_t bytesDown = 0;   ///< TCP payload bytes received
 };
 
 /// Proof that records left this device because the server said so (purge): which
@@ -62,17 +62,17 @@ struct DeletionReceipt {
 
 /// What one sync did.
 struct SyncReport {
-  std::size_t changesPushed = 0;    ///< acknowledged (applied, duplicate or conflict)
+  std::size_t changesPushed = 0; ///< acknowledged (applied, duplicate or conflict)
   std::size_t writesAcknowledged = 0;
-  std::size_t changesRejected = 0;  ///< refused by the server (records marked rejected)
-  std::size_t changesPulled = 0;    ///< merged (own changes echoed back are skipped)
-  std::size_t recordsUpdated = 0;   ///< records a pulled change touched
-  std::size_t newConflicts = 0;     ///< fields that gained a competing value in this sync
+  std::size_t changesRejected = 0; ///< refused by the server (records marked rejected)
+  std::size_t changesPulled = 0;   ///< merged (own changes echoed back are skipped)
+  std::size_t recordsUpdated = 0;  ///< records a pulled change touched
+  std::size_t newConflicts = 0;    ///< fields that gained a competing value in this sync
   std::vector<DeletionReceipt> purged;
   std::size_t templatesInstalled = 0;
   std::uint64_t bytesUp = 0;
   std::uint64_t bytesDown = 0;
-  std::size_t roundTrips = 0;       ///< request/reply exchanges after the handshake
+  std::size_t roundTrips = 0; ///< request/reply exchanges after the handshake
   std::int64_t finishedAtMs = 0;
 };
 
@@ -105,8 +105,8 @@ struct SyncStatus {
   std::optional<std::string> lastError; ///< of the latest attempt, when it failed
   std::uint64_t cursor = 0;             ///< the server sequence pulled up to
   unsigned consecutiveFailures = 0;
-  bool running = false;                 ///< background mode is on
-  bool wiped = false;                   ///< the server had this device wiped
+  bool running = false; ///< background mode is on
+  bool wiped = false;   ///< the server had this device wiped
 };
 
 class OUTPOST_API SyncClient {

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include <zstd.h>
+
 namespace outpost::protocol {
 
 using boost::system::error_code;
@@ -32,6 +34,9 @@ struct SecureChannel::State {
   std::uint64_t writeGeneration = 0;
   bool readExpired = false;
   bool writeExpired = false;
+  std::uint64_t bytesSent = 0;
+  std::uint64_t bytesReceived = 0;
+  bool compress = false;
 
   void shut() noexcept {
     open = false;
@@ -101,8 +106,9 @@ asio::awaitable<void> readExactly(std::shared_ptr<State> st, std::span<std::uint
   const Deadline d{&State::readTimer, &State::readGeneration, &State::readExpired};
   arm(st, d, st->limits.readTimeout);
   error_code ec;
-  co_await asio::async_read(st->socket, asio::buffer(buf.data(), buf.size()),
-                            asio::redirect_error(asio::use_awaitable, ec));
+  const std::size_t n = co_await asio::async_read(st->socket, asio::buffer(buf.data(), buf.size()),
+                                                  asio::redirect_error(asio::use_awaitable, ec));
+  st->bytesReceived += n;
   const bool timedOut = disarm(*st, d);
   if (ec) {
     failIo(*st, ec, timedOut, what);
@@ -114,8 +120,9 @@ asio::awaitable<void> writeAll(std::shared_ptr<State> st, std::span<const std::u
   const Deadline d{&State::writeTimer, &State::writeGeneration, &State::writeExpired};
   arm(st, d, st->limits.writeTimeout);
   error_code ec;
-  co_await asio::async_write(st->socket, asio::buffer(buf.data(), buf.size()),
-                             asio::redirect_error(asio::use_awaitable, ec));
+  const std::size_t n = co_await asio::async_write(st->socket, asio::buffer(buf.data(), buf.size()),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
+  st->bytesSent += n;
   const bool timedOut = disarm(*st, d);
   if (ec) {
     failIo(*st, ec, timedOut, what);
@@ -326,14 +333,72 @@ asio::awaitable<noise::Bytes> SecureChannel::receive() {
   }
 }
 
+namespace {
+
+/// Message encodings once compression is on: a first byte says which.
+constexpr std::uint8_t kPlain = 0;
+constexpr std::uint8_t kZstd = 1;
+/// zstd level: fast, and most of what the higher levels would gain on change lists.
+constexpr int kZstdLevel = 3;
+
+noise::Bytes compressed(const noise::Bytes& plain) {
+  noise::Bytes out(1 + ZSTD_compressBound(plain.size()));
+  const std::size_t n =
+      ZSTD_compress(out.data() + 1, out.size() - 1, plain.data(), plain.size(), kZstdLevel);
+  if (ZSTD_isError(n) || n >= plain.size()) {
+    out.assign(1, kPlain); // not worth it (or failed): send as is
+    out.insert(out.end(), plain.begin(), plain.end());
+    return out;
+  }
+  out[0] = kZstd;
+  out.resize(1 + n);
+  return out;
+}
+
+/// The message bytes of a received compressed-mode message. Refuses anything that
+/// would decompress beyond `limit` before decompressing it.
+noise::Bytes decompressed(std::span<const std::uint8_t> bytes, std::size_t limit) {
+  if (bytes.empty()) {
+    throw Error(Errc::protocol, "an empty message arrived");
+  }
+  const auto body = bytes.subspan(1);
+  if (bytes[0] == kPlain) {
+    return {body.begin(), body.end()};
+  }
+  if (bytes[0] != kZstd) {
+    throw Error(Errc::protocol, "a message has an unknown encoding");
+  }
+  const unsigned long long size = ZSTD_getFrameContentSize(body.data(), body.size());
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size == 0 ||
+      size > limit) {
+    throw Error(Errc::protocol, "a compressed message is malformed or too large");
+  }
+  noise::Bytes out(static_cast<std::size_t>(size));
+  const std::size_t n = ZSTD_decompress(out.data(), out.size(), body.data(), body.size());
+  if (ZSTD_isError(n) || n != out.size()) {
+    throw Error(Errc::protocol, "a compressed message does not decompress");
+  }
+  return out;
+}
+
+} // namespace
+
+void SecureChannel::compressMessages() noexcept { state_->compress = true; }
+
 asio::awaitable<void> SecureChannel::sendMessage(const Message& message) {
-  const noise::Bytes bytes = encode(message);
+  noise::Bytes bytes = encode(message);
+  if (state_->compress) {
+    bytes = compressed(bytes);
+  }
   co_await send(bytes);
 }
 
 asio::awaitable<Message> SecureChannel::receiveMessage() {
   const noise::Bytes bytes = co_await receive();
   try {
+    if (state_->compress) {
+      co_return decode(decompressed(bytes, state_->limits.maxMessage));
+    }
     co_return decode(bytes);
   } catch (...) {
     state_->shut();
@@ -347,6 +412,10 @@ const noise::PublicKey& SecureChannel::remoteStatic() const noexcept {
 }
 const noise::Bytes& SecureChannel::handshakeHash() const noexcept { return state_->handshakeHash; }
 bool SecureChannel::isOpen() const noexcept { return state_ && state_->open; }
+std::uint64_t SecureChannel::bytesSent() const noexcept { return state_ ? state_->bytesSent : 0; }
+std::uint64_t SecureChannel::bytesReceived() const noexcept {
+  return state_ ? state_->bytesReceived : 0;
+}
 void SecureChannel::close() noexcept {
   if (state_) {
     state_->shut();

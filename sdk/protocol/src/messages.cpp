@@ -147,6 +147,10 @@ struct Checker {
     for (const auto& c : m.pendingCommands) {
       command(c);
     }
+    count(m.capabilities.size(), limits::kCapabilities, "HelloReply.capabilities");
+    for (const auto& c : m.capabilities) {
+      nonEmptyText(c, limits::kShortText, "a capability");
+    }
   }
   void operator()(const PushBatch& m) const { changes(m.changes); }
   void operator()(const PushAck& m) const {
@@ -288,6 +292,8 @@ void build(w::Envelope::Builder env, const Message& message) {
           for (unsigned i = 0; i < m.pendingCommands.size(); ++i) {
             build(cmds[i], m.pendingCommands[i]);
           }
+          setTexts(b.initCapabilities(static_cast<unsigned>(m.capabilities.size())),
+                   m.capabilities);
         } else if constexpr (std::is_same_v<T, PushBatch>) {
           auto b = env.initPushBatch();
           b.setBatchId(asData(m.batchId));
@@ -484,6 +490,7 @@ Message read(w::Envelope::Reader env) {
     for (auto c : cmds) {
       m.pendingCommands.push_back(read(c));
     }
+    m.capabilities = strs(r.getCapabilities(), limits::kCapabilities, "HelloReply.capabilities");
     return m;
   }
   case w::Envelope::PUSH_BATCH: {

@@ -3,10 +3,12 @@
 #include "outpost.h"
 
 #include "outpost/context.hpp"
+#include "outpost/device_identity.hpp"
 #include "outpost/error.hpp"
 #include "outpost/platform/clock.hpp"
 #include "outpost/platform/key_store.hpp"
 #include "outpost/records.hpp"
+#include "outpost/sync_client.hpp"
 #include "outpost/vault.hpp"
 
 #include <nlohmann/json.hpp>
@@ -24,6 +26,7 @@ struct outpost_vault {
   std::string workerId;
   std::unique_ptr<outpost::Vault> vault;
   std::unique_ptr<outpost::model::RecordStore> records; // while unlocked
+  std::unique_ptr<outpost::SyncClient> sync;            // made at the first sync
 };
 
 namespace {
@@ -63,6 +66,16 @@ int32_t requireArgs(outpost_error* error, bool ok) {
   }
   (void)error;
   return OUTPOST_OK;
+}
+
+/// A copy the caller frees with outpost_string_release.
+char* copyOut(const std::string& text) {
+  char* out = static_cast<char*>(std::malloc(text.size() + 1));
+  if (!out) {
+    throw std::bad_alloc();
+  }
+  std::memcpy(out, text.c_str(), text.size() + 1);
+  return out;
 }
 
 void attachRecords(outpost_vault& v) {
@@ -147,6 +160,7 @@ void outpost_vault_lock(outpost_vault* vault) {
     return;
   }
   try {
+    vault->sync.reset(); // it refers to the record store
     if (vault->records) {
       vault->records->lock();
       vault->records.reset();
@@ -217,14 +231,49 @@ int32_t outpost_record_get_json(outpost_vault* vault, const char* id, char** jso
     for (const auto& [name, value] : r->fields) {
       fields[name] = nlohmann::json::parse(outpost::sync::toJson(value));
     }
-    const std::string text =
-        nlohmann::json{{"id", r->id.toString()}, {"type", r->type}, {"fields", fields}}.dump();
-    char* out = static_cast<char*>(std::malloc(text.size() + 1));
-    if (!out) {
-      throw std::bad_alloc();
+    *jsonOut = copyOut(
+        nlohmann::json{{"id", r->id.toString()}, {"type", r->type}, {"fields", fields}}.dump());
+    return OUTPOST_OK;
+  });
+}
+
+int32_t outpost_device_enroll(outpost_vault* vault, const char* payload, const char* appVersion,
+                              outpost_error* error) {
+  return guard(error, [&] {
+    requireArgs(error, vault && payload && appVersion);
+    (void)unlockedRecords(vault);
+    (void)outpost::enrollDevice(vault->context, *vault->vault, payload, appVersion);
+    return OUTPOST_OK;
+  });
+}
+
+int32_t outpost_sync(outpost_vault* vault, char** reportJsonOut, outpost_error* error) {
+  return guard(error, [&] {
+    requireArgs(error, vault && reportJsonOut);
+    *reportJsonOut = nullptr;
+    auto& records = unlockedRecords(vault);
+    if (!vault->sync) {
+      vault->sync = std::make_unique<outpost::SyncClient>(vault->context, *vault->vault, records,
+                                                          vault->clock);
     }
-    std::memcpy(out, text.c_str(), text.size() + 1);
-    *jsonOut = out;
+    const outpost::SyncReport r = vault->sync->sync();
+    nlohmann::json purged = nlohmann::json::array();
+    for (const auto& receipt : r.purged) {
+      for (const auto& id : receipt.records) {
+        purged.push_back(id.toString());
+      }
+    }
+    *reportJsonOut = copyOut(nlohmann::json{
+        {"changes_pushed", r.changesPushed},
+        {"changes_rejected", r.changesRejected},
+        {"changes_pulled", r.changesPulled},
+        {"records_updated", r.recordsUpdated},
+        {"new_conflicts", r.newConflicts},
+        {"purged", purged},
+        {"templates_installed", r.templatesInstalled},
+        {"bytes_up", r.bytesUp},
+        {"bytes_down",
+         r.bytesDown}}.dump());
     return OUTPOST_OK;
   });
 }

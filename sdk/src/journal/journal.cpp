@@ -4,10 +4,9 @@
 
 #include <outpost/error.hpp>
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace outpost::model {
 
@@ -19,12 +18,82 @@ void createJournalTables(sql::Database& db) {
           "hlc INTEGER NOT NULL, bases BLOB)");
 }
 
+namespace {
+
+void putVersion(sync::Bytes& out, const sync::VersionId& v) {
+  for (int k = 0; k < 8; ++k) {
+    out.push_back(static_cast<std::uint8_t>(v.hlc.value >> (56 - 8 * k)));
+  }
+  out.insert(out.end(), v.deviceId.bytes.begin(), v.deviceId.bytes.end());
+}
+
+sync::VersionId versionAt(const sync::Bytes& b, std::size_t at) {
+  sync::VersionId v;
+  for (std::size_t k = 0; k < 8; ++k) {
+    v.hlc.value = (v.hlc.value << 8) | b[at + k];
+  }
+  std::copy_n(b.begin() + static_cast<std::ptrdiff_t>(at + 8), 16, v.deviceId.bytes.begin());
+  return v;
+}
+
+/// field -> 24 bytes of base version (zero: none), then 24 bytes per resolved version.
+std::string encodeBases(const std::map<std::string, JournalBase, std::less<>>& bases) {
+  FieldValues packed;
+  for (const auto& [name, b] : bases) {
+    sync::Bytes bytes;
+    bytes.reserve(24 * (1 + b.resolves.size()));
+    putVersion(bytes, b.base.value_or(sync::VersionId{}));
+    for (const sync::VersionId& v : b.resolves) {
+      putVersion(bytes, v);
+    }
+    packed.emplace_hint(packed.end(), name, std::move(bytes));
+  }
+  return sync::encodeFields(packed);
+}
+
+std::map<std::string, JournalBase, std::less<>> decodeBases(std::string_view raw) {
+  std::map<std::string, JournalBase, std::less<>> out;
+  for (const auto& [name, value] : sync::decodeFields(raw)) {
+    const auto* b = std::get_if<sync::Bytes>(&value);
+    if (!b || b->empty() || b->size() % 24 != 0) {
+      throw Error(Errc::corrupt, "a journal entry is malformed");
+    }
+    JournalBase jb;
+    const sync::VersionId base = versionAt(*b, 0);
+    if (!base.hlc.isZero()) {
+      jb.base = base;
+    }
+    for (std::size_t at = 24; at < b->size(); at += 24) {
+      jb.resolves.push_back(versionAt(*b, at));
+    }
+    out.emplace(name, std::move(jb));
+  }
+  return out;
+}
+
+} // namespace
+
+std::string restampBases(std::string_view raw, const Uuid& from, const Uuid& to) {
+  auto bases = decodeBases(raw);
+  for (auto& [name, b] : bases) {
+    if (b.base && b.base->deviceId == from) {
+      b.base->deviceId = to;
+    }
+    for (sync::VersionId& v : b.resolves) {
+      if (v.deviceId == from) {
+        v.deviceId = to;
+      }
+    }
+  }
+  return encodeBases(bases);
+}
+
 void appendJournal(RecordStore::Impl& store, sql::Database& db, std::int64_t rid, Hlc hlc,
-                   const FieldValues* bases) {
+                   const std::map<std::string, JournalBase, std::less<>>* bases) {
   StatementUse s(store.stmt(db, "INSERT INTO journal(rid, hlc, bases) VALUES (?1, ?2, ?3)"));
   s->bind(1, rid).bind(2, static_cast<std::int64_t>(hlc.value));
   if (bases) {
-    const std::string encoded = sync::encodeFields(*bases);
+    const std::string encoded = encodeBases(*bases);
     s->bindBlob(3,
                 std::span(reinterpret_cast<const unsigned char*>(encoded.data()), encoded.size()));
   } else {
@@ -33,28 +102,64 @@ void appendJournal(RecordStore::Impl& store, sql::Database& db, std::int64_t rid
   s->run();
 }
 
+Uuid changeIdOf(const Uuid& device, const Uuid& record, std::string_view field, Hlc hlc) {
+  return sync::derivedChangeId(device, record, field, hlc);
+}
+
 namespace {
 
-/// The change id of (device, record, field, hlc): unique because a device never
-/// hands out an HLC twice and a write sets a field once. Derived, so it is the same
-/// every time the entry is listed (the server deduplicates on it). UUID version 8.
-Uuid changeIdOf(const Uuid& device, const Uuid& record, std::string_view field, Hlc hlc) {
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, nullptr, 0, 16);
-  crypto_generichash_update(&st, device.bytes.data(), device.bytes.size());
-  crypto_generichash_update(&st, record.bytes.data(), record.bytes.size());
-  std::array<unsigned char, 8> h{};
-  for (std::size_t k = 0; k < 8; ++k) {
-    h[k] = static_cast<unsigned char>(hlc.value >> (56 - 8 * k));
+using FieldStates = std::map<std::string, sync::FieldState, std::less<>>;
+
+/// The value this device wrote for a field: the exact version when the field's
+/// merge state holds it, else the record's value while the device's version is current, else its
+/// version among the competing values (a concurrent edit from elsewhere won meanwhile), else the
+/// record's value (the server already has the change and will answer duplicate).
+Value ownValue(RecordStore::Impl& store, const FieldStates& states, const Record& record,
+               const std::string& field, Hlc hlc) {
+  const auto found = states.find(field);
+  const sync::FieldState* state = found == states.end() ? nullptr : &found->second;
+  if (state) {
+    // The exact version, while the field's state still holds it (append-only
+    // entries always do).
+    const Uuid id = changeIdOf(store.device, record.id, field, hlc);
+    const auto same = [&](const sync::FieldVersion& v) { return v.changeId == id; };
+    if (state->current && same(*state->current)) {
+      return state->current->value;
+    }
+    for (const auto* list : {&state->conflicts, &state->entries}) {
+      if (const auto it = std::find_if(list->begin(), list->end(), same); it != list->end()) {
+        return it->value;
+      }
+    }
   }
-  crypto_generichash_update(&st, h.data(), h.size());
-  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(field.data()),
-                            field.size());
-  Uuid id;
-  crypto_generichash_final(&st, id.bytes.data(), id.bytes.size());
-  id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0F) | 0x80);
-  id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3F) | 0x80);
-  return id;
+  if (record.clockOf(field).device == store.device) {
+    return record.get(field);
+  }
+  if (state) {
+    for (const sync::FieldVersion& v : state->conflicts) {
+      if (v.deviceId == store.device) {
+        return v.value; // greatest first: the device's latest
+      }
+    }
+  }
+  return record.get(field);
+}
+
+/// Whether this device wrote the field (fields other devices added to a record it
+/// created are not part of its create).
+bool ownField(RecordStore::Impl& store, const FieldStates& states, const Record& record,
+              const std::string& field) {
+  if (record.clockOf(field).device == store.device) {
+    return true;
+  }
+  const auto found = states.find(field);
+  const sync::FieldState* state = found == states.end() ? nullptr : &found->second;
+  if (!state) {
+    return false;
+  }
+  const auto own = [&](const sync::FieldVersion& v) { return v.deviceId == store.device; };
+  return std::any_of(state->conflicts.begin(), state->conflicts.end(), own) ||
+         std::any_of(state->entries.begin(), state->entries.end(), own);
 }
 
 } // namespace
@@ -70,22 +175,47 @@ std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t 
       const std::int64_t seq = s->columnInt(0);
       const Hlc hlc{static_cast<std::uint64_t>(s->columnInt(1))};
       const Uuid recordId = uuidColumn(*s, 3);
-      FieldValues bases;
+      std::map<std::string, JournalBase, std::less<>> bases;
       if (!s->columnIsNull(2)) {
         const auto raw = s->columnBlob(2);
-        bases = sync::decodeFields({reinterpret_cast<const char*>(raw.data()), raw.size()});
+        bases = decodeBases({reinterpret_cast<const char*>(raw.data()), raw.size()});
       }
       const bool isCreate = s->columnIsNull(2);
-      const auto record = store_.load(db, recordId, nullptr);
+      std::int64_t rid = 0;
+      const auto record = store_.load(db, recordId, &rid);
       if (!record) {
         throw Error(Errc::corrupt, "a journal entry refers to a missing record");
       }
+      const FieldStates states = loadFieldStates(store_, db, rid);
+      if (isCreate) {
+        // The fields the create set: the record's fields, less those a later write
+        // added (its entry has no base for them) and those other devices added.
+        std::set<std::string, std::less<>> addedLater;
+        std::set<std::string, std::less<>> seenLater;
+        StatementUse later(store_.stmt(
+            db, "SELECT bases FROM journal WHERE rid = ?1 AND seq > ?2 AND bases IS NOT NULL "
+                "ORDER BY seq"));
+        later->bind(1, rid).bind(2, seq);
+        while (later->step()) {
+          const auto raw = later->columnBlob(0);
+          for (const auto& [field, b] :
+               decodeBases({reinterpret_cast<const char*>(raw.data()), raw.size()})) {
+            if (seenLater.insert(field).second && !b.base) {
+              addedLater.insert(field);
+            }
+          }
+        }
+        for (const auto& [field, value] : record->fields) {
+          if (!addedLater.contains(field) && ownField(store_, states, *record, field)) {
+            bases.emplace(field, JournalBase{});
+          }
+        }
+      }
       // Whole writes only: a batch never splits one write.
-      const std::size_t count = isCreate ? record->fields.size() : bases.size();
-      if (!out.empty() && out.size() + count > maxEntries) {
+      if (!out.empty() && out.size() + bases.size() > maxEntries) {
         break;
       }
-      const auto emit = [&](const std::string& field, Hlc base) {
+      for (const auto& [field, base] : bases) {
         JournalEntry e;
         e.seq = seq;
         e.change.changeId = changeIdOf(store_.device, recordId, field, hlc);
@@ -95,20 +225,15 @@ std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t 
         // The current value: if a later write changed the field again, the later
         // value is sent (the intermediate one was the same worker's and is in the
         // audit trail); the later write's entry then fast-forwards on it.
-        e.change.value = record->get(field);
+        e.change.value = ownValue(store_, states, *record, field, hlc);
         e.change.hlc = hlc;
         e.change.deviceId = store_.device;
-        e.change.baseHlc = base;
+        if (base.base) {
+          e.change.baseHlc = base.base->hlc;
+          e.change.baseDeviceId = base.base->deviceId;
+        }
+        e.change.resolves = base.resolves;
         out.push_back(std::move(e));
-      };
-      if (isCreate) {
-        for (const auto& [field, value] : record->fields) {
-          emit(field, Hlc{});
-        }
-      } else {
-        for (const auto& [field, base] : bases) {
-          emit(field, Hlc{static_cast<std::uint64_t>(std::get<std::int64_t>(base))});
-        }
       }
       if (out.size() >= maxEntries) {
         break;
@@ -143,8 +268,10 @@ std::size_t Journal::acknowledge(std::span<const std::int64_t> seqs) {
     }
     for (const auto& [rid, count] : perRecord) {
       StatementUse u(store_.stmt(
-          db, "UPDATE records SET pending = max(0, pending - ?2), sync_state = CASE WHEN pending "
-              "- ?2 <= 0 AND sync_state = 0 THEN 1 ELSE sync_state END WHERE rid = ?1"));
+          db,
+          "UPDATE records SET pending = max(0, pending - ?2), sync_state = CASE WHEN sync_state = "
+          "3 THEN 3 WHEN conflicts > 0 THEN 2 WHEN pending - ?2 <= 0 THEN 1 ELSE 0 END "
+          "WHERE rid = ?1"));
       u->bind(1, rid).bind(2, count).run();
     }
   });

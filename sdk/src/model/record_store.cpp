@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS records(
   sync_state INTEGER NOT NULL DEFAULT 0,
   sync_reason TEXT,
   pending INTEGER NOT NULL DEFAULT 0,
+  conflicts INTEGER NOT NULL DEFAULT 0,
   fields BLOB NOT NULL,
   clocks BLOB);
 CREATE INDEX IF NOT EXISTS records_type_idx ON records(type, status);
@@ -55,8 +56,8 @@ constexpr const char* kInsertRecord =
     "device, sync_state, pending, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, 0, ?9, ?10)";
 constexpr const char* kUpdateRecord =
     "UPDATE records SET status = ?2, risk = ?3, due_at = ?4, updated_at = ?5, sync_state = "
-    "CASE WHEN sync_state = 3 THEN 3 ELSE 0 END, pending = pending + ?6, fields = ?7, "
-    "clocks = ?8 WHERE rid = ?1";
+    "CASE WHEN sync_state = 3 THEN 3 WHEN conflicts > 0 THEN 2 ELSE 0 END, pending = pending + "
+    "?6, fields = ?7, clocks = ?8 WHERE rid = ?1";
 constexpr const char* kDeleteLinks = "DELETE FROM record_links WHERE rid = ?1";
 constexpr const char* kInsertLink =
     "INSERT OR IGNORE INTO record_links(target, rid) VALUES (?1, ?2)";
@@ -75,6 +76,8 @@ void bindOptionalText(sql::Statement& s, int index, const std::string* text) {
     s.bindNull(index);
   }
 }
+
+} // namespace
 
 /// Clocks of fields written after creation: field -> 8-byte HLC + 16-byte device.
 std::string encodeClocks(const std::map<std::string, FieldClock, std::less<>>& clocks) {
@@ -106,6 +109,8 @@ std::map<std::string, FieldClock, std::less<>> decodeClocks(std::string_view raw
   }
   return clocks;
 }
+
+namespace {
 
 Record recordFromRow(const sql::Statement& s) {
   Record r;
@@ -248,6 +253,7 @@ void RecordStore::Impl::dropStatements() noexcept {
 }
 
 void RecordStore::Impl::write(const std::function<void(sql::Database&, WriteState&)>& work) {
+  const std::lock_guard guard(mutex);
   try {
     vault.write([&](sql::Database& db) {
       WriteState state;
@@ -263,7 +269,10 @@ void RecordStore::Impl::write(const std::function<void(sql::Database&, WriteStat
   views.clear();
 }
 
-void RecordStore::Impl::read(const std::function<void(sql::Database&)>& work) { vault.read(work); }
+void RecordStore::Impl::read(const std::function<void(sql::Database&)>& work) {
+  const std::lock_guard guard(mutex);
+  vault.read(work);
+}
 
 void RecordStore::Impl::appendViews(sql::Database& db, WriteState& state) {
   for (const PendingView& v : views) {
@@ -308,6 +317,7 @@ RecordStore::RecordStore(Context& context, Vault& vault, const platform::Clock& 
   vault.write([&](sql::Database& db) {
     db.exec(kCreateTables);
     createJournalTables(db);
+    createSyncTables(db);
     createAuditTables(db);
     sql::Statement dev(db, "SELECT value FROM store_meta WHERE key = 'device'");
     if (dev.step()) {
@@ -353,6 +363,9 @@ const RecordStoreOptions& RecordStore::options() const noexcept { return impl_->
 namespace {
 
 struct PreparedWrite {
+  /// For a conflict resolution: the field and the competing versions it replaces.
+  std::string resolvesField;
+  std::vector<sync::VersionId> resolves;
   const EntityType* type = nullptr;
   std::optional<Record> before;
   std::int64_t rid = 0;
@@ -362,6 +375,30 @@ struct PreparedWrite {
 };
 
 } // namespace
+
+void indexRecord(RecordStore::Impl& s, sql::Database& db, const EntityType& type, std::int64_t rid,
+                 bool existed, const FieldValues& after, const FieldValues& changed) {
+  if (touchesReferences(s.schema, type, changed)) {
+    if (existed) {
+      StatementUse del(s.stmt(db, kDeleteLinks));
+      del->bind(1, rid).run();
+    }
+    for (const Uuid& target : referencedIds(s.schema, type, after)) {
+      StatementUse link(s.stmt(db, kInsertLink));
+      link->bindBlob(1, uuidBytes(target)).bind(2, rid).run();
+    }
+  }
+
+  if (std::any_of(type.searchFields.begin(), type.searchFields.end(),
+                  [&](const std::string& f) { return changed.contains(f); })) {
+    if (existed) {
+      StatementUse del(s.stmt(db, kDeleteText));
+      del->bind(1, rid).run();
+    }
+    StatementUse text(s.stmt(db, kInsertText));
+    text->bind(1, rid).bind(2, searchText(type, after)).run();
+  }
+}
 
 static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const RecordWrite& w,
                                   std::vector<FieldProblem>& problems) {
@@ -507,36 +544,26 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
         .run();
   }
 
-  if (touchesReferences(s.schema, type, p.changed)) {
-    if (p.before) {
-      StatementUse del(s.stmt(db, kDeleteLinks));
-      del->bind(1, p.rid).run();
-    }
-    for (const Uuid& target : referencedIds(s.schema, type, p.after)) {
-      StatementUse link(s.stmt(db, kInsertLink));
-      link->bindBlob(1, uuidBytes(target)).bind(2, p.rid).run();
-    }
-  }
-
-  if (std::any_of(type.searchFields.begin(), type.searchFields.end(),
-                  [&](const std::string& f) { return p.changed.contains(f); })) {
-    if (p.before) {
-      StatementUse del(s.stmt(db, kDeleteText));
-      del->bind(1, p.rid).run();
-    }
-    StatementUse text(s.stmt(db, kInsertText));
-    text->bind(1, p.rid).bind(2, searchText(type, p.after)).run();
-  }
+  indexRecord(s, db, type, p.rid, p.before.has_value(), p.after, p.changed);
 
   if (p.before) {
-    FieldValues bases;
+    std::map<std::string, JournalBase, std::less<>> bases;
     for (const auto& [name, value] : p.changed) {
-      const bool had = p.before->fields.contains(name);
-      bases.emplace(name, static_cast<std::int64_t>(had ? p.before->clockOf(name).hlc.value : 0));
+      JournalBase& b = bases[name];
+      // The version replaced: the field's clock when it has a value or was cleared.
+      if (p.before->fields.contains(name) || p.before->changedClocks.contains(name)) {
+        const FieldClock c = p.before->clockOf(name);
+        b.base = sync::VersionId{c.hlc, c.device};
+      }
+      if (name == p.resolvesField) {
+        b.resolves = p.resolves;
+      }
     }
     appendJournal(s, db, p.rid, hlc, &bases);
+    mergeLocalWrite(s, db, p.rid, p.id, type, p.changed, hlc, &bases);
   } else {
     appendJournal(s, db, p.rid, hlc, nullptr);
+    mergeLocalWrite(s, db, p.rid, p.id, type, p.changed, hlc, nullptr);
   }
 
   AuditAction action = p.before ? AuditAction::edit : AuditAction::create;
@@ -545,6 +572,9 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
   }
   if (w.action) {
     action = *w.action;
+  }
+  if (!p.resolvesField.empty()) {
+    action = AuditAction::resolve;
   }
   appendAudit(s, db, state, nowMs, action, p.id, type.name,
               auditDetail(p.before ? &p.before->fields : nullptr, p.changed));
@@ -601,6 +631,52 @@ void RecordStore::modify(const Uuid& id, const std::function<FieldValues(const R
   });
 }
 
+void RecordStore::resolveConflict(const Uuid& id, std::string_view field, Value value) {
+  impl_->write([&](sql::Database& db, WriteState& state) {
+    std::int64_t rid = 0;
+    if (!impl_->load(db, id, &rid)) {
+      throw Error(Errc::not_found, "no record with this id");
+    }
+    const auto fieldState = loadFieldState(*impl_, db, rid, field);
+    if (!fieldState || fieldState->conflicts.empty()) {
+      throw Error(Errc::invalid_argument,
+                  std::string(field) + ": the field has no conflict to resolve");
+    }
+    RecordWrite w;
+    w.id = id;
+    w.fields.emplace(std::string(field), value);
+    std::vector<FieldProblem> problems;
+    PreparedWrite p = prepareWrite(*impl_, db, w, problems);
+    if (!problems.empty()) {
+      throw Error(Errc::validation, describeProblems(problems));
+    }
+    p.resolvesField = std::string(field);
+    for (const sync::FieldVersion& v : fieldState->conflicts) {
+      p.resolves.push_back(v.version());
+    }
+    // Keeping the current value is a decision too: it is written (and journalled)
+    // so that every replica drops the competing values.
+    p.changed.emplace(std::string(field), value);
+    storeWrite(*impl_, db, state, w, p);
+  });
+}
+
+std::vector<FieldConflict> RecordStore::conflicts(const Uuid& id) {
+  std::vector<FieldConflict> out;
+  impl_->read([&](sql::Database& db) {
+    std::int64_t rid = 0;
+    if (!impl_->load(db, id, &rid)) {
+      throw Error(Errc::not_found, "no record with this id");
+    }
+    for (auto& [field, state] : loadConflictedFields(*impl_, db, rid)) {
+      if (state.current) {
+        out.push_back({field, std::move(*state.current), std::move(state.conflicts)});
+      }
+    }
+  });
+  return out;
+}
+
 std::vector<FieldProblem> RecordStore::validate(const RecordWrite& write) {
   std::vector<FieldProblem> problems;
   impl_->read([&](sql::Database& db) { (void)prepareWrite(*impl_, db, write, problems); });
@@ -614,6 +690,7 @@ std::optional<Record> RecordStore::get(const Uuid& id) {
 }
 
 std::optional<Record> RecordStore::view(const Uuid& id) {
+  const std::lock_guard guard(impl_->mutex);
   auto r = get(id);
   if (r) {
     impl_->views.push_back({impl_->clock.unixMillis(), r->id, r->type});
@@ -625,12 +702,14 @@ std::optional<Record> RecordStore::view(const Uuid& id) {
 }
 
 void RecordStore::flushViews() {
+  const std::lock_guard guard(impl_->mutex);
   if (!impl_->views.empty()) {
     impl_->write([](sql::Database&, WriteState&) {});
   }
 }
 
 void RecordStore::lock() {
+  const std::lock_guard guard(impl_->mutex);
   try {
     flushViews();
   } catch (const Error& e) {
@@ -702,6 +781,10 @@ BuiltQuery buildQuery(const RecordQuery& q, bool full) {
   if (q.riskLevel) {
     where.emplace_back("r.risk = ?");
     b.binds.emplace_back(*q.riskLevel);
+  }
+  if (q.syncState) {
+    where.emplace_back("r.sync_state = ?");
+    b.binds.emplace_back(static_cast<std::int64_t>(*q.syncState));
   }
   if (q.dueBeforeMs) {
     where.emplace_back("r.due_at IS NOT NULL AND r.due_at < ?");

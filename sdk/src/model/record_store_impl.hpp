@@ -9,11 +9,14 @@
 #include <outpost/secret.hpp>
 #include <outpost/sqlite.hpp>
 #include <outpost/sync/hlc.hpp>
+#include <outpost/sync/merge.hpp>
 #include <outpost/vault.hpp>
 
 #include <array>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -56,6 +59,8 @@ struct RecordStore::Impl {
   Impl(Context& ctx, Vault& v, const platform::Clock& c, RecordStoreOptions o)
       : context(ctx), vault(v), clock(c), options(std::move(o)), hlc(c) {}
 
+  /// Serialises the store's operations (the sync client runs on another thread).
+  std::recursive_mutex mutex;
   Context& context;
   Vault& vault;
   std::uint64_t lockObserver = 0; ///< drops cached statements whenever the vault locks
@@ -98,13 +103,48 @@ private:
   std::map<std::string, std::unique_ptr<sql::Statement>, std::less<>> dynamic_;
 };
 
+// Records (sdk/src/model/record_store.cpp)
+std::string encodeClocks(const std::map<std::string, FieldClock, std::less<>>& clocks);
+std::map<std::string, FieldClock, std::less<>> decodeClocks(std::string_view raw);
+/// Updates a record's links and full-text entry after a write of `changed`.
+void indexRecord(RecordStore::Impl& s, sql::Database& db, const EntityType& type, std::int64_t rid,
+                 bool existed, const FieldValues& after, const FieldValues& changed);
+
 // Journal (sdk/src/journal)
+/// What a journalled field change replaced: the version it was based on (none for
+/// a field that never had a value) and, for a conflict resolution, the competing
+/// versions.
+struct JournalBase {
+  std::optional<sync::VersionId> base;
+  std::vector<sync::VersionId> resolves;
+};
 void createJournalTables(sql::Database& db);
 /// Records one write in the outbox: a create (`bases` null: every field of the new
-/// record, base zero) or the changed fields with the HLC each replaced. Values are
+/// record, base zero) or the changed fields with what each replaced. Values are
 /// not copied: the outbox reads them from the record when listing.
 void appendJournal(RecordStore::Impl& store, sql::Database& db, std::int64_t rid, Hlc hlc,
-                   const FieldValues* bases);
+                   const std::map<std::string, JournalBase, std::less<>>* bases);
+/// A journal entry's bases with versions of device `from` named as of device `to`.
+std::string restampBases(std::string_view raw, const Uuid& from, const Uuid& to);
+/// The change id of (device, record, field, hlc): sync::derivedChangeId.
+Uuid changeIdOf(const Uuid& device, const Uuid& record, std::string_view field, Hlc hlc);
+
+// Device-side merge state (sdk/src/sync/device_merge.cpp)
+void createSyncTables(sql::Database& db);
+/// The stored merge state of a field, or nullopt when its history is local only.
+std::optional<sync::FieldState> loadFieldState(RecordStore::Impl& store, sql::Database& db,
+                                               std::int64_t rid, std::string_view field);
+/// Every stored field state of a record (most records have none).
+std::map<std::string, sync::FieldState, std::less<>>
+loadFieldStates(RecordStore::Impl& store, sql::Database& db, std::int64_t rid);
+/// The fields of a record holding competing values, with their states.
+std::vector<std::pair<std::string, sync::FieldState>>
+loadConflictedFields(RecordStore::Impl& store, sql::Database& db, std::int64_t rid);
+/// Merges a local write into the stored states of fields that have one (fields
+/// whose history is local only need none), and updates the record's conflict count.
+void mergeLocalWrite(RecordStore::Impl& store, sql::Database& db, std::int64_t rid,
+                     const Uuid& record, const EntityType& type, const FieldValues& changed,
+                     Hlc hlc, const std::map<std::string, JournalBase, std::less<>>* bases);
 
 // Audit (sdk/src/audit)
 void createAuditTables(sql::Database& db);

@@ -235,13 +235,14 @@ struct Vault::Impl {
     closeDatabase();
   }
 
-  void shred() {
+  /// Destroys the key material; `why` is logged.
+  void shred(std::string_view why = "wrong-PIN limit reached") {
     platform::destroyFile(dir / kKeyFileName);
     touchFile(dir / kShreddedMarker);
     keyStore.erase(item("device"));
     keyStore.erase(item("attempts"));
     keyStore.erase(item("commits"));
-    context.log().warn("vault: wrong-PIN limit reached; key material destroyed");
+    context.log().warn("vault: {}; key material destroyed", why);
   }
 
   /// Counts the attempt first (so killing the app mid-attempt still counts), then
@@ -418,7 +419,7 @@ UnlockResult Vault::changePin(std::string_view oldPin, std::string_view newPin) 
 void Vault::wipe() {
   std::lock_guard guard(impl_->mutex);
   impl_->closeDatabase();
-  impl_->shred();
+  impl_->shred("wiped");
   std::error_code ec;
   for (const char* suffix : {"", "-wal", "-journal", "-shm"}) {
     fs::remove(impl_->dir / (std::string(kDatabaseName) + suffix), ec);

@@ -1,5 +1,9 @@
 #include "outpost/sync/change.hpp"
 
+#include <sodium.h>
+
+#include <array>
+
 namespace outpost::sync {
 
 std::string_view mergePolicyName(MergePolicy policy) noexcept {
@@ -22,6 +26,25 @@ std::optional<MergePolicy> parseMergePolicy(std::string_view name) noexcept {
     }
   }
   return std::nullopt;
+}
+
+Uuid derivedChangeId(const Uuid& device, const Uuid& record, std::string_view field, Hlc hlc) {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, 16);
+  crypto_generichash_update(&st, device.bytes.data(), device.bytes.size());
+  crypto_generichash_update(&st, record.bytes.data(), record.bytes.size());
+  std::array<unsigned char, 8> h{};
+  for (std::size_t k = 0; k < 8; ++k) {
+    h[k] = static_cast<unsigned char>(hlc.value >> (56 - 8 * k));
+  }
+  crypto_generichash_update(&st, h.data(), h.size());
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(field.data()),
+                            field.size());
+  Uuid id;
+  crypto_generichash_final(&st, id.bytes.data(), id.bytes.size());
+  id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0F) | 0x80);
+  id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3F) | 0x80);
+  return id;
 }
 
 } // namespace outpost::sync

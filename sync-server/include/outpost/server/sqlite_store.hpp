@@ -57,8 +57,8 @@ public:
   PushResult push(const PushContext& context,
                   const std::vector<protocol::Change>& changes) override;
   std::vector<PushResult> pushGroup(std::span<const PushRequest> batches) override;
-  protocol::PullReply pull(const Worker& worker, std::uint64_t cursor,
-                           std::uint32_t limit) override;
+  protocol::PullReply pull(const Worker& worker, const protocol::Uuid& requester,
+                           std::uint64_t cursor, std::uint32_t limit) override;
   DeviceScope pendingCommands(const protocol::DeviceRecord& device) override;
   void acknowledgeScope(const protocol::DeviceRecord& device,
                         const std::vector<std::string>& teams) override;

@@ -13,6 +13,7 @@
 /// connection; several stores on the same data folder may be used from several
 /// threads at once (the database serialises writers).
 
+#include <outpost/protocol/convert.hpp>
 #include <outpost/protocol/enrollment.hpp>
 #include <outpost/protocol/messages.hpp>
 #include <outpost/server/audit.hpp>
@@ -197,10 +198,12 @@ public:
   [[nodiscard]] virtual std::vector<PushResult> pushGroup(std::span<const PushRequest> batches) = 0;
 
   /// Changes with a sequence number above `cursor` whose record is in one of the
-  /// worker's teams, at most `limit`, in sequence order. `nextCursor` may pass
-  /// changes the worker may not see; `more` says whether to ask again now.
-  [[nodiscard]] virtual protocol::PullReply pull(const Worker& worker, std::uint64_t cursor,
-                                                 std::uint32_t limit) = 0;
+  /// worker's teams, at most `limit`, in sequence order, leaving out those
+  /// `requester` pushed itself (it has them). `nextCursor` may pass changes the
+  /// worker may not see; `more` says whether to ask again now.
+  [[nodiscard]] virtual protocol::PullReply pull(const Worker& worker,
+                                                 const protocol::Uuid& requester,
+                                                 std::uint64_t cursor, std::uint32_t limit) = 0;
 
   /// Commands for a device at Hello: PurgeRecords for the records of teams its worker
   /// belonged to at the device's last session but no longer does (none on the
@@ -224,13 +227,10 @@ public:
   virtual void forEachRecord(const std::function<void(const RecordView&)>& visit) = 0;
 };
 
-/// protocol::Change <-> sync::Change (same fields; the wire uses plain arrays).
-[[nodiscard]] sync::Change toSync(const protocol::Change& change);
-[[nodiscard]] protocol::Change toWire(const sync::Change& change);
-
-/// The binary form of a field's merge state in the server store, and its inverse
-/// (throws Error{corrupt}).
-[[nodiscard]] std::string encodeFieldState(const sync::FieldState& state);
-[[nodiscard]] sync::FieldState decodeFieldState(std::string_view bytes);
+// Conversions and the field-state codec, shared with the devices.
+using protocol::toSync;
+using protocol::toWire;
+using sync::decodeFieldState;
+using sync::encodeFieldState;
 
 } // namespace outpost::server

@@ -74,6 +74,12 @@ public:
   /// the framing rules, `Error{network}` when the peer closes, `Error{timeout}`.
   asio::awaitable<noise::Bytes> receive();
 
+  /// From now on, messages this side sends and receives carry a first byte saying
+  /// whether the rest is a zstd frame (1) or the plain message (0). Both sides turn
+  /// it on after a Hello exchange in which both named `kCapabilityZstd`; the device
+  /// once it has the HelloReply, the server once it has sent it.
+  void compressMessages() noexcept;
+
   /// encode() + send().
   asio::awaitable<void> sendMessage(const Message& message);
   /// receive() + decode().
@@ -84,6 +90,9 @@ public:
   [[nodiscard]] const noise::PublicKey& remoteStatic() const noexcept;
   /// The Noise handshake hash (channel binding).
   [[nodiscard]] const noise::Bytes& handshakeHash() const noexcept;
+  /// TCP payload bytes written and read so far (preamble, handshake and frames).
+  [[nodiscard]] std::uint64_t bytesSent() const noexcept;
+  [[nodiscard]] std::uint64_t bytesReceived() const noexcept;
   /// True until a failure or close() ended the session.
   [[nodiscard]] bool isOpen() const noexcept;
   /// Closes the socket; pending operations fail.

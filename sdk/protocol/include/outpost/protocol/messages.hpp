@@ -15,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -113,10 +114,19 @@ struct Hello {
   bool operator==(const Hello&) const = default;
 };
 
+/// The capability that lets both sides compress messages (zstd) once the Hello
+/// exchange has shown both have it (docs/protocol.md).
+inline constexpr std::string_view kCapabilityZstd = "zstd";
+/// The capability that lets both sides leave out change ids that are
+/// sync::derivedChangeId of the change's fields (sent as all-zero ids).
+inline constexpr std::string_view kCapabilityDerivedIds = "derived-ids";
+
 struct HelloReply {
   std::uint16_t version = kProtocolVersionMax;
   Hlc serverHlc = 0;
   std::vector<Command> pendingCommands;
+  /// The capabilities of the Hello that the server has too (older servers: none).
+  std::vector<std::string> capabilities{};
   bool operator==(const HelloReply&) const = default;
 };
 

@@ -66,4 +66,11 @@ struct Change {
   friend bool operator==(const Change&, const Change&) = default;
 };
 
+/// The change id the SDK gives the change a device made to `field` of `record` at
+/// `hlc`: BLAKE2b-128 of (device, record, hlc, field) as a version-8 UUID. Unique
+/// because a device never hands out an HLC twice and a write sets a field once;
+/// derivable, so the wire can leave it out (docs/protocol.md, "derived-ids").
+[[nodiscard]] Uuid derivedChangeId(const Uuid& device, const Uuid& record, std::string_view field,
+                                   Hlc hlc);
+
 } // namespace outpost::sync

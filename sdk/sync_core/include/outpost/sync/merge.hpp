@@ -24,6 +24,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace outpost::sync {
@@ -86,5 +87,10 @@ struct RecordState {
 /// Empty when the record is not deleted.
 [[nodiscard]] std::vector<std::pair<std::string, FieldVersion>>
 deletionConflicts(const RecordState& record);
+
+/// The binary form of a field's merge state (as the server store and the device
+/// keep it), and its inverse (throws Error{corrupt}).
+[[nodiscard]] std::string encodeFieldState(const FieldState& state);
+[[nodiscard]] FieldState decodeFieldState(std::string_view bytes);
 
 } // namespace outpost::sync

@@ -1,0 +1,21 @@
+#pragma once
+/// \file
+/// protocol::Change <-> sync::Change: the same fields; the wire uses plain arrays.
+
+#include <outpost/protocol/messages.hpp>
+#include <outpost/sync/change.hpp>
+
+namespace outpost::protocol {
+
+/// A wire change with an all-zero change id (the peer left out a derivable id,
+/// "derived-ids") gets its derived id.
+[[nodiscard]] sync::Change toSync(const Change& change);
+/// With `elideDerivedId`, a change whose id is sync::derivedChangeId of its own
+/// fields goes with an all-zero id (only to a peer that named "derived-ids").
+[[nodiscard]] Change toWire(const sync::Change& change, bool elideDerivedId = false);
+/// True for the all-zero id that stands for the derived one.
+[[nodiscard]] bool isElidedId(const Uuid& id) noexcept;
+/// The change's id, derived when the wire left it out.
+[[nodiscard]] Uuid effectiveChangeId(const Change& change);
+
+} // namespace outpost::protocol

@@ -1,0 +1,112 @@
+// protocol::Change <-> sync::Change.
+
+#include <outpost/error.hpp>
+#include <outpost/protocol/convert.hpp>
+
+#include <algorithm>
+
+namespace outpost::protocol {
+
+namespace {
+
+sync::Uuid uuidOf(const protocol::Uuid& raw) {
+  sync::Uuid u;
+  u.bytes = raw;
+  return u;
+}
+
+// The two Value variants list the same alternatives in the same order (value.hpp
+// says so); the static_asserts keep it that way.
+static_assert(std::variant_size_v<sync::Value> == std::variant_size_v<protocol::Value>);
+static_assert(std::is_same_v<std::variant_alternative_t<5, sync::Value>,
+                             std::variant_alternative_t<5, protocol::Value>>);
+static_assert(std::is_same_v<std::variant_alternative_t<6, sync::Value>,
+                             std::variant_alternative_t<6, protocol::Value>>);
+static_assert(std::is_same_v<std::variant_alternative_t<7, sync::Value>,
+                             std::variant_alternative_t<7, protocol::Value>>);
+
+sync::Value toSyncValue(const protocol::Value& v) {
+  return std::visit(
+      [](const auto& x) -> sync::Value {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, protocol::Null>) {
+          return sync::Null{};
+        } else if constexpr (std::is_same_v<T, protocol::Tombstone>) {
+          return sync::Tombstone{};
+        } else {
+          return x;
+        }
+      },
+      v);
+}
+
+protocol::Value toWireValue(const sync::Value& v) {
+  return std::visit(
+      [](const auto& x) -> protocol::Value {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, sync::Null>) {
+          return protocol::Null{};
+        } else if constexpr (std::is_same_v<T, sync::Tombstone>) {
+          return protocol::Tombstone{};
+        } else {
+          return x;
+        }
+      },
+      v);
+}
+
+} // namespace
+
+bool isElidedId(const Uuid& id) noexcept {
+  return std::all_of(id.begin(), id.end(), [](std::uint8_t b) { return b == 0; });
+}
+
+Uuid effectiveChangeId(const Change& c) {
+  if (!isElidedId(c.changeId)) {
+    return c.changeId;
+  }
+  return sync::derivedChangeId(uuidOf(c.deviceId), uuidOf(c.recordId), c.field, sync::Hlc{c.hlc})
+      .bytes;
+}
+
+sync::Change toSync(const protocol::Change& c) {
+  sync::Change s{uuidOf(effectiveChangeId(c)),
+                 uuidOf(c.recordId),
+                 c.recordType,
+                 c.field,
+                 toSyncValue(c.value),
+                 sync::Hlc{c.hlc},
+                 uuidOf(c.deviceId),
+                 sync::Hlc{c.baseHlc},
+                 uuidOf(c.baseDeviceId),
+                 {}};
+  s.resolves.reserve(c.resolves.size());
+  for (const auto& r : c.resolves) {
+    s.resolves.push_back({sync::Hlc{r.hlc}, uuidOf(r.deviceId)});
+  }
+  return s;
+}
+
+protocol::Change toWire(const sync::Change& c, bool elideDerivedId) {
+  protocol::Change w;
+  w.changeId = c.changeId.bytes;
+  if (elideDerivedId &&
+      c.changeId == sync::derivedChangeId(c.deviceId, c.recordId, c.field, c.hlc)) {
+    w.changeId = {};
+  }
+  w.recordId = c.recordId.bytes;
+  w.recordType = c.recordType;
+  w.field = c.field;
+  w.value = toWireValue(c.value);
+  w.hlc = c.hlc.value;
+  w.deviceId = c.deviceId.bytes;
+  w.baseHlc = c.baseHlc.value;
+  w.baseDeviceId = c.baseDeviceId.bytes;
+  w.resolves.reserve(c.resolves.size());
+  for (const auto& r : c.resolves) {
+    w.resolves.push_back({r.hlc.value, r.deviceId.bytes});
+  }
+  return w;
+}
+
+} // namespace outpost::protocol

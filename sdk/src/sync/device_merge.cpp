@@ -1,0 +1,518 @@
+// The device side of merging: the merge state of fields touched by other devices,
+// pulled changes merged into records, purges, and the sync bookkeeping.
+//
+// A field whose history is local only (this device's writes, each based on the
+// one before) needs no stored state: it is derived from the record when a remote
+// change first touches the field. From then on the field has a row in
+// `field_sync`, and local writes merge into it too. Append-only fields always
+// have a row, so that their entries are exactly the journalled writes.
+
+#include "device_merge.hpp"
+
+#include <outpost/error.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <set>
+#include <unordered_map>
+
+namespace outpost::model {
+
+namespace {
+
+std::span<const unsigned char> blobOf(const std::string& s) {
+  return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
+}
+
+sync::MergePolicy policyOf(const Schema& schema, const EntityType* type, std::string_view field) {
+  if (type == nullptr) {
+    return sync::MergePolicy::lww;
+  }
+  const FieldSpec* spec = schema.field(*type, field);
+  return spec ? spec->policy : sync::MergePolicy::lww;
+}
+
+void saveFieldState(RecordStore::Impl& s, sql::Database& db, std::int64_t rid,
+                    std::string_view field, const sync::FieldState& state) {
+  const std::string encoded = sync::encodeFieldState(state);
+  StatementUse st(s.stmt(db, "INSERT INTO field_sync(rid, field, state, in_conflict) VALUES "
+                             "(?1, ?2, ?3, ?4) ON CONFLICT(rid, field) DO UPDATE SET state = "
+                             "excluded.state, in_conflict = excluded.in_conflict"));
+  st->bind(1, rid)
+      .bind(2, field)
+      .bindBlob(3, blobOf(encoded))
+      .bind(4, std::int64_t{state.hasConflict() ? 1 : 0})
+      .run();
+}
+
+std::int64_t conflictCount(RecordStore::Impl& s, sql::Database& db, std::int64_t rid) {
+  StatementUse st(s.stmt(db, "SELECT count(*) FROM field_sync WHERE rid = ?1 AND in_conflict = 1"));
+  st->bind(1, rid);
+  return st->step() ? st->columnInt(0) : 0;
+}
+
+/// The state of a field whose history is local only, derived from the record.
+sync::FieldState localState(const Record& record, const std::string& field,
+                            sync::MergePolicy policy) {
+  sync::FieldState state;
+  if (!record.fields.contains(field) && !record.changedClocks.contains(field)) {
+    return state;
+  }
+  const FieldClock c = record.clockOf(field);
+  sync::FieldVersion v{record.get(field), c.hlc, c.device,
+                       changeIdOf(c.device, record.id, field, c.hlc)};
+  if (policy == sync::MergePolicy::appendOnly) {
+    state.entries.push_back(std::move(v));
+  } else {
+    state.current = std::move(v);
+  }
+  return state;
+}
+
+/// Sets the record's value and clock of a field from its merge state.
+void materialise(Record& record, const std::string& field, const sync::FieldState& state,
+                 sync::MergePolicy policy) {
+  if (field == sync::kRecordField) {
+    return;
+  }
+  if (policy == sync::MergePolicy::appendOnly) {
+    // Every entry is a whole list as its author saw it: the value is their union,
+    // in entry order.
+    sync::StringList items;
+    std::set<std::string> seen;
+    for (const sync::FieldVersion& e : state.entries) {
+      if (const auto* list = std::get_if<sync::StringList>(&e.value)) {
+        for (const std::string& item : *list) {
+          if (seen.insert(item).second) {
+            items.push_back(item);
+          }
+        }
+      }
+    }
+    if (state.entries.empty()) {
+      record.fields.erase(field);
+      record.changedClocks.erase(field);
+      return;
+    }
+    const sync::FieldVersion& last = state.entries.back();
+    record.fields.insert_or_assign(field, std::move(items));
+    record.changedClocks.insert_or_assign(field, FieldClock{last.hlc, last.deviceId});
+    return;
+  }
+  if (!state.current) {
+    record.fields.erase(field);
+    record.changedClocks.erase(field);
+    return;
+  }
+  const sync::Value& v = state.current->value;
+  if (std::holds_alternative<sync::Null>(v) || std::holds_alternative<sync::Tombstone>(v)) {
+    record.fields.erase(field);
+  } else {
+    record.fields.insert_or_assign(field, v);
+  }
+  record.changedClocks.insert_or_assign(field,
+                                        FieldClock{state.current->hlc, state.current->deviceId});
+}
+
+std::string metaKey(std::string_view key) { return "sync." + std::string(key); }
+
+/// Whether the record alone says all that matters of a field's state: one current
+/// version with the id its author's SDK derives, no competing values, no entries.
+/// The versions it replaced need not be kept: pulled changes arrive in the
+/// server's order, which follows every device's write order (a device's later
+/// write always has a later HLC, so clock-skew refusals cannot reorder them), so
+/// a replaced version never arrives after the change that replaced it.
+bool derivable(const Record& record, const std::string& field, const sync::FieldState& state,
+               sync::MergePolicy policy) {
+  if (field == sync::kRecordField || policy == sync::MergePolicy::appendOnly ||
+      state.hasConflict() || !state.entries.empty()) {
+    return false;
+  }
+  if (!state.current) {
+    return !record.changedClocks.contains(field);
+  }
+  const sync::FieldVersion& v = *state.current;
+  return !std::holds_alternative<sync::Tombstone>(v.value) &&
+         v.changeId == changeIdOf(v.deviceId, record.id, field, v.hlc);
+}
+
+void deleteFieldState(RecordStore::Impl& s, sql::Database& db, std::int64_t rid,
+                      std::string_view field) {
+  StatementUse st(s.stmt(db, "DELETE FROM field_sync WHERE rid = ?1 AND field = ?2"));
+  st->bind(1, rid).bind(2, field).run();
+}
+
+} // namespace
+
+void createSyncTables(sql::Database& db) {
+  db.exec("CREATE TABLE IF NOT EXISTS field_sync(rid INTEGER NOT NULL, field TEXT NOT NULL, "
+          "state BLOB NOT NULL, in_conflict INTEGER NOT NULL, PRIMARY KEY(rid, field)) "
+          "WITHOUT ROWID");
+}
+
+std::optional<sync::FieldState> loadFieldState(RecordStore::Impl& s, sql::Database& db,
+                                               std::int64_t rid, std::string_view field) {
+  StatementUse st(s.stmt(db, "SELECT state FROM field_sync WHERE rid = ?1 AND field = ?2"));
+  st->bind(1, rid).bind(2, field);
+  if (!st->step()) {
+    return std::nullopt;
+  }
+  const auto raw = st->columnBlob(0);
+  return sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()});
+}
+
+std::map<std::string, sync::FieldState, std::less<>>
+loadFieldStates(RecordStore::Impl& s, sql::Database& db, std::int64_t rid) {
+  std::map<std::string, sync::FieldState, std::less<>> out;
+  StatementUse st(s.stmt(db, "SELECT field, state FROM field_sync WHERE rid = ?1"));
+  st->bind(1, rid);
+  while (st->step()) {
+    const auto raw = st->columnBlob(1);
+    out.emplace(std::string(st->columnText(0)),
+                sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()}));
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, sync::FieldState>>
+loadConflictedFields(RecordStore::Impl& s, sql::Database& db, std::int64_t rid) {
+  std::vector<std::pair<std::string, sync::FieldState>> out;
+  StatementUse st(s.stmt(db, "SELECT field, state FROM field_sync WHERE rid = ?1 AND "
+                             "in_conflict = 1 ORDER BY field"));
+  st->bind(1, rid);
+  while (st->step()) {
+    const auto raw = st->columnBlob(1);
+    out.emplace_back(
+        std::string(st->columnText(0)),
+        sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()}));
+  }
+  return out;
+}
+
+void mergeLocalWrite(RecordStore::Impl& s, sql::Database& db, std::int64_t rid, const Uuid& record,
+                     const EntityType& type, const FieldValues& changed, Hlc hlc,
+                     const std::map<std::string, JournalBase, std::less<>>* bases) {
+  bool touched = false;
+  for (const auto& [name, value] : changed) {
+    const sync::MergePolicy policy = policyOf(s.schema, &type, name);
+    auto state = loadFieldState(s, db, rid, name);
+    if (!state) {
+      if (policy != sync::MergePolicy::appendOnly) {
+        continue; // local history only: derived when needed
+      }
+      state.emplace();
+    }
+    sync::Change c;
+    c.changeId = changeIdOf(s.device, record, name, hlc);
+    c.recordId = record;
+    c.recordType = type.name;
+    c.field = name;
+    c.value = value;
+    c.hlc = hlc;
+    c.deviceId = s.device;
+    if (bases) {
+      if (const auto b = bases->find(name); b != bases->end()) {
+        if (b->second.base) {
+          c.baseHlc = b->second.base->hlc;
+          c.baseDeviceId = b->second.base->deviceId;
+        }
+        c.resolves = b->second.resolves;
+      }
+    }
+    (void)sync::merge(*state, c, policy, false);
+    touched = true;
+    if (policy != sync::MergePolicy::appendOnly && !state->hasConflict() && state->current &&
+        state->current->changeId == c.changeId) {
+      deleteFieldState(s, db, rid, name); // resolved: the record says it all again
+    } else {
+      saveFieldState(s, db, rid, name, *state);
+    }
+  }
+  if (touched) {
+    const std::int64_t conflicts = conflictCount(s, db, rid);
+    StatementUse u(s.stmt(db,
+                          "UPDATE records SET conflicts = ?2, sync_state = CASE WHEN "
+                          "sync_state = 3 THEN 3 WHEN ?2 > 0 THEN 2 ELSE 0 END WHERE rid = ?1"));
+    u->bind(1, rid).bind(2, conflicts).run();
+  }
+}
+
+RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change> changes,
+                              std::uint64_t cursor) {
+  RemoteMergeResult out;
+  s.write([&](sql::Database& db, WriteState& ws) {
+    // Per record, in the order records first appear.
+    std::vector<Uuid> order;
+    std::unordered_map<Uuid, std::vector<const sync::Change*>> groups;
+    for (const sync::Change& c : changes) {
+      if (c.deviceId == s.device) {
+        continue; // our own change, echoed back: we have it
+      }
+      auto& group = groups[c.recordId];
+      if (group.empty()) {
+        order.push_back(c.recordId);
+      }
+      group.push_back(&c);
+    }
+    const std::int64_t nowMs = s.clock.unixMillis();
+    for (const Uuid& id : order) {
+      const auto& group = groups[id];
+      std::int64_t rid = 0;
+      std::optional<Record> before = s.load(db, id, &rid);
+      Record rec;
+      if (before) {
+        rec = *before;
+      } else {
+        // A record another device created: its row first, so states can refer to it.
+        const sync::Change* first = group.front();
+        for (const sync::Change* c : group) {
+          if (c->hlc < first->hlc) {
+            first = c;
+          }
+        }
+        rec.id = id;
+        rec.type = first->recordType;
+        rec.createdHlc = first->hlc;
+        rec.device = first->deviceId;
+        rec.createdAtMs = static_cast<std::int64_t>(first->hlc.physicalMs());
+        StatementUse ins(
+            s.stmt(db, "INSERT INTO records(id, type, created_at, updated_at, created_hlc, device, "
+                       "sync_state, pending, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 0, ?7)"));
+        const std::string empty = sync::encodeFields({});
+        ins->bindBlob(1, uuidBytes(id))
+            .bind(2, std::string_view(rec.type))
+            .bind(3, rec.createdAtMs)
+            .bind(4, nowMs)
+            .bind(5, static_cast<std::int64_t>(rec.createdHlc.value))
+            .bindBlob(6, uuidBytes(rec.device))
+            .bindBlob(7, blobOf(empty))
+            .run();
+        rid = db.lastInsertRowid();
+        s.knownTypes.erase(id);
+      }
+      const EntityType* type = s.schema.find(rec.type);
+
+      std::map<std::string, sync::FieldState, std::less<>> states;
+      std::set<std::string, std::less<>> conflictedBefore;
+      std::set<std::string, std::less<>> stored; // fields that had a state row
+      for (const sync::Change* c : group) {
+        const sync::MergePolicy policy = policyOf(s.schema, type, c->field);
+        auto it = states.find(c->field);
+        if (it == states.end()) {
+          auto row = loadFieldState(s, db, rid, c->field);
+          if (row) {
+            stored.insert(c->field);
+          }
+          sync::FieldState st = row ? std::move(*row) : localState(rec, c->field, policy);
+          if (st.hasConflict()) {
+            conflictedBefore.insert(c->field);
+          }
+          it = states.emplace(c->field, std::move(st)).first;
+        }
+        // As on the server: whether a field is frozen is decided where it is written.
+        (void)sync::merge(it->second, *c, policy, false);
+        ++out.merged;
+      }
+
+      FieldValues changedValues;
+      nlohmann::json fieldNames = nlohmann::json::array();
+      for (const auto& [field, st] : states) {
+        const sync::Value was = rec.get(field);
+        const sync::MergePolicy policy = policyOf(s.schema, type, field);
+        materialise(rec, field, st, policy);
+        if (!(rec.get(field) == was)) {
+          changedValues.insert_or_assign(field, rec.get(field));
+        }
+        if (!derivable(rec, field, st, policy)) {
+          saveFieldState(s, db, rid, field, st);
+        } else if (stored.contains(field)) {
+          deleteFieldState(s, db, rid, field);
+        }
+        if (st.hasConflict() && !conflictedBefore.contains(field)) {
+          ++out.newConflicts;
+        }
+        fieldNames.push_back(field);
+      }
+
+      const std::int64_t conflicts = conflictCount(s, db, rid);
+      const std::string fields = sync::encodeFields(rec.fields);
+      const std::string clocks = encodeClocks(rec.changedClocks);
+      const auto textOrNull = [&](sql::Statement& st, int index, std::string_view name) {
+        const auto* t = name.empty() ? nullptr : std::get_if<std::string>(&rec.get(name));
+        if (t) {
+          st.bind(index, std::string_view(*t));
+        } else {
+          st.bindNull(index);
+        }
+      };
+      StatementUse up(s.stmt(
+          db, "UPDATE records SET status = ?2, risk = ?3, due_at = ?4, updated_at = ?5, fields = "
+              "?6, clocks = ?7, conflicts = ?8, sync_state = CASE WHEN sync_state = 3 THEN 3 "
+              "WHEN ?8 > 0 THEN 2 WHEN pending > 0 THEN 0 ELSE 1 END WHERE rid = ?1"));
+      up->bind(1, rid);
+      textOrNull(*up, 2, "status");
+      textOrNull(*up, 3, type ? std::string_view(type->riskField) : std::string_view());
+      up->bindNull(4);
+      if (type && type->dueAt) {
+        if (const auto due = type->dueAt(rec.fields)) {
+          up->bind(4, *due);
+        }
+      }
+      up->bind(5, nowMs).bindBlob(6, blobOf(fields)).bindBlob(7, blobOf(clocks)).bind(8, conflicts);
+      up->run();
+      if (type) {
+        indexRecord(s, db, *type, rid, before.has_value(), rec.fields, changedValues);
+      }
+      appendAudit(s, db, ws, nowMs, AuditAction::receive, id, rec.type,
+                  nlohmann::json{{"fields", fieldNames}}.dump());
+      ++out.records;
+    }
+    StatementUse c(s.stmt(db, "INSERT OR REPLACE INTO store_meta(key, value) VALUES "
+                              "('sync.cursor', ?1)"));
+    c->bind(1, static_cast<std::int64_t>(cursor)).run();
+  });
+  return out;
+}
+
+std::uint64_t pullCursor(RecordStore::Impl& s) {
+  std::uint64_t cursor = 0;
+  s.read([&](sql::Database& db) {
+    StatementUse st(s.stmt(db, "SELECT value FROM store_meta WHERE key = 'sync.cursor'"));
+    if (st->step()) {
+      cursor = static_cast<std::uint64_t>(st->columnInt(0));
+    }
+  });
+  return cursor;
+}
+
+PurgeResult purgeRecords(RecordStore::Impl& s, std::span<const Uuid> records) {
+  PurgeResult out;
+  s.write([&](sql::Database& db, WriteState& ws) {
+    const std::int64_t nowMs = s.clock.unixMillis();
+    for (const Uuid& id : records) {
+      std::int64_t rid = 0;
+      const auto record = s.load(db, id, &rid);
+      if (!record) {
+        continue;
+      }
+      std::int64_t discarded = 0;
+      {
+        StatementUse j(s.stmt(db, "DELETE FROM journal WHERE rid = ?1"));
+        j->bind(1, rid).run();
+        discarded = db.changes();
+      }
+      for (const char* sqlText :
+           {"DELETE FROM field_sync WHERE rid = ?1", "DELETE FROM record_links WHERE rid = ?1",
+            "DELETE FROM record_text WHERE rowid = ?1", "DELETE FROM records WHERE rid = ?1"}) {
+        StatementUse d(s.stmt(db, sqlText));
+        d->bind(1, rid).run();
+      }
+      s.knownTypes.erase(id);
+      appendAudit(s, db, ws, nowMs, AuditAction::purge, id, record->type,
+                  nlohmann::json{{"discardedWrites", discarded}}.dump());
+      out.removed.push_back(id);
+      out.discardedWrites += static_cast<std::size_t>(discarded);
+    }
+  });
+  return out;
+}
+
+void markRejected(RecordStore::Impl& s, const Uuid& record, std::string_view reason) {
+  s.write([&](sql::Database& db, WriteState&) {
+    StatementUse u(s.stmt(db, "UPDATE records SET sync_state = 3, sync_reason = ?2 WHERE id = ?1"));
+    u->bindBlob(1, uuidBytes(record)).bind(2, reason).run();
+  });
+}
+
+void clearRejected(RecordStore::Impl& s, std::span<const Uuid> records) {
+  if (records.empty()) {
+    return;
+  }
+  s.write([&](sql::Database& db, WriteState&) {
+    for (const Uuid& id : records) {
+      StatementUse u(s.stmt(
+          db, "UPDATE records SET sync_reason = NULL, sync_state = CASE WHEN conflicts > 0 THEN "
+              "2 WHEN pending > 0 THEN 0 ELSE 1 END WHERE id = ?1 AND sync_state = 3"));
+      u->bindBlob(1, uuidBytes(id)).run();
+    }
+  });
+}
+
+void adoptDeviceId(RecordStore::Impl& s, const Uuid& device) {
+  if (s.device == device) {
+    return;
+  }
+  const Uuid old = s.device;
+  s.write([&](sql::Database& db, WriteState&) {
+    sql::Statement(db, "UPDATE records SET device = ?2 WHERE device = ?1")
+        .bindBlob(1, uuidBytes(old))
+        .bindBlob(2, uuidBytes(device))
+        .run();
+    std::vector<std::pair<std::int64_t, std::string>> rewritten;
+    {
+      sql::Statement st(db, "SELECT rid, clocks FROM records WHERE clocks IS NOT NULL");
+      while (st.step()) {
+        const auto raw = st.columnBlob(1);
+        auto clocks = decodeClocks({reinterpret_cast<const char*>(raw.data()), raw.size()});
+        bool changed = false;
+        for (auto& [name, c] : clocks) {
+          if (c.device == old) {
+            c.device = device;
+            changed = true;
+          }
+        }
+        if (changed) {
+          rewritten.emplace_back(st.columnInt(0), encodeClocks(clocks));
+        }
+      }
+    }
+    for (const auto& [rid, clocks] : rewritten) {
+      sql::Statement(db, "UPDATE records SET clocks = ?2 WHERE rid = ?1")
+          .bind(1, rid)
+          .bindBlob(2, blobOf(clocks))
+          .run();
+    }
+    // Pending edits name the versions they replaced by device too.
+    std::vector<std::pair<std::int64_t, std::string>> journal;
+    {
+      sql::Statement st(db, "SELECT seq, bases FROM journal WHERE bases IS NOT NULL");
+      while (st.step()) {
+        const auto raw = st.columnBlob(1);
+        journal.emplace_back(
+            st.columnInt(0),
+            restampBases({reinterpret_cast<const char*>(raw.data()), raw.size()}, old, device));
+      }
+    }
+    for (const auto& [seq, bases] : journal) {
+      sql::Statement(db, "UPDATE journal SET bases = ?2 WHERE seq = ?1")
+          .bind(1, seq)
+          .bindBlob(2, blobOf(bases))
+          .run();
+    }
+    sql::Statement(db, "INSERT OR REPLACE INTO store_meta(key, value) VALUES ('device', ?1)")
+        .bindBlob(1, uuidBytes(device))
+        .run();
+  });
+  s.device = device;
+}
+
+std::optional<std::string> syncMeta(RecordStore::Impl& s, std::string_view key) {
+  std::optional<std::string> out;
+  s.read([&](sql::Database& db) {
+    sql::Statement st(db, "SELECT value FROM store_meta WHERE key = ?1");
+    st.bind(1, metaKey(key));
+    if (st.step()) {
+      out = std::string(st.columnText(0));
+    }
+  });
+  return out;
+}
+
+void setSyncMeta(RecordStore::Impl& s, std::string_view key, std::string_view value) {
+  s.write([&](sql::Database& db, WriteState&) {
+    sql::Statement st(db, "INSERT OR REPLACE INTO store_meta(key, value) VALUES (?1, ?2)");
+    st.bind(1, metaKey(key)).bind(2, value).run();
+  });
+}
+
+} // namespace outpost::model

@@ -1,0 +1,53 @@
+#pragma once
+// The device side of merging (internal): what the sync client does to the record
+// store, each call one vault transaction.
+
+#include "../model/record_store_impl.hpp"
+
+#include <outpost/sync/change.hpp>
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace outpost::model {
+
+struct RemoteMergeResult {
+  std::size_t merged = 0;       ///< changes merged (own echoes skipped)
+  std::size_t records = 0;      ///< records touched
+  std::size_t newConflicts = 0; ///< fields that gained a competing value
+};
+
+/// Merges pulled changes into the store and saves `cursor` as the position pulled
+/// up to, in one vault transaction: both or neither. The device's own changes
+/// (echoed back by the server) are skipped: the store has them already.
+RemoteMergeResult applyRemote(RecordStore::Impl& store, std::span<const sync::Change> changes,
+                              std::uint64_t cursor);
+
+/// The server sequence number pulled up to (0 before the first pull).
+std::uint64_t pullCursor(RecordStore::Impl& store);
+
+/// Removes records the server said are out of the worker's scope, with their
+/// journal entries, merge state and index entries, and audits each removal, in
+/// one transaction. Returns the ids that were present and how many unsent journal
+/// writes they had.
+struct PurgeResult {
+  std::vector<Uuid> removed;
+  std::size_t discardedWrites = 0;
+};
+PurgeResult purgeRecords(RecordStore::Impl& store, std::span<const Uuid> records);
+
+/// Marks records whose changes the server refused (reason: the error name).
+void markRejected(RecordStore::Impl& store, const Uuid& record, std::string_view reason);
+/// Clears the rejected state of records whose latest push was accepted.
+void clearRejected(RecordStore::Impl& store, std::span<const Uuid> records);
+
+/// Re-stamps records written before enrollment with the enrolled device id (they
+/// have never left the device). No-op when the ids already agree.
+void adoptDeviceId(RecordStore::Impl& store, const Uuid& device);
+
+/// The device's sync bookkeeping kept in the vault (store_meta).
+std::optional<std::string> syncMeta(RecordStore::Impl& store, std::string_view key);
+void setSyncMeta(RecordStore::Impl& store, std::string_view key, std::string_view value);
+
+} // namespace outpost::model

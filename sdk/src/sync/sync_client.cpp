@@ -1,0 +1,544 @@
+// The sync client: one sync as a protocol script over a secure channel (connect,
+// Hello, commands, push, pull), and background mode around it.
+//
+// Values used across a co_await are named first: gcc 12 mis-destroys temporaries
+// that live across one.
+
+#include "device_merge.hpp"
+
+#include <outpost/device_identity.hpp>
+#include <outpost/error.hpp>
+#include <outpost/platform/clock.hpp>
+#include <outpost/protocol/convert.hpp>
+#include <outpost/protocol/session.hpp>
+#include <outpost/sync_client.hpp>
+#include <outpost/template.hpp>
+
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <set>
+#include <thread>
+
+namespace outpost {
+
+namespace {
+
+using tcp = asio::ip::tcp;
+
+sync::Uuid uuidOf(const protocol::Uuid& raw) {
+  sync::Uuid u;
+  u.bytes = raw;
+  return u;
+}
+
+void createTemplateTable(sql::Database& db) {
+  db.exec("CREATE TABLE IF NOT EXISTS installed_templates(seq INTEGER PRIMARY KEY, "
+          "document TEXT NOT NULL UNIQUE)");
+}
+
+} // namespace
+
+struct SyncClient::Impl {
+  Impl(Context& c, Vault& v, model::RecordStore& s, const platform::Clock& k, SyncOptions o)
+      : context(c), vault(v), store(s), clock(k), options(std::move(o)) {}
+
+  Context& context;
+  Vault& vault;
+  model::RecordStore& store;
+  const platform::Clock& clock;
+  SyncOptions options;
+  DeviceIdentity identity;
+  bool elideIds = false; ///< the server takes derived change ids left out (this session)
+
+  std::mutex syncMutex; ///< one sync at a time
+  mutable std::mutex stateMutex;
+  SyncStatus status;
+  asio::io_context* activeIo = nullptr;
+  bool cancelRequested = false;
+  std::condition_variable wake;
+  bool wakeRequested = false;
+  bool stopRequested = false;
+  std::thread worker;
+
+  model::RecordStore::Impl& internals() { return store.internals(); }
+
+  SyncReport runOnce();
+  asio::awaitable<void> session(SyncReport& report);
+  asio::awaitable<void> runCommands(protocol::SecureChannel& channel,
+                                    const std::vector<protocol::Command>& commands,
+                                    SyncReport& report);
+  asio::awaitable<void> push(protocol::SecureChannel& channel, SyncReport& report,
+                             SyncProgress& progress, std::size_t& skewed);
+  asio::awaitable<void> pull(protocol::SecureChannel& channel, SyncReport& report,
+                             SyncProgress& progress);
+  void progress(SyncProgress& p, const protocol::SecureChannel* channel) const {
+    if (channel) {
+      p.bytesUp = channel->bytesSent();
+      p.bytesDown = channel->bytesReceived();
+    }
+    if (options.onProgress) {
+      options.onProgress(p);
+    }
+  }
+  void wipeDevice();
+  void backgroundLoop();
+};
+
+SyncClient::SyncClient(Context& context, Vault& vault, model::RecordStore& store,
+                       const platform::Clock& clock, SyncOptions options)
+    : impl_(std::make_unique<Impl>(context, vault, store, clock, std::move(options))) {
+  auto identity = loadDeviceIdentity(vault);
+  if (!identity) {
+    throw Error(Errc::invalid_argument,
+                "this device is not enrolled: enroll it with a code from the central team first");
+  }
+  impl_->identity = std::move(*identity);
+  if (impl_->options.pushBatch == 0 || impl_->options.pullBatch == 0) {
+    throw Error(Errc::invalid_argument, "push and pull batches must hold at least one change");
+  }
+  impl_->options.pullBatch = std::min(impl_->options.pullBatch, protocol::limits::kPullLimit);
+  impl_->options.pushBatch =
+      std::min<std::size_t>(impl_->options.pushBatch, protocol::limits::kChanges);
+  model::adoptDeviceId(impl_->internals(), uuidOf(impl_->identity.deviceId));
+  vault.write([](sql::Database& db) { createTemplateTable(db); });
+  impl_->status.cursor = model::pullCursor(impl_->internals());
+  if (const auto last = model::syncMeta(impl_->internals(), "last_success_ms")) {
+    impl_->status.lastSuccessMs = std::stoll(*last);
+  }
+}
+
+SyncClient::~SyncClient() { stop(); }
+
+SyncReport SyncClient::sync() { return impl_->runOnce(); }
+
+SyncReport SyncClient::Impl::runOnce() {
+  const std::lock_guard one(syncMutex);
+  {
+    const std::lock_guard lock(stateMutex);
+    if (status.wiped) {
+      throw Error(Errc::revoked, "this device was revoked and its data wiped");
+    }
+    cancelRequested = stopRequested; // a stop asked for meanwhile still applies
+  }
+  SyncReport report;
+  asio::io_context io;
+  std::exception_ptr failure;
+  bool finished = false;
+  asio::co_spawn(io, session(report), [&](std::exception_ptr e) {
+    failure = e;
+    finished = true;
+  });
+  {
+    const std::lock_guard lock(stateMutex);
+    activeIo = &io;
+    if (cancelRequested) {
+      io.stop(); // cancelled before it started
+    }
+  }
+  io.run();
+  bool cancelled = false;
+  {
+    const std::lock_guard lock(stateMutex);
+    activeIo = nullptr;
+    cancelled = cancelRequested;
+  }
+  const auto fail = [&](const std::string& message) {
+    const std::lock_guard lock(stateMutex);
+    status.lastError = message;
+    ++status.consecutiveFailures;
+  };
+  try {
+    if (cancelled && !(finished && !failure)) {
+      throw Error(Errc::cancelled, "the sync was cancelled; what was done before is kept");
+    }
+    if (failure) {
+      std::rethrow_exception(failure);
+    }
+  } catch (const Error& e) {
+    if (e.code() == Errc::revoked) {
+      wipeDevice();
+    }
+    fail(e.what());
+    throw;
+  } catch (const boost::system::system_error& e) {
+    const std::string message = "cannot reach the server at " + identity.serverHost + ":" +
+                                std::to_string(identity.serverPort) + ": " + e.code().message() +
+                                "; everything is kept on the device, sync again later";
+    fail(message);
+    throw Error(Errc::network, message);
+  }
+  report.finishedAtMs = clock.unixMillis();
+  model::setSyncMeta(internals(), "last_success_ms", std::to_string(report.finishedAtMs));
+  const std::lock_guard lock(stateMutex);
+  status.lastSuccessMs = report.finishedAtMs;
+  status.lastError.reset();
+  status.consecutiveFailures = 0;
+  status.cursor = model::pullCursor(internals());
+  return report;
+}
+
+asio::awaitable<void> SyncClient::Impl::session(SyncReport& report) {
+  auto executor = co_await asio::this_coro::executor;
+  SyncProgress progress;
+  this->progress(progress, nullptr);
+
+  // Connect, bounded by the timeout.
+  tcp::resolver resolver(executor);
+  const std::string host = identity.serverHost;
+  const std::string port = std::to_string(identity.serverPort);
+  const auto endpoints = co_await resolver.async_resolve(host, port, asio::use_awaitable);
+  tcp::socket socket(executor);
+  asio::steady_timer connectTimer(executor);
+  bool connectTimedOut = false;
+  connectTimer.expires_after(options.timeout);
+  connectTimer.async_wait([&](const boost::system::error_code& ec) {
+    if (!ec) {
+      connectTimedOut = true;
+      boost::system::error_code ignored;
+      socket.close(ignored);
+    }
+  });
+  boost::system::error_code connectError;
+  co_await asio::async_connect(socket, endpoints,
+                               asio::redirect_error(asio::use_awaitable, connectError));
+  connectTimer.cancel();
+  if (connectTimedOut) {
+    throw Error(Errc::timeout, "the server at " + host + ":" + port + " did not answer within " +
+                                   std::to_string(options.timeout.count()) +
+                                   " ms; everything is kept on the device, sync again later");
+  }
+  if (connectError) {
+    throw boost::system::system_error(connectError);
+  }
+
+  protocol::ChannelLimits limits;
+  limits.readTimeout = options.timeout;
+  limits.writeTimeout = options.timeout;
+  protocol::SecureChannel channel = co_await protocol::SecureChannel::connect(
+      context, std::move(socket), protocol::Purpose::session, identity.deviceKey,
+      identity.serverKey, limits);
+  protocol::Hello hello;
+  hello.deviceId = identity.deviceId;
+  hello.workerId = identity.workerId;
+  hello.appVersion = options.appVersion;
+  hello.capabilities.emplace_back(protocol::kCapabilityZstd);
+  hello.capabilities.emplace_back(protocol::kCapabilityDerivedIds);
+  {
+    auto& s = internals();
+    const std::lock_guard guard(s.mutex);
+    hello.hlc = s.hlc.last().value;
+  }
+  const protocol::HelloReply reply = co_await protocol::openSession(channel, hello);
+  const auto serverHas = [&](std::string_view capability) {
+    return std::find(reply.capabilities.begin(), reply.capabilities.end(), capability) !=
+           reply.capabilities.end();
+  };
+  if (serverHas(protocol::kCapabilityZstd)) {
+    channel.compressMessages();
+  }
+  elideIds = serverHas(protocol::kCapabilityDerivedIds);
+  {
+    // Devices adopt server time at hello: later writes are stamped at or after it.
+    auto& s = internals();
+    const std::lock_guard guard(s.mutex);
+    (void)s.hlc.adoptServerTime(sync::Hlc{reply.serverHlc});
+  }
+
+  progress.phase = SyncPhase::commands;
+  this->progress(progress, &channel);
+  co_await runCommands(channel, reply.pendingCommands, report);
+
+  progress.phase = SyncPhase::pushing;
+  std::size_t skewed = 0;
+  co_await push(channel, report, progress, skewed);
+  progress.phase = SyncPhase::pulling;
+  co_await pull(channel, report, progress);
+  report.bytesUp = channel.bytesSent();
+  report.bytesDown = channel.bytesReceived();
+  channel.close();
+  progress.phase = SyncPhase::done;
+  this->progress(progress, nullptr);
+  if (skewed > 0) {
+    throw Error(Errc::clock_skew,
+                std::to_string(skewed) +
+                    " change(s) carry a time ahead of the server's clock; they are kept on the "
+                    "device and sent once the server's time reaches them");
+  }
+}
+
+asio::awaitable<void> SyncClient::Impl::runCommands(protocol::SecureChannel& channel,
+                                                    const std::vector<protocol::Command>& commands,
+                                                    SyncReport& report) {
+  for (const protocol::Command& command : commands) {
+    if (std::holds_alternative<protocol::Wipe>(command.action)) {
+      channel.close();
+      throw Error(Errc::revoked, "the central team had this device wiped");
+    }
+    if (const auto* purge = std::get_if<protocol::PurgeRecords>(&command.action)) {
+      std::vector<sync::Uuid> ids;
+      ids.reserve(purge->recordIds.size());
+      for (const auto& raw : purge->recordIds) {
+        ids.push_back(uuidOf(raw));
+      }
+      const model::PurgeResult purged = model::purgeRecords(internals(), ids);
+      DeletionReceipt receipt;
+      receipt.commandId = uuidOf(command.commandId);
+      receipt.records = purged.removed;
+      receipt.atMs = clock.unixMillis();
+      receipt.discardedChanges = purged.discardedWrites;
+      if (!receipt.records.empty()) {
+        context.log().info("sync: {} record(s) left this worker's scope and were removed",
+                           receipt.records.size());
+      }
+      report.purged.push_back(std::move(receipt));
+    } else if (const auto* update = std::get_if<protocol::TemplateUpdate>(&command.action)) {
+      vault.write([&](sql::Database& db) {
+        for (const std::string& document : update->templates) {
+          // Checked before it is kept: a template that does not load is not installed.
+          if (!model::parseTemplate(document).loaded) {
+            context.log().warn("sync: the server sent a template that does not load; skipped");
+            continue;
+          }
+          sql::Statement st(db, "INSERT OR IGNORE INTO installed_templates(document) VALUES (?1)");
+          st.bind(1, std::string_view(document)).run();
+          report.templatesInstalled += static_cast<std::size_t>(db.changes());
+        }
+      });
+    }
+  }
+  co_return;
+}
+
+asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, SyncReport& report,
+                                             SyncProgress& progress, std::size_t& skewed) {
+  model::Journal& journal = store.journal();
+  std::int64_t afterSeq = 0;
+  for (;;) {
+    progress.writesPending = static_cast<std::size_t>(journal.pendingCount());
+    const std::vector<model::JournalEntry> entries = journal.pending(options.pushBatch, afterSeq);
+    if (entries.empty()) {
+      break;
+    }
+    protocol::PushBatch batch;
+    randombytes_buf(batch.batchId.data(), batch.batchId.size());
+    batch.changes.reserve(entries.size());
+    for (const model::JournalEntry& e : entries) {
+      batch.changes.push_back(protocol::toWire(e.change, elideIds));
+    }
+    const protocol::Message request = batch;
+    co_await channel.sendMessage(request);
+    protocol::Message answer = co_await channel.receiveMessage();
+    ++report.roundTrips;
+    const protocol::PushAck ack = protocol::expect<protocol::PushAck>(std::move(answer));
+    if (ack.batchId != batch.batchId || ack.results.size() != entries.size()) {
+      throw Error(Errc::protocol, "the server's acknowledgement does not match the batch sent");
+    }
+    // The server has committed the batch: acknowledge the writes whose changes it
+    // took (applied, duplicate, conflict) or refused for good. Changes refused for
+    // clock skew stay in the outbox.
+    std::set<std::int64_t> skewedSeqs;
+    std::map<sync::Uuid, std::string> rejected;
+    std::set<sync::Uuid> accepted;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const protocol::ChangeResult& r = ack.results[i];
+      if (r.changeId != batch.changes[i].changeId) {
+        throw Error(Errc::protocol, "the server's acknowledgement does not match the batch sent");
+      }
+      const sync::Uuid& record = entries[i].change.recordId;
+      if (r.outcome == protocol::ChangeOutcome::rejected) {
+        if (r.reason == Errc::clock_skew) {
+          skewedSeqs.insert(entries[i].seq);
+          continue;
+        }
+        rejected.emplace(record, std::string(errcName(r.reason)));
+        ++report.changesRejected;
+      } else {
+        accepted.insert(record);
+        ++report.changesPushed;
+        ++progress.changesPushed;
+      }
+    }
+    std::vector<std::int64_t> seqs;
+    for (const model::JournalEntry& e : entries) {
+      if (!skewedSeqs.contains(e.seq) && (seqs.empty() || seqs.back() != e.seq)) {
+        seqs.push_back(e.seq);
+      }
+      afterSeq = std::max(afterSeq, e.seq);
+    }
+    skewed += skewedSeqs.size();
+    std::vector<sync::Uuid> cleared;
+    for (const auto& id : accepted) {
+      if (!rejected.contains(id)) {
+        cleared.push_back(id);
+      }
+    }
+    model::clearRejected(internals(), cleared);
+    for (const auto& [id, reason] : rejected) {
+      model::markRejected(internals(), id, reason);
+    }
+    report.writesAcknowledged += journal.acknowledge(seqs);
+    this->progress(progress, &channel);
+  }
+  progress.writesPending = static_cast<std::size_t>(journal.pendingCount());
+}
+
+asio::awaitable<void> SyncClient::Impl::pull(protocol::SecureChannel& channel, SyncReport& report,
+                                             SyncProgress& progress) {
+  std::uint64_t cursor = model::pullCursor(internals());
+  for (;;) {
+    const protocol::Message request = protocol::PullRequest{cursor, options.pullBatch};
+    co_await channel.sendMessage(request);
+    protocol::Message answer = co_await channel.receiveMessage();
+    ++report.roundTrips;
+    const protocol::PullReply reply = protocol::expect<protocol::PullReply>(std::move(answer));
+    if (reply.nextCursor < cursor) {
+      throw Error(Errc::protocol, "the server moved the pull cursor backwards");
+    }
+    std::vector<sync::Change> changes;
+    changes.reserve(reply.changes.size());
+    for (const protocol::Change& c : reply.changes) {
+      changes.push_back(protocol::toSync(c));
+    }
+    const model::RemoteMergeResult merged =
+        model::applyRemote(internals(), changes, reply.nextCursor);
+    cursor = reply.nextCursor;
+    report.changesPulled += merged.merged;
+    report.recordsUpdated += merged.records;
+    report.newConflicts += merged.newConflicts;
+    progress.changesPulled += merged.merged;
+    progress.recordsPulled += merged.records;
+    this->progress(progress, &channel);
+    if (!reply.more) {
+      break;
+    }
+  }
+}
+
+void SyncClient::Impl::wipeDevice() {
+  context.log().warn("sync: the server revoked this device; wiping its data");
+  try {
+    store.lock();
+  } catch (const std::exception&) {
+    // Already locked: the wipe below destroys the keys either way.
+  }
+  vault.wipe();
+  const std::lock_guard lock(stateMutex);
+  status.wiped = true;
+}
+
+void SyncClient::start() {
+  const std::lock_guard lock(impl_->stateMutex);
+  if (impl_->worker.joinable()) {
+    return;
+  }
+  impl_->stopRequested = false;
+  impl_->wakeRequested = true;
+  impl_->status.running = true;
+  impl_->worker = std::thread([impl = impl_.get()] { impl->backgroundLoop(); });
+}
+
+void SyncClient::stop() {
+  std::thread worker;
+  {
+    const std::lock_guard lock(impl_->stateMutex);
+    impl_->stopRequested = true;
+    impl_->cancelRequested = true;
+    if (impl_->activeIo) {
+      impl_->activeIo->stop();
+    }
+    worker = std::move(impl_->worker);
+  }
+  impl_->wake.notify_all();
+  if (worker.joinable()) {
+    worker.join();
+  }
+  const std::lock_guard lock(impl_->stateMutex);
+  impl_->status.running = false;
+}
+
+void SyncClient::notifyLocalWrite() {
+  {
+    const std::lock_guard lock(impl_->stateMutex);
+    impl_->wakeRequested = true;
+  }
+  impl_->wake.notify_all();
+}
+
+void SyncClient::cancel() {
+  const std::lock_guard lock(impl_->stateMutex);
+  impl_->cancelRequested = true;
+  if (impl_->activeIo) {
+    impl_->activeIo->stop();
+  }
+}
+
+SyncStatus SyncClient::status() const {
+  const std::lock_guard lock(impl_->stateMutex);
+  return impl_->status;
+}
+
+void SyncClient::Impl::backgroundLoop() {
+  unsigned failures = 0;
+  for (;;) {
+    std::chrono::milliseconds delay = options.interval;
+    try {
+      const SyncReport report = runOnce();
+      failures = 0;
+      if (options.onResult) {
+        options.onResult(&report, nullptr);
+      }
+    } catch (const Error& e) {
+      if (options.onResult) {
+        options.onResult(nullptr, std::current_exception());
+      }
+      if (e.code() == Errc::revoked || e.code() == Errc::cancelled) {
+        const std::lock_guard lock(stateMutex);
+        if (e.code() == Errc::revoked || stopRequested) {
+          break;
+        }
+      }
+      ++failures;
+    } catch (const std::exception&) {
+      if (options.onResult) {
+        options.onResult(nullptr, std::current_exception());
+      }
+      ++failures;
+    }
+    if (failures > 0) {
+      // Full jitter: a random wait up to the exponential bound.
+      const auto bound = std::min<std::int64_t>(options.maxBackoff.count(),
+                                                options.minBackoff.count()
+                                                    << std::min<unsigned>(failures - 1, 20));
+      delay = std::chrono::milliseconds(
+          randombytes_uniform(static_cast<std::uint32_t>(std::max<std::int64_t>(bound, 1))));
+    }
+    std::unique_lock lock(stateMutex);
+    // A local write wakes the loop only when the last sync succeeded; after a
+    // failure the backoff decides (it retries without waiting for one).
+    wakeRequested = wakeRequested && failures == 0;
+    wake.wait_for(lock, delay, [&] { return stopRequested || (wakeRequested && failures == 0); });
+    wakeRequested = false;
+    if (stopRequested) {
+      break;
+    }
+  }
+  const std::lock_guard lock(stateMutex);
+  status.running = false;
+}
+
+std::vector<std::string> installedTemplates(Vault& vault) {
+  std::vector<std::string> out;
+  vault.write([&](sql::Database& db) {
+    createTemplateTable(db);
+    sql::Statement st(db, "SELECT document FROM installed_templates ORDER BY seq");
+    while (st.step()) {
+      out.emplace_back(st.columnText(0));
+    }
+  });
+  return out;
+}
+
+} // namespace outpost

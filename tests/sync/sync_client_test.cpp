@@ -1,0 +1,521 @@
+// The sync client end to end: real vaults, real record stores, a real
+// outpost-server on 127.0.0.1, and a proxy that cuts connections.
+
+#include "sync_fixture.hpp"
+
+#include <outpost.h>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <random>
+#include <set>
+
+#include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace outpost;
+using namespace outpost::synctest;
+
+namespace {
+
+std::string textOf(const sync::Value& v) {
+  const auto* s = std::get_if<std::string>(&v);
+  return s ? *s : std::string();
+}
+
+/// The server's current value of a field (Null when none), and its competing values.
+struct ServerField {
+  sync::Value current;
+  std::multiset<std::string> competing;
+};
+
+ServerField serverField(const DataFolder& data, const sync::Uuid& record,
+                        const std::string& field) {
+  ServerField out;
+  const auto view = data.store()->record(record);
+  REQUIRE(view.has_value());
+  const auto it = view->state.fields.find(field);
+  if (it != view->state.fields.end()) {
+    if (it->second.current) {
+      out.current = it->second.current->value;
+    }
+    for (const auto& v : it->second.conflicts) {
+      out.competing.insert(sync::toJson(v.value));
+    }
+  }
+  return out;
+}
+
+std::string joined(const std::multiset<std::string>& values) {
+  std::string out;
+  for (const auto& v : values) {
+    out += v + ";";
+  }
+  return out;
+}
+
+std::multiset<std::string> deviceCompeting(FieldDevice& d, const sync::Uuid& record,
+                                           const std::string& field) {
+  std::multiset<std::string> out;
+  for (const auto& c : d.store->conflicts(record)) {
+    if (c.field == field) {
+      for (const auto& v : c.competing) {
+        out.insert(sync::toJson(v.value));
+      }
+    }
+  }
+  return out;
+}
+
+} // namespace
+
+TEST_SUITE("sync.client") {
+  TEST_CASE("two devices: a record reaches the other device; concurrent edits keep both values "
+            "as a conflict everywhere; a resolution clears it everywhere") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    FieldDevice b(data, "bob", server.port());
+
+    const auto child = a.addChild("north", "Child One");
+    CHECK(a.store->journal().status(child)->state == model::SyncState::pending);
+    const SyncReport pushed = a.sync();
+    CHECK(pushed.changesPushed > 0);
+    CHECK(pushed.writesAcknowledged == 1);
+    CHECK(a.store->journal().pendingCount() == 0);
+    CHECK(a.store->journal().status(child)->state == model::SyncState::synced);
+
+    const SyncReport pulled = b.sync();
+    CHECK(pulled.recordsUpdated == 1);
+    const auto onB = b.store->get(child);
+    REQUIRE(onB.has_value());
+    CHECK(onB->text("name") == "Child One");
+    CHECK(onB->type == "child");
+    CHECK(b.store->journal().status(child)->state == model::SyncState::synced);
+    // The pulled record is indexed like a local one.
+    model::RecordQuery q;
+    q.type = "child";
+    CHECK(b.store->queryIds(q).ids.size() == 1);
+
+    // Both edit the school offline; B's edit is later.
+    a.store->update(child, {{"school", std::string("Northfield Academy")}});
+    std::this_thread::sleep_for(5ms);
+    b.store->update(child, {{"school", std::string("Hillside College")}});
+    (void)a.sync();
+    const SyncReport bSync = b.sync();
+    CHECK(bSync.newConflicts == 1);
+    const SyncReport aSync = a.sync();
+    CHECK(aSync.newConflicts == 1);
+
+    for (FieldDevice* d : {&a, &b}) {
+      CHECK(d->store->get(child)->text("school") == "Hillside College");
+      const auto conflicts = d->store->conflicts(child);
+      REQUIRE(conflicts.size() == 1);
+      CHECK(conflicts[0].field == "school");
+      REQUIRE(conflicts[0].competing.size() == 1);
+      CHECK(textOf(conflicts[0].competing[0].value) == "Northfield Academy");
+      CHECK(d->store->journal().status(child)->state == model::SyncState::conflict);
+      model::RecordQuery inConflict;
+      inConflict.syncState = model::SyncState::conflict;
+      CHECK(d->store->queryIds(inConflict).ids.size() == 1);
+    }
+    CHECK(textOf(serverField(data, child, "school").current) == "Hillside College");
+    CHECK(data.store()->conflicts().size() == 1);
+
+    // A field without a conflict cannot be "resolved".
+    CHECK(codeOf([&] { a.store->resolveConflict(child, "name", std::string("x")); }) ==
+          Errc::invalid_argument);
+
+    // A supervisor on A keeps the first value.
+    a.store->resolveConflict(child, "school", std::string("Northfield Academy"));
+    CHECK(a.store->conflicts(child).empty());
+    (void)a.sync();
+    (void)b.sync();
+    for (FieldDevice* d : {&a, &b}) {
+      CHECK(d->store->get(child)->text("school") == "Northfield Academy");
+      CHECK(d->store->conflicts(child).empty());
+      CHECK(d->store->journal().status(child)->state == model::SyncState::synced);
+    }
+    CHECK(data.store()->conflicts().empty());
+    CHECK(textOf(serverField(data, child, "school").current) == "Northfield Academy");
+
+    // An edit on top of a synced value fast-forwards: no conflict.
+    b.store->update(child, {{"school", std::string("Northfield Academy (sixth form)")}});
+    (void)b.sync();
+    const SyncReport last = a.sync();
+    CHECK(last.newConflicts == 0);
+    CHECK(a.store->get(child)->text("school") == "Northfield Academy (sixth form)");
+    CHECK(a.store->conflicts(child).empty());
+  }
+
+  TEST_CASE("edits written before the sync client existed sync without conflicts between the "
+            "device's own edits") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    // A second store on a fresh enrolled vault, written before any SyncClient.
+    test::VaultFixture vf;
+    platform::SystemClock clock;
+    auto vault = vf.create();
+    {
+      auto s = data.store();
+      const auto code = s->enrollmentRegistry().issueEnrollmentCode(
+          "bob", "north", std::chrono::minutes(10), protocol::Clock::now());
+      (void)enrollDevice(
+          vf.context, *vault,
+          protocol::formatEnrollmentPayload(
+              {"127.0.0.1", server.port(),
+               server::ServerKeys::load(data.dir.path).staticKey.publicKey, code.code}),
+          "test");
+    }
+    model::RecordStore store(vf.context, *vault, clock, model::RecordStoreOptions{"bob"});
+    const auto child = store.create("child", {{"owner_team", std::string("north")},
+                                              {"name", std::string("Early")},
+                                              {"local_authority", std::string("L")},
+                                              {"police_force_area", std::string("P")},
+                                              {"estimated_age", std::int64_t{15}}});
+    store.update(child, {{"school", std::string("First")}});
+    store.update(child, {{"school", std::string("Second")}, {"name", std::string("Early B")}});
+    SyncClient client(vf.context, *vault, store, clock);
+    (void)client.sync();
+    CHECK(store.journal().pendingCount() == 0);
+    CHECK(data.store()->conflicts().empty());
+    (void)a.sync();
+    CHECK(a.store->get(child)->text("school") == "Second");
+    CHECK(a.store->get(child)->text("name") == "Early B");
+    CHECK(a.store->conflicts(child).empty());
+  }
+
+  TEST_CASE("scope: a worker never receives another team's records; a worker moved to another "
+            "team has the old team's records purged at the next sync, with a receipt") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    FieldDevice b(data, "bob", server.port());
+    FieldDevice c(data, "carol", server.port());
+    const auto child = a.addChild("north", "Child Two");
+    (void)a.sync();
+    (void)b.sync();
+    (void)c.sync();
+    CHECK(b.store->get(child).has_value());
+    CHECK_FALSE(c.store->get(child).has_value());
+
+    // An unsent edit on B when B's worker moves to the south team.
+    b.store->update(child, {{"school", std::string("Unsent")}});
+    data.store()->setWorkerTeams("bob", {"south"});
+    const SyncReport r = b.sync();
+    REQUIRE(r.purged.size() == 1);
+    REQUIRE(r.purged[0].records.size() == 1);
+    CHECK(r.purged[0].records[0] == child);
+    CHECK(r.purged[0].discardedChanges == 1);
+    CHECK_FALSE(b.store->get(child).has_value());
+    CHECK(b.store->journal().pendingCount() == 0);
+    // The removal is in the device's audit trail.
+    bool audited = false;
+    for (const auto& e : b.store->audit().events(0, 1000)) {
+      audited = audited || (e.action == model::AuditAction::purge && e.record == child);
+    }
+    CHECK(audited);
+    // The server never took the out-of-scope edit.
+    CHECK(textOf(serverField(data, child, "school").current).empty());
+  }
+
+  TEST_CASE("a revoked device is refused and wiped at its next sync") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    (void)a.addChild("north", "Child Three");
+    (void)a.sync();
+    const auto identity = loadDeviceIdentity(*a.vault);
+    REQUIRE(identity.has_value());
+    CHECK(data.store()->deviceRegistry().revoke(identity->deviceId));
+    CHECK(codeOf([&] { (void)a.sync(); }) == Errc::revoked);
+    CHECK(a.client->status().wiped);
+    CHECK_FALSE(std::filesystem::exists(a.vf.dir / "vault.db"));
+    CHECK(codeOf([&] { (void)a.sync(); }) == Errc::revoked);
+  }
+
+  TEST_CASE("a connection cut at every message boundary, both ways: after the next sync "
+            "nothing is lost and nothing is duplicated") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    CuttingProxy proxy(server.port());
+    SyncOptions small;
+    small.pushBatch = 40; // several batches
+    small.pullBatch = 25;
+    FieldDevice a(data, "alice", proxy.port(), small);
+    FieldDevice b(data, "bob", proxy.port(), small);
+    std::vector<sync::Uuid> ids;
+    for (int i = 0; i < 24; ++i) {
+      ids.push_back(a.addChild("north", "Child " + std::to_string(i)));
+    }
+    const std::int64_t changesWritten = [&] {
+      std::int64_t n = 0;
+      for (const auto& e : a.store->journal().pending(100000)) {
+        (void)e;
+        ++n;
+      }
+      return n;
+    }();
+
+    for (FieldDevice* d : {&a, &b}) {
+      bool completed = false;
+      for (int cut = 0; cut < 60 && !completed; ++cut) {
+        proxy.cutAfter(cut);
+        try {
+          (void)d->sync();
+          completed = true;
+        } catch (const Error& e) {
+          CHECK((e.code() == Errc::network || e.code() == Errc::timeout ||
+                 e.code() == Errc::protocol));
+        }
+      }
+      CHECK(completed);
+      proxy.cutAfter(-1);
+      (void)d->sync();
+    }
+    CHECK(proxy.connectionsCut() > 8);
+    // The server holds each change exactly once; both devices hold every record.
+    CHECK(data.store()->recordCount() == 24);
+    CHECK(data.store()->lastSequence() == static_cast<std::uint64_t>(changesWritten));
+    CHECK(a.store->journal().pendingCount() == 0);
+    for (const auto& id : ids) {
+      const auto ra = a.store->get(id);
+      const auto rb = b.store->get(id);
+      REQUIRE(rb.has_value());
+      CHECK(ra->fields == rb->fields);
+      CHECK(a.store->journal().status(id)->state == model::SyncState::synced);
+      CHECK(b.store->journal().status(id)->state == model::SyncState::synced);
+    }
+  }
+
+  TEST_CASE("a device killed (SIGKILL) in the middle of syncing, again and again, loses "
+            "nothing and duplicates nothing after its next sync") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    FieldDevice b(data, "bob", server.port());
+    for (int i = 0; i < 400; ++i) {
+      (void)a.addChild("north", "From A " + std::to_string(i));
+    }
+    const auto aChanges = a.store->journal().pending(1000000).size();
+    (void)a.sync();
+    std::vector<sync::Uuid> fromB;
+    for (int i = 0; i < 60; ++i) {
+      fromB.push_back(b.addChild("north", "From B " + std::to_string(i)));
+    }
+    const auto bChanges = b.store->journal().pending(1000000).size();
+    b.close();
+
+    const std::string vaultDir = b.vf.dir.string();
+    const std::string keyDir = (b.vf.tmp / "keystore").string();
+    std::mt19937 rng(7);
+    int killed = 0;
+    for (int round = 0; round < 8; ++round) {
+      const pid_t pid = fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        execl(SYNC_VICTIM_PATH, SYNC_VICTIM_PATH, vaultDir.c_str(), keyDir.c_str(), "2468", "bob",
+              static_cast<char*>(nullptr));
+        _exit(127);
+      }
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::uniform_int_distribution<int>(20, 150)(rng)));
+      int status = 0;
+      if (waitpid(pid, &status, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        ++killed;
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+      } else {
+        CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+      }
+    }
+    CHECK(killed >= 2);
+
+    b.reopen();
+    (void)b.sync();
+    (void)a.sync();
+    CHECK(b.store->journal().pendingCount() == 0);
+    CHECK(data.store()->recordCount() == 460);
+    CHECK(data.store()->lastSequence() == aChanges + bChanges);
+    model::RecordQuery q;
+    q.type = "child";
+    q.limit = 1000;
+    CHECK(b.store->queryIds(q).ids.size() == 460);
+    CHECK(a.store->queryIds(q).ids.size() == 460);
+    for (const auto& id : fromB) {
+      CHECK(a.store->get(id)->fields == b.store->get(id)->fields);
+      CHECK(b.store->journal().status(id)->state == model::SyncState::synced);
+    }
+  }
+
+  TEST_CASE("the C ABI enrolls and syncs, and reports bad input with stable codes") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    test::TempDir tmp;
+    outpost_vault* v = nullptr;
+    outpost_error err{};
+    REQUIRE(outpost_vault_create((tmp / "vault").c_str(), (tmp / "keys").c_str(), "2468", "alice",
+                                 &v, &err) == OUTPOST_OK);
+    char* report = nullptr;
+    CHECK(outpost_sync(v, &report, &err) == static_cast<int32_t>(Errc::invalid_argument));
+    CHECK(outpost_device_enroll(v, "outpost-enroll:v1:nonsense", "1.0", &err) ==
+          static_cast<int32_t>(Errc::invalid_argument));
+    std::string payload;
+    {
+      auto s = data.store();
+      const auto code = s->enrollmentRegistry().issueEnrollmentCode(
+          "alice", "north", std::chrono::minutes(10), protocol::Clock::now());
+      payload = protocol::formatEnrollmentPayload(
+          {"127.0.0.1", server.port(), server::ServerKeys::load(data.dir.path).staticKey.publicKey,
+           code.code});
+    }
+    REQUIRE(outpost_device_enroll(v, payload.c_str(), "1.0", &err) == OUTPOST_OK);
+    char id[37];
+    REQUIRE(
+        outpost_record_put_json(
+            v,
+            R"({"type":"child","fields":{"name":"C","owner_team":"north","local_authority":"L",)"
+            R"("police_force_area":"P","estimated_age":14}})",
+            id, &err) == OUTPOST_OK);
+    REQUIRE(outpost_sync(v, &report, &err) == OUTPOST_OK);
+    const auto j = nlohmann::json::parse(report);
+    outpost_string_release(report);
+    CHECK(j["changes_pushed"].get<int>() > 0);
+    CHECK(j["changes_rejected"].get<int>() == 0);
+    CHECK(data.store()->recordCount() == 1);
+    outpost_vault_release(v);
+  }
+
+  TEST_CASE("background mode: syncs after a local write, backs off while the server is "
+            "unreachable, and recovers without another write") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    CuttingProxy proxy(server.port());
+    SyncOptions o;
+    o.minBackoff = 20ms;
+    o.maxBackoff = 200ms;
+    o.interval = 1h;
+    std::atomic<int> successes{0};
+    std::atomic<int> failures{0};
+    o.onResult = [&](const SyncReport* r, const std::exception_ptr&) {
+      (r ? successes : failures).fetch_add(1);
+    };
+    FieldDevice a(data, "alice", proxy.port(), o);
+    proxy.cutAfter(0); // the server is unreachable
+    a.client->start();
+    const auto child = a.addChild("north", "Child Four");
+    a.client->notifyLocalWrite();
+    for (int i = 0; i < 200 && failures.load() < 3; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    CHECK(failures.load() >= 3);
+    CHECK(a.client->status().consecutiveFailures >= 1);
+    CHECK(a.store->journal().pendingCount() == 1);
+    proxy.cutAfter(-1); // back: the retry pushes without another write
+    for (int i = 0; i < 300 && successes.load() == 0; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    CHECK(a.store->journal().pendingCount() == 0);
+    CHECK(successes.load() >= 1);
+    a.client->stop();
+    CHECK_FALSE(a.client->status().running);
+    CHECK(data.store()->record(child).has_value());
+  }
+
+  TEST_CASE("convergence: three devices, random offline edits, random sync order with cut "
+            "connections; all replicas and the server end identical") {
+    for (unsigned seed = 1; seed <= 10; ++seed) {
+      CAPTURE(seed);
+      Context ctx;
+      DataFolder data(ctx);
+      data.store()->addWorker("dave", {"north"});
+      RunningServer server(ctx, data.dir.path);
+      CuttingProxy proxy(server.port());
+      std::vector<std::unique_ptr<FieldDevice>> devices;
+      for (const char* w : {"alice", "bob", "dave"}) {
+        SyncOptions o;
+        o.pushBatch = 5;
+        o.pullBatch = 7;
+        devices.push_back(std::make_unique<FieldDevice>(data, w, proxy.port(), o));
+      }
+      std::mt19937 rng(seed);
+      const auto pick = [&](std::size_t n) {
+        return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
+      };
+      const std::vector<std::string> fieldsToEdit = {"school", "gender", "placing_authority",
+                                                     "lead_professional"};
+      for (int step = 0; step < 60; ++step) {
+        FieldDevice& d = *devices[pick(devices.size())];
+        model::RecordQuery q;
+        q.type = "child";
+        q.limit = 1000;
+        const auto known = d.store->queryIds(q).ids;
+        const std::size_t op = pick(10);
+        if (known.empty() || op == 0) {
+          (void)d.addChild("north", "Child s" + std::to_string(step));
+        } else if (op <= 5) {
+          const auto& id = known[pick(known.size())];
+          d.store->update(id, {{fieldsToEdit[pick(fieldsToEdit.size())],
+                                std::string("v") + std::to_string(step)}});
+        } else if (op == 6) {
+          for (const auto& id : known) {
+            const auto c = d.store->conflicts(id);
+            if (!c.empty()) {
+              const auto& chosen = pick(2) == 0 ? c[0].current : c[0].competing.front();
+              d.store->resolveConflict(id, c[0].field, chosen.value);
+              break;
+            }
+          }
+        } else {
+          proxy.cutAfter(pick(3) == 0 ? static_cast<int>(pick(12)) : -1);
+          try {
+            (void)d.sync();
+          } catch (const Error& e) {
+            CHECK((e.code() == Errc::network || e.code() == Errc::timeout ||
+                   e.code() == Errc::protocol));
+          }
+        }
+      }
+      proxy.cutAfter(-1);
+      for (int round = 0; round < 2; ++round) {
+        for (auto& d : devices) {
+          (void)d->sync();
+        }
+      }
+      // Every record the server holds is on every device, with the same current
+      // values and the same competing values.
+      std::vector<server::RecordView> views;
+      data.store()->forEachRecord([&](const server::RecordView& v) { views.push_back(v); });
+      CHECK(!views.empty());
+      for (const auto& view : views) {
+        for (auto& d : devices) {
+          CHECK(d->store->journal().pendingCount() == 0);
+          const auto r = d->store->get(view.recordId);
+          REQUIRE(r.has_value());
+          for (const auto& [field, state] : view.state.fields) {
+            CAPTURE(field);
+            const sync::Value serverValue =
+                state.current ? state.current->value : sync::Value{sync::Null{}};
+            CHECK(sync::toJson(r->get(field)) == sync::toJson(serverValue));
+            std::multiset<std::string> competing;
+            for (const auto& v : state.conflicts) {
+              competing.insert(sync::toJson(v.value));
+            }
+            CHECK(joined(deviceCompeting(*d, view.recordId, field)) == joined(competing));
+          }
+        }
+      }
+    }
+  }
+}
