@@ -149,11 +149,11 @@ jq -r --arg id "$child" '.records[] | select(.id == $id) |
 
 step "10. Each device's audit trail (every view, create, edit, sign and share) is a hash chain,"
 echo "    with Ed25519-signed checkpoints every 64 events; each verifies end to end:"
-# The hub-side check (outpostctl audit verify, once the chains sync) is not built yet;
-# each device's chain is verified through the SDK's AuditLog (outpost-field audit verify).
 field_a audit verify | show
 field_b audit verify | show
-echo "    (verifying the chains at the hub, outpostctl audit verify, is not built yet)"
+echo "    and the hub's chain over every pushed batch and every administrative action"
+echo "    (signed, and checked against each stored change) verifies too:"
+ctl audit verify | show
 
 step "11. Worker B's phone is lost. The hub revokes it; at its next sync it is wiped:"
 device_b=$(field_b --json status | jq -r .device)
