@@ -79,6 +79,28 @@ struct ScriptedServer {
   }
 };
 
+/// An enrolled device with a record store and a sync client, against `server`
+/// (started here).
+struct Device {
+  VaultFixture f;
+  platform::SystemClock clock;
+  std::unique_ptr<Vault> vault;
+  std::unique_ptr<model::RecordStore> store;
+  std::unique_ptr<SyncClient> client;
+
+  explicit Device(ScriptedServer& server) {
+    const std::string payload = server.payload();
+    server.start();
+    vault = f.create();
+    (void)enrollDevice(f.context, *vault, payload, "test");
+    store = std::make_unique<model::RecordStore>(f.context, *vault, clock,
+                                                 model::RecordStoreOptions{"worker-a"});
+    SyncOptions o;
+    o.timeout = 5s;
+    client = std::make_unique<SyncClient>(f.context, *vault, *store, clock, o);
+  }
+};
+
 } // namespace
 
 TEST_SUITE("sync.commands") {
@@ -88,20 +110,11 @@ TEST_SUITE("sync.commands") {
     server.commands.push_back(
         {sync::Uuid::random().bytes,
          TemplateUpdate{{std::string(model::cseScreeningV1Json()), "{\"not\":\"a template\"}"}}});
-    const std::string payload = server.payload();
-    server.start();
-    VaultFixture f;
-    auto vault = f.create();
-    (void)enrollDevice(f.context, *vault, payload, "test");
-    platform::SystemClock clock;
-    model::RecordStore store(f.context, *vault, clock, model::RecordStoreOptions{"worker-a"});
-    SyncOptions o;
-    o.timeout = 5s;
-    SyncClient client(f.context, *vault, store, clock, o);
-    CHECK(installedTemplates(*vault).empty());
-    const SyncReport r = client.sync();
+    Device d(server);
+    CHECK(installedTemplates(*d.vault).empty());
+    const SyncReport r = d.client->sync();
     CHECK(r.templatesInstalled == 1);
-    const auto kept = installedTemplates(*vault);
+    const auto kept = installedTemplates(*d.vault);
     REQUIRE(kept.size() == 1);
     CHECK(model::loadTemplate(kept[0]).id() == "cse-screening");
   }
@@ -109,23 +122,14 @@ TEST_SUITE("sync.commands") {
   TEST_CASE("a wipe command destroys the vault") {
     ScriptedServer server;
     server.commands.push_back({sync::Uuid::random().bytes, Wipe{}});
-    const std::string payload = server.payload();
-    server.start();
-    VaultFixture f;
-    auto vault = f.create();
-    (void)enrollDevice(f.context, *vault, payload, "test");
-    platform::SystemClock clock;
-    model::RecordStore store(f.context, *vault, clock, model::RecordStoreOptions{"worker-a"});
-    SyncOptions o;
-    o.timeout = 5s;
-    SyncClient client(f.context, *vault, store, clock, o);
+    Device d(server);
     try {
-      (void)client.sync();
+      (void)d.client->sync();
       FAIL("a wiped device synced");
     } catch (const Error& e) {
       CHECK(e.code() == Errc::revoked);
     }
-    CHECK(client.status().wiped);
-    CHECK_FALSE(Vault::exists(f.dir));
+    CHECK(d.client->status().wiped);
+    CHECK_FALSE(Vault::exists(d.f.dir));
   }
 }

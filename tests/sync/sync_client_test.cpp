@@ -161,17 +161,7 @@ TEST_SUITE("sync.client") {
     test::VaultFixture vf;
     platform::SystemClock clock;
     auto vault = vf.create();
-    {
-      auto s = data.store();
-      const auto code = s->enrollmentRegistry().issueEnrollmentCode(
-          "bob", "north", std::chrono::minutes(10), protocol::Clock::now());
-      (void)enrollDevice(
-          vf.context, *vault,
-          protocol::formatEnrollmentPayload(
-              {"127.0.0.1", server.port(),
-               server::ServerKeys::load(data.dir.path).staticKey.publicKey, code.code}),
-          "test");
-    }
+    (void)enrollDevice(vf.context, *vault, enrollmentPayload(data, "bob", server.port()), "test");
     model::RecordStore store(vf.context, *vault, clock, model::RecordStoreOptions{"bob"});
     const auto child = store.create("child", {{"owner_team", std::string("north")},
                                               {"name", std::string("Early")},
@@ -370,15 +360,7 @@ TEST_SUITE("sync.client") {
     CHECK(outpost_sync(v, &report, &err) == static_cast<int32_t>(Errc::invalid_argument));
     CHECK(outpost_device_enroll(v, "outpost-enroll:v1:nonsense", "1.0", &err) ==
           static_cast<int32_t>(Errc::invalid_argument));
-    std::string payload;
-    {
-      auto s = data.store();
-      const auto code = s->enrollmentRegistry().issueEnrollmentCode(
-          "alice", "north", std::chrono::minutes(10), protocol::Clock::now());
-      payload = protocol::formatEnrollmentPayload(
-          {"127.0.0.1", server.port(), server::ServerKeys::load(data.dir.path).staticKey.publicKey,
-           code.code});
-    }
+    const std::string payload = enrollmentPayload(data, "alice", server.port());
     REQUIRE(outpost_device_enroll(v, payload.c_str(), "1.0", &err) == OUTPOST_OK);
     char id[37];
     REQUIRE(

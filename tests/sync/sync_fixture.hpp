@@ -106,6 +106,18 @@ private:
   std::thread thread_;
 };
 
+/// An enrollment payload for `worker` (as `outpostctl enroll` makes one).
+inline std::string enrollmentPayload(const DataFolder& data, const std::string& worker,
+                                     std::uint16_t port) {
+  auto s = data.store();
+  const auto w = s->findWorker(worker);
+  REQUIRE(w.has_value());
+  const auto code = s->enrollmentRegistry().issueEnrollmentCode(
+      worker, w->teams.front(), std::chrono::minutes(10), protocol::Clock::now());
+  return protocol::formatEnrollmentPayload(
+      {"127.0.0.1", port, server::ServerKeys::load(data.dir.path).staticKey.publicKey, code.code});
+}
+
 /// A field device: vault, record store and sync client, enrolled as `worker`.
 struct FieldDevice {
   test::VaultFixture vf;
@@ -119,17 +131,7 @@ struct FieldDevice {
               SyncOptions options = {})
       : worker(workerId) {
     vault = vf.create();
-    std::string payload;
-    {
-      auto s = data.store();
-      const auto w = s->findWorker(worker);
-      REQUIRE(w.has_value());
-      const auto code = s->enrollmentRegistry().issueEnrollmentCode(
-          worker, w->teams.front(), std::chrono::minutes(10), protocol::Clock::now());
-      const auto keys = server::ServerKeys::load(data.dir.path);
-      payload = protocol::formatEnrollmentPayload(
-          {"127.0.0.1", port, keys.staticKey.publicKey, code.code});
-    }
+    const std::string payload = enrollmentPayload(data, worker, port);
     (void)enrollDevice(vf.context, *vault, payload, "test");
     store = std::make_unique<model::RecordStore>(vf.context, *vault, clock,
                                                  model::RecordStoreOptions{worker});
