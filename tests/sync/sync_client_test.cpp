@@ -180,6 +180,38 @@ TEST_SUITE("sync.client") {
     CHECK(a.store->conflicts(child).empty());
   }
 
+  TEST_CASE("a change the server refuses marks its record rejected with the reason, and the "
+            "worker's value stays on the device") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    FieldDevice b(data, "bob", server.port());
+    const auto child = a.addChild("north", "Taken");
+    (void)a.sync();
+    // B, before it has pulled A's record, writes another type under the same id:
+    // the server refuses the changes (a record's type never changes).
+    model::EntityType visit;
+    visit.name = "test.visit";
+    visit.fields = {model::FieldSpec{"note", model::FieldType::text, false, {}, {}, {}, {}}};
+    b.store->schema().add(visit);
+    model::RecordWrite w;
+    w.type = "test.visit";
+    w.newId = child;
+    w.fields = {{"owner_team", std::string("north")}, {"note", std::string("typed by B")}};
+    (void)b.store->writeBatch(std::span(&w, 1));
+    const SyncReport r = b.sync();
+    CHECK(r.changesRejected > 0);
+    CHECK(r.changesPushed == 0);
+    const auto status = b.store->journal().status(child);
+    REQUIRE(status.has_value());
+    CHECK(status->state == model::SyncState::rejected);
+    CHECK(status->reason == "validation");
+    CHECK(b.store->journal().pendingCount() == 0);
+    CHECK(b.store->get(child)->text("note") == "typed by B");
+    CHECK(textOf(serverField(data, child, "name").current) == "Taken");
+  }
+
   TEST_CASE("scope: a worker never receives another team's records; a worker moved to another "
             "team has the old team's records purged at the next sync, with a receipt") {
     Context ctx;

@@ -417,13 +417,6 @@ PurgeResult purgeRecords(RecordStore::Impl& s, std::span<const Uuid> records) {
   return out;
 }
 
-void markRejected(RecordStore::Impl& s, const Uuid& record, std::string_view reason) {
-  s.write([&](sql::Database& db, WriteState&) {
-    StatementUse u(s.stmt(db, "UPDATE records SET sync_state = 3, sync_reason = ?2 WHERE id = ?1"));
-    u->bindBlob(1, uuidBytes(record)).bind(2, reason).run();
-  });
-}
-
 void clearRejected(RecordStore::Impl& s, std::span<const Uuid> records) {
   if (records.empty()) {
     return;

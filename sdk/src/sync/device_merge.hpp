@@ -37,8 +37,6 @@ struct PurgeResult {
 };
 PurgeResult purgeRecords(RecordStore::Impl& store, std::span<const Uuid> records);
 
-/// Marks records whose changes the server refused (reason: the error name).
-void markRejected(RecordStore::Impl& store, const Uuid& record, std::string_view reason);
 /// Clears the rejected state of records whose latest push was accepted.
 void clearRejected(RecordStore::Impl& store, std::span<const Uuid> records);
 

@@ -377,7 +377,7 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
     }
     model::clearRejected(internals(), cleared);
     for (const auto& [id, reason] : rejected) {
-      model::markRejected(internals(), id, reason);
+      journal.markRejected(id, reason);
     }
     report.writesAcknowledged += journal.acknowledge(seqs);
     this->progress(progress, &channel);
