@@ -86,6 +86,9 @@ struct Change {
 struct PushBatch {
   batchId @0 :Uuid;
   changes @1 :List(Change);
+  # The same changes grouped by write (capability "record-writes"); a message
+  # carries `changes` or `writes`, never both.
+  writes @2 :List(RecordWrite);
 }
 
 enum ChangeOutcome {
@@ -116,6 +119,31 @@ struct PullReply {
   changes @0 :List(Change);
   nextCursor @1 :UInt64;
   more @2 :Bool;
+  # As PushBatch.writes.
+  writes @3 :List(RecordWrite);
+}
+
+# The changes one device made to one record at one HLC (one local write), sharing
+# what they have in common. Field i stands for the Change with this write's
+# recordId, recordType, hlc and deviceId and the field's own members; the order of
+# `fields` is the order of the changes.
+struct RecordWrite {
+  recordId @0 :Uuid;
+  recordType @1 :Text;
+  hlc @2 :Hlc;
+  deviceId @3 :Uuid;
+  fields @4 :List(FieldWrite);
+}
+
+struct FieldWrite {
+  field @0 :Text;
+  value @1 :Value;
+  baseHlc @2 :Hlc;
+  # Empty when baseHlc is zero; otherwise as Change.baseDeviceId.
+  baseDeviceId @3 :Uuid;
+  resolves @4 :List(VersionId);
+  # Empty for the derived id (capability "derived-ids"); otherwise as Change.changeId.
+  changeId @5 :Uuid;
 }
 
 struct Command {

@@ -201,7 +201,9 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
     const std::size_t purges = deviceScope.commands.size();
     HelloReply helloReply{session.version, server.now().value, std::move(deviceScope.commands)};
     const bool zstd = hasCapability(session.hello, kCapabilityZstd);
-    for (const std::string_view both : {kCapabilityZstd, kCapabilityDerivedIds}) {
+    const bool recordWrites = hasCapability(session.hello, kCapabilityRecordWrites);
+    for (const std::string_view both :
+         {kCapabilityZstd, kCapabilityDerivedIds, kCapabilityRecordWrites}) {
       if (hasCapability(session.hello, both)) {
         helloReply.capabilities.emplace_back(both);
       }
@@ -210,6 +212,9 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
     co_await channel.sendMessage(hello);
     if (zstd) {
       channel.compressMessages();
+    }
+    if (recordWrites) {
+      channel.groupWrites();
     }
     if (!deviceScope.recorded) {
       const auto lease = server.stores.take();

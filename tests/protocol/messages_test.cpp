@@ -102,6 +102,73 @@ TEST_SUITE("protocol.messages") {
     }
   }
 
+  TEST_CASE("change lists grouped as record writes decode to the same message, and are smaller") {
+    // Three writes: two fields of record A at one HLC, one field of A at a later HLC,
+    // and a change of record B; the grouped layout must keep order and boundaries.
+    std::vector<Change> changes;
+    Change a1 = changeWith(std::string("medium"), 1);
+    a1.changeId = {}; // a derived id left out
+    Change a2 = a1;
+    a2.field = "ind_01";
+    a2.value = true;
+    a2.baseHlc = std::uint64_t{1600000000000} << 16;
+    a2.baseDeviceId = uuidOf(60);
+    a2.resolves = {{std::uint64_t{1600000000001} << 16, uuidOf(61)}};
+    a2.changeId = uuidOf(70); // an id that is not derived stays on the wire
+    Change a3 = a1;
+    a3.hlc += 1;
+    Change b1 = changeWith(std::int64_t{7}, 30);
+    changes = {a1, a2, a3, b1};
+    for (const Message& m :
+         {Message{PushBatch{uuidOf(9), changes}}, Message{PullReply{changes, 77, false}}}) {
+      CAPTURE(messageName(m));
+      const Bytes grouped = encode(m, EncodeOptions{true});
+      CHECK(decode(grouped) == m);
+      CHECK(grouped.size() < encode(m).size());
+    }
+    const Message empty = PullReply{{}, 5, false};
+    CHECK(decode(encode(empty, EncodeOptions{true})) == empty);
+  }
+
+  TEST_CASE("a message with both changes and writes, or a write without fields, is refused") {
+    const kj::byte id[16] = {1};
+    capnp::MallocMessageBuilder b;
+    auto batch = b.initRoot<wire::Envelope>().initPushBatch();
+    batch.setBatchId(capnp::Data::Reader(id, 16));
+    auto c = batch.initChanges(1)[0];
+    c.setChangeId(capnp::Data::Reader(id, 16));
+    c.setRecordId(capnp::Data::Reader(id, 16));
+    c.setDeviceId(capnp::Data::Reader(id, 16));
+    c.setRecordType("t");
+    c.setField("f");
+    c.initValue().setNull();
+    auto w = batch.initWrites(1)[0];
+    w.setRecordId(capnp::Data::Reader(id, 16));
+    w.setDeviceId(capnp::Data::Reader(id, 16));
+    w.setRecordType("t");
+    auto f = w.initFields(1)[0];
+    f.setField("f");
+    f.initValue().setNull();
+    CHECK(codeOf([&] { (void)decode(packed(b)); }) == Errc::protocol);
+
+    capnp::MallocMessageBuilder b2;
+    auto reply = b2.initRoot<wire::Envelope>().initPullReply();
+    auto w2 = reply.initWrites(1)[0];
+    w2.setRecordId(capnp::Data::Reader(id, 16));
+    w2.setDeviceId(capnp::Data::Reader(id, 16));
+    w2.setRecordType("t");
+    CHECK(codeOf([&] { (void)decode(packed(b2)); }) == Errc::protocol);
+  }
+
+  TEST_CASE("too many field writes across record writes are refused before they are read") {
+    capnp::MallocMessageBuilder b;
+    auto reply = b.initRoot<wire::Envelope>().initPullReply();
+    auto writes = reply.initWrites(2);
+    writes[0].initFields(static_cast<unsigned>(limits::kChanges / 2 + 1));
+    writes[1].initFields(static_cast<unsigned>(limits::kChanges / 2 + 1));
+    CHECK(codeOf([&] { (void)decode(packed(b)); }) == Errc::protocol);
+  }
+
   TEST_CASE("a record deletion (a tombstone on sync_core's record field) crosses the wire") {
     Change del = changeWith(Tombstone{}, 7);
     del.field = std::string(sync::kRecordField);

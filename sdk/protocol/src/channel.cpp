@@ -37,6 +37,7 @@ struct SecureChannel::State {
   std::uint64_t bytesSent = 0;
   std::uint64_t bytesReceived = 0;
   bool compress = false;
+  EncodeOptions encoding;
 
   void shut() noexcept {
     open = false;
@@ -384,9 +385,10 @@ noise::Bytes decompressed(std::span<const std::uint8_t> bytes, std::size_t limit
 } // namespace
 
 void SecureChannel::compressMessages() noexcept { state_->compress = true; }
+void SecureChannel::groupWrites() noexcept { state_->encoding.recordWrites = true; }
 
 asio::awaitable<void> SecureChannel::sendMessage(const Message& message) {
-  noise::Bytes bytes = encode(message);
+  noise::Bytes bytes = encode(message, state_->encoding);
   if (state_->compress) {
     bytes = compressed(bytes);
   }

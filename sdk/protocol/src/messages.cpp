@@ -255,6 +255,59 @@ void build(capnp::List<w::Change>::Builder list, const std::vector<Change>& chan
   }
 }
 
+bool sameWrite(const Change& a, const Change& b) noexcept {
+  return a.hlc == b.hlc && a.recordId == b.recordId && a.deviceId == b.deviceId &&
+         a.recordType == b.recordType;
+}
+
+bool isZero(const Uuid& id) noexcept {
+  return std::all_of(id.begin(), id.end(), [](std::uint8_t b) { return b == 0; });
+}
+
+/// The changes as RecordWrites: each run of consecutive changes of one write
+/// becomes one RecordWrite. `init` makes the list once its length is known.
+template <typename Init>
+void buildWrites(Init init, const std::vector<Change>& changes) {
+  std::vector<std::pair<std::size_t, std::size_t>> runs; // [first, last)
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    if (runs.empty() || !sameWrite(changes[runs.back().first], changes[i])) {
+      runs.emplace_back(i, i);
+    }
+    runs.back().second = i + 1;
+  }
+  auto list = init(static_cast<unsigned>(runs.size()));
+  for (unsigned k = 0; k < runs.size(); ++k) {
+    const auto [first, last] = runs[k];
+    const Change& head = changes[first];
+    auto wb = list[k];
+    wb.setRecordId(asData(head.recordId));
+    wb.setRecordType(asText(head.recordType));
+    wb.setHlc(head.hlc);
+    wb.setDeviceId(asData(head.deviceId));
+    auto fields = wb.initFields(static_cast<unsigned>(last - first));
+    for (std::size_t i = first; i < last; ++i) {
+      const Change& c = changes[i];
+      auto fb = fields[static_cast<unsigned>(i - first)];
+      fb.setField(asText(c.field));
+      build(fb.initValue(), c.value);
+      fb.setBaseHlc(c.baseHlc);
+      if (c.baseHlc != 0 || !isZero(c.baseDeviceId)) {
+        fb.setBaseDeviceId(asData(c.baseDeviceId));
+      }
+      if (!c.resolves.empty()) {
+        auto rs = fb.initResolves(static_cast<unsigned>(c.resolves.size()));
+        for (unsigned j = 0; j < c.resolves.size(); ++j) {
+          rs[j].setHlc(c.resolves[j].hlc);
+          rs[j].setDeviceId(asData(c.resolves[j].deviceId));
+        }
+      }
+      if (!isZero(c.changeId)) {
+        fb.setChangeId(asData(c.changeId));
+      }
+    }
+  }
+}
+
 void build(w::Command::Builder b, const Command& c) {
   b.setCommandId(asData(c.commandId));
   if (std::holds_alternative<Wipe>(c.action)) {
@@ -270,7 +323,7 @@ void build(w::Command::Builder b, const Command& c) {
   }
 }
 
-void build(w::Envelope::Builder env, const Message& message) {
+void build(w::Envelope::Builder env, const Message& message, const EncodeOptions& options) {
   std::visit(
       [&](const auto& m) {
         using T = std::decay_t<decltype(m)>;
@@ -297,7 +350,11 @@ void build(w::Envelope::Builder env, const Message& message) {
         } else if constexpr (std::is_same_v<T, PushBatch>) {
           auto b = env.initPushBatch();
           b.setBatchId(asData(m.batchId));
-          build(b.initChanges(static_cast<unsigned>(m.changes.size())), m.changes);
+          if (options.recordWrites) {
+            buildWrites([&](unsigned n) { return b.initWrites(n); }, m.changes);
+          } else {
+            build(b.initChanges(static_cast<unsigned>(m.changes.size())), m.changes);
+          }
         } else if constexpr (std::is_same_v<T, PushAck>) {
           auto b = env.initPushAck();
           b.setBatchId(asData(m.batchId));
@@ -313,7 +370,11 @@ void build(w::Envelope::Builder env, const Message& message) {
           b.setLimit(m.limit);
         } else if constexpr (std::is_same_v<T, PullReply>) {
           auto b = env.initPullReply();
-          build(b.initChanges(static_cast<unsigned>(m.changes.size())), m.changes);
+          if (options.recordWrites) {
+            buildWrites([&](unsigned n) { return b.initWrites(n); }, m.changes);
+          } else {
+            build(b.initChanges(static_cast<unsigned>(m.changes.size())), m.changes);
+          }
           b.setNextCursor(m.nextCursor);
           b.setMore(m.more);
         } else if constexpr (std::is_same_v<T, Command>) {
@@ -435,6 +496,71 @@ std::vector<Change> read(capnp::List<w::Change>::Reader list) {
   return out;
 }
 
+/// The changes of RecordWrites, in order; counted before any is made.
+std::vector<Change> read(capnp::List<w::RecordWrite>::Reader writes) {
+  std::size_t total = 0;
+  for (auto wr : writes) {
+    total += wr.getFields().size();
+    if (total > limits::kChanges) {
+      refuse("the change list has too many entries");
+    }
+  }
+  std::vector<Change> out;
+  out.reserve(total);
+  for (auto wr : writes) {
+    const Uuid recordId = uuid(wr.getRecordId(), "RecordWrite.recordId");
+    const Uuid deviceId = uuid(wr.getDeviceId(), "RecordWrite.deviceId");
+    const std::string recordType = str(wr.getRecordType());
+    if (wr.getFields().size() == 0) {
+      refuse("a record write has no fields");
+    }
+    for (auto f : wr.getFields()) {
+      Change c;
+      c.recordId = recordId;
+      c.recordType = recordType;
+      c.hlc = wr.getHlc();
+      c.deviceId = deviceId;
+      c.field = str(f.getField());
+      if (!f.hasValue()) {
+        refuse("a field write has no value");
+      }
+      c.value = read(f.getValue());
+      c.baseHlc = f.getBaseHlc();
+      if (f.hasBaseDeviceId()) {
+        c.baseDeviceId = uuid(f.getBaseDeviceId(), "FieldWrite.baseDeviceId");
+      }
+      if (f.hasResolves()) {
+        auto rs = f.getResolves();
+        if (rs.size() > limits::kResolves) {
+          refuse("FieldWrite.resolves has too many entries");
+        }
+        c.resolves.reserve(rs.size());
+        for (auto v : rs) {
+          c.resolves.push_back(
+              {v.getHlc(), uuid(v.getDeviceId(), "FieldWrite.resolves[].deviceId")});
+        }
+      }
+      if (f.hasChangeId()) {
+        c.changeId = uuid(f.getChangeId(), "FieldWrite.changeId");
+      }
+      out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
+/// A change list that may come in either form (never both).
+template <typename Reader>
+std::vector<Change> readChanges(Reader r, const char* what) {
+  if (r.hasWrites()) {
+    if (r.hasChanges() && r.getChanges().size() != 0) {
+      refuse(std::string(what) + " carries both changes and writes");
+    }
+    return read(r.getWrites());
+  }
+  return read(r.getChanges());
+}
+
 Command read(w::Command::Reader r) {
   Command c;
   c.commandId = uuid(r.getCommandId(), "Command.commandId");
@@ -495,7 +621,7 @@ Message read(w::Envelope::Reader env) {
   }
   case w::Envelope::PUSH_BATCH: {
     auto r = env.getPushBatch();
-    return PushBatch{uuid(r.getBatchId(), "PushBatch.batchId"), read(r.getChanges())};
+    return PushBatch{uuid(r.getBatchId(), "PushBatch.batchId"), readChanges(r, "PushBatch")};
   }
   case w::Envelope::PUSH_ACK: {
     auto r = env.getPushAck();
@@ -521,7 +647,7 @@ Message read(w::Envelope::Reader env) {
   }
   case w::Envelope::PULL_REPLY: {
     auto r = env.getPullReply();
-    return PullReply{read(r.getChanges()), r.getNextCursor(), r.getMore()};
+    return PullReply{readChanges(r, "PullReply"), r.getNextCursor(), r.getMore()};
   }
   case w::Envelope::COMMAND:
     return read(env.getCommand());
@@ -547,10 +673,10 @@ Message read(w::Envelope::Reader env) {
 
 void validate(const Message& message, Errc code) { std::visit(Checker{code}, message); }
 
-Bytes encode(const Message& message) {
+Bytes encode(const Message& message, const EncodeOptions& options) {
   validate(message, Errc::invalid_argument);
   capnp::MallocMessageBuilder builder;
-  build(builder.initRoot<w::Envelope>(), message);
+  build(builder.initRoot<w::Envelope>(), message, options);
   // The receiver's traversal limit bounds the unpacked size; packing may hide it.
   if (capnp::computeSerializedSizeInWords(builder) > limits::kTraversalWords) {
     throw Error(Errc::invalid_argument, "the message is larger than 16 MiB; split it");

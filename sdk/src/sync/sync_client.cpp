@@ -226,6 +226,7 @@ asio::awaitable<void> SyncClient::Impl::session(SyncReport& report) {
   hello.appVersion = options.appVersion;
   hello.capabilities.emplace_back(protocol::kCapabilityZstd);
   hello.capabilities.emplace_back(protocol::kCapabilityDerivedIds);
+  hello.capabilities.emplace_back(protocol::kCapabilityRecordWrites);
   {
     auto& s = internals();
     const std::lock_guard guard(s.mutex);
@@ -238,6 +239,9 @@ asio::awaitable<void> SyncClient::Impl::session(SyncReport& report) {
   };
   if (serverHas(protocol::kCapabilityZstd)) {
     channel.compressMessages();
+  }
+  if (serverHas(protocol::kCapabilityRecordWrites)) {
+    channel.groupWrites();
   }
   elideIds = serverHas(protocol::kCapabilityDerivedIds);
   {

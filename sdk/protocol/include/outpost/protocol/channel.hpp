@@ -79,6 +79,10 @@ public:
   /// it on after a Hello exchange in which both named `kCapabilityZstd`; the device
   /// once it has the HelloReply, the server once it has sent it.
   void compressMessages() noexcept;
+  /// From now on, messages this side sends lay change lists out as RecordWrites
+  /// (EncodeOptions::recordWrites); turned on after a Hello exchange in which both
+  /// named `kCapabilityRecordWrites`. Receiving takes either layout regardless.
+  void groupWrites() noexcept;
 
   /// encode() + send().
   asio::awaitable<void> sendMessage(const Message& message);

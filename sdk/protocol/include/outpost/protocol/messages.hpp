@@ -120,6 +120,9 @@ inline constexpr std::string_view kCapabilityZstd = "zstd";
 /// The capability that lets both sides leave out change ids that are
 /// sync::derivedChangeId of the change's fields (sent as all-zero ids).
 inline constexpr std::string_view kCapabilityDerivedIds = "derived-ids";
+/// The capability that lets both sides send change lists grouped by write
+/// (PushBatch.writes, PullReply.writes).
+inline constexpr std::string_view kCapabilityRecordWrites = "record-writes";
 
 struct HelloReply {
   std::uint16_t version = kProtocolVersionMax;
@@ -194,10 +197,17 @@ struct EnrollReply {
 using Message = std::variant<Hello, HelloReply, PushBatch, PushAck, PullRequest, PullReply, Command,
                              ErrorReply, EnrollRequest, EnrollReply>;
 
+/// How encode() lays a message out; every layout decodes to the same Message.
+struct EncodeOptions {
+  /// Change lists as RecordWrites (consecutive changes of one write share their
+  /// record, type, HLC and device), for a peer that named kCapabilityRecordWrites.
+  bool recordWrites = false;
+};
+
 /// The message's bytes on the wire (packed Cap'n Proto Envelope). Throws
 /// `Error{invalid_argument}` when the message breaks a limit or holds invalid
 /// values (the peer would refuse it).
-[[nodiscard]] Bytes encode(const Message& message);
+[[nodiscard]] Bytes encode(const Message& message, const EncodeOptions& options = {});
 
 /// Decodes untrusted bytes. Throws `Error{protocol}` for anything malformed, over a
 /// limit, of an unknown type, or invalid (wrong UUID size, bad UTF-8, out-of-range
