@@ -1,6 +1,7 @@
 // The server's audit chain: canonical bytes, hashing, signing, verification.
 
 #include "audit_chain.hpp"
+#include "write_row.hpp"
 
 #include <outpost/error.hpp>
 
@@ -8,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
+#include <tuple>
 
 namespace outpost::server {
 
@@ -81,6 +84,11 @@ CREATE TABLE IF NOT EXISTS audit_log(
 const std::string_view kRowColumns =
     "seq, change_id, record_id, record_type, field, value, hlc, device_id, base_hlc,"
     " base_device_id, resolves, received_ms, merge_outcome";
+
+const std::string_view kWriteColumns =
+    "seq, record_id, record_type, hlc, device_id, owner_team, received_ms, fields";
+
+const std::string_view kLegacyHeadSetting = "audit.legacy_head";
 
 namespace {
 
@@ -242,6 +250,34 @@ void RowsHash::add(const ChangeRow& row) {
   crypto_generichash_update(&state_, bytesOf(b).data(), b.size());
 }
 
+void RowsHash::add(const WriteRow& row) {
+  std::string b;
+  b.reserve(96 + row.recordType.size() + row.ownerTeam.size() + row.fields.size());
+  b.push_back('W'); // never the first byte of a change row (a big-endian seq < 2^56)
+  putU64(b, static_cast<std::uint64_t>(row.seq));
+  putChunk(b, chars(row.recordId));
+  putChunk(b, row.recordType);
+  putU64(b, static_cast<std::uint64_t>(row.hlc));
+  putChunk(b, chars(row.deviceId));
+  putChunk(b, row.ownerTeam);
+  putU64(b, static_cast<std::uint64_t>(row.receivedMs));
+  putChunk(b, chars(row.fields));
+  crypto_generichash_update(&state_, bytesOf(b).data(), b.size());
+}
+
+WriteRow writeRowFrom(const sql::Statement& st, int first) {
+  WriteRow r;
+  r.seq = st.columnInt(first);
+  r.recordId = st.columnBlob(first + 1);
+  r.recordType = st.columnText(first + 2);
+  r.hlc = st.columnInt(first + 3);
+  r.deviceId = st.columnBlob(first + 4);
+  r.ownerTeam = st.columnText(first + 5);
+  r.receivedMs = st.columnInt(first + 6);
+  r.fields = st.columnBlob(first + 7);
+  return r;
+}
+
 std::array<std::uint8_t, 32> RowsHash::finish() {
   Hash h{};
   crypto_generichash_final(&state_, h.data(), h.size());
@@ -340,10 +376,28 @@ AuditVerification verify(sql::Database& db, const std::array<std::uint8_t, 32>& 
     return v;
   };
 
-  // The change log is walked once, in sequence order, alongside the entries: every
-  // row must be the next one some entry stored, and no entry may name a missing row.
-  sql::Statement rows(db, "SELECT " + std::string(kRowColumns) + " FROM changes ORDER BY seq");
-  bool rowPending = rows.step();
+  // Entries up to the legacy head stored change rows (now `legacy_changes`, kept as
+  // they were); later ones stored write rows. Each log is walked once, in sequence
+  // order, alongside the entries: every row must be the next one some entry stored,
+  // and no entry may name a missing row.
+  std::int64_t legacyHead = 0;
+  {
+    sql::Statement head(db, "SELECT value FROM server_settings WHERE key = ?1");
+    head.bind(1, kLegacyHeadSetting);
+    if (head.step()) {
+      legacyHead = std::stoll(std::string(head.columnText(0)));
+    }
+  }
+  const bool hasLegacy = db.queryInt("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND"
+                                     " name = 'legacy_changes'") > 0;
+  std::optional<sql::Statement> legacy;
+  bool legacyPending = false;
+  if (hasLegacy) {
+    legacy.emplace(db, "SELECT " + std::string(kRowColumns) + " FROM legacy_changes ORDER BY seq");
+    legacyPending = legacy->step();
+  }
+  sql::Statement writes(db, "SELECT " + std::string(kWriteColumns) + " FROM writes ORDER BY seq");
+  bool writePending = writes.step();
 
   sql::Statement st(db, "SELECT seq, at_ms, kind, actor, device_id, detail, changes, rows_hash,"
                         " hash, signature FROM audit_log ORDER BY seq");
@@ -388,37 +442,96 @@ AuditVerification verify(sql::Database& db, const std::array<std::uint8_t, 32>& 
     if (!changes) {
       return fail(seq, "entry " + std::to_string(seq) + " has a malformed change list (altered)");
     }
+    const bool legacyEntry = seq <= legacyHead;
+    sql::Statement* rows = legacyEntry ? (legacy ? &*legacy : nullptr) : &writes;
+    bool& rowPending = legacyEntry ? legacyPending : writePending;
+    const std::string_view log = legacyEntry ? "legacy change log" : "write log";
+    // The rows this entry stored must be exactly the next ones of its log.
+    const auto nextRow = [&](std::int64_t wanted) -> std::optional<std::string> {
+      if (rows == nullptr) {
+        return "seq " + std::to_string(wanted) + " of entry " + std::to_string(seq) +
+               " is missing: the " + std::string(log) + " was deleted after the fact";
+      }
+      if (rowPending && rows->columnInt(0) < wanted) {
+        return "seq " + std::to_string(rows->columnInt(0)) + " of the " + std::string(log) +
+               " is in no audit entry: added after the fact (found before entry " +
+               std::to_string(seq) + ")";
+      }
+      if (!rowPending || rows->columnInt(0) > wanted) {
+        return "seq " + std::to_string(wanted) + " of entry " + std::to_string(seq) +
+               " is missing from the " + std::string(log) + " (deleted after the fact)";
+      }
+      return std::nullopt;
+    };
     RowsHash recomputed;
+    std::int64_t rowSeq = 0;            // the write row being matched
+    std::vector<StoredField> rowFields; // its fields
+    std::size_t matched = 0;            // how many of them the entry listed so far
+    const auto rowIncomplete = [&] {
+      return "write seq " + std::to_string(rowSeq) + " holds changes that entry " +
+             std::to_string(seq) + " does not list: altered after the fact";
+    };
     for (const AuditedChange& c : *changes) {
       if (c.seq == 0) {
         continue; // duplicate or rejected: nothing was stored
       }
-      if (rowPending && rows.columnInt(0) < c.seq) {
-        return fail(seq, "change seq " + std::to_string(rows.columnInt(0)) +
-                             " is in no audit entry: added to the change log after the fact "
-                             "(found before entry " +
-                             std::to_string(seq) + ")");
+      if (legacyEntry) {
+        if (auto problem = nextRow(c.seq)) {
+          return fail(seq, "change " + *problem);
+        }
+        const ChangeRow row = rowFrom(*rows, 0);
+        if (row.changeId.size() != 16 ||
+            !std::equal(row.changeId.begin(), row.changeId.end(), c.changeId.begin())) {
+          return fail(seq, "change seq " + std::to_string(c.seq) + " of entry " +
+                               std::to_string(seq) + " has another change id (" +
+                               uuidText(row.changeId) + ") than the one recorded (" +
+                               uuidText(c.changeId) + "): altered after the fact");
+        }
+        recomputed.add(row);
+        ++v.changesChecked;
+        rowPending = rows->step();
+        continue;
       }
-      if (!rowPending || rows.columnInt(0) > c.seq) {
-        return fail(seq, "change seq " + std::to_string(c.seq) + " of entry " +
-                             std::to_string(seq) +
-                             " is missing from the change log (deleted after the fact)");
+      if (c.seq != rowSeq) {
+        if (rowSeq != 0 && matched != rowFields.size()) {
+          return fail(seq, rowIncomplete());
+        }
+        if (auto problem = nextRow(c.seq)) {
+          return fail(seq, "write " + *problem);
+        }
+        const WriteRow row = writeRowFrom(*rows, 0);
+        recomputed.add(row);
+        WriteKey key;
+        if (row.recordId.size() != 16 || row.deviceId.size() != 16) {
+          return fail(seq, "write seq " + std::to_string(c.seq) + " is malformed (altered)");
+        }
+        std::copy(row.recordId.begin(), row.recordId.end(), key.recordId.begin());
+        std::copy(row.deviceId.begin(), row.deviceId.end(), key.deviceId.begin());
+        key.hlc = static_cast<std::uint64_t>(row.hlc);
+        try {
+          rowFields = decodeStoredFields(chars(row.fields), key);
+        } catch (const Error&) {
+          return fail(seq, "write seq " + std::to_string(c.seq) + " is malformed (altered)");
+        }
+        rowSeq = c.seq;
+        matched = 0;
+        rowPending = rows->step();
       }
-      const ChangeRow row = rowFrom(rows, 0);
-      if (row.changeId.size() != 16 ||
-          !std::equal(row.changeId.begin(), row.changeId.end(), c.changeId.begin())) {
-        return fail(seq, "change seq " + std::to_string(c.seq) + " of entry " +
-                             std::to_string(seq) + " has another change id (" +
-                             uuidText(row.changeId) + ") than the one recorded (" +
-                             uuidText(c.changeId) + "): altered after the fact");
+      if (matched == rowFields.size() || rowFields[matched].changeId != c.changeId) {
+        return fail(seq, "write seq " + std::to_string(c.seq) + " of entry " + std::to_string(seq) +
+                             " does not hold change " + uuidText(c.changeId) +
+                             " where the entry lists it: altered after "
+                             "the fact");
       }
-      recomputed.add(row);
+      ++matched;
       ++v.changesChecked;
-      rowPending = rows.step();
+    }
+    if (rowSeq != 0 && matched != rowFields.size()) {
+      return fail(seq, rowIncomplete());
     }
     const Hash rowsNow = recomputed.finish();
     if (sodium_memcmp(rowsNow.data(), rowsHash.data(), rowsNow.size()) != 0) {
-      return fail(seq, "a change row stored by entry " + std::to_string(seq) +
+      return fail(seq, "a row stored by entry " + std::to_string(seq) +
                            " was altered after the fact (its content no longer matches)");
     }
     if (st.columnText(2) == auditKindName(AuditKind::push)) {
@@ -430,11 +543,15 @@ AuditVerification verify(sql::Database& db, const std::array<std::uint8_t, 32>& 
     ++v.entries;
     ++expected;
   }
-  if (rowPending) {
-    return fail(0, "change seq " + std::to_string(rows.columnInt(0)) +
-                       " is in no audit entry: added to the change log after the fact (after "
-                       "the last entry, " +
-                       std::to_string(v.headSeq) + ")");
+  for (auto [pending, rows, log] :
+       {std::tuple{legacyPending, legacy ? &*legacy : nullptr,
+                   std::string_view("legacy change log")},
+        std::tuple{writePending, &writes, std::string_view("write log")}}) {
+    if (pending) {
+      return fail(0, "seq " + std::to_string(rows->columnInt(0)) + " of the " + std::string(log) +
+                         " is in no audit entry: added after the fact (after the last entry, " +
+                         std::to_string(v.headSeq) + ")");
+    }
   }
   return v;
 }

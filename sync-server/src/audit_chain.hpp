@@ -35,11 +35,25 @@ struct ChangeRow {
   std::string_view mergeOutcome;
 };
 
-/// BLAKE2b-256 over the canonical bytes of change rows, fed in sequence order.
+/// One stored write row, as hashed (the columns of `writes`, by reference).
+struct WriteRow {
+  std::int64_t seq = 0;
+  std::span<const unsigned char> recordId;
+  std::string_view recordType;
+  std::int64_t hlc = 0;
+  std::span<const unsigned char> deviceId;
+  std::string_view ownerTeam;
+  std::int64_t receivedMs = 0;
+  std::span<const unsigned char> fields;
+};
+
+/// BLAKE2b-256 over the canonical bytes of the rows a batch stored, fed in sequence
+/// order: change rows (stores before schema 3, now `legacy_changes`) or write rows.
 class RowsHash {
 public:
   RowsHash();
   void add(const ChangeRow& row);
+  void add(const WriteRow& row);
   [[nodiscard]] std::array<std::uint8_t, 32> finish();
 
 private:
@@ -67,7 +81,16 @@ void append(StatementCache& statements, const Signer& signer, AuditEntry& entry)
 
 /// A change row read by a statement selecting kRowColumns (from column `first`).
 [[nodiscard]] ChangeRow rowFrom(const sql::Statement& st, int first);
-/// The columns of `changes` that rowFrom() reads, in order.
+/// The columns of `changes` (now `legacy_changes`) that rowFrom() reads, in order.
 extern const std::string_view kRowColumns;
+
+/// A write row read by a statement selecting kWriteColumns (from column `first`).
+[[nodiscard]] WriteRow writeRowFrom(const sql::Statement& st, int first);
+/// The columns of `writes` that writeRowFrom() reads, in order.
+extern const std::string_view kWriteColumns;
+
+/// The server setting holding the seq of the last audit entry whose rows are change
+/// rows (in `legacy_changes`); entries after it stored write rows. Absent: none.
+extern const std::string_view kLegacyHeadSetting;
 
 } // namespace outpost::server::audit

@@ -23,12 +23,6 @@ namespace {
 
 using namespace protocol;
 
-sync::Uuid idOf(const Uuid& id) {
-  sync::Uuid u;
-  u.bytes = id;
-  return u;
-}
-
 bool hasCapability(const Hello& hello, std::string_view capability) {
   return std::find(hello.capabilities.begin(), hello.capabilities.end(), capability) !=
          hello.capabilities.end();
@@ -82,17 +76,8 @@ Message pull(Server::Impl& server, ServerStore& store, const AdmittedSession& se
     return ErrorReply{Errc::out_of_scope, "this device's worker is no longer known to the server"};
   }
   server.metrics.pulls.fetch_add(1);
-  PullReply reply = store.pull(*worker, session.device.deviceId, request.cursor, request.limit);
-  if (hasCapability(session.hello, kCapabilityDerivedIds)) {
-    for (Change& c : reply.changes) {
-      if (c.changeId ==
-          sync::derivedChangeId(idOf(c.deviceId), idOf(c.recordId), c.field, sync::Hlc{c.hlc})
-              .bytes) {
-        c.changeId = {};
-      }
-    }
-  }
-  return reply;
+  return store.pull(*worker, session.device.deviceId, request.cursor, request.limit,
+                    hasCapability(session.hello, kCapabilityDerivedIds));
 }
 
 /// The reply to one request. A batch goes to the group commit (batch_writer.hpp) and

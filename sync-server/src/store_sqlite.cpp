@@ -2,6 +2,7 @@
 
 #include "audit_chain.hpp"
 #include "statement_cache.hpp"
+#include "write_row.hpp"
 
 #include <outpost/context.hpp>
 #include <outpost/error.hpp>
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <tuple>
 
 namespace outpost::server {
 
@@ -24,8 +26,6 @@ constexpr std::size_t kMaxName = 256;
 /// A pull reply stops adding changes past this many value bytes (the message limit is
 /// 16 MiB; leave room for the envelope and the other fields).
 constexpr std::size_t kPullReplyBudget = 8u << 20;
-/// A pull reply may go this many changes past its limit to finish a write.
-constexpr std::uint32_t kWriteTail = 1024;
 
 constexpr std::string_view kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS server_settings(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,31 +42,9 @@ CREATE TABLE IF NOT EXISTS records(
   owner_team TEXT NOT NULL REFERENCES teams(name),
   created_seq INTEGER NOT NULL,
   updated_seq INTEGER NOT NULL,
-  conflicts INTEGER NOT NULL DEFAULT 0);
+  conflicts INTEGER NOT NULL DEFAULT 0,
+  state BLOB NOT NULL DEFAULT x'');
 CREATE INDEX IF NOT EXISTS records_in_conflict ON records(conflicts) WHERE conflicts > 0;
-CREATE TABLE IF NOT EXISTS changes(
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  change_id BLOB NOT NULL UNIQUE,
-  record_id BLOB NOT NULL,
-  record_type TEXT NOT NULL,
-  field TEXT NOT NULL,
-  value BLOB NOT NULL,
-  hlc INTEGER NOT NULL,
-  device_id BLOB NOT NULL,
-  base_hlc INTEGER NOT NULL,
-  base_device_id BLOB NOT NULL,
-  resolves BLOB NOT NULL,
-  received_ms INTEGER NOT NULL,
-  merge_outcome TEXT NOT NULL,
-  owner_team TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS changes_by_record ON changes(record_id);
-CREATE INDEX IF NOT EXISTS changes_by_team ON changes(owner_team, seq);
-CREATE TABLE IF NOT EXISTS field_states(
-  record_id BLOB NOT NULL,
-  field TEXT NOT NULL,
-  state BLOB NOT NULL,
-  in_conflict INTEGER NOT NULL,
-  PRIMARY KEY(record_id, field)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS device_scopes(
   device_id BLOB NOT NULL,
   team TEXT NOT NULL,
@@ -78,10 +56,28 @@ CREATE TABLE IF NOT EXISTS field_policies(
   PRIMARY KEY(record_type, field));
 )sql";
 
+/// The write log (schema 3): one row per write a device pushed (its changes to one
+/// record at one HLC), numbered by the server's sequence.
+constexpr std::string_view kWritesSchema = R"sql(
+CREATE TABLE IF NOT EXISTS writes(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  record_id BLOB NOT NULL,
+  record_type TEXT NOT NULL,
+  hlc INTEGER NOT NULL,
+  device_id BLOB NOT NULL,
+  owner_team TEXT NOT NULL,
+  received_ms INTEGER NOT NULL,
+  fields BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS writes_key ON writes(device_id, hlc, record_id);
+CREATE INDEX IF NOT EXISTS writes_by_team ON writes(owner_team, seq);
+)sql";
+
 using nlohmann::json;
 
-/// The schema version this build writes: 1 = before the audit chain, 2 = with it.
-constexpr std::int64_t kSchemaVersion = 2;
+/// The schema version this build writes: 1 = before the audit chain, 2 = with it
+/// (a change log of one row per field change), 3 = a write log of one row per write
+/// and one merge state per record.
+constexpr std::int64_t kSchemaVersion = 3;
 
 std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -122,18 +118,6 @@ void checkName(std::string_view name, std::string_view what) {
                   [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
     throw Error(Errc::invalid_argument, std::string(what) + " must not contain control characters");
   }
-}
-
-std::string encodeResolves(const std::vector<protocol::VersionRef>& resolves) {
-  std::string out;
-  out.reserve(resolves.size() * 24);
-  for (const auto& r : resolves) {
-    for (int i = 0; i < 8; ++i) {
-      out.push_back(static_cast<char>((r.hlc >> (8 * i)) & 0xff));
-    }
-    out.append(reinterpret_cast<const char*>(r.deviceId.data()), r.deviceId.size());
-  }
-  return out;
 }
 
 std::vector<protocol::VersionRef> decodeResolves(std::span<const unsigned char> b) {
@@ -187,6 +171,38 @@ std::vector<std::string> conflictFieldsOf(const sync::RecordState& record) {
   return {fields.begin(), fields.end()};
 }
 
+sync::Uuid idOf(const protocol::Uuid& bytes) {
+  sync::Uuid u;
+  u.bytes = bytes;
+  return u;
+}
+
+/// A stored change as a push or baseline audit entry lists it.
+AuditedChange auditedStored(const StoredField& f, std::int64_t seq) {
+  const bool conflict =
+      f.outcome == sync::MergeOutcome::won || f.outcome == sync::MergeOutcome::lost;
+  AuditedChange c;
+  c.changeId = f.changeId;
+  c.outcome = conflict ? protocol::ChangeOutcome::conflict : protocol::ChangeOutcome::applied;
+  c.reason = conflict ? static_cast<std::uint16_t>(Errc::conflict) : 0;
+  c.seq = seq;
+  return c;
+}
+
+/// Merge policies by record type, then field; fields not listed are lww.
+using PolicyMap =
+    std::map<std::string, std::map<std::string, sync::MergePolicy, std::less<>>, std::less<>>;
+
+sync::MergePolicy policyOf(const PolicyMap& policies, std::string_view type,
+                           std::string_view field) {
+  if (const auto t = policies.find(type); t != policies.end()) {
+    if (const auto f = t->second.find(field); f != t->second.end()) {
+      return f->second;
+    }
+  }
+  return sync::MergePolicy::lww;
+}
+
 } // namespace
 
 struct SqliteServerStore::Impl {
@@ -231,6 +247,7 @@ struct SqliteServerStore::Impl {
     }
     if (version == 0) {
       db.exec(kSchema);
+      db.exec(kWritesSchema);
     } else if (version == 1) {
       // Pulls read a team's changes through an index instead of joining every
       // change after the cursor with its record.
@@ -266,8 +283,139 @@ struct SqliteServerStore::Impl {
                          .dump();
       appendAudit(entry);
     }
+    if (version == 1 || version == 2) {
+      migrateToWrites();
+    }
     db.exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
     tx.commit();
+  }
+
+  /// Schema 2 -> 3, inside migrate()'s transaction: the change log becomes a write
+  /// log and the field states one state per record. A write keeps the sequence
+  /// number of its last change, so devices' pull cursors keep their meaning. The
+  /// change log is kept as `legacy_changes` for the audit entries that name its rows
+  /// (up to the legacy head), and one `baseline` entry covers the new write rows.
+  void migrateToWrites() {
+    db.exec("ALTER TABLE records ADD COLUMN state BLOB NOT NULL DEFAULT x''");
+    db.exec(kWritesSchema);
+    struct Pending {
+      WriteKey key;
+      std::string recordType;
+      std::string ownerTeam;
+      std::int64_t receivedMs = 0;
+      std::int64_t seq = 0;
+      std::vector<StoredField> fields;
+    };
+    std::vector<Pending> pending;
+    std::map<std::tuple<protocol::Uuid, std::uint64_t, protocol::Uuid>, std::size_t> byKey;
+    {
+      sql::Statement st(db, "SELECT " + std::string(audit::kRowColumns) +
+                                ", owner_team FROM changes ORDER BY seq");
+      while (st.step()) {
+        const protocol::Change c = changeFromRow(st);
+        const auto key = std::tuple{c.deviceId, c.hlc, c.recordId};
+        auto [it, added] = byKey.emplace(key, pending.size());
+        if (added) {
+          Pending p;
+          p.key = {c.recordId, c.hlc, c.deviceId};
+          p.recordType = c.recordType;
+          p.ownerTeam = std::string(st.columnText(13));
+          p.receivedMs = st.columnInt(11);
+          pending.push_back(std::move(p));
+        }
+        Pending& p = pending[it->second];
+        StoredField f;
+        f.field = c.field;
+        f.value = toSync(c).value;
+        f.baseHlc = c.baseHlc;
+        f.baseDeviceId = c.baseDeviceId;
+        f.resolves = c.resolves;
+        f.changeId = c.changeId;
+        f.derivedId = c.changeId == sync::derivedChangeId(idOf(c.deviceId), idOf(c.recordId),
+                                                          c.field, sync::Hlc{c.hlc})
+                                        .bytes;
+        f.outcome = parseMergeOutcome(st.columnText(12)).value_or(sync::MergeOutcome::fastForward);
+        p.fields.push_back(std::move(f));
+        p.seq = st.columnInt(0);
+      }
+    }
+    std::sort(pending.begin(), pending.end(),
+              [](const Pending& a, const Pending& b) { return a.seq < b.seq; });
+    std::map<protocol::Uuid, std::pair<std::int64_t, std::int64_t>> span; // first, last
+    AuditEntry entry;
+    {
+      sql::Statement ins(db, "INSERT INTO writes(" + std::string(audit::kWriteColumns) +
+                                 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+      for (const Pending& p : pending) {
+        const std::string fields = encodeStoredFields(p.fields);
+        ins.reset();
+        ins.bind(1, p.seq)
+            .bindBlob(2, blob(p.key.recordId))
+            .bind(3, p.recordType)
+            .bind(4, static_cast<std::int64_t>(p.key.hlc))
+            .bindBlob(5, blob(p.key.deviceId))
+            .bind(6, p.ownerTeam)
+            .bind(7, p.receivedMs)
+            .bindBlob(8, blob(fields));
+        ins.run();
+        auto [it, added] = span.emplace(p.key.recordId, std::pair{p.seq, p.seq});
+        it->second.second = p.seq;
+        for (const StoredField& f : p.fields) {
+          entry.changes.push_back(auditedStored(f, p.seq));
+        }
+      }
+    }
+    // One merge state per record, from its field states.
+    std::map<protocol::Uuid, sync::RecordState> states;
+    {
+      sql::Statement st(db, "SELECT record_id, field, state FROM field_states");
+      while (st.step()) {
+        states[uuidColumn(st, 0)].fields.emplace(std::string(st.columnText(1)),
+                                                 decodeFieldState(text(st.columnBlob(2))));
+      }
+    }
+    {
+      sql::Statement upd(db, "UPDATE records SET state = ?2, created_seq = ?3, updated_seq = ?4,"
+                             " conflicts = ?5 WHERE record_id = ?1");
+      for (const auto& [id, state] : states) {
+        const auto [first, last] =
+            span.contains(id) ? span.at(id) : std::pair<std::int64_t, std::int64_t>{0, 0};
+        const std::string encoded = sync::encodeRecordState(state);
+        upd.reset();
+        upd.bindBlob(1, blob(id))
+            .bindBlob(2, blob(encoded))
+            .bind(3, std::int64_t{first})
+            .bind(4, std::int64_t{last})
+            .bind(5, static_cast<std::int64_t>(conflictFieldsOf(state).size()));
+        upd.run();
+      }
+    }
+    const std::int64_t legacyHead = db.queryInt("SELECT IFNULL(MAX(seq), 0) FROM audit_log");
+    {
+      sql::Statement set(db, "INSERT INTO server_settings(key, value) VALUES (?1, ?2)"
+                             " ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+      set.bind(1, audit::kLegacyHeadSetting).bind(2, std::to_string(legacyHead));
+      set.run();
+    }
+    db.exec("DROP INDEX IF EXISTS changes_by_record; DROP INDEX IF EXISTS changes_by_team;"
+            "ALTER TABLE changes RENAME TO legacy_changes; DROP TABLE field_states;");
+    if (!pending.empty()) {
+      audit::RowsHash rows;
+      sql::Statement st(db, "SELECT " + std::string(audit::kWriteColumns) +
+                                " FROM writes ORDER BY seq");
+      while (st.step()) {
+        rows.add(audit::writeRowFrom(st, 0));
+      }
+      entry.atMs = nowMs();
+      entry.kind = AuditKind::baseline;
+      entry.actor = "server";
+      entry.rowsHash = rows.finish();
+      entry.detail = json{{"writes", pending.size()},
+                          {"changes", entry.changes.size()},
+                          {"note", "the change log regrouped as a write log (schema 3)"}}
+                         .dump();
+      appendAudit(entry);
+    }
   }
 
   /// Appends inside the caller's write transaction.
@@ -300,17 +448,14 @@ struct SqliteServerStore::Impl {
     return !teams.empty() && recorded == std::set<std::string>(teams.begin(), teams.end());
   }
 
-  /// Recounts the fields in conflict of each record (includes delete-vs-edit).
-  void updateConflictCounts(const std::set<std::array<std::uint8_t, 16>>& touched) {
-    for (const auto& id : touched) {
-      RecordView view;
-      view.recordId.bytes = id;
-      loadFields(view);
-      auto setConflicts = statements.use("UPDATE records SET conflicts = ?2 WHERE record_id = ?1");
-      setConflicts->bindBlob(1, blob(id))
-          .bind(2, static_cast<std::int64_t>(view.conflictFields.size()));
-      setConflicts->run();
+  PolicyMap loadPolicies() {
+    PolicyMap out;
+    auto st = statements.use("SELECT record_type, field, policy FROM field_policies");
+    while (st->step()) {
+      out[std::string(st->columnText(0))][std::string(st->columnText(1))] =
+          sync::parseMergePolicy(st->columnText(2)).value_or(sync::MergePolicy::lww);
     }
+    return out;
   }
 
   std::vector<std::string> teamsOf(std::string_view workerId) {
@@ -325,7 +470,7 @@ struct SqliteServerStore::Impl {
   }
 
   std::optional<RecordView> loadRecord(const std::array<std::uint8_t, 16>& id) {
-    sql::Statement st(db, "SELECT record_type, owner_team, updated_seq FROM records"
+    sql::Statement st(db, "SELECT record_type, owner_team, updated_seq, state FROM records"
                           " WHERE record_id = ?1");
     st.bindBlob(1, blob(id));
     if (!st.step()) {
@@ -336,17 +481,12 @@ struct SqliteServerStore::Impl {
     view.recordType = std::string(st.columnText(0));
     view.ownerTeam = std::string(st.columnText(1));
     view.updatedSeq = st.columnInt(2);
-    loadFields(view);
+    setState(view, st.columnBlob(3));
     return view;
   }
 
-  void loadFields(RecordView& view) {
-    auto st = statements.use("SELECT field, state FROM field_states WHERE record_id = ?1");
-    st->bindBlob(1, blob(view.recordId.bytes));
-    while (st->step()) {
-      view.state.fields.emplace(std::string(st->columnText(0)),
-                                decodeFieldState(text(st->columnBlob(1))));
-    }
+  static void setState(RecordView& view, std::span<const unsigned char> state) {
+    view.state = sync::decodeRecordState(text(state));
     view.deleted = sync::isDeleted(view.state);
     view.conflictFields = conflictFieldsOf(view.state);
   }
@@ -624,33 +764,54 @@ std::size_t SqliteServerStore::setFieldPolicies(const std::vector<FieldPolicy>& 
     ++changed;
     // Merging is order-independent: replaying the field's changes with the new policy
     // gives the state every device that merges with it reaches.
-    std::map<std::array<std::uint8_t, 16>, sync::FieldState> states;
-    sql::Statement changes(db, "SELECT " + std::string(audit::kRowColumns) +
-                                   " FROM changes WHERE record_type = ?1 AND field = ?2"
-                                   " ORDER BY seq");
-    changes.bind(1, p.recordType).bind(2, p.field);
-    while (changes.step()) {
-      const protocol::Change c = changeFromRow(changes);
-      (void)sync::merge(states[c.recordId], toSync(c), p.policy, false);
+    std::map<protocol::Uuid, sync::FieldState> states;
+    sql::Statement writes(db, "SELECT record_id, hlc, device_id, fields FROM writes"
+                              " WHERE record_type = ?1 ORDER BY seq");
+    writes.bind(1, p.recordType);
+    while (writes.step()) {
+      const WriteKey key{uuidColumn(writes, 0), static_cast<std::uint64_t>(writes.columnInt(1)),
+                         uuidColumn(writes, 2)};
+      for (StoredField& f : decodeStoredFields(text(writes.columnBlob(3)), key)) {
+        if (f.field != p.field) {
+          continue;
+        }
+        sync::Change c;
+        c.changeId = idOf(f.changeId);
+        c.recordId = idOf(key.recordId);
+        c.recordType = p.recordType;
+        c.field = std::move(f.field);
+        c.value = std::move(f.value);
+        c.hlc = sync::Hlc{key.hlc};
+        c.deviceId = idOf(key.deviceId);
+        c.baseHlc = sync::Hlc{f.baseHlc};
+        c.baseDeviceId = idOf(f.baseDeviceId);
+        for (const auto& r : f.resolves) {
+          c.resolves.push_back({sync::Hlc{r.hlc}, idOf(r.deviceId)});
+        }
+        (void)sync::merge(states[key.recordId], c, p.policy, false);
+      }
     }
-    sql::Statement save(db, "INSERT INTO field_states(record_id, field, state, in_conflict)"
-                            " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(record_id, field) DO UPDATE"
-                            " SET state = excluded.state, in_conflict = excluded.in_conflict");
-    std::set<std::array<std::uint8_t, 16>> touched;
+    sql::Statement load(db, "SELECT state FROM records WHERE record_id = ?1");
+    sql::Statement save(db, "UPDATE records SET state = ?2, conflicts = ?3 WHERE record_id = ?1");
+    std::size_t touched = 0;
     for (const auto& [id, state] : states) {
-      const std::string encoded = encodeFieldState(state);
+      load.reset();
+      load.bindBlob(1, blob(id));
+      if (!load.step()) {
+        continue;
+      }
+      sync::RecordState record = sync::decodeRecordState(text(load.columnBlob(0)));
+      record.fields[p.field] = state;
+      const std::string encoded = sync::encodeRecordState(record);
       save.reset();
       save.bindBlob(1, blob(id))
-          .bind(2, p.field)
-          .bindBlob(3, blob(encoded))
-          .bind(4, std::int64_t{state.hasConflict() ? 1 : 0});
+          .bindBlob(2, blob(encoded))
+          .bind(3, static_cast<std::int64_t>(conflictFieldsOf(record).size()));
       save.run();
-      touched.insert(id);
+      ++touched;
     }
-    impl_->updateConflictCounts(touched);
     impl_->context.log().info("merge policy of {}.{} is now {}: {} record(s) re-merged",
-                              p.recordType, p.field, sync::mergePolicyName(p.policy),
-                              touched.size());
+                              p.recordType, p.field, sync::mergePolicyName(p.policy), touched);
   }
   tx.commit();
   return changed;
@@ -692,28 +853,19 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
   PushResult out;
   out.results.reserve(changes.size());
 
-  auto seen = impl_->statements.use("SELECT 1 FROM changes WHERE change_id = ?1");
-  auto findRecord =
-      impl_->statements.use("SELECT record_type, owner_team FROM records WHERE record_id = ?1");
-  auto insertRecord =
-      impl_->statements.use("INSERT INTO records(record_id, record_type, owner_team,"
-                            " created_seq, updated_seq) VALUES (?1, ?2, ?3, 0, 0)");
-  auto loadState =
-      impl_->statements.use("SELECT state FROM field_states WHERE record_id = ?1 AND field = ?2");
-  auto policyOf = impl_->statements.use("SELECT policy FROM field_policies WHERE record_type = ?1"
-                                        " AND field = ?2");
-  auto insertChange = impl_->statements.use(
-      "INSERT INTO changes(change_id, record_id, record_type, field, value, hlc, device_id,"
-      " base_hlc, base_device_id, resolves, received_ms, merge_outcome, owner_team)"
-      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
-  auto saveState =
-      impl_->statements.use("INSERT INTO field_states(record_id, field, state, in_conflict)"
-                            " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(record_id, field) DO UPDATE"
-                            " SET state = excluded.state, in_conflict = excluded.in_conflict");
-  auto touchRecord =
-      impl_->statements.use("UPDATE records SET updated_seq = ?2,"
-                            " created_seq = CASE created_seq WHEN 0 THEN ?2 ELSE created_seq END"
-                            " WHERE record_id = ?1");
+  auto seen = impl_->statements.use(
+      "SELECT 1 FROM writes WHERE device_id = ?1 AND hlc = ?2 AND record_id = ?3");
+  auto findRecord = impl_->statements.use(
+      "SELECT record_type, owner_team, state FROM records WHERE record_id = ?1");
+  auto insertRecord = impl_->statements.use(
+      "INSERT INTO records(record_id, record_type, owner_team, created_seq, updated_seq,"
+      " conflicts, state) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)");
+  auto updateRecord = impl_->statements.use(
+      "UPDATE records SET updated_seq = ?2, conflicts = ?3, state = ?4 WHERE record_id = ?1");
+  auto insertWrite = impl_->statements.use(
+      "INSERT INTO writes(record_id, record_type, hlc, device_id, owner_team, received_ms,"
+      " fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  const auto policies = impl_->loadPolicies();
 
   std::vector<std::int64_t> storedSeqs; // parallel to out.results; 0 = not stored
   storedSeqs.reserve(changes.size());
@@ -721,159 +873,175 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
   const std::uint64_t skewLimitMs =
       static_cast<std::uint64_t>(std::max<std::int64_t>(context.nowMs, 0)) +
       static_cast<std::uint64_t>(context.maxSkew.count());
-  std::set<std::array<std::uint8_t, 16>> touched;
-
-  for (const protocol::Change& change : changes) {
-    protocol::ChangeResult result{change.changeId, protocol::ChangeOutcome::applied, Errc::ok};
-    auto reject = [&](Errc reason) {
-      result.outcome = protocol::ChangeOutcome::rejected;
-      result.reason = reason;
+  const auto add = [&](const protocol::Change& c, protocol::ChangeOutcome outcome, Errc reason,
+                       std::int64_t seq) {
+    out.results.push_back({c.changeId, outcome, reason});
+    storedSeqs.push_back(seq);
+    switch (outcome) {
+    case protocol::ChangeOutcome::applied:
+      ++out.applied;
+      break;
+    case protocol::ChangeOutcome::duplicate:
+      ++out.duplicates;
+      break;
+    case protocol::ChangeOutcome::conflict:
+      ++out.conflicts;
+      break;
+    case protocol::ChangeOutcome::rejected:
       ++out.rejected;
-      out.results.push_back(result);
-      storedSeqs.push_back(0);
+      break;
+    }
+  };
+
+  // One write at a time: a run of consecutive changes with the same record, type,
+  // HLC and device (a device sends a write's changes together).
+  for (std::size_t first = 0; first < changes.size();) {
+    const protocol::Change& head = changes[first];
+    std::size_t last = first + 1;
+    while (last < changes.size() && changes[last].recordId == head.recordId &&
+           changes[last].hlc == head.hlc && changes[last].deviceId == head.deviceId &&
+           changes[last].recordType == head.recordType) {
+      ++last;
+    }
+    const std::span<const protocol::Change> write(changes.data() + first, last - first);
+    first = last;
+    const auto refuseAll = [&](Errc reason) {
+      for (const protocol::Change& c : write) {
+        add(c, protocol::ChangeOutcome::rejected, reason, 0);
+      }
     };
 
-    seen->reset();
-    seen->bindBlob(1, blob(change.changeId));
-    if (seen->step()) {
-      result.outcome = protocol::ChangeOutcome::duplicate;
-      ++out.duplicates;
-      out.results.push_back(result);
-      storedSeqs.push_back(0);
+    // A device pushes what it wrote; anything else would let it speak for another.
+    if (head.deviceId != context.device.deviceId) {
+      refuseAll(Errc::auth_failed);
       continue;
     }
-    // A device pushes what it wrote; anything else would let it speak for another.
-    if (change.deviceId != context.device.deviceId) {
-      reject(Errc::auth_failed);
+    // The same write again (a retry after a lost acknowledgement): nothing to do.
+    seen->reset();
+    seen->bindBlob(1, blob(head.deviceId))
+        .bind(2, static_cast<std::int64_t>(head.hlc))
+        .bindBlob(3, blob(head.recordId));
+    if (seen->step()) {
+      for (const protocol::Change& c : write) {
+        add(c, protocol::ChangeOutcome::duplicate, Errc::ok, 0);
+      }
       continue;
     }
     findRecord->reset();
-    findRecord->bindBlob(1, blob(change.recordId));
-    bool newRecord = false;
+    findRecord->bindBlob(1, blob(head.recordId));
+    const bool newRecord = !findRecord->step();
     std::string ownerTeam;
-    if (findRecord->step()) {
-      const std::string_view owner = findRecord->columnText(1);
-      ownerTeam = std::string(owner);
-      if (std::find(context.worker.teams.begin(), context.worker.teams.end(), owner) ==
+    sync::RecordState record;
+    if (!newRecord) {
+      ownerTeam = std::string(findRecord->columnText(1));
+      if (std::find(context.worker.teams.begin(), context.worker.teams.end(), ownerTeam) ==
           context.worker.teams.end()) {
-        reject(Errc::out_of_scope);
+        refuseAll(Errc::out_of_scope);
         continue;
       }
-      if (findRecord->columnText(0) != change.recordType) {
-        reject(Errc::validation);
+      if (findRecord->columnText(0) != head.recordType) {
+        refuseAll(Errc::validation);
         continue;
       }
+      record = sync::decodeRecordState(text(findRecord->columnBlob(2)));
     } else {
       if (context.worker.teams.empty()) {
-        reject(Errc::out_of_scope);
+        refuseAll(Errc::out_of_scope);
         continue;
       }
-      newRecord = true;
       ownerTeam = context.worker.teams.front();
     }
-    if (sync::Hlc{change.hlc}.physicalMs() > skewLimitMs) {
-      reject(Errc::clock_skew);
+    if (sync::Hlc{head.hlc}.physicalMs() > skewLimitMs) {
+      refuseAll(Errc::clock_skew);
       continue;
     }
 
-    sync::FieldState state;
-    loadState->reset();
-    loadState->bindBlob(1, blob(change.recordId)).bind(2, change.field);
-    if (loadState->step()) {
-      state = decodeFieldState(text(loadState->columnBlob(0)));
+    // Merge every field; the ones that change the record's state are stored.
+    std::vector<StoredField> stored;
+    std::vector<std::pair<protocol::ChangeOutcome, Errc>> outcomes;
+    stored.reserve(write.size());
+    outcomes.reserve(write.size());
+    for (const protocol::Change& c : write) {
+      const sync::MergePolicy policy = policyOf(policies, c.recordType, c.field);
+      // The server does not know which records are signed (the signature is a field
+      // like any other to it): frozen is decided on the devices.
+      sync::Change change = toSync(c);
+      const sync::MergeOutcome merged =
+          sync::merge(record.fields[change.field], change, policy, false);
+      if (merged == sync::MergeOutcome::duplicate) {
+        outcomes.emplace_back(protocol::ChangeOutcome::duplicate, Errc::ok);
+        continue;
+      }
+      if (merged == sync::MergeOutcome::rejected) {
+        outcomes.emplace_back(protocol::ChangeOutcome::rejected, Errc::validation);
+        continue;
+      }
+      const bool conflict = merged == sync::MergeOutcome::won || merged == sync::MergeOutcome::lost;
+      outcomes.emplace_back(conflict ? protocol::ChangeOutcome::conflict
+                                     : protocol::ChangeOutcome::applied,
+                            conflict ? Errc::conflict : Errc::ok);
+      StoredField f;
+      f.field = std::move(change.field);
+      f.value = std::move(change.value);
+      f.baseHlc = c.baseHlc;
+      f.baseDeviceId = c.baseDeviceId;
+      f.resolves = c.resolves;
+      f.changeId = c.changeId;
+      f.derivedId = change.changeId ==
+                    sync::derivedChangeId(change.deviceId, change.recordId, f.field, change.hlc);
+      f.outcome = merged;
+      stored.push_back(std::move(f));
     }
-    sync::MergePolicy policy = sync::MergePolicy::lww;
-    policyOf->reset();
-    policyOf->bind(1, change.recordType).bind(2, change.field);
-    if (policyOf->step()) {
-      policy = sync::parseMergePolicy(policyOf->columnText(0)).value_or(sync::MergePolicy::lww);
-    }
-    // The server does not know which records are signed (the signature is a field
-    // like any other to it): frozen is decided on the devices.
-    const sync::Change syncChange = toSync(change);
-    const sync::MergeOutcome merged = sync::merge(state, syncChange, policy, false);
-    switch (merged) {
-    case sync::MergeOutcome::duplicate:
-      result.outcome = protocol::ChangeOutcome::duplicate;
-      ++out.duplicates;
-      out.results.push_back(result);
-      storedSeqs.push_back(0);
-      continue;
-    case sync::MergeOutcome::rejected:
-      reject(Errc::validation);
-      continue;
-    case sync::MergeOutcome::won:
-    case sync::MergeOutcome::lost:
-      result.outcome = protocol::ChangeOutcome::conflict;
-      result.reason = Errc::conflict;
-      ++out.conflicts;
-      break;
-    case sync::MergeOutcome::fastForward:
-    case sync::MergeOutcome::superseded:
-    case sync::MergeOutcome::appended:
-      ++out.applied;
-      break;
-    }
+    std::int64_t seq = 0;
+    if (!stored.empty()) {
+      const std::string fields = encodeStoredFields(stored);
+      audit::WriteRow row;
+      row.recordId = blob(head.recordId);
+      row.recordType = head.recordType;
+      row.hlc = static_cast<std::int64_t>(head.hlc);
+      row.deviceId = blob(head.deviceId);
+      row.ownerTeam = ownerTeam;
+      row.receivedMs = context.nowMs;
+      row.fields = blob(fields);
+      insertWrite->reset();
+      insertWrite->bindBlob(1, row.recordId)
+          .bind(2, row.recordType)
+          .bind(3, row.hlc)
+          .bindBlob(4, row.deviceId)
+          .bind(5, row.ownerTeam)
+          .bind(6, row.receivedMs)
+          .bindBlob(7, row.fields);
+      insertWrite->run();
+      seq = db.lastInsertRowid();
+      row.seq = seq;
+      rowsHash.add(row);
 
-    if (newRecord) {
-      insertRecord->reset();
-      insertRecord->bindBlob(1, blob(change.recordId))
-          .bind(2, change.recordType)
-          .bind(3, context.worker.teams.front());
-      insertRecord->run();
+      std::erase_if(record.fields, [](const auto& f) { return f.second == sync::FieldState{}; });
+      const std::string state = sync::encodeRecordState(record);
+      const auto conflicts = static_cast<std::int64_t>(conflictFieldsOf(record).size());
+      auto& st = newRecord ? insertRecord : updateRecord;
+      st->reset();
+      if (newRecord) {
+        st->bindBlob(1, blob(head.recordId))
+            .bind(2, head.recordType)
+            .bind(3, ownerTeam)
+            .bind(4, seq)
+            .bind(5, conflicts)
+            .bindBlob(6, blob(state));
+      } else {
+        st->bindBlob(1, blob(head.recordId))
+            .bind(2, seq)
+            .bind(3, conflicts)
+            .bindBlob(4, blob(state));
+      }
+      st->run();
     }
-    std::string value;
-    sync::encodeValue(syncChange.value, value);
-    const std::string resolves = encodeResolves(change.resolves);
-    audit::ChangeRow row;
-    row.changeId = blob(change.changeId);
-    row.recordId = blob(change.recordId);
-    row.recordType = change.recordType;
-    row.field = change.field;
-    row.value = blob(value);
-    row.hlc = static_cast<std::int64_t>(change.hlc);
-    row.deviceId = blob(change.deviceId);
-    row.baseHlc = static_cast<std::int64_t>(change.baseHlc);
-    row.baseDeviceId = blob(change.baseDeviceId);
-    row.resolves = blob(resolves);
-    row.receivedMs = context.nowMs;
-    row.mergeOutcome = sync::mergeOutcomeName(merged);
-    insertChange->reset();
-    insertChange->bindBlob(1, row.changeId)
-        .bindBlob(2, row.recordId)
-        .bind(3, row.recordType)
-        .bind(4, row.field)
-        .bindBlob(5, row.value)
-        .bind(6, row.hlc)
-        .bindBlob(7, row.deviceId)
-        .bind(8, row.baseHlc)
-        .bindBlob(9, row.baseDeviceId)
-        .bindBlob(10, row.resolves)
-        .bind(11, row.receivedMs)
-        .bind(12, row.mergeOutcome)
-        .bind(13, ownerTeam);
-    insertChange->run();
-    const std::int64_t seq = db.lastInsertRowid();
-    row.seq = seq;
-    rowsHash.add(row);
-
-    const std::string encoded = encodeFieldState(state);
-    saveState->reset();
-    saveState->bindBlob(1, blob(change.recordId))
-        .bind(2, change.field)
-        .bindBlob(3, blob(encoded))
-        .bind(4, std::int64_t{state.hasConflict() ? 1 : 0});
-    saveState->run();
-    touchRecord->reset();
-    touchRecord->bindBlob(1, blob(change.recordId)).bind(2, seq);
-    touchRecord->run();
-    touched.insert(change.recordId);
-    out.results.push_back(result);
-    storedSeqs.push_back(seq);
+    for (std::size_t i = 0; i < write.size(); ++i) {
+      const bool isStored = outcomes[i].first == protocol::ChangeOutcome::applied ||
+                            outcomes[i].first == protocol::ChangeOutcome::conflict;
+      add(write[i], outcomes[i].first, outcomes[i].second, isStored ? seq : 0);
+    }
   }
-
-  // The conflict count of each touched record, for listing (includes delete-vs-edit).
-  impl_->updateConflictCounts(touched);
 
   // The batch's audit entry, in the same transaction: what the device was told,
   // change by change, and a hash of every row stored.
@@ -900,33 +1068,32 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
 }
 
 protocol::PullReply SqliteServerStore::pull(const Worker& worker, const protocol::Uuid& requester,
-                                            std::uint64_t cursor, std::uint32_t limit) {
+                                            std::uint64_t cursor, std::uint32_t limit,
+                                            bool elideDerivedIds) {
   limit = std::clamp<std::uint32_t>(limit, 1, protocol::limits::kPullLimit);
   sql::Database& db = impl_->db;
   // One read transaction: the rows and the last sequence number agree.
   sql::Transaction tx(db, false);
-  // One index range scan per team of the worker (from the team's first change after
+  // One index range scan per team of the worker (from the team's first write after
   // the cursor, in sequence order), merged by sequence number: a pull reads only the
-  // changes it returns, however many other teams wrote meanwhile. Changes the
+  // writes it returns, however many other teams wrote meanwhile. Writes the
   // requesting device pushed itself are left out (it has them).
   const std::vector<std::string> names = impl_->teamsOf(worker.id);
   std::vector<sql::Statement> teams;
   teams.reserve(names.size());
   std::vector<bool> pending;
   for (const std::string& team : names) {
-    teams.emplace_back(db, "SELECT " + std::string(audit::kRowColumns) +
-                               " FROM changes WHERE owner_team = ?1 AND seq > ?2"
-                               " AND device_id <> ?4 ORDER BY seq LIMIT ?3");
+    teams.emplace_back(db, "SELECT seq, record_id, record_type, hlc, device_id, fields"
+                           " FROM writes WHERE owner_team = ?1 AND seq > ?2"
+                           " AND device_id <> ?4 ORDER BY seq LIMIT ?3");
     teams.back()
         .bind(1, team)
         .bind(2, static_cast<std::int64_t>(std::min<std::uint64_t>(cursor, INT64_MAX)))
-        .bind(3, std::int64_t{limit} + kWriteTail + 1)
+        .bind(3, std::int64_t{limit} + 1) // every write holds at least one change
         .bindBlob(4, blob(requester));
     pending.push_back(teams.back().step());
   }
   protocol::PullReply reply;
-  const std::size_t maxChanges =
-      std::min<std::size_t>(std::size_t{limit} + kWriteTail, protocol::limits::kChanges);
   std::size_t bytes = 0;
   std::uint64_t lastSeq = cursor;
   for (;;) {
@@ -941,23 +1108,39 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, const protocol
       break;
     }
     sql::Statement& st = teams[next];
-    if (reply.changes.size() >= limit || bytes > kPullReplyBudget) {
-      // A reply never ends inside one write (the changes one device made to one
-      // record at one time arrive together), so a device never shows half a
-      // record; past the tail allowance it does end.
-      const protocol::Change& last = reply.changes.back();
-      const bool sameWrite = reply.changes.size() < maxChanges &&
-                             uuidColumn(st, 2) == last.recordId &&
-                             static_cast<std::uint64_t>(st.columnInt(6)) == last.hlc &&
-                             uuidColumn(st, 7) == last.deviceId;
-      if (!sameWrite) {
-        reply.more = true;
-        break;
-      }
+    // Whole writes only, so a device never shows half a record: stop before the
+    // write that would pass the limit (a reply holds at least one write).
+    const WriteKey key{uuidColumn(st, 1), static_cast<std::uint64_t>(st.columnInt(3)),
+                       uuidColumn(st, 4)};
+    std::vector<StoredField> fields =
+        decodeStoredFields(text(st.columnBlob(5)), key, !elideDerivedIds);
+    if (!reply.changes.empty() &&
+        (reply.changes.size() + fields.size() > limit || bytes > kPullReplyBudget)) {
+      reply.more = true;
+      break;
     }
+    if (reply.changes.size() + fields.size() > protocol::limits::kChanges) {
+      throw Error(Errc::corrupt, "a stored write holds more changes than a reply may carry");
+    }
+    bytes += st.columnBlob(5).size();
     lastSeq = static_cast<std::uint64_t>(st.columnInt(0));
-    bytes += st.columnBlob(5).size() + 128;
-    reply.changes.push_back(changeFromRow(st));
+    const std::string recordType(st.columnText(2));
+    for (StoredField& f : fields) {
+      protocol::Change c;
+      c.changeId = f.changeId;
+      c.recordId = key.recordId;
+      c.recordType = recordType;
+      c.field = std::move(f.field);
+      sync::Change carrier;
+      carrier.value = std::move(f.value);
+      c.value = toWire(carrier).value;
+      c.hlc = key.hlc;
+      c.deviceId = key.deviceId;
+      c.baseHlc = f.baseHlc;
+      c.baseDeviceId = f.baseDeviceId;
+      c.resolves = std::move(f.resolves);
+      reply.changes.push_back(std::move(c));
+    }
     pending[next] = st.step();
   }
   if (reply.more) {
@@ -1018,7 +1201,7 @@ void SqliteServerStore::acknowledgeScope(const protocol::DeviceRecord& device,
 }
 
 std::uint64_t SqliteServerStore::lastSequence() {
-  return static_cast<std::uint64_t>(impl_->db.queryInt("SELECT IFNULL(MAX(seq), 0) FROM changes"));
+  return static_cast<std::uint64_t>(impl_->db.queryInt("SELECT IFNULL(MAX(seq), 0) FROM writes"));
 }
 
 std::vector<ConflictSummary> SqliteServerStore::conflicts() {
@@ -1049,7 +1232,7 @@ std::int64_t SqliteServerStore::recordCount() {
 
 void SqliteServerStore::forEachRecord(const std::function<void(const RecordView&)>& visit) {
   sql::Transaction tx(impl_->db, false);
-  sql::Statement st(impl_->db, "SELECT record_id, record_type, owner_team, updated_seq"
+  sql::Statement st(impl_->db, "SELECT record_id, record_type, owner_team, updated_seq, state"
                                " FROM records ORDER BY record_id");
   while (st.step()) {
     RecordView view;
@@ -1057,7 +1240,7 @@ void SqliteServerStore::forEachRecord(const std::function<void(const RecordView&
     view.recordType = std::string(st.columnText(1));
     view.ownerTeam = std::string(st.columnText(2));
     view.updatedSeq = st.columnInt(3);
-    impl_->loadFields(view);
+    Impl::setState(view, st.columnBlob(4));
     visit(view);
   }
   tx.commit();

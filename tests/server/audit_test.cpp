@@ -8,6 +8,7 @@
 #include <outpost/server/builtin_schema.hpp>
 
 #include <algorithm>
+#include <map>
 
 using namespace outpost;
 using namespace outpost::server;
@@ -95,8 +96,8 @@ TEST_SUITE("server.audit") {
     CHECK(v.entries == 11);
     CHECK(v.pushes == 3);
     CHECK(v.signaturesChecked == 11);
-    CHECK(v.changesChecked == queryInt(data, "SELECT COUNT(*) FROM changes"));
     CHECK(v.changesChecked == 4);
+    CHECK(queryInt(data, "SELECT COUNT(*) FROM writes") == 4); // one change per write here
     CHECK(v.headSeq == 11);
 
     const auto entries = store->auditEntries(0, 100);
@@ -132,7 +133,8 @@ TEST_SUITE("server.audit") {
     Context ctx;
     DataFolder data(ctx);
     (void)fillFolder(data);
-    // Entries 6, 7, 8 are the pushes; entry 6 stored seqs 1-2, entry 7 seq 3, entry 8 seq 4.
+    // Entries 6, 7, 8 are the pushes; entry 6 stored writes 1-2, entry 7 write 3, entry 8
+    // write 4 (each change of fillFolder is a write of its own).
     REQUIRE(data.store()->verifyAudit().intact);
     std::int64_t expectedBad = 0;
     std::string expectedWords;
@@ -164,42 +166,46 @@ TEST_SUITE("server.audit") {
       expectedBad = 5;
       expectedWords = "signed";
     }
-    SUBCASE("a change row's value altered") {
-      tamper(data, "UPDATE changes SET value = x'00' WHERE seq = 2");
+    SUBCASE("a write row's fields damaged") {
+      tamper(data, "UPDATE writes SET fields = x'00' WHERE seq = 2");
       expectedBad = 6;
       expectedWords = "altered";
     }
-    SUBCASE("a change row's time altered") {
-      tamper(data, "UPDATE changes SET received_ms = received_ms + 1 WHERE seq = 3");
+    SUBCASE("a write row's value altered (still well-formed)") {
+      tamper(data, "UPDATE writes SET fields = CAST(replace(fields, CAST('low' AS BLOB),"
+                   " CAST('LOW' AS BLOB)) AS BLOB) WHERE seq = 1");
+      expectedBad = 6;
+      expectedWords = "altered";
+    }
+    SUBCASE("a write row's time altered") {
+      tamper(data, "UPDATE writes SET received_ms = received_ms + 1 WHERE seq = 3");
       expectedBad = 7;
       expectedWords = "altered";
     }
-    SUBCASE("a change row deleted") {
-      tamper(data, "DELETE FROM changes WHERE seq = 3");
+    SUBCASE("a write row deleted") {
+      tamper(data, "DELETE FROM writes WHERE seq = 3");
       expectedBad = 7;
       expectedWords = "deleted";
     }
-    SUBCASE("the last change row deleted") {
-      tamper(data, "DELETE FROM changes WHERE seq = 4");
+    SUBCASE("the last write row deleted") {
+      tamper(data, "DELETE FROM writes WHERE seq = 4");
       expectedBad = 8;
       expectedWords = "deleted";
     }
-    SUBCASE("a change row's id replaced") {
-      tamper(data, "UPDATE changes SET change_id = randomblob(16) WHERE seq = 1");
+    SUBCASE("a write row moved to another record") {
+      tamper(data, "UPDATE writes SET record_id = randomblob(16) WHERE seq = 1");
       expectedBad = 6;
-      expectedWords = "another change id";
+      expectedWords = "altered";
     }
-    SUBCASE("a change row added") {
-      tamper(data, "INSERT INTO changes(change_id, record_id, record_type, field, value, hlc,"
-                   " device_id, base_hlc, base_device_id, resolves, received_ms, merge_outcome)"
-                   " SELECT randomblob(16), record_id, record_type, field, value, hlc + 1,"
-                   " device_id, 0, base_device_id, x'', received_ms, merge_outcome FROM changes"
-                   " WHERE seq = 4");
+    SUBCASE("a write row added") {
+      tamper(data, "INSERT INTO writes(record_id, record_type, hlc, device_id, owner_team,"
+                   " received_ms, fields) SELECT record_id, record_type, hlc + 1, device_id,"
+                   " owner_team, received_ms, fields FROM writes WHERE seq = 4");
       expectedBad = 0;
       expectedWords = "no audit entry";
     }
-    SUBCASE("a push entry deleted together with its change rows (not the last)") {
-      tamper(data, "DELETE FROM changes WHERE seq = 3; DELETE FROM audit_log WHERE seq = 7");
+    SUBCASE("a push entry deleted together with its write row (not the last)") {
+      tamper(data, "DELETE FROM writes WHERE seq = 3; DELETE FROM audit_log WHERE seq = 7");
       expectedBad = 7;
       expectedWords = "missing";
     }
@@ -213,28 +219,186 @@ TEST_SUITE("server.audit") {
     }
   }
 
-  TEST_CASE("a store made before the audit chain gets one baseline entry covering its changes") {
+  TEST_CASE("a schema-1 store (a change log, no audit chain) is upgraded: its changes regroup "
+            "as writes, and every record, conflict, cursor and audit link survives") {
     Context ctx;
     DataFolder data(ctx);
-    (void)fillFolder(data);
-    // As a version-1 store: no audit table, no owner team on change rows.
-    tamper(data, "DROP TABLE audit_log; DROP INDEX changes_by_team;"
-                 " ALTER TABLE changes DROP COLUMN owner_team; PRAGMA user_version = 1");
+    const protocol::Uuid devA = newId();
+    const protocol::Uuid devB = newId();
+    const protocol::Uuid rec1 = newId();
+    const protocol::Uuid rec2 = newId();
+    // The change log of a version-1 store: record 1 created by A (a write of two
+    // fields), then edited concurrently by A and B (a conflict); record 2 by B.
+    struct Row {
+      protocol::Uuid record;
+      std::string field;
+      std::string value;
+      std::uint64_t hlc;
+      protocol::Uuid device;
+      bool derived;
+    };
+    const std::uint64_t t = hlcNow();
+    const std::vector<Row> rows = {{rec1, "risk", "low", t, devA, true},
+                                   {rec1, "school", "Hill", t, devA, false},
+                                   {rec1, "risk", "high", t + 1, devA, true},
+                                   {rec1, "risk", "medium", t + 2, devB, true},
+                                   {rec2, "risk", "low", t + 3, devB, true}};
+    std::map<protocol::Uuid, sync::RecordState> states;
+    {
+      sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
+                       SQLITE_OPEN_READWRITE);
+      db.exec("DROP TABLE audit_log; DROP TABLE writes; ALTER TABLE records DROP COLUMN state;"
+              "CREATE TABLE changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+              " change_id BLOB NOT NULL UNIQUE, record_id BLOB NOT NULL,"
+              " record_type TEXT NOT NULL, field TEXT NOT NULL, value BLOB NOT NULL,"
+              " hlc INTEGER NOT NULL, device_id BLOB NOT NULL, base_hlc INTEGER NOT NULL,"
+              " base_device_id BLOB NOT NULL, resolves BLOB NOT NULL,"
+              " received_ms INTEGER NOT NULL, merge_outcome TEXT NOT NULL);"
+              "CREATE INDEX changes_by_record ON changes(record_id);"
+              "CREATE TABLE field_states(record_id BLOB NOT NULL, field TEXT NOT NULL,"
+              " state BLOB NOT NULL, in_conflict INTEGER NOT NULL,"
+              " PRIMARY KEY(record_id, field)) WITHOUT ROWID;"
+              "PRAGMA user_version = 1");
+      sql::Statement ins(db, "INSERT INTO changes(change_id, record_id, record_type, field,"
+                             " value, hlc, device_id, base_hlc, base_device_id, resolves,"
+                             " received_ms, merge_outcome)"
+                             " VALUES (?1, ?2, 'child', ?3, ?4, ?5, ?6, ?7, ?8, x'', 1, ?9)");
+      for (const Row& r : rows) {
+        sync::Uuid dev;
+        dev.bytes = r.device;
+        sync::Uuid rec;
+        rec.bytes = r.record;
+        sync::Change c;
+        c.changeId = r.derived ? sync::derivedChangeId(dev, rec, r.field, sync::Hlc{r.hlc})
+                               : sync::Uuid::random();
+        c.recordId = rec;
+        c.recordType = "child";
+        c.field = r.field;
+        c.value = r.value;
+        c.hlc = sync::Hlc{r.hlc};
+        c.deviceId = dev;
+        // The second edit of record 1 by A is based on A's first version.
+        if (r.hlc == t + 1) {
+          c.baseHlc = sync::Hlc{t};
+          c.baseDeviceId = dev;
+        }
+        const auto outcome =
+            sync::merge(states[r.record].fields[r.field], c, sync::MergePolicy::lww);
+        std::string value;
+        sync::encodeValue(c.value, value);
+        ins.reset();
+        ins.bindBlob(1, c.changeId.bytes)
+            .bindBlob(2, r.record)
+            .bind(3, r.field)
+            .bindBlob(4,
+                      std::span(reinterpret_cast<const unsigned char*>(value.data()), value.size()))
+            .bind(5, static_cast<std::int64_t>(r.hlc))
+            .bindBlob(6, r.device)
+            .bind(7, static_cast<std::int64_t>(c.baseHlc.value))
+            .bindBlob(8, c.baseDeviceId.bytes)
+            .bind(9, sync::mergeOutcomeName(outcome));
+        ins.run();
+      }
+      sql::Statement state(db, "INSERT INTO field_states VALUES (?1, ?2, ?3, ?4)");
+      sql::Statement record(db, "INSERT INTO records(record_id, record_type, owner_team,"
+                                " created_seq, updated_seq, conflicts) VALUES (?1, 'child',"
+                                " 'north', 1, 5, ?2)");
+      for (const auto& [id, rs] : states) {
+        int conflicts = 0;
+        for (const auto& [field, fs] : rs.fields) {
+          const std::string bytes = sync::encodeFieldState(fs);
+          state.reset();
+          state.bindBlob(1, id)
+              .bind(2, field)
+              .bindBlob(
+                  3, std::span(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()))
+              .bind(4, std::int64_t{fs.hasConflict() ? 1 : 0});
+          state.run();
+          conflicts += fs.hasConflict() ? 1 : 0;
+        }
+        record.reset();
+        record.bindBlob(1, id).bind(2, std::int64_t{conflicts});
+        record.run();
+      }
+    }
+    REQUIRE(states[rec1].fields["risk"].hasConflict());
+
     auto store = data.store();
+    CHECK(queryInt(data, "PRAGMA user_version") == 3);
     const AuditVerification v = store->verifyAudit();
-    CHECK(v.intact);
-    CHECK(v.entries == 1);
-    CHECK(v.changesChecked == 4);
+    CHECK_MESSAGE(v.intact, v.problem);
+    // A baseline over the 5 change rows (schema 1 -> 2), then one over the 4 writes
+    // they regroup into (2 -> 3), which lists the same 5 changes.
+    CHECK(v.entries == 2);
+    CHECK(v.changesChecked == 10);
     const auto entries = store->auditEntries(0, 10);
-    REQUIRE(entries.size() == 1);
+    REQUIRE(entries.size() == 2);
     CHECK(entries[0].kind == AuditKind::baseline);
-    CHECK(entries[0].changes.size() == 4);
-    CHECK(queryInt(data, "PRAGMA user_version") == 2);
-    // The change rows got their team back: pulls find them.
-    CHECK(store->pull(*store->findWorker("alice"), {}, 0, 100).changes.size() == 4);
+    CHECK(entries[1].kind == AuditKind::baseline);
+    CHECK(entries[1].changes.size() == 5);
+    CHECK(queryInt(data, "SELECT COUNT(*) FROM writes") == 4);
+    // A write keeps its last change's number: a device that had pulled up to change 3
+    // (record 1's first two writes) gets exactly the rest.
+    const protocol::PullReply rest = store->pull(*store->findWorker("alice"), {}, 3, 100);
+    REQUIRE(rest.changes.size() == 2);
+    CHECK(std::get<std::string>(rest.changes[0].value) == "medium");
+    CHECK(std::get<std::string>(rest.changes[1].value) == "low");
+    CHECK(rest.changes[1].recordId == rec2);
+    const protocol::PullReply all = store->pull(*store->findWorker("alice"), {}, 0, 100);
+    CHECK(all.changes.size() == 5);
+    CHECK(all.nextCursor == 5);
     CHECK(store->pull(*store->findWorker("carol"), {}, 0, 100).changes.empty());
-    // Opened again: no second baseline.
-    CHECK(data.store()->verifyAudit().entries == 1);
+    // The ids survive, derived or not.
+    CHECK(all.changes[1].field == "school");
+    CHECK(all.changes[1].changeId !=
+          sync::derivedChangeId(sync::Uuid{devA}, sync::Uuid{rec1}, "school", sync::Hlc{t}).bytes);
+    // The records' merge state (with record 1's conflict) is what it was.
+    const auto view = store->record(sync::Uuid{rec1});
+    REQUIRE(view.has_value());
+    CHECK(view->state == states[rec1]);
+    CHECK(view->conflictFields == std::vector<std::string>{"risk"});
+    CHECK(store->conflicts().size() == 1);
+    // New pushes continue after the old numbers, and the chain still verifies.
+    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    (void)pushAs(*store, device, {changeBy(device, newId(), "child", "risk", std::string("x"))});
+    CHECK(store->lastSequence() == 6);
+    CHECK(store->verifyAudit().intact);
+    // Opened again: nothing migrates twice.
+    CHECK(data.store()->verifyAudit().entries == 3);
+  }
+
+  TEST_CASE("an upgraded store's legacy change log is still covered by the audit chain") {
+    Context ctx;
+    DataFolder data(ctx);
+    {
+      sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
+                       SQLITE_OPEN_READWRITE);
+      db.exec("DROP TABLE audit_log; DROP TABLE writes; ALTER TABLE records DROP COLUMN state;"
+              "CREATE TABLE changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+              " change_id BLOB NOT NULL UNIQUE, record_id BLOB NOT NULL,"
+              " record_type TEXT NOT NULL, field TEXT NOT NULL, value BLOB NOT NULL,"
+              " hlc INTEGER NOT NULL, device_id BLOB NOT NULL, base_hlc INTEGER NOT NULL,"
+              " base_device_id BLOB NOT NULL, resolves BLOB NOT NULL,"
+              " received_ms INTEGER NOT NULL, merge_outcome TEXT NOT NULL);"
+              "CREATE TABLE field_states(record_id BLOB NOT NULL, field TEXT NOT NULL,"
+              " state BLOB NOT NULL, in_conflict INTEGER NOT NULL,"
+              " PRIMARY KEY(record_id, field)) WITHOUT ROWID;"
+              "INSERT INTO records VALUES (x'00112233445566778899aabbccddeeff', 'child',"
+              " 'north', 1, 1, 0);"
+              "INSERT INTO changes VALUES (1, randomblob(16), x'00112233445566778899aabbccddeeff',"
+              " 'child', 'risk', x'00', 1, randomblob(16), 0, zeroblob(16), x'', 1,"
+              " 'fast-forward');"
+              "PRAGMA user_version = 1");
+    }
+    REQUIRE(data.store()->verifyAudit().intact);
+    tamper(data, "UPDATE legacy_changes SET received_ms = 2");
+    const AuditVerification v = data.store()->verifyAudit();
+    CHECK_FALSE(v.intact);
+    CHECK(v.firstBadSeq == 1);
+    tamper(data, "UPDATE legacy_changes SET received_ms = 1");
+    REQUIRE(data.store()->verifyAudit().intact);
+    tamper(data, "DROP TABLE legacy_changes");
+    CHECK(data.store()->verifyAudit().problem.find("deleted") != std::string::npos);
   }
 
   TEST_CASE("the server takes the built-in schema's merge policies: addenda are append-only") {

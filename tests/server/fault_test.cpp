@@ -367,7 +367,7 @@ TEST_SUITE("server.fault") {
     sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
                      SQLITE_OPEN_READWRITE);
     // The stored merge state of that field is damaged: merging into it throws.
-    db.exec("PRAGMA busy_timeout = 10000; UPDATE field_states SET state = x'ff'");
+    db.exec("PRAGMA busy_timeout = 10000; UPDATE records SET state = x'ff'");
 
     // While this connection holds the write lock, the writer is stuck on `first`'s
     // batch and the next two queue up: they go into one group commit together.

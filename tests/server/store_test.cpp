@@ -25,6 +25,27 @@ TEST_SUITE("server.store") {
     }
   }
 
+  TEST_CASE("a record's merge state survives its stored form, and damage is reported") {
+    sync::RecordState r;
+    const sync::Uuid d = sync::Uuid::random();
+    r.fields["risk_level"].current =
+        sync::FieldVersion{std::string("high"), sync::Hlc{42}, d, sync::Uuid::random()};
+    r.fields["addenda"].entries.push_back(
+        {std::string("seen at school"), sync::Hlc{5}, d, sync::Uuid::random()});
+    r.fields["note"].superseded.push_back({sync::Hlc{3}, d});
+    const std::string bytes = sync::encodeRecordState(r);
+    CHECK(sync::decodeRecordState(bytes) == r);
+    CHECK(sync::decodeRecordState("") == sync::RecordState{});
+    CHECK(sync::decodeRecordState(sync::encodeRecordState({})) == sync::RecordState{});
+    for (std::size_t cut = 1; cut < bytes.size(); ++cut) {
+      CAPTURE(cut);
+      CHECK(codeOf([&] {
+              (void)sync::decodeRecordState(std::string_view(bytes).substr(0, cut));
+            }) == Errc::corrupt);
+    }
+    CHECK(codeOf([&] { (void)sync::decodeRecordState(bytes + "x"); }) == Errc::corrupt);
+  }
+
   TEST_CASE("teams and workers: bad input is refused with a clear code and changes nothing") {
     Context ctx;
     DataFolder data(ctx);

@@ -360,7 +360,7 @@ int main(int argc, char** argv) {
   auto* audit = app.add_subcommand("audit", "The server's audit chain");
   audit->require_subcommand(1);
   auto* auditVerify = audit->add_subcommand(
-      "verify", "Check the audit chain end to end and every change row against it "
+      "verify", "Check the audit chain end to end and every stored write against it "
                 "(exit 0 intact, 2 tampering found, 1 could not check)");
   auto* auditList = audit->add_subcommand("list", "Show audit entries");
   std::size_t auditLast = 20;
@@ -630,7 +630,7 @@ int main(int argc, char** argv) {
       if (v.intact) {
         text = "audit chain intact: " + std::to_string(v.entries) + " entries (" +
                std::to_string(v.pushes) + " pushed batches), " + std::to_string(v.changesChecked) +
-               " change rows matched, " + std::to_string(v.signaturesChecked) +
+               " changes matched to their stored rows, " + std::to_string(v.signaturesChecked) +
                " signatures checked\nhead: entry " + std::to_string(v.headSeq) + " hash " +
                hexText(v.headHash) + "\naudit key: " + auditKey + "\n";
       } else {

@@ -149,4 +149,47 @@ FieldState decodeFieldState(std::string_view bytes) {
   return s;
 }
 
+constexpr std::uint8_t kRecordStateFormat = 1;
+
+std::string encodeRecordState(const RecordState& record) {
+  std::string out;
+  out.push_back(static_cast<char>(kRecordStateFormat));
+  putU32(out, record.fields.size());
+  for (const auto& [name, state] : record.fields) {
+    putU32(out, name.size());
+    out.append(name);
+    const std::string bytes = encodeFieldState(state);
+    putU32(out, bytes.size());
+    out.append(bytes);
+  }
+  return out;
+}
+
+RecordState decodeRecordState(std::string_view bytes) {
+  RecordState record;
+  if (bytes.empty()) {
+    return record;
+  }
+  Reader r{bytes};
+  if (r.u8() != kRecordStateFormat) {
+    corrupt();
+  }
+  const std::size_t n = r.u32();
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t nameSize = r.u32();
+    std::string name(r.in.substr(0, nameSize));
+    r.in.remove_prefix(nameSize);
+    const std::size_t stateSize = r.u32();
+    const std::string_view state = r.in.substr(0, stateSize);
+    r.in.remove_prefix(stateSize);
+    if (!record.fields.emplace(std::move(name), decodeFieldState(state)).second) {
+      corrupt(); // a field twice
+    }
+  }
+  if (!r.in.empty()) {
+    corrupt();
+  }
+  return record;
+}
+
 } // namespace outpost::sync

@@ -58,7 +58,8 @@ public:
                   const std::vector<protocol::Change>& changes) override;
   std::vector<PushResult> pushGroup(std::span<const PushRequest> batches) override;
   protocol::PullReply pull(const Worker& worker, const protocol::Uuid& requester,
-                           std::uint64_t cursor, std::uint32_t limit) override;
+                           std::uint64_t cursor, std::uint32_t limit,
+                           bool elideDerivedIds = false) override;
   DeviceScope pendingCommands(const protocol::DeviceRecord& device) override;
   void acknowledgeScope(const protocol::DeviceRecord& device,
                         const std::vector<std::string>& teams) override;

@@ -2,7 +2,7 @@
 /// \file
 /// The server's storage, behind one interface (DESIGN.md §8): teams and workers, the
 /// devices and enrollment codes of the protocol, records with their owner team, the
-/// change log ordered by server sequence numbers, and the merge state of every field.
+/// write log ordered by server sequence numbers, and the merge state of every record.
 ///
 /// `SqliteServerStore` (sqlite_store.hpp) is the embedded default. A PostgreSQL store
 /// would implement the same interface; the protocol's DeviceRegistry and
@@ -186,10 +186,13 @@ public:
 
   // --- sync --------------------------------------------------------------------
 
-  /// Applies a pushed batch in ONE transaction: per change, duplicate (by change
-  /// id), scope, clock skew, then sync::merge; assigns sequence numbers; appends the
-  /// batch's audit entry; commits. Returns only after the commit. Throws (and
-  /// applies nothing) on I/O failure.
+  /// Applies a pushed batch in ONE transaction, one write at a time (a run of
+  /// consecutive changes with the same record, type, HLC and device): a write stored
+  /// before is a duplicate as a whole; then device, scope, record type and clock skew
+  /// (each refuses the whole write); then sync::merge per field into the record's
+  /// state. The write's stored changes become one row with one sequence number. The
+  /// batch's audit entry is appended and the transaction committed. Returns only after the commit.
+  /// Throws (and applies nothing) on I/O failure.
   [[nodiscard]] virtual PushResult push(const PushContext& context,
                                         const std::vector<protocol::Change>& changes) = 0;
   /// Applies several batches, in order, each exactly as push() would (its own audit
@@ -197,13 +200,16 @@ public:
   /// disk for all). Throws (and applies none of them) on I/O failure.
   [[nodiscard]] virtual std::vector<PushResult> pushGroup(std::span<const PushRequest> batches) = 0;
 
-  /// Changes with a sequence number above `cursor` whose record is in one of the
-  /// worker's teams, at most `limit`, in sequence order, leaving out those
-  /// `requester` pushed itself (it has them). `nextCursor` may pass changes the
-  /// worker may not see; `more` says whether to ask again now.
+  /// The changes of writes with a sequence number above `cursor` whose record is in
+  /// one of the worker's teams, in sequence order, leaving out those `requester`
+  /// pushed itself (it has them): whole writes only, at most `limit` changes unless
+  /// the first write alone has more. `nextCursor` may pass writes the worker may not
+  /// see; `more` says whether to ask again now. With `elideDerivedIds`, derived change
+  /// ids come back all-zero (the "derived-ids" form; protocol::effectiveChangeId).
   [[nodiscard]] virtual protocol::PullReply pull(const Worker& worker,
                                                  const protocol::Uuid& requester,
-                                                 std::uint64_t cursor, std::uint32_t limit) = 0;
+                                                 std::uint64_t cursor, std::uint32_t limit,
+                                                 bool elideDerivedIds = false) = 0;
 
   /// Commands for a device at Hello: PurgeRecords for the records of teams its worker
   /// belonged to at the device's last session but no longer does (none on the

@@ -93,4 +93,10 @@ deletionConflicts(const RecordState& record);
 [[nodiscard]] std::string encodeFieldState(const FieldState& state);
 [[nodiscard]] FieldState decodeFieldState(std::string_view bytes);
 
+/// The binary form of a whole record's merge state (every field's, by name), as the
+/// server store keeps it; empty bytes decode to an empty record. The inverse throws
+/// Error{corrupt}.
+[[nodiscard]] std::string encodeRecordState(const RecordState& record);
+[[nodiscard]] RecordState decodeRecordState(std::string_view bytes);
+
 } // namespace outpost::sync
