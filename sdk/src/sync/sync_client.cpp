@@ -19,6 +19,8 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -319,21 +321,43 @@ asio::awaitable<void> SyncClient::Impl::runCommands(protocol::SecureChannel& cha
 asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, SyncReport& report,
                                              SyncProgress& progress, std::size_t& skewed) {
   model::Journal& journal = store.journal();
+  // Up to kPushesInFlight batches are sent before their acknowledgements arrive (the
+  // server answers in order): the device reads and encodes the next batch while the
+  // server merges the previous one.
+  constexpr std::size_t kPushesInFlight = 2;
+  struct InFlight {
+    protocol::PushBatch batch;
+    std::vector<model::JournalEntry> entries;
+  };
+  std::deque<InFlight> inFlight;
   std::int64_t afterSeq = 0;
+  bool drained = false;
   for (;;) {
-    progress.writesPending = static_cast<std::size_t>(journal.pendingCount());
-    const std::vector<model::JournalEntry> entries = journal.pending(options.pushBatch, afterSeq);
-    if (entries.empty()) {
+    while (!drained && inFlight.size() < kPushesInFlight) {
+      progress.writesPending = static_cast<std::size_t>(journal.pendingCount());
+      InFlight next;
+      next.entries = journal.pending(options.pushBatch, afterSeq);
+      if (next.entries.empty()) {
+        drained = true;
+        break;
+      }
+      randombytes_buf(next.batch.batchId.data(), next.batch.batchId.size());
+      next.batch.changes.reserve(next.entries.size());
+      for (const model::JournalEntry& e : next.entries) {
+        next.batch.changes.push_back(protocol::toWire(e.change, elideIds));
+        afterSeq = std::max(afterSeq, e.seq);
+      }
+      const protocol::Message request = next.batch;
+      co_await channel.sendMessage(request);
+      inFlight.push_back(std::move(next));
+    }
+    if (inFlight.empty()) {
       break;
     }
-    protocol::PushBatch batch;
-    randombytes_buf(batch.batchId.data(), batch.batchId.size());
-    batch.changes.reserve(entries.size());
-    for (const model::JournalEntry& e : entries) {
-      batch.changes.push_back(protocol::toWire(e.change, elideIds));
-    }
-    const protocol::Message request = batch;
-    co_await channel.sendMessage(request);
+    const InFlight sent = std::move(inFlight.front());
+    inFlight.pop_front();
+    const protocol::PushBatch& batch = sent.batch;
+    const std::vector<model::JournalEntry>& entries = sent.entries;
     protocol::Message answer = co_await channel.receiveMessage();
     ++report.roundTrips;
     const protocol::PushAck ack = protocol::expect<protocol::PushAck>(std::move(answer));
@@ -370,7 +394,6 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
       if (!skewedSeqs.contains(e.seq) && (seqs.empty() || seqs.back() != e.seq)) {
         seqs.push_back(e.seq);
       }
-      afterSeq = std::max(afterSeq, e.seq);
     }
     skewed += skewedSeqs.size();
     std::vector<sync::Uuid> cleared;
@@ -392,14 +415,20 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
 asio::awaitable<void> SyncClient::Impl::pull(protocol::SecureChannel& channel, SyncReport& report,
                                              SyncProgress& progress) {
   std::uint64_t cursor = model::pullCursor(internals());
+  const protocol::Message first = protocol::PullRequest{cursor, options.pullBatch};
+  co_await channel.sendMessage(first);
   for (;;) {
-    const protocol::Message request = protocol::PullRequest{cursor, options.pullBatch};
-    co_await channel.sendMessage(request);
     protocol::Message answer = co_await channel.receiveMessage();
     ++report.roundTrips;
     const protocol::PullReply reply = protocol::expect<protocol::PullReply>(std::move(answer));
     if (reply.nextCursor < cursor) {
       throw Error(Errc::protocol, "the server moved the pull cursor backwards");
+    }
+    if (reply.more) {
+      // Asked before this reply is merged: the server reads the next batch while the
+      // device merges this one. The cursor only moves once a batch is merged.
+      const protocol::Message request = protocol::PullRequest{reply.nextCursor, options.pullBatch};
+      co_await channel.sendMessage(request);
     }
     std::vector<sync::Change> changes;
     changes.reserve(reply.changes.size());
