@@ -98,12 +98,8 @@ asio::awaitable<Message> answer(Server::Impl& server, const AdmittedSession& ses
       }
       const PushContext context{session.device, *worker, server.clock.unixMillis(),
                                 server.options.maxSkew, batch->batchId};
-      // Ids the device left out ("derived-ids") are derived before anything else.
-      std::vector<Change> changes = batch->changes;
-      for (Change& c : changes) {
-        c.changeId = effectiveChangeId(c);
-      }
-      PushResult result = co_await server.writer.push(context, changes);
+      // Ids the device left out ("derived-ids") are derived by the store.
+      PushResult result = co_await server.writer.push(context, batch->changes);
       for (std::size_t i = 0; i < batch->changes.size(); ++i) {
         result.results[i].changeId = batch->changes[i].changeId; // as the device sent it
       }

@@ -873,9 +873,11 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
   const std::uint64_t skewLimitMs =
       static_cast<std::uint64_t>(std::max<std::int64_t>(context.nowMs, 0)) +
       static_cast<std::uint64_t>(context.maxSkew.count());
-  const auto add = [&](const protocol::Change& c, protocol::ChangeOutcome outcome, Errc reason,
+  // Results and the audit entry carry effective ids (derived where the device left
+  // them out).
+  const auto add = [&](const protocol::Uuid& changeId, protocol::ChangeOutcome outcome, Errc reason,
                        std::int64_t seq) {
-    out.results.push_back({c.changeId, outcome, reason});
+    out.results.push_back({changeId, outcome, reason});
     storedSeqs.push_back(seq);
     switch (outcome) {
     case protocol::ChangeOutcome::applied:
@@ -907,7 +909,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     first = last;
     const auto refuseAll = [&](Errc reason) {
       for (const protocol::Change& c : write) {
-        add(c, protocol::ChangeOutcome::rejected, reason, 0);
+        add(protocol::effectiveChangeId(c), protocol::ChangeOutcome::rejected, reason, 0);
       }
     };
 
@@ -923,7 +925,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
         .bindBlob(3, blob(head.recordId));
     if (seen->step()) {
       for (const protocol::Change& c : write) {
-        add(c, protocol::ChangeOutcome::duplicate, Errc::ok, 0);
+        add(protocol::effectiveChangeId(c), protocol::ChangeOutcome::duplicate, Errc::ok, 0);
       }
       continue;
     }
@@ -959,13 +961,16 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     // Merge every field; the ones that change the record's state are stored.
     std::vector<StoredField> stored;
     std::vector<std::pair<protocol::ChangeOutcome, Errc>> outcomes;
+    std::vector<protocol::Uuid> ids;
     stored.reserve(write.size());
     outcomes.reserve(write.size());
+    ids.reserve(write.size());
     for (const protocol::Change& c : write) {
       const sync::MergePolicy policy = policyOf(policies, c.recordType, c.field);
       // The server does not know which records are signed (the signature is a field
       // like any other to it): frozen is decided on the devices.
-      sync::Change change = toSync(c);
+      sync::Change change = toSync(c); // derives an id the device left out
+      ids.push_back(change.changeId.bytes);
       const sync::MergeOutcome merged =
           sync::merge(record.fields[change.field], change, policy, false);
       if (merged == sync::MergeOutcome::duplicate) {
@@ -986,9 +991,10 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       f.baseHlc = c.baseHlc;
       f.baseDeviceId = c.baseDeviceId;
       f.resolves = c.resolves;
-      f.changeId = c.changeId;
-      f.derivedId = change.changeId ==
-                    sync::derivedChangeId(change.deviceId, change.recordId, f.field, change.hlc);
+      f.changeId = change.changeId.bytes;
+      f.derivedId = protocol::isElidedId(c.changeId) ||
+                    change.changeId == sync::derivedChangeId(change.deviceId, change.recordId,
+                                                             f.field, change.hlc);
       f.outcome = merged;
       stored.push_back(std::move(f));
     }
@@ -1039,7 +1045,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     for (std::size_t i = 0; i < write.size(); ++i) {
       const bool isStored = outcomes[i].first == protocol::ChangeOutcome::applied ||
                             outcomes[i].first == protocol::ChangeOutcome::conflict;
-      add(write[i], outcomes[i].first, outcomes[i].second, isStored ? seq : 0);
+      add(ids[i], outcomes[i].first, outcomes[i].second, isStored ? seq : 0);
     }
   }
 

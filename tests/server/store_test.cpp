@@ -92,6 +92,102 @@ TEST_SUITE("server.store") {
     CHECK(store->record(sync::Uuid{c.recordId})->ownerTeam == "south");
     CHECK(store->recordCount() == 1);
   }
+
+  TEST_CASE("a write is one row: its changes share a sequence number, ids left out are derived, "
+            "and the same write again is a duplicate as a whole") {
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const protocol::Uuid record = newId();
+    std::vector<protocol::Change> write;
+    for (const char* field : {"risk", "school", "note"}) {
+      protocol::Change c;
+      c.recordId = record; // changeId left all-zero: the derived one
+      c.recordType = "child";
+      c.field = field;
+      c.value = std::string(field) + " value";
+      c.hlc = hlcNow();
+      c.deviceId = device.deviceId;
+      write.push_back(c);
+    }
+    write[1].changeId = newId(); // one id that is not derived
+    const PushContext context{device, *store->findWorker("alice"),
+                              static_cast<std::int64_t>(hlcNow() >> 16)};
+    const PushResult first = store->push(context, write);
+    CHECK(first.applied == 3);
+    const auto derived = [&](const protocol::Change& c) {
+      return sync::derivedChangeId(sync::Uuid{c.deviceId}, sync::Uuid{c.recordId}, c.field,
+                                   sync::Hlc{c.hlc})
+          .bytes;
+    };
+    CHECK(first.results[0].changeId == derived(write[0]));
+    CHECK(first.results[1].changeId == write[1].changeId);
+    CHECK(store->lastSequence() == 1);
+    const auto entry = store->lastAuditEntries(1).front();
+    REQUIRE(entry.changes.size() == 3);
+    for (const auto& c : entry.changes) {
+      CHECK(c.seq == 1);
+    }
+
+    const Worker bob = *store->findWorker("bob");
+    const protocol::PullReply full = store->pull(bob, newId(), 0, 100);
+    REQUIRE(full.changes.size() == 3);
+    CHECK(full.changes[0].changeId == derived(write[0]));
+    CHECK(full.changes[1].changeId == write[1].changeId);
+    const protocol::PullReply elided = store->pull(bob, newId(), 0, 100, true);
+    REQUIRE(elided.changes.size() == 3);
+    CHECK(protocol::isElidedId(elided.changes[0].changeId));
+    CHECK(elided.changes[1].changeId == write[1].changeId);
+    // The device's own write is never sent back to it.
+    CHECK(store->pull(bob, device.deviceId, 0, 100).changes.empty());
+
+    // Resent (ids now spelled out): nothing is applied twice.
+    std::vector<protocol::Change> again = write;
+    for (auto& c : again) {
+      c.changeId = protocol::effectiveChangeId(c);
+    }
+    const PushResult second = store->push(context, again);
+    CHECK(second.duplicates == 3);
+    CHECK(store->lastSequence() == 1);
+    CHECK(store->verifyAudit().intact);
+  }
+
+  TEST_CASE("a pull reply holds whole writes: it stops before a write that would pass the limit") {
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    std::vector<protocol::Change> changes;
+    for (int w = 0; w < 3; ++w) { // three writes of 4 changes each
+      const protocol::Uuid record = newId();
+      const std::uint64_t hlc = hlcNow(static_cast<std::uint64_t>(w));
+      for (int f = 0; f < 4; ++f) {
+        protocol::Change c;
+        c.changeId = newId();
+        c.recordId = record;
+        c.recordType = "child";
+        c.field = "f" + std::to_string(f);
+        c.value = std::int64_t{f};
+        c.hlc = hlc;
+        c.deviceId = device.deviceId;
+        changes.push_back(c);
+      }
+    }
+    const PushContext context{device, *store->findWorker("alice"),
+                              static_cast<std::int64_t>(hlcNow() >> 16)};
+    CHECK(store->push(context, changes).applied == 12);
+    const Worker bob = *store->findWorker("bob");
+    const protocol::PullReply a = store->pull(bob, newId(), 0, 6);
+    CHECK(a.changes.size() == 4);
+    CHECK(a.more);
+    CHECK(a.nextCursor == 1);
+    const protocol::PullReply b = store->pull(bob, newId(), a.nextCursor, 8);
+    CHECK(b.changes.size() == 8);
+    CHECK_FALSE(b.more);
+    // A limit smaller than one write still returns that write.
+    CHECK(store->pull(bob, newId(), 0, 1).changes.size() == 4);
+  }
 }
 
 TEST_SUITE("server.store") {

@@ -191,8 +191,9 @@ public:
   /// before is a duplicate as a whole; then device, scope, record type and clock skew
   /// (each refuses the whole write); then sync::merge per field into the record's
   /// state. The write's stored changes become one row with one sequence number. The
-  /// batch's audit entry is appended and the transaction committed. Returns only after the commit.
-  /// Throws (and applies nothing) on I/O failure.
+  /// batch's audit entry is appended and the transaction committed. A change id may
+  /// be all-zero ("derived-ids"); results and the audit entry carry the derived id. Returns only
+  /// after the commit. Throws (and applies nothing) on I/O failure.
   [[nodiscard]] virtual PushResult push(const PushContext& context,
                                         const std::vector<protocol::Change>& changes) = 0;
   /// Applies several batches, in order, each exactly as push() would (its own audit
