@@ -180,6 +180,10 @@ void messages(const std::uint8_t* data, std::size_t size) {
     if (once != twice) {
       finding("encode(decode(x)) is not stable");
     }
+    // The record-writes layout carries exactly the same message.
+    if (decode(encode(*m, EncodeOptions{true})) != *m) {
+      finding("a message does not survive the record-writes layout");
+    }
   } catch (const Error& e) {
     std::fprintf(stderr, "%s\n", e.what());
     finding("a decoded message could not be re-encoded");
@@ -208,6 +212,9 @@ std::vector<std::pair<std::string, std::vector<std::uint8_t>>> seeds(const std::
       const Bytes encoded = encode(m);
       if (target == "messages") {
         out.emplace_back(std::string(messageName(m)), encoded);
+        if (std::holds_alternative<PushBatch>(m) || std::holds_alternative<PullReply>(m)) {
+          out.emplace_back(std::string(messageName(m)) + "-writes", encode(m, EncodeOptions{true}));
+        }
       } else {
         // mode 0: plaintext frames of the message stream
         Bytes stream = {0};
