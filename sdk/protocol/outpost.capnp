@@ -41,6 +41,9 @@ struct Hello {
   appVersion @4 :Text;
   hlc @5 :Hlc;
   capabilities @6 :List(Text);
+  # The assessment templates the device has, as "id@version" (added in v1; absent
+  # from an older device: none). The server sends the published ones it lacks.
+  templates @7 :List(Text);
 }
 
 # Server -> device, answer to Hello.

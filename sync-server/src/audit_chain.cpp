@@ -33,6 +33,7 @@ constexpr KindName kKinds[] = {
     {AuditKind::deviceRevoke, "device.revoke"},
     {AuditKind::exportData, "export"},
     {AuditKind::recordView, "record.view"},
+    {AuditKind::templatePublish, "template.publish"},
 };
 
 } // namespace

@@ -178,7 +178,8 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
 
     const AdmittedSession session = co_await admit(server, channel);
     server.metrics.sessions.fetch_add(1);
-    DeviceScope deviceScope = server.stores.take()->pendingCommands(session.device);
+    DeviceScope deviceScope =
+        server.stores.take()->pendingCommands(session.device, session.hello.templates);
     const std::size_t purges = deviceScope.commands.size();
     HelloReply helloReply{session.version, server.now().value, std::move(deviceScope.commands)};
     const bool zstd = hasCapability(session.hello, kCapabilityZstd);
@@ -203,7 +204,7 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
       lease->acknowledgeScope(session.device, deviceScope.teams);
     }
     if (purges > 0) {
-      server.context.log().info("sent {} purge command(s) to device {}", purges,
+      server.context.log().info("sent {} command(s) to device {}", purges,
                                 idText(session.device.deviceId));
     }
 

@@ -7,6 +7,7 @@
 #include <outpost/context.hpp>
 #include <outpost/error.hpp>
 #include <outpost/server/sqlite_store.hpp>
+#include <outpost/template.hpp>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS field_policies(
 )sql";
 
 /// The write log (schema 3): one row per write a device pushed (its changes to one
-/// record at one HLC), numbered by the server's sequence.
+/// record at one HLC), numbered by the server's sequence; and the published templates.
 constexpr std::string_view kWritesSchema = R"sql(
 CREATE TABLE IF NOT EXISTS writes(
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -70,7 +71,17 @@ CREATE TABLE IF NOT EXISTS writes(
   fields BLOB NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS writes_key ON writes(device_id, hlc, record_id);
 CREATE INDEX IF NOT EXISTS writes_by_team ON writes(owner_team, seq);
+CREATE TABLE IF NOT EXISTS templates(
+  template_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  content_hash TEXT NOT NULL,
+  document TEXT NOT NULL,
+  published_ms INTEGER NOT NULL,
+  PRIMARY KEY(template_id, version));
 )sql";
+
+/// Template documents a HelloReply carries at most (the message limit is 16 MiB).
+constexpr std::size_t kTemplateBudget = 8u << 20;
 
 using nlohmann::json;
 
@@ -1159,7 +1170,63 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, const protocol
   return reply;
 }
 
-DeviceScope SqliteServerStore::pendingCommands(const protocol::DeviceRecord& device) {
+bool SqliteServerStore::publishTemplate(std::string_view document) {
+  const model::TemplateLoadResult parsed = model::parseTemplate(document);
+  if (!parsed.loaded) {
+    std::string text = "the template does not load:";
+    for (const auto& problem : parsed.problems) {
+      text += "\n  " + problem.path + ": " + problem.message;
+    }
+    throw Error(Errc::invalid_template, text);
+  }
+  const model::Template& t = *parsed.loaded;
+  if (t.status() != model::TemplateStatus::published) {
+    throw Error(Errc::invalid_template,
+                "template " + t.id() + " version " + std::to_string(t.version()) +
+                    " is a draft; set \"status\": \"published\" and its content_hash first "
+                    "(docs/templates.md)");
+  }
+  sql::Transaction tx(impl_->db);
+  sql::Statement existing(impl_->db, "SELECT content_hash FROM templates WHERE template_id = ?1"
+                                     " AND version = ?2");
+  existing.bind(1, t.id()).bind(2, t.version());
+  if (existing.step()) {
+    if (existing.columnText(0) != t.contentHash()) {
+      throw Error(Errc::already_exists,
+                  "template " + t.id() + " version " + std::to_string(t.version()) +
+                      " is already published with other content; a published version never "
+                      "changes: give the new content the next version");
+    }
+    return false;
+  }
+  sql::Statement ins(impl_->db, "INSERT INTO templates(template_id, version, content_hash,"
+                                " document, published_ms) VALUES (?1, ?2, ?3, ?4, ?5)");
+  ins.bind(1, t.id())
+      .bind(2, t.version())
+      .bind(3, t.contentHash())
+      .bind(4, document)
+      .bind(5, nowMs());
+  ins.run();
+  impl_->appendAdmin(
+      AuditKind::templatePublish,
+      {{"template", t.id()}, {"version", t.version()}, {"contentHash", t.contentHash()}});
+  tx.commit();
+  return true;
+}
+
+std::vector<PublishedTemplate> SqliteServerStore::publishedTemplates() {
+  sql::Statement st(impl_->db, "SELECT template_id, version, published_ms, content_hash"
+                               " FROM templates ORDER BY template_id, version");
+  std::vector<PublishedTemplate> out;
+  while (st.step()) {
+    out.push_back({std::string(st.columnText(0)), st.columnInt(1), st.columnInt(2),
+                   std::string(st.columnText(3))});
+  }
+  return out;
+}
+
+DeviceScope SqliteServerStore::pendingCommands(const protocol::DeviceRecord& device,
+                                               const std::vector<std::string>& deviceTemplates) {
   DeviceScope scope;
   sql::Transaction tx(impl_->db, false); // the teams and the records agree
   scope.teams = impl_->teamsOf(device.workerId);
@@ -1181,6 +1248,29 @@ DeviceScope SqliteServerStore::pendingCommands(const protocol::DeviceRecord& dev
       commands.push_back({sync::Uuid::random().bytes, protocol::PurgeRecords{}});
     }
     std::get<protocol::PurgeRecords>(commands.back().action).recordIds.push_back(uuidColumn(st, 0));
+  }
+  // Published templates the device does not have, oldest first within the budget.
+  const std::set<std::string, std::less<>> has(deviceTemplates.begin(), deviceTemplates.end());
+  sql::Statement templates(impl_->db, "SELECT template_id, version, document FROM templates"
+                                      " ORDER BY published_ms, template_id, version");
+  protocol::TemplateUpdate update;
+  std::size_t bytes = 0;
+  while (templates.step()) {
+    const std::string ref =
+        std::string(templates.columnText(0)) + "@" + std::to_string(templates.columnInt(1));
+    const std::string_view document = templates.columnText(2);
+    if (has.contains(ref)) {
+      continue;
+    }
+    if ((!update.templates.empty() && bytes + document.size() > kTemplateBudget) ||
+        update.templates.size() == protocol::limits::kTemplates) {
+      break; // the rest at the next session
+    }
+    bytes += document.size();
+    update.templates.emplace_back(document);
+  }
+  if (!update.templates.empty() && commands.size() < protocol::limits::kCommands) {
+    commands.push_back({sync::Uuid::random().bytes, std::move(update)});
   }
   tx.commit();
   return scope;

@@ -29,5 +29,6 @@ struct Hello {
   appVersion @4 :Text;
   hlc @5 :UInt64;
   capabilities @6 :List(Text);
-  extra @7 :Text;
+  templates @7 :List(Text);
+  extra @8 :Text;
 }

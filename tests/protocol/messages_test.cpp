@@ -59,7 +59,8 @@ std::vector<Message> everyMessage() {
   changes.push_back(changeWith(Bytes{0, 1, 2, 255}, 7));
   changes.push_back(changeWith(std::vector<std::string>{"a", "", "c"}, 8));
   std::vector<Message> all;
-  all.emplace_back(Hello{1, 3, uuidOf(1), "worker-7", "1.2.3", 12345, {"zstd", "audit"}});
+  all.emplace_back(
+      Hello{1, 3, uuidOf(1), "worker-7", "1.2.3", 12345, {"zstd", "audit"}, {"cse-screening@1"}});
   all.emplace_back(HelloReply{1,
                               777,
                               {Command{uuidOf(2), Wipe{}},

@@ -4,6 +4,8 @@
 #include "harness.hpp"
 #include "process.hpp"
 
+#include <outpost/template.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <set>
@@ -197,7 +199,10 @@ TEST_SUITE("server.cli") {
                                       "backup",
                                       "audit",
                                       "audit verify",
-                                      "audit list"}) {
+                                      "audit list",
+                                      "template",
+                                      "template publish",
+                                      "template list"}) {
       const Run r = ctl(scratch, command + " --help");
       CHECK_MESSAGE(r.status == 0, command);
       CHECK_MESSAGE(r.out.find("Usage") != std::string::npos, command);
@@ -205,6 +210,38 @@ TEST_SUITE("server.cli") {
     const Run unknown = ctl(scratch, "--data x frobnicate");
     CHECK(unknown.status != 0);
     CHECK_FALSE(unknown.err.empty());
+  }
+
+  TEST_CASE("template publish and list: a valid document once, bad ones refused with the reason") {
+    Context ctx;
+    DataFolder data(ctx);
+    TempDir scratch;
+    const std::string d = "--data " + data.dir.path.string();
+    auto doc = nlohmann::json::parse(model::cseScreeningV1Json());
+    doc["version"] = 2;
+    doc.erase("content_hash");
+    doc["content_hash"] = model::computeContentHash(doc.dump());
+    const fs::path good = scratch.path / "cse-v2.json";
+    std::ofstream(good) << doc.dump(2);
+    const Run first = ctl(scratch, d + " template publish " + good.string());
+    CHECK(first.status == 0);
+    CHECK(first.out.find("published cse-screening version 2") != std::string::npos);
+    const Run again = ctl(scratch, d + " template publish " + good.string());
+    CHECK(again.status == 0);
+    CHECK(again.out.find("already published") != std::string::npos);
+    doc["title"] = "changed";
+    const fs::path changed = scratch.path / "changed.json";
+    std::ofstream(changed) << doc.dump(2); // content_hash no longer matches
+    const Run bad = ctl(scratch, d + " template publish " + changed.string());
+    CHECK(bad.status != 0);
+    CHECK(bad.err.find("content_hash") != std::string::npos);
+    const Run missing = ctl(scratch, d + " template publish " + (scratch.path / "nope").string());
+    CHECK(missing.status != 0);
+    const Run list = ctl(scratch, d + " --json template list");
+    REQUIRE(list.status == 0);
+    const auto listed = nlohmann::json::parse(list.out);
+    REQUIRE(listed.size() == 1);
+    CHECK(listed[0].at("version") == 2);
   }
 
   TEST_CASE("audit verify: intact, then a change row altered is found, naming the entry") {

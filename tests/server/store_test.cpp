@@ -3,6 +3,10 @@
 
 #include "harness.hpp"
 
+#include <outpost/template.hpp>
+
+#include <nlohmann/json.hpp>
+
 using namespace outpost;
 using namespace outpost::server;
 using namespace outpost::server::testing;
@@ -151,6 +155,48 @@ TEST_SUITE("server.store") {
     CHECK(second.duplicates == 3);
     CHECK(store->lastSequence() == 1);
     CHECK(store->verifyAudit().intact);
+  }
+
+  TEST_CASE("publishing templates: only a valid published document, never changed once "
+            "published; devices are sent the ones they lack") {
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    auto doc = nlohmann::json::parse(model::cseScreeningV1Json());
+    const auto versioned = [&](int version, const std::string& title) {
+      auto d = doc;
+      d["version"] = version;
+      d["title"] = title;
+      d.erase("content_hash");
+      d["content_hash"] = model::computeContentHash(d.dump());
+      return d.dump();
+    };
+    const std::string v2 = versioned(2, "CSE screening (second edition)");
+    CHECK(store->publishTemplate(v2));
+    CHECK_FALSE(store->publishTemplate(v2)); // the same again: nothing changes
+    CHECK(codeOf([&] { (void)store->publishTemplate(versioned(2, "edited after publishing")); }) ==
+          Errc::already_exists);
+    auto draft = doc;
+    draft["version"] = 3;
+    draft["status"] = "draft";
+    draft.erase("content_hash");
+    CHECK(codeOf([&] { (void)store->publishTemplate(draft.dump()); }) == Errc::invalid_template);
+    CHECK(codeOf([&] { (void)store->publishTemplate("{\"id\": 1}"); }) == Errc::invalid_template);
+    CHECK(codeOf([&] { (void)store->publishTemplate("not json"); }) == Errc::invalid_template);
+    const auto published = store->publishedTemplates();
+    REQUIRE(published.size() == 1);
+    CHECK(published[0].id == "cse-screening");
+    CHECK(published[0].version == 2);
+    CHECK(store->lastAuditEntries(1).front().kind == AuditKind::templatePublish);
+    CHECK(store->verifyAudit().intact);
+
+    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const auto lacking = store->pendingCommands(device, {"cse-screening@1"}).commands;
+    REQUIRE(lacking.size() == 1);
+    const auto* update = std::get_if<protocol::TemplateUpdate>(&lacking[0].action);
+    REQUIRE(update != nullptr);
+    CHECK(update->templates == std::vector<std::string>{v2});
+    CHECK(store->pendingCommands(device, {"cse-screening@1", "cse-screening@2"}).commands.empty());
   }
 
   TEST_CASE("a pull reply holds whole writes: it stops before a write that would pass the limit") {

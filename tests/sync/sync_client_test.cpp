@@ -4,6 +4,7 @@
 #include "sync_fixture.hpp"
 
 #include <outpost.h>
+#include <outpost/template.hpp>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -245,6 +246,29 @@ TEST_SUITE("sync.client") {
     CHECK(audited);
     // The server never took the out-of-scope edit.
     CHECK(textOf(serverField(data, child, "school").current).empty());
+  }
+
+  TEST_CASE("a template published at the hub reaches every device once, at its next sync") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    // Version 2 of the shipped template: the same questions, published anew.
+    auto doc = nlohmann::json::parse(model::cseScreeningV1Json());
+    doc["version"] = 2;
+    doc.erase("content_hash");
+    doc["content_hash"] = model::computeContentHash(doc.dump());
+    const std::string v2 = doc.dump();
+    CHECK(a.sync().templatesInstalled == 0); // nothing published yet
+    CHECK(data.store()->publishTemplate(v2));
+    const SyncReport first = a.sync();
+    CHECK(first.templatesInstalled == 1);
+    const auto installed = installedTemplates(*a.vault);
+    REQUIRE(installed.size() == 1);
+    CHECK(model::loadTemplate(installed[0]).version() == 2);
+    // The device says at Hello what it has: nothing is sent again.
+    CHECK(a.sync().templatesInstalled == 0);
+    CHECK(installedTemplates(*a.vault).size() == 1);
   }
 
   TEST_CASE("a revoked device is refused and wiped at its next sync") {

@@ -10,6 +10,7 @@
 #include <outpost/server/sqlite_store.hpp>
 #include <outpost/sqlite.hpp>
 #include <outpost/sync/value.hpp>
+#include <outpost/template.hpp>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -352,6 +353,17 @@ int main(int argc, char** argv) {
   exportCmd->add_flag("--progress", forceProgress,
                       "Show a progress bar on stderr even when it is not a terminal");
 
+  auto* templateCmd = app.add_subcommand("template", "Assessment templates sent to the devices");
+  templateCmd->require_subcommand(1);
+  auto* templatePublish = templateCmd->add_subcommand(
+      "publish", "Publish a template (a JSON document with status published and its "
+                 "content_hash): every device gets it at its next sync");
+  std::string templateFile;
+  templatePublish->add_option("FILE", templateFile, "The template document")
+      ->required()
+      ->check(CLI::ExistingFile);
+  auto* templateList = templateCmd->add_subcommand("list", "List published templates");
+
   auto* backup = app.add_subcommand(
       "backup", "Copy the data folder consistently while the server runs, then verify the copy");
   std::string backupDest;
@@ -526,6 +538,30 @@ int main(int argc, char** argv) {
       }
       print(o, {{"device", revokeId}, {"revoked", true}},
             "revoked " + revokeId + ": its sessions are refused from now on\n");
+    } else if (templatePublish->parsed()) {
+      std::ifstream in(templateFile, std::ios::binary);
+      const std::string document((std::istreambuf_iterator<char>(in)),
+                                 std::istreambuf_iterator<char>());
+      if (!in.good() && !in.eof()) {
+        throw Error(Errc::io, "cannot read '" + templateFile + "'");
+      }
+      const bool added = store.publishTemplate(document);
+      const auto t = model::parseTemplate(document).loaded;
+      const std::string name = t->id() + " version " + std::to_string(t->version());
+      print(o, {{"template", t->id()}, {"version", t->version()}, {"published", added}},
+            added ? "published " + name + ": devices get it at their next sync\n"
+                  : name + " was already published with this content; nothing changed\n");
+    } else if (templateList->parsed()) {
+      json j = json::array();
+      std::string text;
+      for (const auto& t : store.publishedTemplates()) {
+        j.push_back({{"template", t.id},
+                     {"version", t.version},
+                     {"publishedMs", t.publishedMs},
+                     {"contentHash", t.contentHash}});
+        text += t.id + "\t" + std::to_string(t.version) + "\t" + t.contentHash + "\n";
+      }
+      print(o, j, text.empty() ? std::string("no templates published\n") : text);
     } else if (conflictsList->parsed()) {
       json j = json::array();
       std::string text;

@@ -138,6 +138,10 @@ struct Checker {
     for (const auto& c : m.capabilities) {
       nonEmptyText(c, limits::kShortText, "a capability");
     }
+    count(m.templates.size(), limits::kTemplateRefs, "Hello.templates");
+    for (const auto& t : m.templates) {
+      nonEmptyText(t, limits::kShortText, "a template reference");
+    }
   }
   void operator()(const HelloReply& m) const {
     if (m.version == 0) {
@@ -337,6 +341,9 @@ void build(w::Envelope::Builder env, const Message& message, const EncodeOptions
           b.setHlc(m.hlc);
           setTexts(b.initCapabilities(static_cast<unsigned>(m.capabilities.size())),
                    m.capabilities);
+          if (!m.templates.empty()) {
+            setTexts(b.initTemplates(static_cast<unsigned>(m.templates.size())), m.templates);
+          }
         } else if constexpr (std::is_same_v<T, HelloReply>) {
           auto b = env.initHelloReply();
           b.setVersion(m.version);
@@ -602,6 +609,7 @@ Message read(w::Envelope::Reader env) {
     m.appVersion = str(r.getAppVersion());
     m.hlc = r.getHlc();
     m.capabilities = strs(r.getCapabilities(), limits::kCapabilities, "Hello.capabilities");
+    m.templates = strs(r.getTemplates(), limits::kTemplateRefs, "Hello.templates");
     return m;
   }
   case w::Envelope::HELLO_REPLY: {

@@ -41,6 +41,26 @@ void createTemplateTable(sql::Database& db) {
           "document TEXT NOT NULL UNIQUE)");
 }
 
+/// "id@version" of every template this device has: the SDK's own and the installed
+/// ones (Hello.templates: the server sends the published ones missing from it).
+std::vector<std::string> templateRefs(Vault& vault) {
+  std::set<std::string> refs;
+  const auto add = [&](std::string_view document) {
+    if (const auto parsed = model::parseTemplate(document); parsed.loaded) {
+      refs.insert(parsed.loaded->id() + "@" + std::to_string(parsed.loaded->version()));
+    }
+  };
+  add(model::cseScreeningV1Json());
+  for (const std::string& document : installedTemplates(vault)) {
+    add(document);
+  }
+  std::vector<std::string> out(refs.begin(), refs.end());
+  if (out.size() > protocol::limits::kTemplateRefs) {
+    out.resize(protocol::limits::kTemplateRefs); // the server may then re-send some
+  }
+  return out;
+}
+
 } // namespace
 
 struct SyncClient::Impl {
@@ -229,6 +249,7 @@ asio::awaitable<void> SyncClient::Impl::session(SyncReport& report) {
   hello.capabilities.emplace_back(protocol::kCapabilityZstd);
   hello.capabilities.emplace_back(protocol::kCapabilityDerivedIds);
   hello.capabilities.emplace_back(protocol::kCapabilityRecordWrites);
+  hello.templates = templateRefs(vault);
   {
     auto& s = internals();
     const std::lock_guard guard(s.mutex);

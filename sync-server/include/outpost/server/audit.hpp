@@ -27,17 +27,18 @@ namespace outpost::server {
 
 /// What an audit entry records. The names are stored and hashed: never renamed.
 enum class AuditKind : std::uint8_t {
-  init,           ///< the data folder was initialised (keys named in the detail)
-  baseline,       ///< changes stored before the audit chain existed (one entry, at upgrade)
-  push,           ///< a batch pushed by a device
-  teamAdd,        ///< `outpostctl team add`
-  workerAdd,      ///< `outpostctl worker add`
-  workerSetTeams, ///< `outpostctl worker set-teams`
-  enrollIssue,    ///< `outpostctl enroll`: a code was issued (the code itself is not kept)
-  deviceEnroll,   ///< a device redeemed a code
-  deviceRevoke,   ///< `outpostctl revoke`
-  exportData,     ///< `outpostctl export`
-  recordView,     ///< `outpostctl conflicts show`: the central team viewed a record
+  init,            ///< the data folder was initialised (keys named in the detail)
+  baseline,        ///< changes stored before the audit chain existed (one entry, at upgrade)
+  push,            ///< a batch pushed by a device
+  teamAdd,         ///< `outpostctl team add`
+  workerAdd,       ///< `outpostctl worker add`
+  workerSetTeams,  ///< `outpostctl worker set-teams`
+  enrollIssue,     ///< `outpostctl enroll`: a code was issued (the code itself is not kept)
+  deviceEnroll,    ///< a device redeemed a code
+  deviceRevoke,    ///< `outpostctl revoke`
+  exportData,      ///< `outpostctl export`
+  recordView,      ///< `outpostctl conflicts show`: the central team viewed a record
+  templatePublish, ///< `outpostctl template publish`
 };
 
 /// "push", "team.add", ... as stored.

@@ -60,7 +60,10 @@ public:
   protocol::PullReply pull(const Worker& worker, const protocol::Uuid& requester,
                            std::uint64_t cursor, std::uint32_t limit,
                            bool elideDerivedIds = false) override;
-  DeviceScope pendingCommands(const protocol::DeviceRecord& device) override;
+  DeviceScope pendingCommands(const protocol::DeviceRecord& device,
+                              const std::vector<std::string>& deviceTemplates = {}) override;
+  bool publishTemplate(std::string_view document) override;
+  std::vector<PublishedTemplate> publishedTemplates() override;
   void acknowledgeScope(const protocol::DeviceRecord& device,
                         const std::vector<std::string>& teams) override;
   std::uint64_t lastSequence() override;

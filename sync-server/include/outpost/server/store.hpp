@@ -103,6 +103,14 @@ struct RecordView {
   bool deleted = false;
 };
 
+/// A template version published to the devices (`outpostctl template publish`).
+struct PublishedTemplate {
+  std::string id;
+  std::int64_t version = 0;
+  std::int64_t publishedMs = 0;
+  std::string contentHash;
+};
+
 /// One line of `outpostctl conflicts list`.
 struct ConflictSummary {
   sync::Uuid recordId;
@@ -184,6 +192,16 @@ public:
   virtual std::size_t setFieldPolicies(const std::vector<FieldPolicy>& policies) = 0;
   [[nodiscard]] virtual std::vector<FieldPolicy> fieldPolicies() = 0;
 
+  // --- templates -----------------------------------------------------------------
+
+  /// Publishes an assessment template (a complete JSON document with status
+  /// "published" and its content hash) to every device, and audits it. Throws
+  /// Error{invalid_template} listing every problem, or Error{already_exists} when that
+  /// id and version hold other content (a published version never changes).
+  /// Publishing the same document again changes nothing and returns false.
+  virtual bool publishTemplate(std::string_view document) = 0;
+  [[nodiscard]] virtual std::vector<PublishedTemplate> publishedTemplates() = 0;
+
   // --- sync --------------------------------------------------------------------
 
   /// Applies a pushed batch in ONE transaction, one write at a time (a run of
@@ -214,9 +232,13 @@ public:
 
   /// Commands for a device at Hello: PurgeRecords for the records of teams its worker
   /// belonged to at the device's last session but no longer does (none on the
-  /// device's first session), and the worker's teams they were computed against.
-  /// Reads only; see acknowledgeScope().
-  [[nodiscard]] virtual DeviceScope pendingCommands(const protocol::DeviceRecord& device) = 0;
+  /// device's first session), and the worker's teams they were computed against; and a
+  /// TemplateUpdate with the published templates missing from `deviceTemplates` (the
+  /// "id@version" list of its Hello), up to 8 MiB of documents per session (the rest
+  /// follow at the next). Reads only; see acknowledgeScope().
+  [[nodiscard]] virtual DeviceScope
+  pendingCommands(const protocol::DeviceRecord& device,
+                  const std::vector<std::string>& deviceTemplates = {}) = 0;
   /// Records `teams` (from pendingCommands()) as the device's scope, once the
   /// HelloReply carrying the commands was sent (best effort: not re-sent after).
   virtual void acknowledgeScope(const protocol::DeviceRecord& device,

@@ -40,6 +40,7 @@ inline constexpr std::size_t kCapabilities = 64;           ///< Hello.capabiliti
 inline constexpr std::size_t kCommands = 256;              ///< HelloReply.pendingCommands
 inline constexpr std::size_t kPurgeRecords = 100000;       ///< Command.purgeRecords
 inline constexpr std::size_t kTemplates = 64;              ///< Command.templateUpdate
+inline constexpr std::size_t kTemplateRefs = 1024;         ///< Hello.templates
 inline constexpr std::size_t kTemplateText = 4u << 20;     ///< one template document
 inline constexpr std::uint32_t kPullLimit = 10000;         ///< PullRequest.limit maximum
 inline constexpr std::uint64_t kTraversalWords = 2u << 20; ///< Cap'n Proto traversal limit
@@ -111,6 +112,8 @@ struct Hello {
   std::string appVersion;
   Hlc hlc = 0;
   std::vector<std::string> capabilities;
+  /// The templates the device has, "id@version" (an older device: none).
+  std::vector<std::string> templates{};
   bool operator==(const Hello&) const = default;
 };
 
