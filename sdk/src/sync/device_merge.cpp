@@ -70,6 +70,17 @@ sync::FieldState localState(const Record& record, const std::string& field,
   return state;
 }
 
+/// Sets the clock of a field that has a value. The version the record's create
+/// wrote needs none: `clockOf` gives the creation clock (a device never hands out
+/// an HLC twice, so no other version has it), as for a record created here.
+void setClock(Record& record, const std::string& field, const FieldClock& clock) {
+  if (clock.hlc == record.createdHlc && clock.device == record.device) {
+    record.changedClocks.erase(field);
+  } else {
+    record.changedClocks.insert_or_assign(field, clock);
+  }
+}
+
 /// Sets the record's value and clock of a field from its merge state.
 void materialise(Record& record, const std::string& field, const sync::FieldState& state,
                  sync::MergePolicy policy) {
@@ -97,7 +108,7 @@ void materialise(Record& record, const std::string& field, const sync::FieldStat
     }
     const sync::FieldVersion& last = state.entries.back();
     record.fields.insert_or_assign(field, std::move(items));
-    record.changedClocks.insert_or_assign(field, FieldClock{last.hlc, last.deviceId});
+    setClock(record, field, FieldClock{last.hlc, last.deviceId});
     return;
   }
   if (!state.current) {
@@ -106,13 +117,15 @@ void materialise(Record& record, const std::string& field, const sync::FieldStat
     return;
   }
   const sync::Value& v = state.current->value;
+  const FieldClock clock{state.current->hlc, state.current->deviceId};
   if (std::holds_alternative<sync::Null>(v) || std::holds_alternative<sync::Tombstone>(v)) {
+    // A field without a value keeps its clock: it says the field was cleared.
     record.fields.erase(field);
+    record.changedClocks.insert_or_assign(field, clock);
   } else {
     record.fields.insert_or_assign(field, v);
+    setClock(record, field, clock);
   }
-  record.changedClocks.insert_or_assign(field,
-                                        FieldClock{state.current->hlc, state.current->deviceId});
 }
 
 std::string metaKey(std::string_view key) { return "sync." + std::string(key); }
