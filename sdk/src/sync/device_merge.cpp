@@ -136,8 +136,10 @@ std::string metaKey(std::string_view key) { return "sync." + std::string(key); }
 /// server's order, which follows every device's write order (a device's later
 /// write always has a later HLC, so clock-skew refusals cannot reorder them), so
 /// a replaced version never arrives after the change that replaced it.
+/// `derived`: changes of this field whose ids are known to be derived (no need to
+/// hash again when the current version is one of them).
 bool derivable(const Record& record, const std::string& field, const sync::FieldState& state,
-               sync::MergePolicy policy) {
+               sync::MergePolicy policy, std::span<const sync::Change* const> derived) {
   if (field == sync::kRecordField || policy == sync::MergePolicy::appendOnly ||
       state.hasConflict() || !state.entries.empty()) {
     return false;
@@ -146,8 +148,16 @@ bool derivable(const Record& record, const std::string& field, const sync::Field
     return !record.changedClocks.contains(field);
   }
   const sync::FieldVersion& v = *state.current;
-  return !std::holds_alternative<sync::Tombstone>(v.value) &&
-         v.changeId == changeIdOf(v.deviceId, record.id, field, v.hlc);
+  if (std::holds_alternative<sync::Tombstone>(v.value)) {
+    return false;
+  }
+  for (const sync::Change* c : derived) {
+    // The same author, time, record and field: the same derived id.
+    if (v.changeId == c->changeId && v.hlc == c->hlc && v.deviceId == c->deviceId) {
+      return true;
+    }
+  }
+  return v.changeId == changeIdOf(v.deviceId, record.id, field, v.hlc);
 }
 
 void deleteFieldState(RecordStore::Impl& s, sql::Database& db, std::int64_t rid,
@@ -260,6 +270,10 @@ struct FieldMerge {
   sync::FieldState state;
   bool stored = false;           ///< the field had a state row
   bool conflictedBefore = false; ///< it held competing values before
+  /// Its changes with ids known to be derived: [derivedFrom, derivedTo) of the
+  /// record's list of them.
+  std::size_t derivedFrom = 0;
+  std::size_t derivedTo = 0;
 };
 
 /// The audit detail of a receive: {"fields":[...]}, as nlohmann::json writes it.
@@ -289,7 +303,10 @@ std::string receivedFieldsDetail(const std::vector<FieldMerge>& merges) {
 } // namespace
 
 RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change> changes,
-                              std::uint64_t cursor) {
+                              std::uint64_t cursor, std::span<const bool> derivedIds) {
+  if (!derivedIds.empty() && derivedIds.size() != changes.size()) {
+    throw Error(Errc::invalid_argument, "one derived-id flag per pulled change");
+  }
   RemoteMergeResult out;
   s.write([&](sql::Database& db, WriteState& ws) {
     // Per record, in the order records first appear.
@@ -307,6 +324,7 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
     }
     const std::int64_t nowMs = s.clock.unixMillis();
     std::vector<FieldMerge> merges;
+    std::vector<const sync::Change*> derived; // of the record, by field
     for (const Uuid& id : order) {
       auto& group = groups[id];
       std::int64_t rid = 0;
@@ -341,6 +359,7 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
                            : std::map<std::string, sync::FieldState, std::less<>>{};
       const bool hadRows = !stored.empty();
       merges.clear();
+      derived.clear();
       for (const sync::Change* c : group) {
         if (merges.empty() || merges.back().field != c->field) {
           FieldMerge& m = merges.emplace_back();
@@ -353,6 +372,11 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
             m.state = localState(rec, c->field, m.policy);
           }
           m.conflictedBefore = m.state.hasConflict();
+          m.derivedFrom = m.derivedTo = derived.size();
+        }
+        if (!derivedIds.empty() && derivedIds[static_cast<std::size_t>(c - changes.data())]) {
+          derived.push_back(c);
+          merges.back().derivedTo = derived.size();
         }
         // As on the server: whether a field is frozen is decided where it is written.
         (void)sync::merge(merges.back().state, *c, merges.back().policy, false);
@@ -373,7 +397,9 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
         } else {
           materialise(rec, field, m.state, m.policy);
         }
-        if (!derivable(rec, field, m.state, m.policy)) {
+        const auto knownDerived =
+            std::span(derived).subspan(m.derivedFrom, m.derivedTo - m.derivedFrom);
+        if (!derivable(rec, field, m.state, m.policy, knownDerived)) {
           toSave.push_back(&m);
         } else if (m.stored) {
           deleteFieldState(s, db, rid, field);
