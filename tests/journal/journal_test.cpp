@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <set>
 
 using namespace outpost;
@@ -87,6 +88,29 @@ TEST_SUITE("journal") {
     CHECK(errorCode([&] { f.store->journal().markConflict(Uuid::random()); }) == Errc::not_found);
     f.restart();
     CHECK(f.store->journal().status(a)->reason == "out of scope");
+  }
+
+  TEST_CASE("a vault made before the journal's record index opens with it and lists the same "
+            "outbox") {
+    RecordsFixture f;
+    const Uuid a = f.store->create("test.case", f.caseFields("a"));
+    (void)f.store->create("test.case", f.caseFields("b"));
+    f.store->update(a, {{"count", std::int64_t{1}}}); // a field added after the create
+    const auto before = f.store->journal().pending(100);
+    f.vault->write([](sql::Database& db) { db.exec("DROP INDEX journal_rid_idx"); });
+    CHECK(f.count("SELECT count(*) FROM sqlite_master WHERE name = 'journal_rid_idx'") == 0);
+    f.restart();
+    CHECK(f.count("SELECT count(*) FROM sqlite_master WHERE name = 'journal_rid_idx'") == 1);
+    const auto after = f.store->journal().pending(100);
+    REQUIRE(after.size() == before.size());
+    for (std::size_t i = 0; i < after.size(); ++i) {
+      CHECK(after[i].seq == before[i].seq);
+      CHECK(after[i].change == before[i].change);
+    }
+    // the create lists the fields it set, not the one the later write added
+    CHECK(std::count_if(after.begin(), after.end(), [&](const model::JournalEntry& e) {
+            return e.change.recordId == a && e.change.field == "count";
+          }) == 1);
   }
 
   TEST_CASE("the outbox and the HLC survive a restart; HLCs keep increasing") {

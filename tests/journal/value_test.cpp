@@ -58,6 +58,16 @@ TEST_SUITE("sync.value") {
                        {"list", StringList{"", "x"}}};
     const std::string encoded = encodeFields(fields);
     CHECK(decodeFields(encoded) == fields);
+    // read one field at a time: the same fields, in name order
+    FieldReader reader(encoded);
+    FieldValues read;
+    std::string_view name;
+    Value value;
+    while (reader.next(name, value)) {
+      CHECK((read.empty() || read.rbegin()->first < name));
+      read.emplace(std::string(name), value);
+    }
+    CHECK(read == fields);
   }
 
   TEST_CASE("truncated or trailing binary input is reported as corrupt") {
@@ -66,6 +76,17 @@ TEST_SUITE("sync.value") {
       CHECK_THROWS_AS((void)decodeFields(encoded.substr(0, cut)), outpost::Error);
     }
     CHECK_THROWS_AS((void)decodeFields(encoded + "x"), outpost::Error);
+    const auto readAll = [](const std::string& in) {
+      FieldReader reader(in);
+      std::string_view name;
+      Value value;
+      while (reader.next(name, value)) {
+      }
+    };
+    for (std::size_t cut = 0; cut < encoded.size(); ++cut) {
+      CHECK_THROWS_AS(readAll(encoded.substr(0, cut)), outpost::Error);
+    }
+    CHECK_THROWS_AS(readAll(encoded + "x"), outpost::Error);
     try {
       (void)decodeFields("\x01\x01s\x63");
       FAIL("no throw");

@@ -152,6 +152,46 @@ TEST_SUITE("sync.client") {
     CHECK(a.store->conflicts(child).empty());
   }
 
+  TEST_CASE("a pulled record keeps no field clocks for the values its create wrote, and an edit "
+            "of one is based on the create") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    FieldDevice b(data, "bob", server.port());
+    const auto child = a.addChild("north", "Child One");
+    (void)a.sync();
+    a.store->update(child, {{"school", std::string("Northfield Academy")}});
+    (void)a.sync();
+    (void)b.sync();
+
+    const auto onA = a.store->get(child);
+    const auto onB = b.store->get(child);
+    REQUIRE(onB.has_value());
+    CHECK(onB->fields == onA->fields);
+    CHECK(onB->createdHlc == onA->createdHlc);
+    CHECK(onB->device == a.store->deviceId());
+    // Only the field written after the create has a clock of its own, as on A.
+    REQUIRE(onB->changedClocks.size() == 1);
+    CHECK(onB->changedClocks.begin()->first == "school");
+    for (const auto& [field, value] : onB->fields) {
+      CHECK(onB->clockOf(field).hlc == onA->clockOf(field).hlc);
+      CHECK(onB->clockOf(field).device == onA->clockOf(field).device);
+    }
+
+    // B's edit of a created value replaces the create's version: no conflict.
+    b.store->update(child, {{"name", std::string("Child Two")}});
+    const auto entries = b.store->journal().pending(100);
+    REQUIRE(entries.size() == 1);
+    CHECK(entries[0].change.baseHlc == onA->createdHlc);
+    CHECK(entries[0].change.baseDeviceId == a.store->deviceId());
+    (void)b.sync();
+    const SyncReport pulled = a.sync();
+    CHECK(pulled.newConflicts == 0);
+    CHECK(a.store->get(child)->text("name") == "Child Two");
+    CHECK(data.store()->conflicts().empty());
+  }
+
   TEST_CASE("edits written before the sync client existed sync without conflicts between the "
             "device's own edits") {
     Context ctx;

@@ -16,6 +16,9 @@ void createJournalTables(sql::Database& db) {
   // the new record, base zero), else field -> HLC of the value replaced.
   db.exec("CREATE TABLE IF NOT EXISTS journal(seq INTEGER PRIMARY KEY, rid INTEGER NOT NULL, "
           "hlc INTEGER NOT NULL, bases BLOB)");
+  // A record's writes, for listing a create (which fields later writes added) and
+  // for purges. Vaults made before it get it when they next open.
+  db.exec("CREATE INDEX IF NOT EXISTS journal_rid_idx ON journal(rid)");
 }
 
 namespace {
@@ -166,27 +169,52 @@ bool ownField(RecordStore::Impl& store, const FieldStates& states, const Record&
 
 std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t afterSeq) {
   std::vector<JournalEntry> out;
+  out.reserve(std::min<std::size_t>(maxEntries, 16384));
   store_.read([&](sql::Database& db) {
-    StatementUse s(store_.stmt(db, "SELECT j.seq, j.hlc, j.bases, r.id FROM journal j "
-                                   "JOIN records r ON r.rid = j.rid WHERE j.seq > ?1 "
-                                   "ORDER BY j.seq"));
+    // The record comes with its write: its columns from 3 (recordFromRow).
+    StatementUse s(store_.stmt(
+        db, "SELECT j.seq, j.hlc, j.bases, r.rid, r.id, r.type, r.fields, r.clocks, "
+            "r.created_hlc, r.device, r.created_at, r.updated_at, r.sync_state FROM journal j "
+            "JOIN records r ON r.rid = j.rid WHERE j.seq > ?1 ORDER BY j.seq"));
     s->bind(1, afterSeq);
     while (s->step()) {
       const std::int64_t seq = s->columnInt(0);
       const Hlc hlc{static_cast<std::uint64_t>(s->columnInt(1))};
-      const Uuid recordId = uuidColumn(*s, 3);
-      std::map<std::string, JournalBase, std::less<>> bases;
-      if (!s->columnIsNull(2)) {
-        const auto raw = s->columnBlob(2);
-        bases = decodeBases({reinterpret_cast<const char*>(raw.data()), raw.size()});
-      }
       const bool isCreate = s->columnIsNull(2);
-      std::int64_t rid = 0;
-      const auto record = store_.load(db, recordId, &rid);
-      if (!record) {
-        throw Error(Errc::corrupt, "a journal entry refers to a missing record");
-      }
+      const std::int64_t rid = s->columnInt(3);
       const FieldStates states = loadFieldStates(store_, db, rid);
+      // A create of a record with no merge state lists the stored fields as it
+      // reads them; otherwise the record is decoded whole.
+      const bool streamFields = isCreate && states.empty();
+      Record record = recordFromRow(*s, 3, !streamFields);
+      const std::size_t first = out.size();
+      const auto emit = [&](std::string_view field, Value value, const JournalBase* base) {
+        JournalEntry& e = out.emplace_back();
+        e.seq = seq;
+        e.change.changeId = changeIdOf(store_.device, record.id, field, hlc);
+        e.change.recordId = record.id;
+        e.change.recordType = record.type;
+        e.change.field = field;
+        e.change.value = std::move(value);
+        e.change.hlc = hlc;
+        e.change.deviceId = store_.device;
+        if (base) {
+          if (base->base) {
+            e.change.baseHlc = base->base->hlc;
+            e.change.baseDeviceId = base->base->deviceId;
+          }
+          e.change.resolves = base->resolves;
+        }
+      };
+      // The value sent is the field's current value: if a later write changed the
+      // field again, the later value is sent (the intermediate one was the same
+      // worker's and is in the audit trail); the later write's entry then
+      // fast-forwards on it. A field with no merge state shows this device's
+      // value (ownValue), moved out of the record: each field is listed once.
+      const auto valueOf = [&](const std::string& field, Value& stored) {
+        return states.contains(field) ? ownValue(store_, states, record, field, hlc)
+                                      : std::move(stored);
+      };
       if (isCreate) {
         // The fields the create set: the record's fields, less those a later write
         // added (its entry has no base for them) and those other devices added.
@@ -205,35 +233,37 @@ std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t 
             }
           }
         }
-        for (const auto& [field, value] : record->fields) {
-          if (!addedLater.contains(field) && ownField(store_, states, *record, field)) {
-            bases.emplace(field, JournalBase{});
+        if (streamFields) {
+          // ownField without merge state: the field's clock is this device's.
+          const auto raw = s->columnBlob(6);
+          sync::FieldReader fields({reinterpret_cast<const char*>(raw.data()), raw.size()});
+          std::string_view field;
+          Value value;
+          while (fields.next(field, value)) {
+            if (!addedLater.contains(field) && record.clockOf(field).device == store_.device) {
+              emit(field, std::move(value), nullptr);
+            }
           }
+        } else {
+          for (auto& [field, value] : record.fields) {
+            if (!addedLater.contains(field) && ownField(store_, states, record, field)) {
+              emit(field, valueOf(field, value), nullptr);
+            }
+          }
+        }
+      } else {
+        const auto raw = s->columnBlob(2);
+        for (const auto& [field, base] :
+             decodeBases({reinterpret_cast<const char*>(raw.data()), raw.size()})) {
+          Value absent;
+          const auto it = record.fields.find(field);
+          emit(field, valueOf(field, it == record.fields.end() ? absent : it->second), &base);
         }
       }
       // Whole writes only: a batch never splits one write.
-      if (!out.empty() && out.size() + bases.size() > maxEntries) {
+      if (first > 0 && out.size() > maxEntries) {
+        out.resize(first);
         break;
-      }
-      for (const auto& [field, base] : bases) {
-        JournalEntry e;
-        e.seq = seq;
-        e.change.changeId = changeIdOf(store_.device, recordId, field, hlc);
-        e.change.recordId = recordId;
-        e.change.recordType = record->type;
-        e.change.field = field;
-        // The current value: if a later write changed the field again, the later
-        // value is sent (the intermediate one was the same worker's and is in the
-        // audit trail); the later write's entry then fast-forwards on it.
-        e.change.value = ownValue(store_, states, *record, field, hlc);
-        e.change.hlc = hlc;
-        e.change.deviceId = store_.device;
-        if (base.base) {
-          e.change.baseHlc = base.base->hlc;
-          e.change.baseDeviceId = base.base->deviceId;
-        }
-        e.change.resolves = base.resolves;
-        out.push_back(std::move(e));
       }
       if (out.size() >= maxEntries) {
         break;

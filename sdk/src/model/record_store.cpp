@@ -110,25 +110,27 @@ std::map<std::string, FieldClock, std::less<>> decodeClocks(std::string_view raw
   return clocks;
 }
 
-namespace {
-
-Record recordFromRow(const sql::Statement& s) {
+Record recordFromRow(const sql::Statement& s, int at, bool withFields) {
   Record r;
-  r.id = uuidColumn(s, 1);
-  r.type = std::string(s.columnText(2));
-  const auto fields = s.columnBlob(3);
-  r.fields = sync::decodeFields({reinterpret_cast<const char*>(fields.data()), fields.size()});
-  if (!s.columnIsNull(4)) {
-    const auto clocks = s.columnBlob(4);
+  r.id = uuidColumn(s, at + 1);
+  r.type = std::string(s.columnText(at + 2));
+  if (withFields) {
+    const auto fields = s.columnBlob(at + 3);
+    r.fields = sync::decodeFields({reinterpret_cast<const char*>(fields.data()), fields.size()});
+  }
+  if (!s.columnIsNull(at + 4)) {
+    const auto clocks = s.columnBlob(at + 4);
     r.changedClocks = decodeClocks({reinterpret_cast<const char*>(clocks.data()), clocks.size()});
   }
-  r.createdHlc = Hlc{static_cast<std::uint64_t>(s.columnInt(5))};
-  r.device = uuidColumn(s, 6);
-  r.createdAtMs = s.columnInt(7);
-  r.updatedAtMs = s.columnInt(8);
-  r.syncState = static_cast<SyncState>(s.columnInt(9));
+  r.createdHlc = Hlc{static_cast<std::uint64_t>(s.columnInt(at + 5))};
+  r.device = uuidColumn(s, at + 6);
+  r.createdAtMs = s.columnInt(at + 7);
+  r.updatedAtMs = s.columnInt(at + 8);
+  r.syncState = static_cast<SyncState>(s.columnInt(at + 9));
   return r;
 }
+
+namespace {
 
 std::string searchText(const EntityType& type, const FieldValues& fields) {
   std::string body;
@@ -298,7 +300,7 @@ std::optional<Record> RecordStore::Impl::load(sql::Database& db, const Uuid& id,
   if (rid) {
     *rid = s->columnInt(0);
   }
-  return recordFromRow(*s);
+  return recordFromRow(*s, 0);
 }
 
 // ---------------------------------------------------------------------------
@@ -863,8 +865,9 @@ std::optional<std::string> runQuery(RecordStore::Impl& impl, const RecordQuery& 
 
 RecordPage RecordStore::query(const RecordQuery& q) {
   RecordPage page;
-  page.next = runQuery(*impl_, q, true,
-                       [&](const sql::Statement& s) { page.records.push_back(recordFromRow(s)); });
+  page.next = runQuery(*impl_, q, true, [&](const sql::Statement& s) {
+    page.records.push_back(recordFromRow(s, 0));
+  });
   return page;
 }
 

@@ -106,6 +106,10 @@ private:
 // Records (sdk/src/model/record_store.cpp)
 std::string encodeClocks(const std::map<std::string, FieldClock, std::less<>>& clocks);
 std::map<std::string, FieldClock, std::less<>> decodeClocks(std::string_view raw);
+/// The record in a row whose columns from `at` are rid, id, type, fields, clocks,
+/// created_hlc, device, created_at, updated_at, sync_state (of `records`); without
+/// its fields when `withFields` is false (for a caller that reads them itself).
+Record recordFromRow(const sql::Statement& s, int at, bool withFields = true);
 /// Updates a record's links and full-text entry after a write of `changed`.
 void indexRecord(RecordStore::Impl& s, sql::Database& db, const EntityType& type, std::int64_t rid,
                  bool existed, const FieldValues& after, const FieldValues& changed);

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <set>
 #include <unordered_map>
 
@@ -69,6 +70,17 @@ sync::FieldState localState(const Record& record, const std::string& field,
   return state;
 }
 
+/// Sets the clock of a field that has a value. The version the record's create
+/// wrote needs none: `clockOf` gives the creation clock (a device never hands out
+/// an HLC twice, so no other version has it), as for a record created here.
+void setClock(Record& record, const std::string& field, const FieldClock& clock) {
+  if (clock.hlc == record.createdHlc && clock.device == record.device) {
+    record.changedClocks.erase(field);
+  } else {
+    record.changedClocks.insert_or_assign(field, clock);
+  }
+}
+
 /// Sets the record's value and clock of a field from its merge state.
 void materialise(Record& record, const std::string& field, const sync::FieldState& state,
                  sync::MergePolicy policy) {
@@ -96,7 +108,7 @@ void materialise(Record& record, const std::string& field, const sync::FieldStat
     }
     const sync::FieldVersion& last = state.entries.back();
     record.fields.insert_or_assign(field, std::move(items));
-    record.changedClocks.insert_or_assign(field, FieldClock{last.hlc, last.deviceId});
+    setClock(record, field, FieldClock{last.hlc, last.deviceId});
     return;
   }
   if (!state.current) {
@@ -105,13 +117,15 @@ void materialise(Record& record, const std::string& field, const sync::FieldStat
     return;
   }
   const sync::Value& v = state.current->value;
+  const FieldClock clock{state.current->hlc, state.current->deviceId};
   if (std::holds_alternative<sync::Null>(v) || std::holds_alternative<sync::Tombstone>(v)) {
+    // A field without a value keeps its clock: it says the field was cleared.
     record.fields.erase(field);
+    record.changedClocks.insert_or_assign(field, clock);
   } else {
     record.fields.insert_or_assign(field, v);
+    setClock(record, field, clock);
   }
-  record.changedClocks.insert_or_assign(field,
-                                        FieldClock{state.current->hlc, state.current->deviceId});
 }
 
 std::string metaKey(std::string_view key) { return "sync." + std::string(key); }
@@ -122,8 +136,10 @@ std::string metaKey(std::string_view key) { return "sync." + std::string(key); }
 /// server's order, which follows every device's write order (a device's later
 /// write always has a later HLC, so clock-skew refusals cannot reorder them), so
 /// a replaced version never arrives after the change that replaced it.
+/// `derived`: changes of this field whose ids are known to be derived (no need to
+/// hash again when the current version is one of them).
 bool derivable(const Record& record, const std::string& field, const sync::FieldState& state,
-               sync::MergePolicy policy) {
+               sync::MergePolicy policy, std::span<const sync::Change* const> derived) {
   if (field == sync::kRecordField || policy == sync::MergePolicy::appendOnly ||
       state.hasConflict() || !state.entries.empty()) {
     return false;
@@ -132,8 +148,16 @@ bool derivable(const Record& record, const std::string& field, const sync::Field
     return !record.changedClocks.contains(field);
   }
   const sync::FieldVersion& v = *state.current;
-  return !std::holds_alternative<sync::Tombstone>(v.value) &&
-         v.changeId == changeIdOf(v.deviceId, record.id, field, v.hlc);
+  if (std::holds_alternative<sync::Tombstone>(v.value)) {
+    return false;
+  }
+  for (const sync::Change* c : derived) {
+    // The same author, time, record and field: the same derived id.
+    if (v.changeId == c->changeId && v.hlc == c->hlc && v.deviceId == c->deviceId) {
+      return true;
+    }
+  }
+  return v.changeId == changeIdOf(v.deviceId, record.id, field, v.hlc);
 }
 
 void deleteFieldState(RecordStore::Impl& s, sql::Database& db, std::int64_t rid,
@@ -237,8 +261,52 @@ void mergeLocalWrite(RecordStore::Impl& s, sql::Database& db, std::int64_t rid, 
   }
 }
 
+namespace {
+
+/// What a pulled batch does to one field of a record.
+struct FieldMerge {
+  std::string_view field;
+  sync::MergePolicy policy = sync::MergePolicy::lww;
+  sync::FieldState state;
+  bool stored = false;           ///< the field had a state row
+  bool conflictedBefore = false; ///< it held competing values before
+  /// Its changes with ids known to be derived: [derivedFrom, derivedTo) of the
+  /// record's list of them.
+  std::size_t derivedFrom = 0;
+  std::size_t derivedTo = 0;
+};
+
+/// The audit detail of a receive: {"fields":[...]}, as nlohmann::json writes it.
+std::string receivedFieldsDetail(const std::vector<FieldMerge>& merges) {
+  std::string out = R"({"fields":[)";
+  for (std::size_t i = 0; i < merges.size(); ++i) {
+    if (i > 0) {
+      out += ',';
+    }
+    const std::string_view name = merges[i].field;
+    // Field names are identifiers: quoted as they are, unless JSON would escape them.
+    if (std::all_of(name.begin(), name.end(), [](char ch) {
+          const auto u = static_cast<unsigned char>(ch);
+          return u >= 0x20 && u < 0x80 && ch != '"' && ch != '\\';
+        })) {
+      out += '"';
+      out += name;
+      out += '"';
+    } else {
+      out += nlohmann::json(name).dump();
+    }
+  }
+  out += "]}";
+  return out;
+}
+
+} // namespace
+
 RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change> changes,
-                              std::uint64_t cursor) {
+                              std::uint64_t cursor, std::span<const bool> derivedIds) {
+  if (!derivedIds.empty() && derivedIds.size() != changes.size()) {
+    throw Error(Errc::invalid_argument, "one derived-id flag per pulled change");
+  }
   RemoteMergeResult out;
   s.write([&](sql::Database& db, WriteState& ws) {
     // Per record, in the order records first appear.
@@ -255,15 +323,18 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
       group.push_back(&c);
     }
     const std::int64_t nowMs = s.clock.unixMillis();
+    std::vector<FieldMerge> merges;
+    std::vector<const sync::Change*> derived; // of the record, by field
     for (const Uuid& id : order) {
-      const auto& group = groups[id];
+      auto& group = groups[id];
       std::int64_t rid = 0;
-      std::optional<Record> before = s.load(db, id, &rid);
+      std::optional<Record> loaded = s.load(db, id, &rid);
+      const bool before = loaded.has_value();
       Record rec;
       if (before) {
-        rec = *before;
+        rec = std::move(*loaded);
       } else {
-        // A record another device created: its row first, so states can refer to it.
+        // A record another device created: its row is written once merged.
         const sync::Change* first = group.front();
         for (const sync::Change* c : group) {
           if (c->hlc < first->hlc) {
@@ -275,66 +346,70 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
         rec.createdHlc = first->hlc;
         rec.device = first->deviceId;
         rec.createdAtMs = static_cast<std::int64_t>(first->hlc.physicalMs());
-        StatementUse ins(
-            s.stmt(db, "INSERT INTO records(id, type, created_at, updated_at, created_hlc, device, "
-                       "sync_state, pending, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, 0, ?7)"));
-        const std::string empty = sync::encodeFields({});
-        ins->bindBlob(1, uuidBytes(id))
-            .bind(2, std::string_view(rec.type))
-            .bind(3, rec.createdAtMs)
-            .bind(4, nowMs)
-            .bind(5, static_cast<std::int64_t>(rec.createdHlc.value))
-            .bindBlob(6, uuidBytes(rec.device))
-            .bindBlob(7, blobOf(empty))
-            .run();
-        rid = db.lastInsertRowid();
-        s.knownTypes.erase(id);
       }
       const EntityType* type = s.schema.find(rec.type);
 
-      std::map<std::string, sync::FieldState, std::less<>> states;
-      std::set<std::string, std::less<>> conflictedBefore;
-      std::set<std::string, std::less<>> stored; // fields that had a state row
+      // The record's changes by field, in name order; a field's changes keep
+      // their order. Each field's state is read once (a new record has none),
+      // merged with all of its changes, then materialised.
+      std::stable_sort(
+          group.begin(), group.end(),
+          [](const sync::Change* x, const sync::Change* y) { return x->field < y->field; });
+      auto stored = before ? loadFieldStates(s, db, rid)
+                           : std::map<std::string, sync::FieldState, std::less<>>{};
+      const bool hadRows = !stored.empty();
+      merges.clear();
+      derived.clear();
       for (const sync::Change* c : group) {
-        const sync::MergePolicy policy = policyOf(s.schema, type, c->field);
-        auto it = states.find(c->field);
-        if (it == states.end()) {
-          auto row = loadFieldState(s, db, rid, c->field);
-          if (row) {
-            stored.insert(c->field);
+        if (merges.empty() || merges.back().field != c->field) {
+          FieldMerge& m = merges.emplace_back();
+          m.field = c->field;
+          m.policy = policyOf(s.schema, type, c->field);
+          if (const auto row = stored.find(c->field); row != stored.end()) {
+            m.state = std::move(row->second);
+            m.stored = true;
+          } else if (before) {
+            m.state = localState(rec, c->field, m.policy);
           }
-          sync::FieldState st = row ? std::move(*row) : localState(rec, c->field, policy);
-          if (st.hasConflict()) {
-            conflictedBefore.insert(c->field);
-          }
-          it = states.emplace(c->field, std::move(st)).first;
+          m.conflictedBefore = m.state.hasConflict();
+          m.derivedFrom = m.derivedTo = derived.size();
+        }
+        if (!derivedIds.empty() && derivedIds[static_cast<std::size_t>(c - changes.data())]) {
+          derived.push_back(c);
+          merges.back().derivedTo = derived.size();
         }
         // As on the server: whether a field is frozen is decided where it is written.
-        (void)sync::merge(it->second, *c, policy, false);
+        (void)sync::merge(merges.back().state, *c, merges.back().policy, false);
         ++out.merged;
       }
 
-      FieldValues changedValues;
-      nlohmann::json fieldNames = nlohmann::json::array();
-      for (const auto& [field, st] : states) {
-        const sync::Value was = rec.get(field);
-        const sync::MergePolicy policy = policyOf(s.schema, type, field);
-        materialise(rec, field, st, policy);
-        if (!(rec.get(field) == was)) {
-          changedValues.insert_or_assign(field, rec.get(field));
+      FieldValues changedValues; // of a record that existed (a new one: all its fields)
+      std::vector<const FieldMerge*> toSave;
+      bool deletedRows = false;
+      for (const FieldMerge& m : merges) {
+        const std::string field(m.field);
+        if (before) {
+          const sync::Value was = rec.get(field);
+          materialise(rec, field, m.state, m.policy);
+          if (!(rec.get(field) == was)) {
+            changedValues.insert_or_assign(field, rec.get(field));
+          }
+        } else {
+          materialise(rec, field, m.state, m.policy);
         }
-        if (!derivable(rec, field, st, policy)) {
-          saveFieldState(s, db, rid, field, st);
-        } else if (stored.contains(field)) {
+        const auto knownDerived =
+            std::span(derived).subspan(m.derivedFrom, m.derivedTo - m.derivedFrom);
+        if (!derivable(rec, field, m.state, m.policy, knownDerived)) {
+          toSave.push_back(&m);
+        } else if (m.stored) {
           deleteFieldState(s, db, rid, field);
+          deletedRows = true;
         }
-        if (st.hasConflict() && !conflictedBefore.contains(field)) {
+        if (m.state.hasConflict() && !m.conflictedBefore) {
           ++out.newConflicts;
         }
-        fieldNames.push_back(field);
       }
 
-      const std::int64_t conflicts = conflictCount(s, db, rid);
       const std::string fields = sync::encodeFields(rec.fields);
       const std::string clocks = encodeClocks(rec.changedClocks);
       const auto textOrNull = [&](sql::Statement& st, int index, std::string_view name) {
@@ -345,26 +420,69 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
           st.bindNull(index);
         }
       };
-      StatementUse up(s.stmt(
-          db, "UPDATE records SET status = ?2, risk = ?3, due_at = ?4, updated_at = ?5, fields = "
-              "?6, clocks = ?7, conflicts = ?8, sync_state = CASE WHEN sync_state = 3 THEN 3 "
-              "WHEN ?8 > 0 THEN 2 WHEN pending > 0 THEN 0 ELSE 1 END WHERE rid = ?1"));
-      up->bind(1, rid);
-      textOrNull(*up, 2, "status");
-      textOrNull(*up, 3, type ? std::string_view(type->riskField) : std::string_view());
-      up->bindNull(4);
-      if (type && type->dueAt) {
-        if (const auto due = type->dueAt(rec.fields)) {
-          up->bind(4, *due);
+      const auto bindDue = [&](sql::Statement& st, int index) {
+        st.bindNull(index);
+        if (type && type->dueAt) {
+          if (const auto due = type->dueAt(rec.fields)) {
+            st.bind(index, *due);
+          }
+        }
+      };
+      const std::string_view riskField =
+          type ? std::string_view(type->riskField) : std::string_view();
+      if (before) {
+        for (const FieldMerge* m : toSave) {
+          saveFieldState(s, db, rid, m->field, m->state);
+        }
+        // Rows of fields this batch did not touch count too.
+        const std::int64_t conflicts =
+            hadRows || !toSave.empty() || deletedRows ? conflictCount(s, db, rid) : 0;
+        StatementUse up(s.stmt(
+            db, "UPDATE records SET status = ?2, risk = ?3, due_at = ?4, updated_at = ?5, fields = "
+                "?6, clocks = ?7, conflicts = ?8, sync_state = CASE WHEN sync_state = 3 THEN 3 "
+                "WHEN ?8 > 0 THEN 2 WHEN pending > 0 THEN 0 ELSE 1 END WHERE rid = ?1"));
+        up->bind(1, rid);
+        textOrNull(*up, 2, "status");
+        textOrNull(*up, 3, riskField);
+        bindDue(*up, 4);
+        up->bind(5, nowMs)
+            .bindBlob(6, blobOf(fields))
+            .bindBlob(7, blobOf(clocks))
+            .bind(8, conflicts);
+        up->run();
+      } else {
+        std::int64_t conflicts = 0;
+        for (const FieldMerge* m : toSave) {
+          conflicts += m->state.hasConflict() ? 1 : 0;
+        }
+        StatementUse ins(s.stmt(
+            db, "INSERT INTO records(id, type, status, risk, due_at, created_at, updated_at, "
+                "created_hlc, device, sync_state, pending, conflicts, fields, clocks) VALUES "
+                "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13)"));
+        ins->bindBlob(1, uuidBytes(id)).bind(2, std::string_view(rec.type));
+        textOrNull(*ins, 3, "status");
+        textOrNull(*ins, 4, riskField);
+        bindDue(*ins, 5);
+        ins->bind(6, rec.createdAtMs)
+            .bind(7, nowMs)
+            .bind(8, static_cast<std::int64_t>(rec.createdHlc.value))
+            .bindBlob(9, uuidBytes(rec.device))
+            .bind(10, std::int64_t{conflicts > 0 ? 2 : 1})
+            .bind(11, conflicts)
+            .bindBlob(12, blobOf(fields))
+            .bindBlob(13, blobOf(clocks))
+            .run();
+        rid = db.lastInsertRowid();
+        s.knownTypes.erase(id);
+        for (const FieldMerge* m : toSave) {
+          saveFieldState(s, db, rid, m->field, m->state);
         }
       }
-      up->bind(5, nowMs).bindBlob(6, blobOf(fields)).bindBlob(7, blobOf(clocks)).bind(8, conflicts);
-      up->run();
       if (type) {
-        indexRecord(s, db, *type, rid, before.has_value(), rec.fields, changedValues);
+        indexRecord(s, db, *type, rid, before, rec.fields, before ? changedValues : rec.fields);
       }
       appendAudit(s, db, ws, nowMs, AuditAction::receive, id, rec.type,
-                  nlohmann::json{{"fields", fieldNames}}.dump());
+                  receivedFieldsDetail(merges));
       ++out.records;
     }
     StatementUse c(s.stmt(db, "INSERT OR REPLACE INTO store_meta(key, value) VALUES "

@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -453,11 +454,16 @@ asio::awaitable<void> SyncClient::Impl::pull(protocol::SecureChannel& channel, S
     }
     std::vector<sync::Change> changes;
     changes.reserve(reply.changes.size());
-    for (const protocol::Change& c : reply.changes) {
-      changes.push_back(protocol::toSync(c));
+    // A change whose id the wire left out gets its derived id here: the merge
+    // then need not derive it again to know the record alone describes it.
+    const auto derived = std::make_unique<bool[]>(reply.changes.size());
+    for (std::size_t i = 0; i < reply.changes.size(); ++i) {
+      derived[i] = protocol::isElidedId(reply.changes[i].changeId);
+      changes.push_back(protocol::toSync(reply.changes[i]));
     }
     const model::RemoteMergeResult merged =
-        model::applyRemote(internals(), changes, reply.nextCursor);
+        model::applyRemote(internals(), changes, reply.nextCursor,
+                           std::span<const bool>(derived.get(), changes.size()));
     cursor = reply.nextCursor;
     report.changesPulled += merged.merged;
     report.recordsUpdated += merged.records;

@@ -278,6 +278,21 @@ FieldValues decodeFields(std::string_view in) {
   return fields;
 }
 
+FieldReader::FieldReader(std::string_view encoded) : in_(encoded), left_(getVarint(in_)) {}
+
+bool FieldReader::next(std::string_view& name, Value& value) {
+  if (left_ == 0) {
+    if (!in_.empty()) {
+      malformed();
+    }
+    return false;
+  }
+  --left_;
+  name = getChunk(in_);
+  value = decodeValue(in_);
+  return true;
+}
+
 std::string_view valueKindName(const Value& value) noexcept {
   static constexpr std::string_view kNames[] = {"null",   "tombstone", "bool",  "integer",
                                                 "double", "text",      "bytes", "list"};

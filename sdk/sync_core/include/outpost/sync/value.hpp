@@ -52,6 +52,21 @@ void encodeValue(const Value& value, std::string& out);
 [[nodiscard]] std::string encodeFields(const FieldValues& fields);
 [[nodiscard]] FieldValues decodeFields(std::string_view in);
 
+/// Reads the binary form of a field map one field at a time, in name order,
+/// without building the map: for a caller that takes each value once. Reads
+/// `encoded` in place (it must outlive the reader); throws Error{corrupt} as
+/// `decodeFields` does.
+class FieldReader {
+public:
+  explicit FieldReader(std::string_view encoded);
+  /// The next field, or false after the last one. `name` points into `encoded`.
+  [[nodiscard]] bool next(std::string_view& name, Value& value);
+
+private:
+  std::string_view in_;
+  std::uint64_t left_ = 0;
+};
+
 /// "null", "tombstone", "bool", "integer", "double", "text", "bytes", "list".
 [[nodiscard]] std::string_view valueKindName(const Value& value) noexcept;
 
