@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS writes(
   fields BLOB NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS writes_key ON writes(device_id, hlc, record_id);
 CREATE INDEX IF NOT EXISTS writes_by_team ON writes(owner_team, seq);
+CREATE INDEX IF NOT EXISTS records_by_team ON records(owner_team, record_id);
 CREATE TABLE IF NOT EXISTS templates(
   template_id TEXT NOT NULL,
   version INTEGER NOT NULL,
@@ -1231,10 +1232,12 @@ DeviceScope SqliteServerStore::pendingCommands(const protocol::DeviceRecord& dev
   sql::Transaction tx(impl_->db, false); // the teams and the records agree
   scope.teams = impl_->teamsOf(device.workerId);
   scope.recorded = impl_->isRecordedScope(device.deviceId, scope.teams);
+  // Only the teams the device had and the worker left are looked into (usually none:
+  // then no record is read, however many the server holds).
   sql::Statement st(
-      impl_->db, "SELECT r.record_id FROM records r JOIN device_scopes s"
-                 " ON s.team = r.owner_team AND s.device_id = ?1"
-                 " WHERE r.owner_team NOT IN (SELECT team FROM worker_teams WHERE worker_id = ?2)"
+      impl_->db, "SELECT r.record_id FROM device_scopes s JOIN records r ON r.owner_team = s.team"
+                 " WHERE s.device_id = ?1"
+                 " AND s.team NOT IN (SELECT team FROM worker_teams WHERE worker_id = ?2)"
                  " ORDER BY r.record_id");
   st.bindBlob(1, blob(device.deviceId)).bind(2, device.workerId);
   auto& commands = scope.commands;
