@@ -42,18 +42,28 @@ void createTemplateTable(sql::Database& db) {
           "document TEXT NOT NULL UNIQUE)");
 }
 
+/// "id@version" of a template document, or "" when it does not load.
+std::string templateRef(std::string_view document) {
+  const auto parsed = model::parseTemplate(document);
+  return parsed.loaded ? parsed.loaded->id() + "@" + std::to_string(parsed.loaded->version())
+                       : std::string();
+}
+
 /// "id@version" of every template this device has: the SDK's own and the installed
 /// ones (Hello.templates: the server sends the published ones missing from it).
-std::vector<std::string> templateRefs(Vault& vault) {
-  std::set<std::string> refs;
-  const auto add = [&](std::string_view document) {
-    if (const auto parsed = model::parseTemplate(document); parsed.loaded) {
-      refs.insert(parsed.loaded->id() + "@" + std::to_string(parsed.loaded->version()));
+/// `known` remembers the refs of documents parsed before (parsing is milliseconds).
+std::vector<std::string> templateRefs(Vault& vault, std::map<std::string, std::string>& known) {
+  static const std::string builtin = templateRef(model::cseScreeningV1Json());
+  std::set<std::string> refs{builtin};
+  for (std::string& document : installedTemplates(vault)) {
+    auto it = known.find(document);
+    if (it == known.end()) {
+      const std::string ref = templateRef(document);
+      it = known.emplace(std::move(document), ref).first;
     }
-  };
-  add(model::cseScreeningV1Json());
-  for (const std::string& document : installedTemplates(vault)) {
-    add(document);
+    if (!it->second.empty()) {
+      refs.insert(it->second);
+    }
   }
   std::vector<std::string> out(refs.begin(), refs.end());
   if (out.size() > protocol::limits::kTemplateRefs) {
@@ -75,6 +85,8 @@ struct SyncClient::Impl {
   SyncOptions options;
   DeviceIdentity identity;
   bool elideIds = false; ///< the server takes derived change ids left out (this session)
+  /// Installed template documents and their "id@version" (templateRefs()).
+  std::map<std::string, std::string> knownTemplates;
 
   std::mutex syncMutex; ///< one sync at a time
   mutable std::mutex stateMutex;
@@ -250,7 +262,7 @@ asio::awaitable<void> SyncClient::Impl::session(SyncReport& report) {
   hello.capabilities.emplace_back(protocol::kCapabilityZstd);
   hello.capabilities.emplace_back(protocol::kCapabilityDerivedIds);
   hello.capabilities.emplace_back(protocol::kCapabilityRecordWrites);
-  hello.templates = templateRefs(vault);
+  hello.templates = templateRefs(vault, knownTemplates);
   {
     auto& s = internals();
     const std::lock_guard guard(s.mutex);
