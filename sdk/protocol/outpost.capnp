@@ -54,6 +54,10 @@ struct HelloReply {
   # Capabilities of the device's Hello the server also has (added in v1; absent
   # from an older server: none).
   capabilities @3 :List(Text);
+  # The worker's teams: whose records the device may pull (added in v1; absent from
+  # an older server: none). A device that sees a team it did not pull for before
+  # pulls again from the start, since that team's earlier writes are behind its cursor.
+  teams @4 :List(Text);
 }
 
 struct Value {

@@ -182,6 +182,7 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
         server.stores.take()->pendingCommands(session.device, session.hello.templates);
     const std::size_t purges = deviceScope.commands.size();
     HelloReply helloReply{session.version, server.now().value, std::move(deviceScope.commands)};
+    helloReply.teams = deviceScope.teams;
     const bool zstd = hasCapability(session.hello, kCapabilityZstd);
     const bool recordWrites = hasCapability(session.hello, kCapabilityRecordWrites);
     for (const std::string_view both :

@@ -115,7 +115,7 @@ TEST_SUITE("audit") {
     CHECK(f.store->audit().verify().firstBadSeq == 4);
   }
 
-  TEST_CASE("edits record old and new values; views and exports are logged") {
+  TEST_CASE("edits record old and new values, views and exports are logged") {
     RecordsFixture f;
     const Uuid id = f.store->create("test.case", f.caseFields("before"));
     f.store->update(id, {{"title", std::string("after")}});

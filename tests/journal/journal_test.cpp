@@ -113,7 +113,7 @@ TEST_SUITE("journal") {
           }) == 1);
   }
 
-  TEST_CASE("the outbox and the HLC survive a restart; HLCs keep increasing") {
+  TEST_CASE("the outbox and the HLC survive a restart, HLCs keep increasing") {
     RecordsFixture f;
     const Uuid a = f.store->create("test.case", f.caseFields());
     const auto before = f.store->journal().pending(100);

@@ -59,7 +59,7 @@ struct Fixture {
 } // namespace
 
 TEST_SUITE("protocol.channel") {
-  TEST_CASE("with compression on, messages cross compressed; a compressed message that does "
+  TEST_CASE("with compression on, messages cross compressed, a compressed message that does "
             "not decompress within the limit ends the session") {
     Fixture f;
     PushBatch big;

@@ -66,7 +66,8 @@ std::vector<Message> everyMessage() {
                               {Command{uuidOf(2), Wipe{}},
                                Command{uuidOf(3), PurgeRecords{{uuidOf(4), uuidOf(5)}}},
                                Command{uuidOf(6), TemplateUpdate{{R"({"id":"t1"})"}}}},
-                              {"zstd", "derived-ids"}});
+                              {"zstd", "derived-ids"},
+                              {"north", "south"}});
   all.emplace_back(PushBatch{uuidOf(7), changes});
   all.emplace_back(PushAck{uuidOf(7),
                            {{uuidOf(1), ChangeOutcome::applied, Errc::ok},

@@ -333,7 +333,7 @@ TEST_SUITE("records.missing_episode") {
     CHECK(d.missing.overdueInterviews().ids == std::vector<Uuid>{rhi});
   }
 
-  TEST_CASE("an interview held leaves the overdue list; declined needs a reason") {
+  TEST_CASE("an interview held leaves the overdue list, declined needs a reason") {
     Domain d;
     const Uuid c = d.child();
     const Uuid e1 = d.missing.report({{}, c, d.clock.unixMillis(), {}, {}, {}, {}, scope()});
@@ -367,7 +367,7 @@ TEST_SUITE("records.missing_episode") {
 }
 
 TEST_SUITE("records.sharing") {
-  TEST_CASE("both decisions are recorded; sharing is audited as a share") {
+  TEST_CASE("both decisions are recorded, sharing is audited as a share") {
     Domain d;
     const Uuid c = d.child();
     SharingDecision share;
@@ -397,7 +397,7 @@ TEST_SUITE("records.sharing") {
     CHECK(d.store->audit().events(0, 100).back().action == model::AuditAction::create);
   }
 
-  TEST_CASE("a decision to share names recipients and what; consent not sought needs why") {
+  TEST_CASE("a decision to share names recipients and what, consent not sought needs why") {
     Domain d;
     SharingDecision s;
     s.share = true;
@@ -470,7 +470,7 @@ TEST_SUITE("records.referral") {
     CHECK(errorCode([&] { d.referrals.markAcknowledged(id); }) == Errc::validation);
   }
 
-  TEST_CASE("a cross-border referral names the receiving council; states need their times") {
+  TEST_CASE("a cross-border referral names the receiving council, states need their times") {
     Domain d;
     const Uuid c = d.child();
     CHECK(errorMessage([&] {

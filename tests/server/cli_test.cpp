@@ -303,7 +303,7 @@ TEST_SUITE("server.cli") {
     CHECK(ctl(scratch, d + " audit verify").status == 0);
   }
 
-  TEST_CASE("backup copies a live folder consistently; the copy verifies and serves") {
+  TEST_CASE("backup copies a live folder consistently, the copy verifies and serves") {
     Context ctx;
     DataFolder data(ctx);
     pushRecords(data, "alice", 7);
@@ -314,7 +314,7 @@ TEST_SUITE("server.cli") {
     sql::Database writer(SqliteServerStore::databasePath(data.dir.path).string(),
                          SQLITE_OPEN_READWRITE);
     writer.exec("PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE;"
-                " UPDATE changes SET value = x'00' WHERE seq = 1");
+                " UPDATE writes SET fields = x'00' WHERE seq = 1");
     const fs::path copy = scratch.path / "copy";
     const Run backup = ctl(scratch, d + " --json backup " + copy.string());
     writer.exec("ROLLBACK");

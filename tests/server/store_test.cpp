@@ -158,7 +158,7 @@ TEST_SUITE("server.store") {
   }
 
   TEST_CASE("publishing templates: only a valid published document, never changed once "
-            "published; devices are sent the ones they lack") {
+            "published, devices are sent the ones they lack") {
     Context ctx;
     DataFolder data(ctx);
     auto store = data.store();

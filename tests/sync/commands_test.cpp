@@ -104,7 +104,7 @@ struct Device {
 } // namespace
 
 TEST_SUITE("sync.commands") {
-  TEST_CASE("templates the server sends are checked and kept in the vault; one that does not "
+  TEST_CASE("templates the server sends are checked and kept in the vault, one that does not "
             "load is skipped") {
     ScriptedServer server;
     server.commands.push_back(

@@ -73,8 +73,8 @@ std::multiset<std::string> deviceCompeting(FieldDevice& d, const sync::Uuid& rec
 } // namespace
 
 TEST_SUITE("sync.client") {
-  TEST_CASE("two devices: a record reaches the other device; concurrent edits keep both values "
-            "as a conflict everywhere; a resolution clears it everywhere") {
+  TEST_CASE("two devices: a record reaches the other device, concurrent edits keep both values "
+            "as a conflict everywhere, a resolution clears it everywhere") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
@@ -253,7 +253,7 @@ TEST_SUITE("sync.client") {
     CHECK(textOf(serverField(data, child, "name").current) == "Taken");
   }
 
-  TEST_CASE("scope: a worker never receives another team's records; a worker moved to another "
+  TEST_CASE("scope: a worker never receives another team's records, a worker moved to another "
             "team has the old team's records purged at the next sync, with a receipt") {
     Context ctx;
     DataFolder data(ctx);
@@ -286,6 +286,44 @@ TEST_SUITE("sync.client") {
     CHECK(audited);
     // The server never took the out-of-scope edit.
     CHECK(textOf(serverField(data, child, "school").current).empty());
+  }
+
+  TEST_CASE("scope grows: a worker added to a team gets that team's earlier records, a worker "
+            "who leaves a team and comes back gets its records again") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port()); // north
+    FieldDevice b(data, "bob", server.port());   // north
+    FieldDevice c(data, "carol", server.port()); // south
+    const auto south = c.addChild("south", "South child");
+    (void)c.sync();
+    // Bob's later north records: pulling them moves alice's cursor past carol's.
+    const auto north = b.addChild("north", "North child");
+    (void)b.sync();
+    (void)a.sync();
+    REQUIRE(a.store->get(north).has_value());
+    CHECK_FALSE(a.store->get(south).has_value());
+    REQUIRE(a.client->status().cursor == 2); // past carol's write (1)
+
+    data.store()->setWorkerTeams("alice", {"north", "south"});
+    const SyncReport joined = a.sync();
+    CHECK(joined.purged.empty());
+    REQUIRE(a.store->get(south).has_value());
+    CHECK(a.store->get(south)->text("name") == "South child");
+    CHECK(a.store->conflicts(north).empty());
+    // Nothing more to fetch next time: the teams are remembered.
+    CHECK(a.sync().changesPulled == 0);
+
+    // Out of south (purged), then back in: south's record returns.
+    data.store()->setWorkerTeams("alice", {"north"});
+    REQUIRE(a.sync().purged.size() == 1);
+    CHECK_FALSE(a.store->get(south).has_value());
+    data.store()->setWorkerTeams("alice", {"north", "south"});
+    (void)a.sync();
+    REQUIRE(a.store->get(south).has_value());
+    CHECK(a.store->get(north).has_value());
+    CHECK(a.store->journal().pendingCount() == 0);
   }
 
   TEST_CASE("a template published at the hub reaches every device once, at its next sync") {
@@ -506,7 +544,7 @@ TEST_SUITE("sync.client") {
   }
 
   TEST_CASE("convergence: three devices, random offline edits, random sync order with cut "
-            "connections; all replicas and the server end identical") {
+            "connections, all replicas and the server end identical") {
     for (unsigned seed = 1; seed <= 10; ++seed) {
       CAPTURE(seed);
       Context ctx;

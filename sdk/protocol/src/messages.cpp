@@ -155,6 +155,10 @@ struct Checker {
     for (const auto& c : m.capabilities) {
       nonEmptyText(c, limits::kShortText, "a capability");
     }
+    count(m.teams.size(), limits::kTeams, "HelloReply.teams");
+    for (const auto& t : m.teams) {
+      nonEmptyText(t, limits::kShortText, "a team name");
+    }
   }
   void operator()(const PushBatch& m) const { changes(m.changes); }
   void operator()(const PushAck& m) const {
@@ -354,6 +358,9 @@ void build(w::Envelope::Builder env, const Message& message, const EncodeOptions
           }
           setTexts(b.initCapabilities(static_cast<unsigned>(m.capabilities.size())),
                    m.capabilities);
+          if (!m.teams.empty()) {
+            setTexts(b.initTeams(static_cast<unsigned>(m.teams.size())), m.teams);
+          }
         } else if constexpr (std::is_same_v<T, PushBatch>) {
           auto b = env.initPushBatch();
           b.setBatchId(asData(m.batchId));
@@ -625,6 +632,7 @@ Message read(w::Envelope::Reader env) {
       m.pendingCommands.push_back(read(c));
     }
     m.capabilities = strs(r.getCapabilities(), limits::kCapabilities, "HelloReply.capabilities");
+    m.teams = strs(r.getTeams(), limits::kTeams, "HelloReply.teams");
     return m;
   }
   case w::Envelope::PUSH_BATCH: {

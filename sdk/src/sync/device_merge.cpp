@@ -607,6 +607,13 @@ void adoptDeviceId(RecordStore::Impl& s, const Uuid& device) {
   s.device = device;
 }
 
+void resetPullCursor(RecordStore::Impl& s) {
+  s.write([&](sql::Database& db, WriteState&) {
+    sql::Statement st(db, "INSERT OR REPLACE INTO store_meta(key, value) VALUES (?1, 0)");
+    st.bind(1, metaKey("cursor")).run();
+  });
+}
+
 std::optional<std::string> syncMeta(RecordStore::Impl& s, std::string_view key) {
   std::optional<std::string> out;
   s.read([&](sql::Database& db) {

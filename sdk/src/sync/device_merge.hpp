@@ -29,6 +29,9 @@ RemoteMergeResult applyRemote(RecordStore::Impl& store, std::span<const sync::Ch
 
 /// The server sequence number pulled up to (0 before the first pull).
 std::uint64_t pullCursor(RecordStore::Impl& store);
+/// Makes the next pull start from the beginning (merging what the device already has
+/// changes nothing).
+void resetPullCursor(RecordStore::Impl& store);
 
 /// Removes records the server said are out of the worker's scope, with their
 /// journal entries, merge state and index entries, and audits each removal, in

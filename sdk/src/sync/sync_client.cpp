@@ -42,6 +42,30 @@ void createTemplateTable(sql::Database& db) {
           "document TEXT NOT NULL UNIQUE)");
 }
 
+/// The store_meta key of the teams the last complete pull covered ("\n"-joined).
+constexpr std::string_view kTeamsKey = "teams";
+
+std::string joinTeams(std::vector<std::string> teams) {
+  std::sort(teams.begin(), teams.end());
+  std::string out;
+  for (const auto& t : teams) {
+    out += (out.empty() ? "" : "\n") + t;
+  }
+  return out;
+}
+
+/// True when `now` holds a team that `stored` (joinTeams() of an earlier pull) did not.
+bool gainsTeam(std::string_view stored, const std::vector<std::string>& now) {
+  std::set<std::string, std::less<>> had;
+  while (!stored.empty()) {
+    const auto end = stored.find('\n');
+    had.emplace(stored.substr(0, end));
+    stored = end == std::string_view::npos ? std::string_view() : stored.substr(end + 1);
+  }
+  return std::any_of(now.begin(), now.end(),
+                     [&](const std::string& team) { return !had.contains(team); });
+}
+
 /// "id@version" of a template document, or "" when it does not load.
 std::string templateRef(std::string_view document) {
   const auto parsed = model::parseTemplate(document);
@@ -295,7 +319,20 @@ asio::awaitable<void> SyncClient::Impl::session(SyncReport& report) {
   std::size_t skewed = 0;
   co_await push(channel, report, progress, skewed);
   progress.phase = SyncPhase::pulling;
+  // A team the worker joined since the last complete pull (or rejoined after its
+  // records were purged) has earlier writes behind the cursor: pull from the start.
+  // The teams are remembered only once a pull has completed.
+  const std::string teams = joinTeams(reply.teams);
+  if (!reply.teams.empty() &&
+      gainsTeam(model::syncMeta(internals(), kTeamsKey).value_or(""), reply.teams) &&
+      model::pullCursor(internals()) > 0) {
+    model::resetPullCursor(internals());
+    context.log().info("sync: the worker's teams grew; pulling their records from the start");
+  }
   co_await pull(channel, report, progress);
+  if (!reply.teams.empty()) {
+    model::setSyncMeta(internals(), kTeamsKey, teams);
+  }
   report.bytesUp = channel.bytesSent();
   report.bytesDown = channel.bytesReceived();
   channel.close();

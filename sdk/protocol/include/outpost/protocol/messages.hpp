@@ -41,6 +41,7 @@ inline constexpr std::size_t kCommands = 256;              ///< HelloReply.pendi
 inline constexpr std::size_t kPurgeRecords = 100000;       ///< Command.purgeRecords
 inline constexpr std::size_t kTemplates = 64;              ///< Command.templateUpdate
 inline constexpr std::size_t kTemplateRefs = 1024;         ///< Hello.templates
+inline constexpr std::size_t kTeams = 1024;                ///< HelloReply.teams
 inline constexpr std::size_t kTemplateText = 4u << 20;     ///< one template document
 inline constexpr std::uint32_t kPullLimit = 10000;         ///< PullRequest.limit maximum
 inline constexpr std::uint64_t kTraversalWords = 2u << 20; ///< Cap'n Proto traversal limit
@@ -133,6 +134,8 @@ struct HelloReply {
   std::vector<Command> pendingCommands;
   /// The capabilities of the Hello that the server has too (older servers: none).
   std::vector<std::string> capabilities{};
+  /// The worker's teams, whose records the device may pull (older servers: none).
+  std::vector<std::string> teams{};
   bool operator==(const HelloReply&) const = default;
 };
 
