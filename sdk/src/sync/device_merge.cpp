@@ -131,17 +131,16 @@ void materialise(Record& record, const std::string& field, const sync::FieldStat
 std::string metaKey(std::string_view key) { return "sync." + std::string(key); }
 
 /// Whether the record alone says all that matters of a field's state: one current
-/// version with the id its author's SDK derives, no competing values, no entries.
-/// The versions it replaced need not be kept: pulled changes arrive in the
-/// server's order, which follows every device's write order (a device's later
-/// write always has a later HLC, so clock-skew refusals cannot reorder them), so
-/// a replaced version never arrives after the change that replaced it.
+/// version with the id its author's SDK derives, no competing values, no entries,
+/// and no replaced versions. Replaced versions are kept: a change can reach this
+/// device after the change that replaced it (the convergence test found such an
+/// order), and only the list tells the merge it is history, not a competing value.
 /// `derived`: changes of this field whose ids are known to be derived (no need to
 /// hash again when the current version is one of them).
 bool derivable(const Record& record, const std::string& field, const sync::FieldState& state,
                sync::MergePolicy policy, std::span<const sync::Change* const> derived) {
   if (field == sync::kRecordField || policy == sync::MergePolicy::appendOnly ||
-      state.hasConflict() || !state.entries.empty()) {
+      state.hasConflict() || !state.entries.empty() || !state.superseded.empty()) {
     return false;
   }
   if (!state.current) {
