@@ -71,6 +71,23 @@ protocol::DeviceRecord fillFolder(const DataFolder& data) {
   return device;
 }
 
+/// Turns a new data folder's database into an empty schema-1 store (a change log of
+/// one row per field change, field states, no audit chain), as an old build made it.
+void asSchemaOne(sql::Database& db) {
+  db.exec("DROP TABLE audit_log; DROP TABLE writes; ALTER TABLE records DROP COLUMN state;"
+          "CREATE TABLE changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+          " change_id BLOB NOT NULL UNIQUE, record_id BLOB NOT NULL,"
+          " record_type TEXT NOT NULL, field TEXT NOT NULL, value BLOB NOT NULL,"
+          " hlc INTEGER NOT NULL, device_id BLOB NOT NULL, base_hlc INTEGER NOT NULL,"
+          " base_device_id BLOB NOT NULL, resolves BLOB NOT NULL,"
+          " received_ms INTEGER NOT NULL, merge_outcome TEXT NOT NULL);"
+          "CREATE INDEX changes_by_record ON changes(record_id);"
+          "CREATE TABLE field_states(record_id BLOB NOT NULL, field TEXT NOT NULL,"
+          " state BLOB NOT NULL, in_conflict INTEGER NOT NULL,"
+          " PRIMARY KEY(record_id, field)) WITHOUT ROWID;"
+          "PRAGMA user_version = 1");
+}
+
 } // namespace
 
 TEST_SUITE("server.audit") {
@@ -247,18 +264,7 @@ TEST_SUITE("server.audit") {
     {
       sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
                        SQLITE_OPEN_READWRITE);
-      db.exec("DROP TABLE audit_log; DROP TABLE writes; ALTER TABLE records DROP COLUMN state;"
-              "CREATE TABLE changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-              " change_id BLOB NOT NULL UNIQUE, record_id BLOB NOT NULL,"
-              " record_type TEXT NOT NULL, field TEXT NOT NULL, value BLOB NOT NULL,"
-              " hlc INTEGER NOT NULL, device_id BLOB NOT NULL, base_hlc INTEGER NOT NULL,"
-              " base_device_id BLOB NOT NULL, resolves BLOB NOT NULL,"
-              " received_ms INTEGER NOT NULL, merge_outcome TEXT NOT NULL);"
-              "CREATE INDEX changes_by_record ON changes(record_id);"
-              "CREATE TABLE field_states(record_id BLOB NOT NULL, field TEXT NOT NULL,"
-              " state BLOB NOT NULL, in_conflict INTEGER NOT NULL,"
-              " PRIMARY KEY(record_id, field)) WITHOUT ROWID;"
-              "PRAGMA user_version = 1");
+      asSchemaOne(db);
       sql::Statement ins(db, "INSERT INTO changes(change_id, record_id, record_type, field,"
                              " value, hlc, device_id, base_hlc, base_device_id, resolves,"
                              " received_ms, merge_outcome)"
@@ -373,22 +379,12 @@ TEST_SUITE("server.audit") {
     {
       sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
                        SQLITE_OPEN_READWRITE);
-      db.exec("DROP TABLE audit_log; DROP TABLE writes; ALTER TABLE records DROP COLUMN state;"
-              "CREATE TABLE changes(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-              " change_id BLOB NOT NULL UNIQUE, record_id BLOB NOT NULL,"
-              " record_type TEXT NOT NULL, field TEXT NOT NULL, value BLOB NOT NULL,"
-              " hlc INTEGER NOT NULL, device_id BLOB NOT NULL, base_hlc INTEGER NOT NULL,"
-              " base_device_id BLOB NOT NULL, resolves BLOB NOT NULL,"
-              " received_ms INTEGER NOT NULL, merge_outcome TEXT NOT NULL);"
-              "CREATE TABLE field_states(record_id BLOB NOT NULL, field TEXT NOT NULL,"
-              " state BLOB NOT NULL, in_conflict INTEGER NOT NULL,"
-              " PRIMARY KEY(record_id, field)) WITHOUT ROWID;"
-              "INSERT INTO records VALUES (x'00112233445566778899aabbccddeeff', 'child',"
+      asSchemaOne(db);
+      db.exec("INSERT INTO records VALUES (x'00112233445566778899aabbccddeeff', 'child',"
               " 'north', 1, 1, 0);"
               "INSERT INTO changes VALUES (1, randomblob(16), x'00112233445566778899aabbccddeeff',"
               " 'child', 'risk', x'00', 1, randomblob(16), 0, zeroblob(16), x'', 1,"
-              " 'fast-forward');"
-              "PRAGMA user_version = 1");
+              " 'fast-forward');");
     }
     REQUIRE(data.store()->verifyAudit().intact);
     tamper(data, "UPDATE legacy_changes SET received_ms = 2");

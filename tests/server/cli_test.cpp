@@ -217,10 +217,7 @@ TEST_SUITE("server.cli") {
     DataFolder data(ctx);
     TempDir scratch;
     const std::string d = "--data " + data.dir.path.string();
-    auto doc = nlohmann::json::parse(model::cseScreeningV1Json());
-    doc["version"] = 2;
-    doc.erase("content_hash");
-    doc["content_hash"] = model::computeContentHash(doc.dump());
+    auto doc = nlohmann::json::parse(shippedTemplateAs(2));
     const fs::path good = scratch.path / "cse-v2.json";
     std::ofstream(good) << doc.dump(2);
     const Run first = ctl(scratch, d + " template publish " + good.string());

@@ -9,8 +9,10 @@
 #include <outpost/server/server.hpp>
 #include <outpost/server/sqlite_store.hpp>
 #include <outpost/sync/uuid.hpp>
+#include <outpost/template.hpp>
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
 #include <sodium.h>
 
 #include <filesystem>
@@ -79,6 +81,19 @@ inline Errc codeOf(const std::function<void()>& f) {
 }
 
 inline protocol::Uuid newId() { return sync::Uuid::random().bytes; }
+
+/// The SDK's shipped template published as another version (and, optionally, with
+/// another title): a valid document with a matching content hash.
+inline std::string shippedTemplateAs(int version, const std::string& title = "") {
+  auto doc = nlohmann::json::parse(model::cseScreeningV1Json());
+  doc["version"] = version;
+  if (!title.empty()) {
+    doc["title"] = title;
+  }
+  doc.erase("content_hash");
+  doc["content_hash"] = model::computeContentHash(doc.dump());
+  return doc.dump();
+}
 
 inline std::uint64_t hlcNow(std::uint64_t logical = 0) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -162,21 +162,13 @@ TEST_SUITE("server.store") {
     Context ctx;
     DataFolder data(ctx);
     auto store = data.store();
-    auto doc = nlohmann::json::parse(model::cseScreeningV1Json());
-    const auto versioned = [&](int version, const std::string& title) {
-      auto d = doc;
-      d["version"] = version;
-      d["title"] = title;
-      d.erase("content_hash");
-      d["content_hash"] = model::computeContentHash(d.dump());
-      return d.dump();
-    };
-    const std::string v2 = versioned(2, "CSE screening (second edition)");
+    const std::string v2 = shippedTemplateAs(2, "CSE screening (second edition)");
     CHECK(store->publishTemplate(v2));
     CHECK_FALSE(store->publishTemplate(v2)); // the same again: nothing changes
-    CHECK(codeOf([&] { (void)store->publishTemplate(versioned(2, "edited after publishing")); }) ==
-          Errc::already_exists);
-    auto draft = doc;
+    CHECK(codeOf([&] {
+            (void)store->publishTemplate(shippedTemplateAs(2, "edited after publishing"));
+          }) == Errc::already_exists);
+    auto draft = nlohmann::json::parse(model::cseScreeningV1Json());
     draft["version"] = 3;
     draft["status"] = "draft";
     draft.erase("content_hash");

@@ -422,11 +422,7 @@ TEST_SUITE("sync.client") {
     RunningServer server(ctx, data.dir.path);
     FieldDevice a(data, "alice", server.port());
     // Version 2 of the shipped template: the same questions, published anew.
-    auto doc = nlohmann::json::parse(model::cseScreeningV1Json());
-    doc["version"] = 2;
-    doc.erase("content_hash");
-    doc["content_hash"] = model::computeContentHash(doc.dump());
-    const std::string v2 = doc.dump();
+    const std::string v2 = server::testing::shippedTemplateAs(2);
     CHECK(a.sync().templatesInstalled == 0); // nothing published yet
     CHECK(data.store()->publishTemplate(v2));
     const SyncReport first = a.sync();
