@@ -632,18 +632,7 @@ TEST_SUITE("sync.client") {
   TEST_CASE("convergence: three devices, random offline edits, random sync order with cut "
             "connections, all replicas and the server end identical") {
     for (unsigned seed = 1; seed <= 10; ++seed) {
-      if (seed != 5) {
-        checkConvergence(seed);
-      }
+      checkConvergence(seed);
     }
-  }
-
-  // Known failure, left visible: with seed 5 one device keeps a version of one field
-  // as a competing value that the server holds as replaced (seeds 1-30 otherwise
-  // pass). Reported by ctest as "may fail" until the merge on the device is fixed.
-  TEST_CASE("convergence, seed 5: a replaced version comes back as a competing value on one "
-            "device (known failure)" *
-            doctest::may_fail()) {
-    checkConvergence(5);
   }
 }

@@ -244,9 +244,11 @@ void mergeLocalWrite(RecordStore::Impl& s, sql::Database& db, std::int64_t rid, 
     }
     (void)sync::merge(*state, c, policy, false);
     touched = true;
+    // Only a state the record says all of may go: replaced versions must stay known
+    // (a replaced change can still arrive, and must then merge as history).
     if (policy != sync::MergePolicy::appendOnly && !state->hasConflict() && state->current &&
-        state->current->changeId == c.changeId) {
-      deleteFieldState(s, db, rid, name); // resolved: the record says it all again
+        state->current->changeId == c.changeId && state->superseded.empty()) {
+      deleteFieldState(s, db, rid, name);
     } else {
       saveFieldState(s, db, rid, name, *state);
     }
