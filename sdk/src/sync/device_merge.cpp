@@ -130,6 +130,14 @@ void materialise(Record& record, const std::string& field, const sync::FieldStat
 
 std::string metaKey(std::string_view key) { return "sync." + std::string(key); }
 
+/// Whether a field's state holds nothing beyond its current version: no competing
+/// values, no append-only entries, and no replaced versions. Replaced versions must
+/// stay known: a replaced change can still arrive, and must then merge as history.
+bool onlyCurrent(const sync::FieldState& state, sync::MergePolicy policy) {
+  return policy != sync::MergePolicy::appendOnly && !state.hasConflict() && state.entries.empty() &&
+         state.superseded.empty();
+}
+
 /// Whether the record alone says all that matters of a field's state: one current
 /// version with the id its author's SDK derives, no competing values, no entries,
 /// and no replaced versions. Replaced versions are kept: a change can reach this
@@ -139,8 +147,7 @@ std::string metaKey(std::string_view key) { return "sync." + std::string(key); }
 /// hash again when the current version is one of them).
 bool derivable(const Record& record, const std::string& field, const sync::FieldState& state,
                sync::MergePolicy policy, std::span<const sync::Change* const> derived) {
-  if (field == sync::kRecordField || policy == sync::MergePolicy::appendOnly ||
-      state.hasConflict() || !state.entries.empty() || !state.superseded.empty()) {
+  if (field == sync::kRecordField || !onlyCurrent(state, policy)) {
     return false;
   }
   if (!state.current) {
@@ -244,10 +251,8 @@ void mergeLocalWrite(RecordStore::Impl& s, sql::Database& db, std::int64_t rid, 
     }
     (void)sync::merge(*state, c, policy, false);
     touched = true;
-    // Only a state the record says all of may go: replaced versions must stay known
-    // (a replaced change can still arrive, and must then merge as history).
-    if (policy != sync::MergePolicy::appendOnly && !state->hasConflict() && state->current &&
-        state->current->changeId == c.changeId && state->superseded.empty()) {
+    // Only a state the record says all of may go (this write is its current version).
+    if (onlyCurrent(*state, policy) && state->current && state->current->changeId == c.changeId) {
       deleteFieldState(s, db, rid, name);
     } else {
       saveFieldState(s, db, rid, name, *state);
