@@ -343,6 +343,45 @@ TEST_SUITE("sync.client") {
     CHECK(textOf(serverField(data, child, "name").current) == "Taken");
   }
 
+  TEST_CASE("a rejected record is no longer rejected once the server accepts its next push, and "
+            "the acknowledgement clears it in the same vault transaction") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    FieldDevice c(data, "carol", server.port()); // south
+    const auto child = a.addChild("north", "Taken");
+    (void)a.sync();
+    // C writes under the id of a north record: refused, out of C's scope.
+    model::RecordWrite w;
+    w.type = "child";
+    w.newId = child;
+    w.fields = {{"owner_team", std::string("north")},
+                {"name", std::string("Typed by C")},
+                {"local_authority", std::string("Northshire")},
+                {"police_force_area", std::string("Northshire Police")},
+                {"date_of_birth", std::string("2010-04-01")}};
+    (void)c.store->writeBatch(std::span(&w, 1));
+    const SyncReport refused = c.sync();
+    CHECK(refused.changesRejected > 0);
+    auto status = c.store->journal().status(child);
+    REQUIRE(status.has_value());
+    CHECK(status->state == model::SyncState::rejected);
+    CHECK(status->reason == "out_of_scope");
+
+    // C's worker joins north: the next push of the record is taken.
+    data.store()->setWorkerTeams("carol", {"south", "north"});
+    c.store->update(child, {{"name", std::string("Placed")}});
+    const SyncReport taken = c.sync();
+    CHECK(taken.changesRejected == 0);
+    CHECK(taken.changesPushed == 1);
+    status = c.store->journal().status(child);
+    REQUIRE(status.has_value());
+    CHECK(status->state != model::SyncState::rejected);
+    CHECK(status->state != model::SyncState::pending);
+    CHECK(status->reason.empty());
+  }
+
   TEST_CASE("scope: a worker never receives another team's records, a worker moved to another "
             "team has the old team's records purged at the next sync, with a receipt") {
     Context ctx;

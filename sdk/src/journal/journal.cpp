@@ -167,12 +167,13 @@ bool ownField(RecordStore::Impl& store, const FieldStates& states, const Record&
 
 } // namespace
 
-std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t afterSeq) {
+std::vector<JournalEntry> pendingWrites(RecordStore::Impl& store, std::size_t maxEntries,
+                                        std::int64_t afterSeq, bool withIds) {
   std::vector<JournalEntry> out;
   out.reserve(std::min<std::size_t>(maxEntries, 16384));
-  store_.read([&](sql::Database& db) {
+  store.read([&](sql::Database& db) {
     // The record comes with its write: its columns from 3 (recordFromRow).
-    StatementUse s(store_.stmt(
+    StatementUse s(store.stmt(
         db, "SELECT j.seq, j.hlc, j.bases, r.rid, r.id, r.type, r.fields, r.clocks, "
             "r.created_hlc, r.device, r.created_at, r.updated_at, r.sync_state FROM journal j "
             "JOIN records r ON r.rid = j.rid WHERE j.seq > ?1 ORDER BY j.seq"));
@@ -182,7 +183,7 @@ std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t 
       const Hlc hlc{static_cast<std::uint64_t>(s->columnInt(1))};
       const bool isCreate = s->columnIsNull(2);
       const std::int64_t rid = s->columnInt(3);
-      const FieldStates states = loadFieldStates(store_, db, rid);
+      const FieldStates states = loadFieldStates(store, db, rid);
       // A create of a record with no merge state lists the stored fields as it
       // reads them; otherwise the record is decoded whole.
       const bool streamFields = isCreate && states.empty();
@@ -191,13 +192,15 @@ std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t 
       const auto emit = [&](std::string_view field, Value value, const JournalBase* base) {
         JournalEntry& e = out.emplace_back();
         e.seq = seq;
-        e.change.changeId = changeIdOf(store_.device, record.id, field, hlc);
+        if (withIds) {
+          e.change.changeId = changeIdOf(store.device, record.id, field, hlc);
+        }
         e.change.recordId = record.id;
         e.change.recordType = record.type;
         e.change.field = field;
         e.change.value = std::move(value);
         e.change.hlc = hlc;
-        e.change.deviceId = store_.device;
+        e.change.deviceId = store.device;
         if (base) {
           if (base->base) {
             e.change.baseHlc = base->base->hlc;
@@ -212,7 +215,7 @@ std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t 
       // fast-forwards on it. A field with no merge state shows this device's
       // value (ownValue), moved out of the record: each field is listed once.
       const auto valueOf = [&](const std::string& field, Value& stored) {
-        return states.contains(field) ? ownValue(store_, states, record, field, hlc)
+        return states.contains(field) ? ownValue(store, states, record, field, hlc)
                                       : std::move(stored);
       };
       if (isCreate) {
@@ -220,7 +223,7 @@ std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t 
         // added (its entry has no base for them) and those other devices added.
         std::set<std::string, std::less<>> addedLater;
         std::set<std::string, std::less<>> seenLater;
-        StatementUse later(store_.stmt(
+        StatementUse later(store.stmt(
             db, "SELECT bases FROM journal WHERE rid = ?1 AND seq > ?2 AND bases IS NOT NULL "
                 "ORDER BY seq"));
         later->bind(1, rid).bind(2, seq);
@@ -240,13 +243,13 @@ std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t 
           std::string_view field;
           Value value;
           while (fields.next(field, value)) {
-            if (!addedLater.contains(field) && record.clockOf(field).device == store_.device) {
+            if (!addedLater.contains(field) && record.clockOf(field).device == store.device) {
               emit(field, std::move(value), nullptr);
             }
           }
         } else {
           for (auto& [field, value] : record.fields) {
-            if (!addedLater.contains(field) && ownField(store_, states, record, field)) {
+            if (!addedLater.contains(field) && ownField(store, states, record, field)) {
               emit(field, valueOf(field, value), nullptr);
             }
           }
@@ -273,39 +276,59 @@ std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t 
   return out;
 }
 
+std::vector<JournalEntry> Journal::pending(std::size_t maxEntries, std::int64_t afterSeq) {
+  return pendingWrites(store_, maxEntries, afterSeq, true);
+}
+
 std::int64_t Journal::pendingCount() {
   std::int64_t n = 0;
   store_.read([&](sql::Database& db) { n = db.queryInt("SELECT count(*) FROM journal"); });
   return n;
 }
 
-std::size_t Journal::acknowledge(std::span<const std::int64_t> seqs) {
+std::size_t acknowledgeWrites(RecordStore::Impl& store, std::span<const AckedWrite> writes) {
   std::size_t acked = 0;
-  store_.write([&](sql::Database& db, WriteState&) {
-    std::map<std::int64_t, std::int64_t> perRecord; // rid -> writes acknowledged
-    for (const std::int64_t seq : seqs) {
+  store.write([&](sql::Database& db, WriteState&) {
+    struct Acked {
+      std::int64_t writes = 0;
+      bool clearsRejection = false;
+    };
+    std::map<std::int64_t, Acked> perRecord; // by rid
+    for (const AckedWrite& w : writes) {
       std::int64_t rid = 0;
       {
-        StatementUse s(store_.stmt(db, "DELETE FROM journal WHERE seq = ?1 RETURNING rid"));
-        s->bind(1, seq);
+        StatementUse s(store.stmt(db, "DELETE FROM journal WHERE seq = ?1 RETURNING rid"));
+        s->bind(1, w.seq);
         if (!s->step()) {
           continue; // already acknowledged: acks are idempotent
         }
         rid = s->columnInt(0);
       }
-      ++perRecord[rid];
+      Acked& a = perRecord[rid];
+      ++a.writes;
+      a.clearsRejection = a.clearsRejection || w.clearsRejection;
       ++acked;
     }
-    for (const auto& [rid, count] : perRecord) {
-      StatementUse u(store_.stmt(
-          db,
-          "UPDATE records SET pending = max(0, pending - ?2), sync_state = CASE WHEN sync_state = "
-          "3 THEN 3 WHEN conflicts > 0 THEN 2 WHEN pending - ?2 <= 0 THEN 1 ELSE 0 END "
-          "WHERE rid = ?1"));
-      u->bind(1, rid).bind(2, count).run();
+    // SET expressions read the row as it was: `pending` is the count before.
+    for (const auto& [rid, a] : perRecord) {
+      StatementUse u(store.stmt(
+          db, "UPDATE records SET pending = max(0, pending - ?2), sync_reason = CASE WHEN ?3 "
+              "THEN NULL ELSE sync_reason END, sync_state = CASE WHEN sync_state = 3 AND NOT ?3 "
+              "THEN 3 WHEN conflicts > 0 THEN 2 WHEN pending - ?2 <= 0 THEN 1 ELSE 0 END "
+              "WHERE rid = ?1"));
+      u->bind(1, rid).bind(2, a.writes).bind(3, static_cast<std::int64_t>(a.clearsRejection)).run();
     }
   });
   return acked;
+}
+
+std::size_t Journal::acknowledge(std::span<const std::int64_t> seqs) {
+  std::vector<AckedWrite> writes;
+  writes.reserve(seqs.size());
+  for (const std::int64_t seq : seqs) {
+    writes.push_back({seq, false});
+  }
+  return acknowledgeWrites(store_, writes);
 }
 
 namespace {

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -132,6 +133,19 @@ void appendJournal(RecordStore::Impl& store, sql::Database& db, std::int64_t rid
 std::string restampBases(std::string_view raw, const Uuid& from, const Uuid& to);
 /// The change id of (device, record, field, hlc): sync::derivedChangeId.
 Uuid changeIdOf(const Uuid& device, const Uuid& record, std::string_view field, Hlc hlc);
+/// Journal::pending. Every entry's change id is the derived one (changeIdOf);
+/// with `withIds` false it is left all-zero instead, for a caller that sends
+/// derived ids elided (the server derives them) and need not pay for the hash.
+std::vector<JournalEntry> pendingWrites(RecordStore::Impl& store, std::size_t maxEntries,
+                                        std::int64_t afterSeq, bool withIds);
+/// A write the server acknowledged; `clearsRejection`: the server accepted the
+/// latest push of its record, which is then no longer `rejected`.
+struct AckedWrite {
+  std::int64_t seq = 0;
+  bool clearsRejection = false;
+};
+/// Journal::acknowledge, clearing rejections in the same vault transaction.
+std::size_t acknowledgeWrites(RecordStore::Impl& store, std::span<const AckedWrite> writes);
 
 // Device-side merge state (sdk/src/sync/device_merge.cpp)
 void createSyncTables(sql::Database& db);

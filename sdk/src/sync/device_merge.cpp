@@ -541,20 +541,6 @@ PurgeResult purgeRecords(RecordStore::Impl& s, std::span<const Uuid> records) {
   return out;
 }
 
-void clearRejected(RecordStore::Impl& s, std::span<const Uuid> records) {
-  if (records.empty()) {
-    return;
-  }
-  s.write([&](sql::Database& db, WriteState&) {
-    for (const Uuid& id : records) {
-      StatementUse u(s.stmt(
-          db, "UPDATE records SET sync_reason = NULL, sync_state = CASE WHEN conflicts > 0 THEN "
-              "2 WHEN pending > 0 THEN 0 ELSE 1 END WHERE id = ?1 AND sync_state = 3"));
-      u->bindBlob(1, uuidBytes(id)).run();
-    }
-  });
-}
-
 void adoptDeviceId(RecordStore::Impl& s, const Uuid& device) {
   if (s.device == device) {
     return;

@@ -43,9 +43,6 @@ struct PurgeResult {
 };
 PurgeResult purgeRecords(RecordStore::Impl& store, std::span<const Uuid> records);
 
-/// Clears the rejected state of records whose latest push was accepted.
-void clearRejected(RecordStore::Impl& store, std::span<const Uuid> records);
-
 /// Re-stamps records written before enrollment with the enrolled device id (they
 /// have never left the device). No-op when the ids already agree.
 void adoptDeviceId(RecordStore::Impl& store, const Uuid& device);

@@ -407,7 +407,9 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
     while (!drained && inFlight.size() < kPushesInFlight) {
       progress.writesPending = static_cast<std::size_t>(journal.pendingCount());
       InFlight next;
-      next.entries = journal.pending(options.pushBatch, afterSeq);
+      // The journal's change ids are derived ones: a server that derives them is
+      // sent none, and they are not computed (a hash per change).
+      next.entries = model::pendingWrites(internals(), options.pushBatch, afterSeq, !elideIds);
       if (next.entries.empty()) {
         drained = true;
         break;
@@ -415,7 +417,7 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
       randombytes_buf(next.batch.batchId.data(), next.batch.batchId.size());
       next.batch.changes.reserve(next.entries.size());
       for (const model::JournalEntry& e : next.entries) {
-        next.batch.changes.push_back(protocol::toWire(e.change, elideIds));
+        next.batch.changes.push_back(protocol::toWire(e.change, false));
         afterSeq = std::max(afterSeq, e.seq);
       }
       const protocol::Message request = next.batch;
@@ -455,29 +457,26 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
         rejected.emplace(record, std::string(errcName(r.reason)));
         ++report.changesRejected;
       } else {
-        accepted.insert(record);
+        if (i == 0 || entries[i - 1].change.recordId != record) {
+          accepted.insert(record); // a write's changes are consecutive
+        }
         ++report.changesPushed;
         ++progress.changesPushed;
       }
     }
-    std::vector<std::int64_t> seqs;
+    // A record the server accepted and refused nothing of is no longer rejected.
+    std::vector<model::AckedWrite> acked;
     for (const model::JournalEntry& e : entries) {
-      if (!skewedSeqs.contains(e.seq) && (seqs.empty() || seqs.back() != e.seq)) {
-        seqs.push_back(e.seq);
+      if (!skewedSeqs.contains(e.seq) && (acked.empty() || acked.back().seq != e.seq)) {
+        const sync::Uuid& record = e.change.recordId;
+        acked.push_back({e.seq, accepted.contains(record) && !rejected.contains(record)});
       }
     }
     skewed += skewedSeqs.size();
-    std::vector<sync::Uuid> cleared;
-    for (const auto& id : accepted) {
-      if (!rejected.contains(id)) {
-        cleared.push_back(id);
-      }
-    }
-    model::clearRejected(internals(), cleared);
+    report.writesAcknowledged += model::acknowledgeWrites(internals(), acked);
     for (const auto& [id, reason] : rejected) {
       journal.markRejected(id, reason);
     }
-    report.writesAcknowledged += journal.acknowledge(seqs);
     this->progress(progress, &channel);
   }
   progress.writesPending = static_cast<std::size_t>(journal.pendingCount());
