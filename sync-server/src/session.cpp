@@ -146,6 +146,49 @@ asio::awaitable<void> enroll(Server::Impl& server, SecureChannel& channel) {
   channel.close();
 }
 
+/// The next request, read while the current one is answered: a device that sends
+/// its next batch before the acknowledgement of the previous one (pipelining, see
+/// docs/protocol.md) has it received, decrypted and decoded while the previous one
+/// is merged. One read at a time, so a session holds at most two requests. Lives on
+/// the session's strand, as does everything that touches it.
+struct ReadAhead {
+  explicit ReadAhead(const asio::any_io_executor& executor) : wake(executor) {
+    wake.expires_at(asio::steady_timer::time_point::max());
+  }
+  asio::steady_timer wake; ///< cancelled when the read ends
+  bool done = false;
+  std::optional<Message> message;
+  std::exception_ptr error;
+};
+
+/// Starts reading the next request into a new ReadAhead.
+std::shared_ptr<ReadAhead> readAhead(SecureChannel& channel,
+                                     const asio::any_io_executor& executor) {
+  auto ahead = std::make_shared<ReadAhead>(executor);
+  asio::co_spawn(
+      executor,
+      [&channel, ahead]() -> asio::awaitable<void> {
+        try {
+          Message m = co_await channel.receiveMessage();
+          ahead->message = std::move(m);
+        } catch (...) {
+          ahead->error = std::current_exception();
+        }
+        ahead->done = true;
+        ahead->wake.cancel();
+      },
+      asio::detached);
+  return ahead;
+}
+
+/// Waits until the read has ended (the channel must outlive the read).
+asio::awaitable<void> settle(ReadAhead& ahead) {
+  while (!ahead.done) {
+    boost::system::error_code ignored;
+    co_await ahead.wake.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  }
+}
+
 /// Hello -> admitted, with a store connection borrowed only for the look-up.
 asio::awaitable<AdmittedSession> admit(Server::Impl& server, SecureChannel& channel) {
   const auto lease = server.stores.take();
@@ -209,22 +252,41 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
                                 idText(session.device.deviceId));
     }
 
-    for (;;) {
-      control->busy = false;
-      if (control->stopRequested) {
-        break;
+    // Request -> reply, in order; the next request is read while one is answered.
+    // Whatever ends the loop, the read in progress ends (the channel closed) before
+    // the channel goes.
+    const auto executor = co_await asio::this_coro::executor;
+    std::shared_ptr<ReadAhead> ahead = readAhead(channel, executor);
+    std::exception_ptr failure;
+    try {
+      for (;;) {
+        control->busy = false;
+        if (control->stopRequested) {
+          break;
+        }
+        co_await settle(*ahead);
+        if (ahead->error) {
+          std::rethrow_exception(ahead->error);
+        }
+        const Message request = std::move(*ahead->message);
+        control->busy = true;
+        ahead = readAhead(channel, executor);
+        const auto started = std::chrono::steady_clock::now();
+        const Message reply = co_await answer(server, session, request);
+        co_await channel.sendMessage(reply);
+        server.metrics.observeLatency(std::chrono::steady_clock::now() - started);
+        if (std::holds_alternative<ErrorReply>(reply)) {
+          break;
+        }
       }
-      const Message request = co_await channel.receiveMessage();
-      control->busy = true;
-      const auto started = std::chrono::steady_clock::now();
-      const Message reply = co_await answer(server, session, request);
-      co_await channel.sendMessage(reply);
-      server.metrics.observeLatency(std::chrono::steady_clock::now() - started);
-      if (std::holds_alternative<ErrorReply>(reply)) {
-        break;
-      }
+    } catch (...) {
+      failure = std::current_exception();
     }
     channel.close();
+    co_await settle(*ahead);
+    if (failure) {
+      std::rethrow_exception(failure);
+    }
   } catch (const Error& e) {
     // A peer that goes away between requests is an ordinary end; anything else is
     // counted and logged by code (never with record contents).
