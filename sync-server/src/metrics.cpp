@@ -44,6 +44,8 @@ std::string Metrics::render() const {
       << "outpost_changes_total{outcome=\"conflict\"} " << changesConflict.load() << '\n'
       << "outpost_changes_total{outcome=\"rejected\"} " << changesRejected.load() << '\n';
   counter(out, "outpost_session_errors_total", "Sessions that ended on an error.", errors);
+  counter(out, "outpost_wal_checkpoints_total",
+          "Background checkpoints that copied the WAL into the database file.", walCheckpoints);
   out << "# HELP outpost_request_seconds Request to reply latency.\n"
          "# TYPE outpost_request_seconds histogram\n";
   std::uint64_t cumulative = 0;

@@ -87,7 +87,9 @@ Server::Impl::Impl(const Context& ctx, ServerOptions opts)
 }
 
 std::unique_ptr<ServerStore> Server::Impl::openStore() {
-  return std::make_unique<SqliteServerStore>(context, options.dataDir, keys);
+  auto store = std::make_unique<SqliteServerStore>(context, options.dataDir, keys);
+  store->setAutoCheckpoint(false); // the checkpointer's thread does it
+  return store;
 }
 
 sync::Hlc Server::Impl::now() {
@@ -175,6 +177,7 @@ asio::awaitable<void> Server::Impl::serveHttp(tcp::socket socket) {
   } else if (target == "/metrics") {
     response.result(http::status::ok);
     response.set(http::field::content_type, "text/plain; version=0.0.4");
+    metrics.walCheckpoints.store(checkpointer.checkpoints());
     response.body() = metrics.render();
   } else {
     response.result(http::status::not_found);

@@ -2,6 +2,7 @@
 // What the acceptor and the sessions share (internal to the server).
 
 #include "batch_writer.hpp"
+#include "wal_checkpointer.hpp"
 
 #include <outpost/context.hpp>
 #include <outpost/platform/clock.hpp>
@@ -113,6 +114,7 @@ struct Server::Impl {
   std::mutex hlcMutex;
   sync::HlcClock hlc{clock};
   StorePool stores{[this] { return openStore(); }, 8};
+  WalCheckpointer checkpointer{context, SqliteServerStore::databasePath(options.dataDir)};
   /// Last: its thread stops (after the queued batches) before anything it uses.
   BatchWriter writer{[this] { return openStore(); }, writeMutex};
 

@@ -525,6 +525,10 @@ SqliteServerStore::~SqliteServerStore() = default;
 
 void SqliteServerStore::setActor(std::string actor) { impl_->actor = std::move(actor); }
 
+void SqliteServerStore::setAutoCheckpoint(bool on) {
+  impl_->db.exec(on ? "PRAGMA wal_autocheckpoint = 1000" : "PRAGMA wal_autocheckpoint = 0");
+}
+
 void SqliteServerStore::addTeam(std::string_view name) {
   checkName(name, "a team name");
   sql::Transaction tx(impl_->db);

@@ -464,6 +464,39 @@ TEST_SUITE("server.sync") {
     CHECK(data.store()->record(id).has_value());
   }
 
+  TEST_CASE("pushed pages reach the database file while the server runs: its own thread "
+            "checkpoints the WAL, not the push") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+    (void)a.hello();
+    const auto file = server::SqliteServerStore::databasePath(data.dir.path);
+    const auto before = std::filesystem::file_size(file);
+    std::vector<protocol::Change> changes;
+    for (int i = 0; i < 200; ++i) {
+      changes.push_back(
+          a.change(newId(), "note", std::string(2000, static_cast<char>('a' + i % 26))));
+    }
+    (void)a.push(changes);
+    const auto metricsPort = srv.server->metricsPort();
+    REQUIRE(metricsPort.has_value());
+    bool checkpointed = false;
+    for (int i = 0; i < 300 && !checkpointed; ++i) {
+      const std::string body = httpGet(*metricsPort, "/metrics").second;
+      checkpointed = body.find("outpost_wal_checkpoints_total 0") == std::string::npos &&
+                     body.find("outpost_wal_checkpoints_total") != std::string::npos;
+      if (!checkpointed) {
+        std::this_thread::sleep_for(10ms);
+      }
+    }
+    CHECK(checkpointed);
+    // 200 values of 2000 bytes: at least 400 KB more in the file itself, not only in
+    // the WAL.
+    CHECK(std::filesystem::file_size(file) >= before + 400'000);
+  }
+
   TEST_CASE("metrics and health answer over HTTP, and stop() returns with an idle session open") {
     Context ctx;
     DataFolder data(ctx);

@@ -27,7 +27,8 @@ struct Metrics {
   std::atomic<std::uint64_t> changesDuplicate{0};
   std::atomic<std::uint64_t> changesConflict{0};
   std::atomic<std::uint64_t> changesRejected{0};
-  std::atomic<std::uint64_t> errors{0}; ///< sessions that ended on an error
+  std::atomic<std::uint64_t> errors{0};         ///< sessions that ended on an error
+  std::atomic<std::uint64_t> walCheckpoints{0}; ///< background checkpoints that copied pages
   std::array<std::atomic<std::uint64_t>, kLatencyBuckets.size() + 1> latencyBuckets{};
   std::atomic<std::uint64_t> latencyCount{0};
   std::atomic<std::uint64_t> latencySumMicros{0};

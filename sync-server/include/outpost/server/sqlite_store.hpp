@@ -29,6 +29,12 @@ public:
                     const ServerKeys& keys, bool create = false);
   ~SqliteServerStore() override;
 
+  /// Whether a commit on this connection that takes the WAL past 1000 pages also
+  /// copies the WAL into the database file before returning (SQLite's default, on).
+  /// outpost-server turns it off on its connections and checkpoints from a thread of
+  /// its own.
+  void setAutoCheckpoint(bool on);
+
   void setActor(std::string actor) override;
   void addTeam(std::string_view name) override;
   std::vector<std::string> teams() override;
