@@ -239,6 +239,8 @@ struct SqliteServerStore::Impl {
     // only after its commit is durable, also across a power cut.
     (void)db.queryText("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
+    // A WAL that grew under a long burst of pushes is cut back when it starts again.
+    db.exec("PRAGMA journal_size_limit = 16777216");
     db.exec("PRAGMA foreign_keys = ON");
     // A large push batch touches many pages of the change log and the field states.
     db.exec("PRAGMA cache_size = -32768");

@@ -29,7 +29,7 @@ public:
   /// Checkpoints `database` every `interval`.
   WalCheckpointer(const Context& context, std::filesystem::path database,
                   std::chrono::milliseconds interval = std::chrono::milliseconds(200),
-                  std::int64_t restartPages = 16384);
+                  std::int64_t restartPages = 4096);
   /// Stops the thread (after a checkpoint in progress).
   ~WalCheckpointer();
   WalCheckpointer(const WalCheckpointer&) = delete;
