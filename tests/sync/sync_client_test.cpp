@@ -343,6 +343,19 @@ TEST_SUITE("sync.client") {
     CHECK(textOf(serverField(data, child, "name").current) == "Taken");
   }
 
+  TEST_CASE("a server named by a host name is reached through the resolver, one named by "
+            "an address without it") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice byName(data, "alice", server.port(), {}, "localhost");
+    FieldDevice byAddress(data, "bob", server.port());
+    const auto child = byName.addChild("north", "Named");
+    CHECK(byName.sync().writesAcknowledged == 1);
+    (void)byAddress.sync();
+    CHECK(byAddress.store->get(child).has_value());
+  }
+
   TEST_CASE("a rejected record is no longer rejected once the server accepts its next push, and "
             "the acknowledgement clears it in the same vault transaction") {
     Context ctx;

@@ -108,14 +108,14 @@ private:
 
 /// An enrollment payload for `worker` (as `outpostctl enroll` makes one).
 inline std::string enrollmentPayload(const DataFolder& data, const std::string& worker,
-                                     std::uint16_t port) {
+                                     std::uint16_t port, const std::string& host = "127.0.0.1") {
   auto s = data.store();
   const auto w = s->findWorker(worker);
   REQUIRE(w.has_value());
   const auto code = s->enrollmentRegistry().issueEnrollmentCode(
       worker, w->teams.front(), std::chrono::minutes(10), protocol::Clock::now());
   return protocol::formatEnrollmentPayload(
-      {"127.0.0.1", port, server::ServerKeys::load(data.dir.path).staticKey.publicKey, code.code});
+      {host, port, server::ServerKeys::load(data.dir.path).staticKey.publicKey, code.code});
 }
 
 /// A field device: vault, record store and sync client, enrolled as `worker`.
@@ -128,10 +128,10 @@ struct FieldDevice {
   std::string worker;
 
   FieldDevice(const DataFolder& data, const std::string& workerId, std::uint16_t port,
-              SyncOptions options = {})
+              SyncOptions options = {}, const std::string& host = "127.0.0.1")
       : worker(workerId) {
     vault = vf.create();
-    const std::string payload = enrollmentPayload(data, worker, port);
+    const std::string payload = enrollmentPayload(data, worker, port, host);
     (void)enrollDevice(vf.context, *vault, payload, "test");
     store = std::make_unique<model::RecordStore>(vf.context, *vault, clock,
                                                  model::RecordStoreOptions{worker});

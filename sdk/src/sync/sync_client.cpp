@@ -245,10 +245,21 @@ asio::awaitable<void> SyncClient::Impl::session(SyncReport& report) {
   this->progress(progress, nullptr);
 
   // Connect, bounded by the timeout.
-  tcp::resolver resolver(executor);
   const std::string host = identity.serverHost;
   const std::string port = std::to_string(identity.serverPort);
-  const auto endpoints = co_await resolver.async_resolve(host, port, asio::use_awaitable);
+  std::vector<tcp::endpoint> endpoints;
+  boost::system::error_code notAnAddress;
+  const auto address = asio::ip::make_address(host, notAnAddress);
+  if (!notAnAddress) {
+    // An address needs no resolver (whose thread each sync would start anew).
+    endpoints.emplace_back(address, identity.serverPort);
+  } else {
+    tcp::resolver resolver(executor);
+    const auto resolved = co_await resolver.async_resolve(host, port, asio::use_awaitable);
+    for (const auto& entry : resolved) {
+      endpoints.push_back(entry.endpoint());
+    }
+  }
   tcp::socket socket(executor);
   asio::steady_timer connectTimer(executor);
   bool connectTimedOut = false;
