@@ -4,6 +4,7 @@
 
 #include <outpost/error.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 namespace outpost::sync {
@@ -149,31 +150,203 @@ FieldState decodeFieldState(std::string_view bytes) {
   return s;
 }
 
-constexpr std::uint8_t kRecordStateFormat = 1;
+// --- record state codec ---------------------------------------------------------
+//
+// Format 2, a record's merge state in one blob:
+//   u8 2
+//   varint device count, then each device id (16 bytes), in order of first use
+//   varint field count, then each field, in name order:
+//     varint name length, name
+//     u8 parts: kCurrent | kConflicts | kEntries | kSuperseded, those the field has
+//     the current version, if there is one
+//     conflicts, entries, superseded, those there are: varint count, then each
+//   a version: stamp, change id (16 bytes), value (encodeValue)
+//   a superseded version id: stamp
+//   a stamp: varint (device index << 1 | 1 when its HLC differs from the previous
+//   stamp's in the blob, 0 before the first), then for 1 the zig-zag varint of the
+//   difference. The versions of a record written at once share a device and an HLC,
+//   so most stamps take one byte.
+// Format 1 (still read): u32 field count, then each field's u32 name length, name,
+// u32 length and encodeFieldState bytes.
 
-std::string encodeRecordState(const RecordState& record) {
-  std::string out;
-  out.push_back(static_cast<char>(kRecordStateFormat));
-  putU32(out, record.fields.size());
-  for (const auto& [name, state] : record.fields) {
-    putU32(out, name.size());
-    out.append(name);
-    const std::string bytes = encodeFieldState(state);
-    putU32(out, bytes.size());
-    out.append(bytes);
+namespace {
+
+constexpr std::uint8_t kRecordStateFormatV1 = 1;
+constexpr std::uint8_t kRecordStateFormat = 2;
+
+enum Part : std::uint8_t {
+  kCurrent = 1,
+  kConflicts = 2,
+  kEntries = 4,
+  kSuperseded = 8,
+};
+
+void putVarint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
   }
-  return out;
+  out.push_back(static_cast<char>(v));
 }
 
-RecordState decodeRecordState(std::string_view bytes) {
-  RecordState record;
-  if (bytes.empty()) {
-    return record;
+std::uint64_t getVarint(Reader& r) {
+  std::uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    const std::uint8_t b = r.u8();
+    if (shift == 63 && b > 1) {
+      corrupt(); // more than 64 bits
+    }
+    v |= std::uint64_t{b & 0x7fu} << shift;
+    if ((b & 0x80) == 0) {
+      return v;
+    }
   }
-  Reader r{bytes};
-  if (r.u8() != kRecordStateFormat) {
+  corrupt();
+}
+
+// A count of things that each take at least one byte.
+std::size_t getCount(Reader& r) {
+  const std::uint64_t n = getVarint(r);
+  if (n > r.in.size()) {
     corrupt();
   }
+  return static_cast<std::size_t>(n);
+}
+
+struct RecordWriter {
+  std::string body;
+  std::vector<Uuid> devices;
+  std::uint64_t lastHlc = 0;
+
+  void stamp(Hlc hlc, const Uuid& device) {
+    const auto found = std::find(devices.begin(), devices.end(), device);
+    const auto index = static_cast<std::uint64_t>(found - devices.begin());
+    if (found == devices.end()) {
+      devices.push_back(device);
+    }
+    if (hlc.value == lastHlc) {
+      putVarint(body, index << 1);
+      return;
+    }
+    putVarint(body, (index << 1) | 1);
+    const std::uint64_t delta = hlc.value - lastHlc; // modulo 2^64
+    putVarint(body, (delta << 1) ^ (static_cast<std::int64_t>(delta) < 0 ? ~std::uint64_t{0} : 0));
+    lastHlc = hlc.value;
+  }
+  void version(const FieldVersion& v) {
+    stamp(v.hlc, v.deviceId);
+    putUuid(body, v.changeId);
+    encodeValue(v.value, body);
+  }
+  void versions(const std::vector<FieldVersion>& list) {
+    putVarint(body, list.size());
+    for (const auto& v : list) {
+      version(v);
+    }
+  }
+  void field(const std::string& name, const FieldState& state) {
+    putVarint(body, name.size());
+    body.append(name);
+    const auto parts = static_cast<std::uint8_t>(
+        (state.current ? kCurrent : 0) | (state.conflicts.empty() ? 0 : kConflicts) |
+        (state.entries.empty() ? 0 : kEntries) | (state.superseded.empty() ? 0 : kSuperseded));
+    body.push_back(static_cast<char>(parts));
+    if (state.current) {
+      version(*state.current);
+    }
+    if (!state.conflicts.empty()) {
+      versions(state.conflicts);
+    }
+    if (!state.entries.empty()) {
+      versions(state.entries);
+    }
+    if (!state.superseded.empty()) {
+      putVarint(body, state.superseded.size());
+      for (const auto& v : state.superseded) {
+        stamp(v.hlc, v.deviceId);
+      }
+    }
+  }
+};
+
+struct RecordReader {
+  Reader& r;
+  std::vector<Uuid> devices;
+  std::uint64_t lastHlc = 0;
+
+  VersionId stamp() {
+    const std::uint64_t s = getVarint(r);
+    if ((s >> 1) >= devices.size()) {
+      corrupt();
+    }
+    if ((s & 1) != 0) {
+      const std::uint64_t z = getVarint(r);
+      lastHlc += (z >> 1) ^ (~(z & 1) + 1); // modulo 2^64
+    }
+    return {Hlc{lastHlc}, devices[static_cast<std::size_t>(s >> 1)]};
+  }
+  FieldVersion version() {
+    FieldVersion v;
+    const VersionId id = stamp();
+    v.hlc = id.hlc;
+    v.deviceId = id.deviceId;
+    v.changeId = r.uuid();
+    v.value = decodeValue(r.in);
+    return v;
+  }
+  std::vector<FieldVersion> versions() {
+    std::vector<FieldVersion> out(getCount(r));
+    for (auto& v : out) {
+      v = version();
+    }
+    return out;
+  }
+  FieldState field() {
+    const std::uint8_t parts = r.u8();
+    if ((parts & ~(kCurrent | kConflicts | kEntries | kSuperseded)) != 0) {
+      corrupt();
+    }
+    FieldState s;
+    if ((parts & kCurrent) != 0) {
+      s.current = version();
+    }
+    if ((parts & kConflicts) != 0) {
+      s.conflicts = versions();
+    }
+    if ((parts & kEntries) != 0) {
+      s.entries = versions();
+    }
+    if ((parts & kSuperseded) != 0) {
+      s.superseded.resize(getCount(r));
+      for (auto& v : s.superseded) {
+        v = stamp();
+      }
+    }
+    return s;
+  }
+  RecordState record() {
+    devices.resize(getCount(r));
+    for (auto& d : devices) {
+      d = r.uuid();
+    }
+    RecordState record;
+    const std::size_t n = getCount(r);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t nameSize = getCount(r);
+      std::string name(r.in.substr(0, nameSize));
+      r.in.remove_prefix(nameSize);
+      // In name order, each once.
+      if (!record.fields.empty() && !(record.fields.rbegin()->first < name)) {
+        corrupt();
+      }
+      record.fields.emplace_hint(record.fields.end(), std::move(name), field());
+    }
+    return record;
+  }
+};
+
+RecordState decodeRecordStateV1(Reader& r) {
+  RecordState record;
   const std::size_t n = r.u32();
   for (std::size_t i = 0; i < n; ++i) {
     const std::size_t nameSize = r.u32();
@@ -185,6 +358,44 @@ RecordState decodeRecordState(std::string_view bytes) {
     if (!record.fields.emplace(std::move(name), decodeFieldState(state)).second) {
       corrupt(); // a field twice
     }
+  }
+  return record;
+}
+
+} // namespace
+
+std::string encodeRecordState(const RecordState& record) {
+  RecordWriter w;
+  putVarint(w.body, record.fields.size());
+  for (const auto& [name, state] : record.fields) {
+    w.field(name, state);
+  }
+  std::string out;
+  out.reserve(12 + 16 * w.devices.size() + w.body.size());
+  out.push_back(static_cast<char>(kRecordStateFormat));
+  putVarint(out, w.devices.size());
+  for (const auto& d : w.devices) {
+    putUuid(out, d);
+  }
+  out.append(w.body);
+  return out;
+}
+
+RecordState decodeRecordState(std::string_view bytes) {
+  if (bytes.empty()) {
+    return {};
+  }
+  Reader r{bytes};
+  RecordState record;
+  switch (r.u8()) {
+  case kRecordStateFormatV1:
+    record = decodeRecordStateV1(r);
+    break;
+  case kRecordStateFormat:
+    record = RecordReader{r, {}, 0}.record();
+    break;
+  default:
+    corrupt();
   }
   if (!r.in.empty()) {
     corrupt();
