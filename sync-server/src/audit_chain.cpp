@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <tuple>
 
@@ -102,9 +103,11 @@ constexpr std::size_t kChangeBytes = 16 + 1 + 2 + 8;
 using Hash = std::array<std::uint8_t, 32>;
 
 void putU64(std::string& out, std::uint64_t v) {
-  for (int k = 7; k >= 0; --k) {
-    out.push_back(static_cast<char>((v >> (8 * k)) & 0xFF));
+  std::array<char, 8> b{};
+  for (std::size_t k = 0; k < 8; ++k) {
+    b[k] = static_cast<char>((v >> (56 - 8 * k)) & 0xFF);
   }
+  out.append(b.data(), b.size());
 }
 
 void putChunk(std::string& out, std::string_view s) {

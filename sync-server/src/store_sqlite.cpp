@@ -239,8 +239,6 @@ struct SqliteServerStore::Impl {
     // only after its commit is durable, also across a power cut.
     (void)db.queryText("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
-    // A WAL that grew under a long burst of pushes is cut back when it starts again.
-    db.exec("PRAGMA journal_size_limit = 16777216");
     db.exec("PRAGMA foreign_keys = ON");
     // A large push batch touches many pages of the change log and the field states.
     db.exec("PRAGMA cache_size = -32768");
@@ -977,6 +975,8 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     }
 
     // Merge every field; the ones that change the record's state are stored.
+    const sync::ChangeIdDeriver derive(idOf(head.deviceId), idOf(head.recordId),
+                                       sync::Hlc{head.hlc});
     std::vector<StoredField> stored;
     std::vector<std::pair<protocol::ChangeOutcome, Errc>> outcomes;
     std::vector<protocol::Uuid> ids;
@@ -987,7 +987,11 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       const sync::MergePolicy policy = policyOf(policies, c.recordType, c.field);
       // The server does not know which records are signed (the signature is a field
       // like any other to it): frozen is decided on the devices.
-      sync::Change change = toSync(c); // derives an id the device left out
+      // An id the device left out is derived; one it sent is kept (and checked
+      // below: a sent id that equals the derived one is not stored either).
+      const bool elided = protocol::isElidedId(c.changeId);
+      const sync::Uuid derived = elided ? derive(c.field) : sync::Uuid{};
+      sync::Change change = toSync(c, elided ? derived.bytes : c.changeId);
       ids.push_back(change.changeId.bytes);
       const sync::MergeOutcome merged =
           sync::merge(record.fields[change.field], change, policy, false);
@@ -1010,9 +1014,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       f.baseDeviceId = c.baseDeviceId;
       f.resolves = c.resolves;
       f.changeId = change.changeId.bytes;
-      f.derivedId = protocol::isElidedId(c.changeId) ||
-                    change.changeId == sync::derivedChangeId(change.deviceId, change.recordId,
-                                                             f.field, change.hlc);
+      f.derivedId = elided || change.changeId == derive(f.field);
       f.outcome = merged;
       stored.push_back(std::move(f));
     }

@@ -1,4 +1,5 @@
 #include <outpost/context.hpp>
+#include <outpost/sync/change.hpp>
 #include <outpost/sync/uuid.hpp>
 
 #include <doctest/doctest.h>
@@ -47,5 +48,31 @@ TEST_SUITE("sync.uuid") {
     CHECK(Uuid::fromBytes(raw).has_value());
     CHECK_FALSE(Uuid::fromBytes(std::span(raw, 15)).has_value());
     CHECK(Uuid{}.isNil());
+  }
+}
+
+TEST_SUITE("sync.change_id") {
+  TEST_CASE("a derived change id is BLAKE2b-128 of (device, record, big-endian HLC, field) as a "
+            "version-8 UUID, the same whole or through a write's deriver") {
+    outpost::Context context;
+    Uuid device;
+    Uuid record;
+    for (std::uint8_t i = 0; i < 16; ++i) {
+      device.bytes[i] = i;
+      record.bytes[i] = static_cast<std::uint8_t>(16 + i);
+    }
+    const outpost::sync::Hlc hlc{0x0123456789abcdefULL};
+    // Computed apart from the project's code (Python's hashlib.blake2b, digest_size=16).
+    const Uuid expected = *Uuid::parse("e81cb82c-10d5-87a8-9b53-1835878d6290");
+    CHECK(outpost::sync::derivedChangeId(device, record, "risk_level", hlc) == expected);
+    const outpost::sync::ChangeIdDeriver derive(device, record, hlc);
+    CHECK(derive("risk_level") == expected);
+    for (const std::string_view field : {"", "a", "ind_01",
+                                         "a field name longer than one block of "
+                                         "the hash, which is 128 bytes long, so "
+                                         "that it takes two compressions"}) {
+      CHECK(derive(field) == outpost::sync::derivedChangeId(device, record, field, hlc));
+    }
+    CHECK(derive("ind_01") != derive("ind_02"));
   }
 }

@@ -4,6 +4,7 @@
 #include <outpost/protocol/convert.hpp>
 
 #include <algorithm>
+#include <cstring>
 
 namespace outpost::protocol {
 
@@ -58,7 +59,9 @@ protocol::Value toWireValue(const sync::Value& v) {
 } // namespace
 
 bool isElidedId(const Uuid& id) noexcept {
-  return std::all_of(id.begin(), id.end(), [](std::uint8_t b) { return b == 0; });
+  std::uint64_t half[2];
+  std::memcpy(half, id.data(), sizeof half);
+  return (half[0] | half[1]) == 0;
 }
 
 Uuid effectiveChangeId(const Change& c) {
@@ -69,17 +72,14 @@ Uuid effectiveChangeId(const Change& c) {
       .bytes;
 }
 
-sync::Change toSync(const protocol::Change& c) {
-  sync::Change s{uuidOf(effectiveChangeId(c)),
-                 uuidOf(c.recordId),
-                 c.recordType,
-                 c.field,
-                 toSyncValue(c.value),
-                 sync::Hlc{c.hlc},
-                 uuidOf(c.deviceId),
-                 sync::Hlc{c.baseHlc},
-                 uuidOf(c.baseDeviceId),
-                 {}};
+sync::Change toSync(const protocol::Change& c) { return toSync(c, effectiveChangeId(c)); }
+
+sync::Change toSync(const protocol::Change& c, const Uuid& changeId) {
+  sync::Change s{uuidOf(changeId),       uuidOf(c.recordId),
+                 c.recordType,           c.field,
+                 toSyncValue(c.value),   sync::Hlc{c.hlc},
+                 uuidOf(c.deviceId),     sync::Hlc{c.baseHlc},
+                 uuidOf(c.baseDeviceId), {}};
   s.resolves.reserve(c.resolves.size());
   for (const auto& r : c.resolves) {
     s.resolves.push_back({sync::Hlc{r.hlc}, uuidOf(r.deviceId)});

@@ -10,6 +10,8 @@ namespace outpost::protocol {
 /// A wire change with an all-zero change id (the peer left out a derivable id,
 /// "derived-ids") gets its derived id.
 [[nodiscard]] sync::Change toSync(const Change& change);
+/// The same with the change's id given (e.g. derived by the caller for a whole write).
+[[nodiscard]] sync::Change toSync(const Change& change, const Uuid& changeId);
 /// With `elideDerivedId`, a change whose id is sync::derivedChangeId of its own
 /// fields goes with an all-zero id (only to a peer that named "derived-ids").
 [[nodiscard]] Change toWire(const sync::Change& change, bool elideDerivedId = false);

@@ -7,6 +7,7 @@
 #include <outpost/sync/uuid.hpp>
 #include <outpost/sync/value.hpp>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -72,5 +73,17 @@ struct Change {
 /// derivable, so the wire can leave it out (docs/protocol.md, "derived-ids").
 [[nodiscard]] Uuid derivedChangeId(const Uuid& device, const Uuid& record, std::string_view field,
                                    Hlc hlc);
+
+/// derivedChangeId for the fields of one write (same device, record and HLC): what
+/// they share is hashed once.
+class ChangeIdDeriver {
+public:
+  ChangeIdDeriver(const Uuid& device, const Uuid& record, Hlc hlc) noexcept;
+  [[nodiscard]] Uuid operator()(std::string_view field) const noexcept;
+
+private:
+  /// A crypto_generichash_state (libsodium) after the shared part.
+  alignas(64) std::array<unsigned char, 384> prefix_;
+};
 
 } // namespace outpost::sync
