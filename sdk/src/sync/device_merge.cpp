@@ -318,15 +318,22 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
     // Per record, in the order records first appear.
     std::vector<Uuid> order;
     std::unordered_map<Uuid, std::vector<const sync::Change*>> groups;
+    // A write's changes arrive together: the group of the change before is looked
+    // up once, not per change (the map's elements stay put as it grows).
+    std::vector<const sync::Change*>* last = nullptr;
+    const Uuid* lastId = nullptr;
     for (const sync::Change& c : changes) {
       if (c.deviceId == s.device) {
         continue; // our own change, echoed back: we have it
       }
-      auto& group = groups[c.recordId];
-      if (group.empty()) {
-        order.push_back(c.recordId);
+      if (last == nullptr || *lastId != c.recordId) {
+        last = &groups[c.recordId];
+        lastId = &c.recordId;
+        if (last->empty()) {
+          order.push_back(c.recordId);
+        }
       }
-      group.push_back(&c);
+      last->push_back(&c);
     }
     const std::int64_t nowMs = s.clock.unixMillis();
     std::vector<FieldMerge> merges;
@@ -358,9 +365,12 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
       // The record's changes by field, in name order; a field's changes keep
       // their order. Each field's state is read once (a new record has none),
       // merged with all of its changes, then materialised.
-      std::stable_sort(
-          group.begin(), group.end(),
-          [](const sync::Change* x, const sync::Change* y) { return x->field < y->field; });
+      const auto byField = [](const sync::Change* x, const sync::Change* y) {
+        return x->field < y->field;
+      };
+      if (!std::is_sorted(group.begin(), group.end(), byField)) { // a write's usually are
+        std::stable_sort(group.begin(), group.end(), byField);
+      }
       auto stored = before ? loadFieldStates(s, db, rid)
                            : std::map<std::string, sync::FieldState, std::less<>>{};
       const bool hadRows = !stored.empty();

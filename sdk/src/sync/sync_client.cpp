@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <map>
 #include <memory>
 #include <set>
@@ -96,6 +97,14 @@ std::vector<std::string> templateRefs(Vault& vault, std::map<std::string, std::s
   return out;
 }
 
+/// A pulled batch decoded, waiting for its merge.
+struct PulledBatch {
+  std::vector<sync::Change> changes;
+  std::unique_ptr<bool[]> derived; ///< per change: its id is the derived one
+  std::uint64_t nextCursor = 0;
+  bool more = false;
+};
+
 } // namespace
 
 struct SyncClient::Impl {
@@ -133,6 +142,18 @@ struct SyncClient::Impl {
                              SyncProgress& progress, std::size_t& skewed);
   asio::awaitable<void> pull(protocol::SecureChannel& channel, SyncReport& report,
                              SyncProgress& progress);
+  /// Receives and decodes one PullReply, and asks for the next batch if there is one.
+  asio::awaitable<PulledBatch> receivePull(protocol::SecureChannel& channel, SyncReport& report,
+                                           std::uint64_t& cursor);
+  /// The merge of a pulled batch running on its own thread (pull()); waited for
+  /// before a sync returns, however it ends.
+  std::future<model::RemoteMergeResult> merging;
+  void waitForMerge() noexcept {
+    if (merging.valid()) {
+      merging.wait();
+      merging = {};
+    }
+  }
   void progress(SyncProgress& p, const protocol::SecureChannel* channel) const {
     if (channel) {
       p.bytesUp = channel->bytesSent();
@@ -198,6 +219,9 @@ SyncReport SyncClient::Impl::runOnce() {
     }
   }
   io.run();
+  // A sync stopped during a pull may leave a batch merging on its own thread: it ends
+  // (committed whole, or rolled back) before this returns or touches the vault again.
+  waitForMerge();
   bool cancelled = false;
   {
     const std::lock_guard lock(stateMutex);
@@ -493,46 +517,77 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
   progress.writesPending = static_cast<std::size_t>(journal.pendingCount());
 }
 
+asio::awaitable<PulledBatch> SyncClient::Impl::receivePull(protocol::SecureChannel& channel,
+                                                           SyncReport& report,
+                                                           std::uint64_t& cursor) {
+  protocol::Message answer = co_await channel.receiveMessage();
+  ++report.roundTrips;
+  const protocol::PullReply reply = protocol::expect<protocol::PullReply>(std::move(answer));
+  if (reply.nextCursor < cursor) {
+    throw Error(Errc::protocol, "the server moved the pull cursor backwards");
+  }
+  cursor = reply.nextCursor;
+  if (reply.more) {
+    // Asked before this reply is merged: the server reads the next batch while the
+    // device merges this one. The stored cursor only moves once a batch is merged.
+    const protocol::Message request = protocol::PullRequest{reply.nextCursor, options.pullBatch};
+    co_await channel.sendMessage(request);
+  }
+  PulledBatch out;
+  out.nextCursor = reply.nextCursor;
+  out.more = reply.more;
+  out.changes.reserve(reply.changes.size());
+  // A change whose id the wire left out gets its derived id here: the merge
+  // then need not derive it again to know the record alone describes it.
+  out.derived = std::make_unique<bool[]>(reply.changes.size());
+  for (std::size_t i = 0; i < reply.changes.size(); ++i) {
+    out.derived[i] = protocol::isElidedId(reply.changes[i].changeId);
+    out.changes.push_back(protocol::toSync(reply.changes[i]));
+  }
+  co_return out;
+}
+
 asio::awaitable<void> SyncClient::Impl::pull(protocol::SecureChannel& channel, SyncReport& report,
                                              SyncProgress& progress) {
+  // Reply k+1 is received and decoded on this (the io) thread while reply k is merged
+  // on a thread of its own. Merges run one at a time and in order, at most one
+  // decoded reply waits for its turn, and each merge is one vault transaction that
+  // also advances the stored cursor.
   std::uint64_t cursor = model::pullCursor(internals());
   const protocol::Message first = protocol::PullRequest{cursor, options.pullBatch};
   co_await channel.sendMessage(first);
+  PulledBatch batch = co_await receivePull(channel, report, cursor);
   for (;;) {
-    protocol::Message answer = co_await channel.receiveMessage();
-    ++report.roundTrips;
-    const protocol::PullReply reply = protocol::expect<protocol::PullReply>(std::move(answer));
-    if (reply.nextCursor < cursor) {
-      throw Error(Errc::protocol, "the server moved the pull cursor backwards");
+    const bool more = batch.more;
+    merging = std::async(std::launch::async, [this, pulled = std::move(batch)] {
+      return model::applyRemote(internals(), pulled.changes, pulled.nextCursor,
+                                std::span<const bool>(pulled.derived.get(), pulled.changes.size()));
+    });
+    PulledBatch next;
+    std::exception_ptr receiveFailed;
+    if (more) {
+      try {
+        next = co_await receivePull(channel, report, cursor);
+      } catch (...) {
+        receiveFailed = std::current_exception();
+      }
     }
-    if (reply.more) {
-      // Asked before this reply is merged: the server reads the next batch while the
-      // device merges this one. The cursor only moves once a batch is merged.
-      const protocol::Message request = protocol::PullRequest{reply.nextCursor, options.pullBatch};
-      co_await channel.sendMessage(request);
+    // The merge ends first, and its failure is the sync's, as when it ran here. A
+    // sync stopped meanwhile never gets here: runOnce waits for the merge instead.
+    const model::RemoteMergeResult merged = merging.get();
+    if (receiveFailed) {
+      std::rethrow_exception(receiveFailed);
     }
-    std::vector<sync::Change> changes;
-    changes.reserve(reply.changes.size());
-    // A change whose id the wire left out gets its derived id here: the merge
-    // then need not derive it again to know the record alone describes it.
-    const auto derived = std::make_unique<bool[]>(reply.changes.size());
-    for (std::size_t i = 0; i < reply.changes.size(); ++i) {
-      derived[i] = protocol::isElidedId(reply.changes[i].changeId);
-      changes.push_back(protocol::toSync(reply.changes[i]));
-    }
-    const model::RemoteMergeResult merged =
-        model::applyRemote(internals(), changes, reply.nextCursor,
-                           std::span<const bool>(derived.get(), changes.size()));
-    cursor = reply.nextCursor;
     report.changesPulled += merged.merged;
     report.recordsUpdated += merged.records;
     report.newConflicts += merged.newConflicts;
     progress.changesPulled += merged.merged;
     progress.recordsPulled += merged.records;
     this->progress(progress, &channel);
-    if (!reply.more) {
+    if (!more) {
       break;
     }
+    batch = std::move(next);
   }
 }
 
