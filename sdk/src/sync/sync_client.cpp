@@ -23,6 +23,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -138,8 +139,11 @@ struct SyncClient::Impl {
   asio::awaitable<void> runCommands(protocol::SecureChannel& channel,
                                     const std::vector<protocol::Command>& commands,
                                     SyncReport& report);
+  /// Pushes the outbox; once it is all sent, sends the pull's first request (before
+  /// the last acknowledgements arrive: the server answers in order).
   asio::awaitable<void> push(protocol::SecureChannel& channel, SyncReport& report,
                              SyncProgress& progress, std::size_t& skewed);
+  /// Pulls, the first request sent already (push).
   asio::awaitable<void> pull(protocol::SecureChannel& channel, SyncReport& report,
                              SyncProgress& progress);
   /// Receives and decodes one PullReply, and asks for the next batch if there is one.
@@ -350,22 +354,24 @@ asio::awaitable<void> SyncClient::Impl::session(SyncReport& report) {
   this->progress(progress, &channel);
   co_await runCommands(channel, reply.pendingCommands, report);
 
-  progress.phase = SyncPhase::pushing;
-  std::size_t skewed = 0;
-  co_await push(channel, report, progress, skewed);
-  progress.phase = SyncPhase::pulling;
   // A team the worker joined since the last complete pull (or rejoined after its
   // records were purged) has earlier writes behind the cursor: pull from the start.
-  // The teams are remembered only once a pull has completed.
+  // The teams are remembered only once a pull has completed. Decided before the
+  // push, which sends the pull's first request.
   const std::string teams = joinTeams(reply.teams);
-  if (!reply.teams.empty() &&
-      gainsTeam(model::syncMeta(internals(), kTeamsKey).value_or(""), reply.teams) &&
+  const std::optional<std::string> knownTeams = model::syncMeta(internals(), kTeamsKey);
+  if (!reply.teams.empty() && gainsTeam(knownTeams.value_or(""), reply.teams) &&
       model::pullCursor(internals()) > 0) {
     model::resetPullCursor(internals());
     context.log().info("sync: the worker's teams grew; pulling their records from the start");
   }
+
+  progress.phase = SyncPhase::pushing;
+  std::size_t skewed = 0;
+  co_await push(channel, report, progress, skewed);
+  progress.phase = SyncPhase::pulling;
   co_await pull(channel, report, progress);
-  if (!reply.teams.empty()) {
+  if (!reply.teams.empty() && knownTeams != teams) {
     model::setSyncMeta(internals(), kTeamsKey, teams);
   }
   report.bytesUp = channel.bytesSent();
@@ -447,6 +453,11 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
       next.entries = model::pendingWrites(internals(), options.pushBatch, afterSeq, !elideIds);
       if (next.entries.empty()) {
         drained = true;
+        // The pull's first request goes now, ahead of the last acknowledgements: its
+        // reply comes after them (and the cursor only moves once it is merged).
+        const protocol::Message firstPull =
+            protocol::PullRequest{model::pullCursor(internals()), options.pullBatch};
+        co_await channel.sendMessage(firstPull);
         break;
       }
       randombytes_buf(next.batch.batchId.data(), next.batch.batchId.size());
@@ -554,8 +565,6 @@ asio::awaitable<void> SyncClient::Impl::pull(protocol::SecureChannel& channel, S
   // decoded reply waits for its turn, and each merge is one vault transaction that
   // also advances the stored cursor.
   std::uint64_t cursor = model::pullCursor(internals());
-  const protocol::Message first = protocol::PullRequest{cursor, options.pullBatch};
-  co_await channel.sendMessage(first);
   PulledBatch batch = co_await receivePull(channel, report, cursor);
   for (;;) {
     const bool more = batch.more;
