@@ -418,6 +418,51 @@ TEST_SUITE("server.sync") {
     CHECK(srv.server->metrics().errors.load() >= 3);
   }
 
+  TEST_CASE("requests sent before the previous reply are answered in order, and bytes that "
+            "do not decode end the session only after the replies before them") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+    (void)a.hello();
+    const protocol::Uuid record = newId();
+    const protocol::Message first =
+        protocol::PushBatch{newId(), {a.change(record, "x", std::string("1"))}};
+    const protocol::Message second =
+        protocol::PushBatch{newId(), {a.change(record, "y", std::string("2"))}};
+    const protocol::Message pull = protocol::PullRequest{0, 100};
+    const std::vector<std::uint8_t> garbage(64, 0xAB);
+    std::vector<protocol::Message> replies;
+    bool ended = false;
+    (void)runIn(a.io, [&]() -> asio::awaitable<bool> {
+      // All four go before any reply is read.
+      co_await a.channel->sendMessage(first);
+      co_await a.channel->sendMessage(second);
+      co_await a.channel->sendMessage(pull);
+      co_await a.channel->send(garbage);
+      for (int i = 0; i < 4; ++i) {
+        try {
+          replies.push_back(co_await a.channel->receiveMessage());
+        } catch (const Error&) {
+          ended = true;
+          break;
+        }
+      }
+      co_return true;
+    });
+    REQUIRE(replies.size() >= 3);
+    CHECK(std::get<protocol::PushAck>(replies[0]).batchId ==
+          std::get<protocol::PushBatch>(first).batchId);
+    CHECK(std::get<protocol::PushAck>(replies[1]).batchId ==
+          std::get<protocol::PushBatch>(second).batchId);
+    // Its own changes are not sent back to a device: the pull sees both batches' seqs.
+    CHECK(std::get<protocol::PullReply>(replies[2]).nextCursor == 2);
+    // The garbage gets an error reply or the connection closed, nothing else.
+    CHECK((ended || std::holds_alternative<protocol::ErrorReply>(replies.back())));
+    CHECK(data.store()->record(sync::Uuid{record}).has_value());
+  }
+
   TEST_CASE("a push cut off before its ack is applied once when pushed again") {
     Context ctx;
     DataFolder data(ctx);
