@@ -9,7 +9,9 @@
 // (SqliteServerStore::setAutoCheckpoint) and this thread checkpoints instead,
 // PASSIVE (never blocking a writer or a reader), every `interval`. Should the WAL
 // grow past `restartPages` all the same (readers holding old snapshots), a RESTART
-// checkpoint waits for them so the next write starts the WAL from the beginning.
+// checkpoint waits for them so the next write starts the WAL from the beginning. A
+// round that finds the WAL all copied and nothing written since the previous round
+// truncates it, so an idle server holds no WAL on disk.
 // Durability does not depend on any of this: a commit is durable in the WAL.
 
 #include <outpost/context.hpp>

@@ -510,7 +510,7 @@ TEST_SUITE("server.sync") {
   }
 
   TEST_CASE("pushed pages reach the database file while the server runs: its own thread "
-            "checkpoints the WAL, not the push") {
+            "checkpoints the WAL, not the push, and truncates it once idle") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
@@ -540,6 +540,16 @@ TEST_SUITE("server.sync") {
     // 200 values of 2000 bytes: at least 400 KB more in the file itself, not only in
     // the WAL.
     CHECK(std::filesystem::file_size(file) >= before + 400'000);
+    // Idle now: the WAL's disk space is given back.
+    const std::filesystem::path wal = file.string() + "-wal";
+    bool truncated = false;
+    for (int i = 0; i < 300 && !truncated; ++i) {
+      truncated = std::filesystem::exists(wal) && std::filesystem::file_size(wal) == 0;
+      if (!truncated) {
+        std::this_thread::sleep_for(10ms);
+      }
+    }
+    CHECK(truncated);
   }
 
   TEST_CASE("metrics and health answer over HTTP, and stop() returns with an idle session open") {
