@@ -550,10 +550,23 @@ asio::awaitable<PulledBatch> SyncClient::Impl::receivePull(protocol::SecureChann
   out.changes.reserve(reply.changes.size());
   // A change whose id the wire left out gets its derived id here: the merge
   // then need not derive it again to know the record alone describes it.
+  // The ids of one write's changes share most of their hash (ChangeIdDeriver).
   out.derived = std::make_unique<bool[]>(reply.changes.size());
+  std::optional<sync::ChangeIdDeriver> derive;
+  const protocol::Change* head = nullptr; // the write `derive` is for
   for (std::size_t i = 0; i < reply.changes.size(); ++i) {
-    out.derived[i] = protocol::isElidedId(reply.changes[i].changeId);
-    out.changes.push_back(protocol::toSync(reply.changes[i]));
+    const protocol::Change& c = reply.changes[i];
+    out.derived[i] = protocol::isElidedId(c.changeId);
+    if (!out.derived[i]) {
+      out.changes.push_back(protocol::toSync(c));
+      continue;
+    }
+    if (head == nullptr || head->recordId != c.recordId || head->hlc != c.hlc ||
+        head->deviceId != c.deviceId) {
+      derive.emplace(uuidOf(c.deviceId), uuidOf(c.recordId), sync::Hlc{c.hlc});
+      head = &c;
+    }
+    out.changes.push_back(protocol::toSync(c, (*derive)(c.field).bytes));
   }
   co_return out;
 }
