@@ -916,9 +916,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
   for (std::size_t first = 0; first < changes.size();) {
     const protocol::Change& head = changes[first];
     std::size_t last = first + 1;
-    while (last < changes.size() && changes[last].recordId == head.recordId &&
-           changes[last].hlc == head.hlc && changes[last].deviceId == head.deviceId &&
-           changes[last].recordType == head.recordType) {
+    while (last < changes.size() && protocol::sameWrite(changes[last], head)) {
       ++last;
     }
     const std::span<const protocol::Change> write(changes.data() + first, last - first);

@@ -263,11 +263,6 @@ void build(capnp::List<w::Change>::Builder list, const std::vector<Change>& chan
   }
 }
 
-bool sameWrite(const Change& a, const Change& b) noexcept {
-  return a.hlc == b.hlc && a.recordId == b.recordId && a.deviceId == b.deviceId &&
-         a.recordType == b.recordType;
-}
-
 bool isZero(const Uuid& id) noexcept {
   return std::all_of(id.begin(), id.end(), [](std::uint8_t b) { return b == 0; });
 }
@@ -688,6 +683,11 @@ Message read(w::Envelope::Reader env) {
 } // namespace
 
 void validate(const Message& message, Errc code) { std::visit(Checker{code}, message); }
+
+bool sameWrite(const Change& a, const Change& b) noexcept {
+  return a.hlc == b.hlc && a.recordId == b.recordId && a.deviceId == b.deviceId &&
+         a.recordType == b.recordType;
+}
 
 Bytes encode(const Message& message, const EncodeOptions& options) {
   validate(message, Errc::invalid_argument);

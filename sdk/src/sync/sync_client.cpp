@@ -561,8 +561,7 @@ asio::awaitable<PulledBatch> SyncClient::Impl::receivePull(protocol::SecureChann
       out.changes.push_back(protocol::toSync(c));
       continue;
     }
-    if (head == nullptr || head->recordId != c.recordId || head->hlc != c.hlc ||
-        head->deviceId != c.deviceId) {
+    if (head == nullptr || !protocol::sameWrite(*head, c)) {
       derive.emplace(uuidOf(c.deviceId), uuidOf(c.recordId), sync::Hlc{c.hlc});
       head = &c;
     }

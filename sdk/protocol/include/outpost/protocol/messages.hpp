@@ -222,6 +222,9 @@ struct EncodeOptions {
 
 /// Checks a message against the protocol's rules; throws `Error{code}`.
 void validate(const Message& message, Errc code);
+/// True when two changes belong to one write (same record, type, HLC and device):
+/// a write's changes travel consecutively, and the record-writes layout groups them.
+[[nodiscard]] bool sameWrite(const Change& a, const Change& b) noexcept;
 
 /// The highest version both ranges include, or nullopt when they do not overlap.
 [[nodiscard]] std::optional<std::uint16_t> negotiateVersion(std::uint16_t peerMin,
