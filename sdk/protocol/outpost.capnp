@@ -115,6 +115,16 @@ struct ChangeResult {
 struct PushAck {
   batchId @0 :Uuid;
   results @1 :List(ChangeResult);
+  # The compact layout (capability "compact-acks"): `results` is empty, `count` is
+  # the number of results, and `exceptions` lists, by position, every result that is
+  # not "applied, reason 0, all-zero id"; the others are exactly that.
+  count @2 :UInt32;
+  exceptions @3 :List(ChangeResultAt);
+}
+
+struct ChangeResultAt {
+  index @0 :UInt32;
+  result @1 :ChangeResult;
 }
 
 struct PullRequest {

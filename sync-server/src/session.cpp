@@ -228,8 +228,9 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
     helloReply.teams = deviceScope.teams;
     const bool zstd = hasCapability(session.hello, kCapabilityZstd);
     const bool recordWrites = hasCapability(session.hello, kCapabilityRecordWrites);
-    for (const std::string_view both :
-         {kCapabilityZstd, kCapabilityDerivedIds, kCapabilityRecordWrites}) {
+    const bool compactAcks = hasCapability(session.hello, kCapabilityCompactAcks);
+    for (const std::string_view both : {kCapabilityZstd, kCapabilityDerivedIds,
+                                        kCapabilityRecordWrites, kCapabilityCompactAcks}) {
       if (hasCapability(session.hello, both)) {
         helloReply.capabilities.emplace_back(both);
       }
@@ -241,6 +242,9 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
     }
     if (recordWrites) {
       channel.groupWrites();
+    }
+    if (compactAcks) {
+      channel.compactAcks();
     }
     if (!deviceScope.recorded) {
       const auto lease = server.stores.take();

@@ -184,6 +184,10 @@ void messages(const std::uint8_t* data, std::size_t size) {
     if (decode(encode(*m, EncodeOptions{true})) != *m) {
       finding("a message does not survive the record-writes layout");
     }
+    // So does the compact acknowledgement layout.
+    if (decode(encode(*m, EncodeOptions{.compactAcks = true})) != *m) {
+      finding("a message does not survive the compact-acks layout");
+    }
   } catch (const Error& e) {
     std::fprintf(stderr, "%s\n", e.what());
     finding("a decoded message could not be re-encoded");
@@ -214,6 +218,11 @@ std::vector<std::pair<std::string, std::vector<std::uint8_t>>> seeds(const std::
         out.emplace_back(std::string(messageName(m)), encoded);
         if (std::holds_alternative<PushBatch>(m) || std::holds_alternative<PullReply>(m)) {
           out.emplace_back(std::string(messageName(m)) + "-writes", encode(m, EncodeOptions{true}));
+        }
+        if (std::holds_alternative<PushAck>(m)) {
+          PushAck compact = std::get<PushAck>(m);
+          compact.results.insert(compact.results.begin(), 3, ChangeResult{});
+          out.emplace_back("pushAck-compact", encode(compact, EncodeOptions{.compactAcks = true}));
         }
       } else {
         // mode 0: plaintext frames of the message stream

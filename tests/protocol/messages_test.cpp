@@ -132,6 +132,86 @@ TEST_SUITE("protocol.messages") {
     CHECK(decode(encode(empty, EncodeOptions{true})) == empty);
   }
 
+  TEST_CASE("a compact PushAck decodes to the same results and is far smaller") {
+    PushAck ack{uuidOf(9), std::vector<ChangeResult>(limits::kChanges)};
+    CHECK(decode(encode(ack, EncodeOptions{.compactAcks = true})) == Message{ack});
+    // Everything the compact layout cannot leave out comes back at its position.
+    ack.results[0] = {{}, ChangeOutcome::duplicate, Errc::ok};
+    ack.results[17] = {uuidOf(40), ChangeOutcome::applied, Errc::ok}; // an id that was sent
+    ack.results[18] = {{}, ChangeOutcome::conflict, Errc::conflict};
+    ack.results[limits::kChanges - 1] = {{}, ChangeOutcome::rejected, Errc::out_of_scope};
+    const Bytes compact = encode(ack, EncodeOptions{.compactAcks = true});
+    CHECK(decode(compact) == Message{ack});
+    CHECK(compact.size() * 20 < encode(ack).size());
+    const PushAck empty{uuidOf(3), {}};
+    CHECK(decode(encode(empty, EncodeOptions{.compactAcks = true})) == Message{empty});
+  }
+
+  TEST_CASE("a malformed compact PushAck is refused") {
+    const kj::byte id[16] = {};
+    const auto build = [&](capnp::MallocMessageBuilder& b) {
+      auto ack = b.initRoot<wire::Envelope>().initPushAck();
+      ack.setBatchId(capnp::Data::Reader(id, 16));
+      return ack;
+    };
+    const auto exception = [&](wire::ChangeResultAt::Builder x, std::uint32_t index) {
+      x.setIndex(index);
+      auto r = x.initResult();
+      r.setChangeId(capnp::Data::Reader(id, 16));
+      r.setOutcome(wire::ChangeOutcome::DUPLICATE);
+    };
+    {
+      capnp::MallocMessageBuilder b; // results and a count
+      auto ack = build(b);
+      ack.setCount(2);
+      ack.initResults(2);
+      CHECK(codeOf([&] { (void)decode(packed(b)); }) == Errc::protocol);
+    }
+    {
+      capnp::MallocMessageBuilder b; // exceptions without a count
+      exception(build(b).initExceptions(1)[0], 0);
+      CHECK(codeOf([&] { (void)decode(packed(b)); }) == Errc::protocol);
+    }
+    {
+      capnp::MallocMessageBuilder b; // out of order
+      auto ack = build(b);
+      ack.setCount(5);
+      auto xs = ack.initExceptions(2);
+      exception(xs[0], 3);
+      exception(xs[1], 3);
+      CHECK(codeOf([&] { (void)decode(packed(b)); }) == Errc::protocol);
+    }
+    {
+      capnp::MallocMessageBuilder b; // past the count
+      auto ack = build(b);
+      ack.setCount(5);
+      exception(ack.initExceptions(1)[0], 5);
+      CHECK(codeOf([&] { (void)decode(packed(b)); }) == Errc::protocol);
+    }
+    {
+      capnp::MallocMessageBuilder b; // more results than a batch holds
+      build(b).setCount(static_cast<std::uint32_t>(limits::kChanges + 1));
+      CHECK(codeOf([&] { (void)decode(packed(b)); }) == Errc::protocol);
+    }
+    {
+      capnp::MallocMessageBuilder b; // an exception with no result
+      auto ack = build(b);
+      ack.setCount(2);
+      ack.initExceptions(1)[0].setIndex(1);
+      CHECK(codeOf([&] { (void)decode(packed(b)); }) == Errc::protocol);
+    }
+    {
+      capnp::MallocMessageBuilder b; // the control: a well-formed one decodes
+      auto ack = build(b);
+      ack.setCount(5);
+      exception(ack.initExceptions(1)[0], 4);
+      const auto m = std::get<PushAck>(decode(packed(b)));
+      REQUIRE(m.results.size() == 5);
+      CHECK(m.results[4].outcome == ChangeOutcome::duplicate);
+      CHECK(m.results[3] == ChangeResult{});
+    }
+  }
+
   TEST_CASE("a message with both changes and writes, or a write without fields, is refused") {
     const kj::byte id[16] = {1};
     capnp::MallocMessageBuilder b;

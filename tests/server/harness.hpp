@@ -188,8 +188,8 @@ struct Device {
     return reply;
   }
 
-  /// Connects a session channel and says Hello.
-  protocol::HelloReply hello() {
+  /// Connects a session channel and says Hello, naming `capabilities`.
+  protocol::HelloReply hello(std::vector<std::string> capabilities = {}) {
     channel.reset();
     channel = runIn(io, [&]() -> asio::awaitable<std::optional<protocol::SecureChannel>> {
       tcp::socket s(co_await asio::this_coro::executor);
@@ -205,7 +205,7 @@ struct Device {
                             workerId,
                             "test",
                             hlcNow(),
-                            {}};
+                            std::move(capabilities)};
     return runIn(io, [&]() -> asio::awaitable<protocol::HelloReply> {
       co_return co_await protocol::openSession(*channel, h);
     });

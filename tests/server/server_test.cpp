@@ -228,6 +228,58 @@ TEST_SUITE("server.sync") {
     CHECK(std::get<std::string>(view->state.fields.at("x").current->value) == "north");
   }
 
+  TEST_CASE("a device that names compact-acks gets the same results in a fraction of the bytes") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    Device c(ctx);
+    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, c, "carol");
+    (void)a.hello();
+    const Uuid northRecord = newId();
+    REQUIRE(count(a.push({a.change(northRecord, "x", std::string("north"))}),
+                  ChangeOutcome::applied) == 1);
+    // The same kind of batch, ids left out (derived), one change out of scope: once
+    // with the full layout and once compact.
+    const auto batch = [&](const Uuid& record) {
+      std::vector<protocol::Change> changes;
+      changes.push_back(c.change(northRecord, "x", std::string("intruder")));
+      for (int i = 0; i < 400; ++i) {
+        changes.push_back(c.change(record, "f" + std::to_string(i), std::int64_t{i}));
+        changes.back().hlc = changes[1].hlc; // one write
+      }
+      for (auto& change : changes) {
+        change.changeId = {};
+      }
+      return changes;
+    };
+    std::vector<PushAck> acks;
+    std::vector<std::uint64_t> ackBytes;
+    for (const bool compact : {false, true}) {
+      CAPTURE(compact);
+      std::vector<std::string> caps = {std::string(protocol::kCapabilityDerivedIds)};
+      if (compact) {
+        caps.emplace_back(protocol::kCapabilityCompactAcks);
+      }
+      const protocol::HelloReply reply = c.hello(caps);
+      CHECK((std::find(reply.capabilities.begin(), reply.capabilities.end(),
+                       protocol::kCapabilityCompactAcks) != reply.capabilities.end()) == compact);
+      CHECK(reply.capabilities.size() == caps.size());
+      const std::uint64_t before = c.channel->bytesReceived();
+      acks.push_back(c.push(batch(newId())));
+      ackBytes.push_back(c.channel->bytesReceived() - before);
+    }
+    for (const PushAck& ack : acks) {
+      REQUIRE(ack.results.size() == 401);
+      CHECK(ack.results[0] ==
+            protocol::ChangeResult{{}, ChangeOutcome::rejected, Errc::out_of_scope});
+      CHECK(count(ack, ChangeOutcome::applied) == 400);
+      CHECK(ack.results[400] == protocol::ChangeResult{});
+    }
+    CHECK(ackBytes[1] * 10 < ackBytes[0]);
+  }
+
   TEST_CASE("a pull reply never ends inside one write") {
     Context ctx;
     DataFolder data(ctx);

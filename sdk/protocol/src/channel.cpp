@@ -386,6 +386,7 @@ noise::Bytes decompressed(std::span<const std::uint8_t> bytes, std::size_t limit
 
 void SecureChannel::compressMessages() noexcept { state_->compress = true; }
 void SecureChannel::groupWrites() noexcept { state_->encoding.recordWrites = true; }
+void SecureChannel::compactAcks() noexcept { state_->encoding.compactAcks = true; }
 
 asio::awaitable<void> SecureChannel::sendMessage(const Message& message) {
   noise::Bytes bytes = encode(message, state_->encoding);

@@ -267,6 +267,11 @@ bool isZero(const Uuid& id) noexcept {
   return std::all_of(id.begin(), id.end(), [](std::uint8_t b) { return b == 0; });
 }
 
+/// What the compact PushAck layout leaves out.
+bool plainApplied(const ChangeResult& r) noexcept {
+  return r.outcome == ChangeOutcome::applied && r.reason == Errc::ok && isZero(r.changeId);
+}
+
 /// The changes as RecordWrites: each run of consecutive changes of one write
 /// becomes one RecordWrite. `init` makes the list once its length is known.
 template <typename Init>
@@ -367,11 +372,29 @@ void build(w::Envelope::Builder env, const Message& message, const EncodeOptions
         } else if constexpr (std::is_same_v<T, PushAck>) {
           auto b = env.initPushAck();
           b.setBatchId(asData(m.batchId));
-          auto rs = b.initResults(static_cast<unsigned>(m.results.size()));
-          for (unsigned i = 0; i < m.results.size(); ++i) {
-            rs[i].setChangeId(asData(m.results[i].changeId));
-            rs[i].setOutcome(static_cast<w::ChangeOutcome>(m.results[i].outcome));
-            rs[i].setReason(static_cast<std::uint16_t>(m.results[i].reason));
+          const auto setResult = [](w::ChangeResult::Builder r, const ChangeResult& x) {
+            r.setChangeId(asData(x.changeId));
+            r.setOutcome(static_cast<w::ChangeOutcome>(x.outcome));
+            r.setReason(static_cast<std::uint16_t>(x.reason));
+          };
+          if (options.compactAcks && !m.results.empty()) {
+            std::vector<unsigned> at;
+            for (unsigned i = 0; i < m.results.size(); ++i) {
+              if (!plainApplied(m.results[i])) {
+                at.push_back(i);
+              }
+            }
+            b.setCount(static_cast<std::uint32_t>(m.results.size()));
+            auto xs = b.initExceptions(static_cast<unsigned>(at.size()));
+            for (unsigned k = 0; k < at.size(); ++k) {
+              xs[k].setIndex(at[k]);
+              setResult(xs[k].initResult(), m.results[at[k]]);
+            }
+          } else {
+            auto rs = b.initResults(static_cast<unsigned>(m.results.size()));
+            for (unsigned i = 0; i < m.results.size(); ++i) {
+              setResult(rs[i], m.results[i]);
+            }
           }
         } else if constexpr (std::is_same_v<T, PullRequest>) {
           auto b = env.initPullRequest();
@@ -638,17 +661,47 @@ Message read(w::Envelope::Reader env) {
     auto r = env.getPushAck();
     PushAck m;
     m.batchId = uuid(r.getBatchId(), "PushAck.batchId");
-    auto rs = r.getResults();
-    if (rs.size() > limits::kChanges) {
-      refuse("PushAck.results has too many entries");
-    }
-    for (auto x : rs) {
+    const auto result = [](w::ChangeResult::Reader x) {
       const auto outcome = static_cast<std::uint16_t>(x.getOutcome());
       if (outcome > static_cast<std::uint16_t>(ChangeOutcome::rejected)) {
         refuse("a change result has an unknown outcome");
       }
-      m.results.push_back({uuid(x.getChangeId(), "ChangeResult.changeId"),
-                           static_cast<ChangeOutcome>(outcome), errc(x.getReason())});
+      return ChangeResult{uuid(x.getChangeId(), "ChangeResult.changeId"),
+                          static_cast<ChangeOutcome>(outcome), errc(x.getReason())};
+    };
+    auto rs = r.getResults();
+    auto xs = r.getExceptions();
+    if (rs.size() > limits::kChanges || r.getCount() > limits::kChanges) {
+      refuse("PushAck.results has too many entries");
+    }
+    if (r.getCount() == 0) {
+      if (xs.size() != 0) {
+        refuse("PushAck.exceptions without a count");
+      }
+      m.results.reserve(rs.size());
+      for (auto x : rs) {
+        m.results.push_back(result(x));
+      }
+      return m;
+    }
+    // The compact layout: every result not listed is applied, reason 0, zero id.
+    if (rs.size() != 0) {
+      refuse("a PushAck has both results and a count");
+    }
+    if (xs.size() > r.getCount()) {
+      refuse("PushAck.exceptions has more entries than the count");
+    }
+    m.results.resize(r.getCount());
+    std::uint64_t next = 0; // positions strictly increase
+    for (auto x : xs) {
+      if (x.getIndex() < next || x.getIndex() >= r.getCount()) {
+        refuse("PushAck.exceptions are out of order or out of range");
+      }
+      next = std::uint64_t{x.getIndex()} + 1;
+      if (!x.hasResult()) {
+        refuse("a PushAck exception has no result");
+      }
+      m.results[x.getIndex()] = result(x.getResult());
     }
     return m;
   }

@@ -325,6 +325,7 @@ asio::awaitable<void> SyncClient::Impl::session(SyncReport& report) {
   hello.capabilities.emplace_back(protocol::kCapabilityZstd);
   hello.capabilities.emplace_back(protocol::kCapabilityDerivedIds);
   hello.capabilities.emplace_back(protocol::kCapabilityRecordWrites);
+  hello.capabilities.emplace_back(protocol::kCapabilityCompactAcks);
   hello.templates = templateRefs(vault, knownTemplates);
   {
     auto& s = internals();
@@ -488,34 +489,46 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
     // clock skew stay in the outbox.
     std::set<std::int64_t> skewedSeqs;
     std::map<sync::Uuid, std::string> rejected;
-    std::set<sync::Uuid> accepted;
+    std::set<sync::Uuid> accepted; // only kept once something was refused
+    const auto noteAccepted = [&](std::size_t upTo) {
+      for (std::size_t j = 0; j < upTo; ++j) {
+        if (ack.results[j].outcome != protocol::ChangeOutcome::rejected) {
+          accepted.insert(entries[j].change.recordId);
+        }
+      }
+    };
     for (std::size_t i = 0; i < entries.size(); ++i) {
       const protocol::ChangeResult& r = ack.results[i];
       if (r.changeId != batch.changes[i].changeId) {
         throw Error(Errc::protocol, "the server's acknowledgement does not match the batch sent");
       }
-      const sync::Uuid& record = entries[i].change.recordId;
       if (r.outcome == protocol::ChangeOutcome::rejected) {
         if (r.reason == Errc::clock_skew) {
           skewedSeqs.insert(entries[i].seq);
           continue;
         }
-        rejected.emplace(record, std::string(errcName(r.reason)));
+        if (rejected.empty()) {
+          noteAccepted(i); // the records accepted so far
+        }
+        rejected.emplace(entries[i].change.recordId, std::string(errcName(r.reason)));
         ++report.changesRejected;
       } else {
-        if (i == 0 || entries[i - 1].change.recordId != record) {
-          accepted.insert(record); // a write's changes are consecutive
+        if (!rejected.empty()) {
+          accepted.insert(entries[i].change.recordId);
         }
         ++report.changesPushed;
         ++progress.changesPushed;
       }
     }
     // A record the server accepted and refused nothing of is no longer rejected.
+    // With nothing refused, that is every record of an acknowledged write (a write
+    // whose changes were all held back for clock skew is not acknowledged).
     std::vector<model::AckedWrite> acked;
     for (const model::JournalEntry& e : entries) {
-      if (!skewedSeqs.contains(e.seq) && (acked.empty() || acked.back().seq != e.seq)) {
+      if ((acked.empty() || acked.back().seq != e.seq) && !skewedSeqs.contains(e.seq)) {
         const sync::Uuid& record = e.change.recordId;
-        acked.push_back({e.seq, accepted.contains(record) && !rejected.contains(record)});
+        acked.push_back(
+            {e.seq, rejected.empty() || (accepted.contains(record) && !rejected.contains(record))});
       }
     }
     skewed += skewedSeqs.size();

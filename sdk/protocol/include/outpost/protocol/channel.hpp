@@ -83,6 +83,10 @@ public:
   /// (EncodeOptions::recordWrites); turned on after a Hello exchange in which both
   /// named `kCapabilityRecordWrites`. Receiving takes either layout regardless.
   void groupWrites() noexcept;
+  /// From now on, PushAcks this side sends use the compact layout
+  /// (EncodeOptions::compactAcks); turned on by the server after a Hello exchange in
+  /// which both named `kCapabilityCompactAcks`. Receiving takes either layout.
+  void compactAcks() noexcept;
 
   /// encode() + send().
   asio::awaitable<void> sendMessage(const Message& message);

@@ -127,6 +127,9 @@ inline constexpr std::string_view kCapabilityDerivedIds = "derived-ids";
 /// The capability that lets both sides send change lists grouped by write
 /// (PushBatch.writes, PullReply.writes).
 inline constexpr std::string_view kCapabilityRecordWrites = "record-writes";
+/// The capability that lets the server send a PushAck's results compactly: only
+/// those that are not "applied with an all-zero id", by position (PushAck.exceptions).
+inline constexpr std::string_view kCapabilityCompactAcks = "compact-acks";
 
 struct HelloReply {
   std::uint16_t version = kProtocolVersionMax;
@@ -208,6 +211,9 @@ struct EncodeOptions {
   /// Change lists as RecordWrites (consecutive changes of one write share their
   /// record, type, HLC and device), for a peer that named kCapabilityRecordWrites.
   bool recordWrites = false;
+  /// A PushAck's results in the compact layout (count + exceptions), for a peer that
+  /// named kCapabilityCompactAcks.
+  bool compactAcks = false;
 };
 
 /// The message's bytes on the wire (packed Cap'n Proto Envelope). Throws
