@@ -29,24 +29,22 @@ void BatchWriter::submit(Job job) {
   wake_.notify_one();
 }
 
-asio::awaitable<PushResult> BatchWriter::push(const PushContext& context,
-                                              const std::vector<protocol::Change>& changes) {
-  const auto executor = co_await asio::this_coro::executor;
-  // The io_context keeps running while a session waits here (tracked work), so a
-  // graceful stop finishes the batch and its acknowledgement.
+std::shared_ptr<BatchWriter::Ticket>
+BatchWriter::start(const PushContext& context, const std::vector<protocol::Change>& changes,
+                   const asio::any_io_executor& executor, std::function<void()> onDone) {
+  auto ticket = std::make_shared<Ticket>();
   const auto tracked = asio::prefer(executor, asio::execution::outstanding_work.tracked);
-  auto initiate = [this, &context, &changes, tracked](auto handler) {
-    auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-    submit(Job{&context, &changes, [shared, tracked](std::exception_ptr error, PushResult result) {
-                 asio::post(tracked, [shared, error, result = std::move(result)]() mutable {
-                   (*shared)(error, std::move(result));
-                 });
-               }});
-  };
-  PushResult result = co_await asio::async_initiate<const asio::use_awaitable_t<>&,
-                                                    void(std::exception_ptr, PushResult)>(
-      initiate, asio::use_awaitable);
-  co_return result;
+  submit(Job{
+      &context, &changes,
+      [ticket, tracked, onDone = std::move(onDone)](std::exception_ptr error, PushResult result) {
+        asio::post(tracked, [ticket, onDone, error, result = std::move(result)]() mutable {
+          ticket->result = std::move(result);
+          ticket->error = error;
+          ticket->done = true;
+          onDone();
+        });
+      }});
+  return ticket;
 }
 
 void BatchWriter::run() {

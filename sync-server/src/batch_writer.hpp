@@ -37,12 +37,25 @@ public:
   BatchWriter(const BatchWriter&) = delete;
   BatchWriter& operator=(const BatchWriter&) = delete;
 
-  /// Applies one batch in the next group commit and resumes the caller on its own
-  /// executor with the result, after the commit. `context` and `changes` must stay
-  /// valid until then (they live in the suspended caller). Throws what the store
-  /// threw (nothing of the group was applied).
-  asio::awaitable<PushResult> push(const PushContext& context,
-                                   const std::vector<protocol::Change>& changes);
+  /// A batch handed to the writer. Filled in on the caller's executor once the
+  /// commit that holds the batch is durable, or once it failed (`error`: what the
+  /// store threw; nothing of the batch was applied).
+  struct Ticket {
+    bool done = false;
+    PushResult result;
+    std::exception_ptr error;
+  };
+
+  /// Queues one batch for the next group commit and returns at once: a session
+  /// hands over its next batch while the previous ones are merged and committed.
+  /// When the batch is done, its ticket is filled in and `onDone` runs, both on
+  /// `executor`. `context` and `changes` must stay valid until then. The
+  /// executor's io_context counts the batch as outstanding work meanwhile, so a
+  /// graceful stop finishes it.
+  std::shared_ptr<Ticket> start(const PushContext& context,
+                                const std::vector<protocol::Change>& changes,
+                                const asio::any_io_executor& executor,
+                                std::function<void()> onDone);
 
   /// Batches committed so far, and the transactions that held them.
   [[nodiscard]] std::uint64_t batches() const noexcept;

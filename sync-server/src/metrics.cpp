@@ -36,6 +36,10 @@ std::string Metrics::render() const {
   counter(out, "outpost_enrollments_total", "Devices enrolled.", enrollments);
   counter(out, "outpost_sessions_total", "Sessions admitted.", sessions);
   counter(out, "outpost_push_batches_total", "Push batches committed.", batches);
+  counter(out, "outpost_push_commits_total",
+          "Transactions that committed push batches (group commit: one holds every batch "
+          "waiting).",
+          pushCommits);
   counter(out, "outpost_pulls_total", "Pull requests answered.", pulls);
   out << "# HELP outpost_changes_total Pushed changes by outcome.\n"
          "# TYPE outpost_changes_total counter\n"

@@ -178,6 +178,7 @@ asio::awaitable<void> Server::Impl::serveHttp(tcp::socket socket) {
     response.result(http::status::ok);
     response.set(http::field::content_type, "text/plain; version=0.0.4");
     metrics.walCheckpoints.store(checkpointer.checkpoints());
+    metrics.pushCommits.store(writer.commits());
     response.body() = metrics.render();
   } else {
     response.result(http::status::not_found);

@@ -16,6 +16,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <deque>
+#include <memory>
 
 namespace outpost::server {
 
@@ -51,6 +53,7 @@ struct ConnectionScope {
 Message acknowledge(Server::Impl& server, const AdmittedSession& session, const PushBatch& batch,
                     const PushResult& result) {
   server.metrics.batches.fetch_add(1);
+  server.metrics.pushCommits.store(server.writer.commits());
   server.metrics.changesApplied.fetch_add(result.applied);
   server.metrics.changesDuplicate.fetch_add(result.duplicates);
   server.metrics.changesConflict.fetch_add(result.conflicts);
@@ -80,31 +83,11 @@ Message pull(Server::Impl& server, ServerStore& store, const AdmittedSession& se
                     hasCapability(session.hello, kCapabilityDerivedIds));
 }
 
-/// The reply to one request. A batch goes to the group commit (batch_writer.hpp) and
-/// is acknowledged once committed. Store failures become an Error reply (the session
-/// then ends; the device retries, and nothing of a failed batch was applied).
+/// The reply to a request other than a push, when its turn comes. Store failures
+/// become an Error reply (the session then ends).
 asio::awaitable<Message> answer(Server::Impl& server, const AdmittedSession& session,
                                 const Message& request) {
   try {
-    if (const auto* batch = std::get_if<PushBatch>(&request)) {
-      std::optional<Worker> worker;
-      {
-        const auto lease = server.stores.take();
-        worker = lease->findWorker(session.device.workerId);
-      }
-      if (!worker) {
-        co_return ErrorReply{Errc::out_of_scope,
-                             "this device's worker is no longer known to the server"};
-      }
-      const PushContext context{session.device, *worker, server.clock.unixMillis(),
-                                server.options.maxSkew, batch->batchId};
-      // Ids the device left out ("derived-ids") are derived by the store.
-      PushResult result = co_await server.writer.push(context, batch->changes);
-      for (std::size_t i = 0; i < batch->changes.size(); ++i) {
-        result.results[i].changeId = batch->changes[i].changeId; // as the device sent it
-      }
-      co_return acknowledge(server, session, *batch, result);
-    }
     const auto lease = server.stores.take();
     if (const auto* p = std::get_if<PullRequest>(&request)) {
       co_return pull(server, *lease, session, *p);
@@ -116,6 +99,76 @@ asio::awaitable<Message> answer(Server::Impl& server, const AdmittedSession& ses
                                errcName(e.code()));
     co_return ErrorReply{e.code(), "the server could not complete the request; retry later"};
   }
+}
+
+/// A request taken off the channel; replies go in the order requests came. A push
+/// goes to the group commit (batch_writer.hpp) as soon as it is taken, so the writer
+/// merges it while the batches before it are committed and acknowledged; it is
+/// acknowledged once committed. Anything else is answered when its turn comes, after
+/// every push before it committed.
+struct Taken {
+  Message request;
+  std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now();
+  std::optional<PushContext> context;          ///< a push handed to the writer
+  std::shared_ptr<BatchWriter::Ticket> ticket; ///< its result, once committed
+  std::optional<Message> reply;                ///< a push refused before the writer
+};
+
+/// Hands a taken push to the writer; `wake` is cancelled (on the session's
+/// executor) when it is done.
+void startPush(Server::Impl& server, const AdmittedSession& session, Taken& taken,
+               const asio::any_io_executor& executor, asio::steady_timer& wake) {
+  const auto& batch = std::get<PushBatch>(taken.request);
+  std::optional<Worker> worker;
+  try {
+    const auto lease = server.stores.take();
+    worker = lease->findWorker(session.device.workerId);
+  } catch (const Error& e) {
+    server.context.log().error("request from device {} failed: {}", idText(session.device.deviceId),
+                               errcName(e.code()));
+    taken.reply = ErrorReply{e.code(), "the server could not complete the request; retry later"};
+    return;
+  }
+  if (!worker) {
+    taken.reply =
+        ErrorReply{Errc::out_of_scope, "this device's worker is no longer known to the server"};
+    return;
+  }
+  taken.context.emplace(PushContext{session.device, *worker, server.clock.unixMillis(),
+                                    server.options.maxSkew, batch.batchId});
+  // Ids the device left out ("derived-ids") are derived by the store.
+  taken.ticket =
+      server.writer.start(*taken.context, batch.changes, executor, [&wake] { wake.cancel(); });
+}
+
+/// The reply to a push whose batch the writer is done with.
+Message pushReply(Server::Impl& server, const AdmittedSession& session, Taken& taken) {
+  if (taken.reply) {
+    return *taken.reply;
+  }
+  try {
+    if (taken.ticket->error) {
+      std::rethrow_exception(taken.ticket->error);
+    }
+  } catch (const Error& e) {
+    server.context.log().error("request from device {} failed: {}", idText(session.device.deviceId),
+                               errcName(e.code()));
+    return ErrorReply{e.code(), "the server could not complete the request; retry later"};
+  }
+  const auto& batch = std::get<PushBatch>(taken.request);
+  PushResult& result = taken.ticket->result;
+  for (std::size_t i = 0; i < batch.changes.size(); ++i) {
+    result.results[i].changeId = batch.changes[i].changeId; // as the device sent it
+  }
+  return acknowledge(server, session, batch, result);
+}
+
+/// Waits until `wake` is cancelled (a read ended or a batch is done). Everything that
+/// cancels it runs on the session's executor, as does the caller, which checks what it
+/// waits for just before: no wake-up is lost.
+asio::awaitable<void> nextEvent(asio::steady_timer& wake) {
+  boost::system::error_code ignored;
+  co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
 }
 
 asio::awaitable<void> enroll(Server::Impl& server, SecureChannel& channel) {
@@ -155,16 +208,18 @@ struct ReadAhead {
   explicit ReadAhead(const asio::any_io_executor& executor) : wake(executor) {
     wake.expires_at(asio::steady_timer::time_point::max());
   }
-  asio::steady_timer wake; ///< cancelled when the read ends
+  asio::steady_timer wake;                   ///< cancelled when the read ends
+  asio::steady_timer* sessionWake = nullptr; ///< cancelled too (it outlives the read)
   bool done = false;
   std::optional<Message> message;
   std::exception_ptr error;
 };
 
 /// Starts reading the next request into a new ReadAhead.
-std::shared_ptr<ReadAhead> readAhead(SecureChannel& channel,
-                                     const asio::any_io_executor& executor) {
+std::shared_ptr<ReadAhead> readAhead(SecureChannel& channel, const asio::any_io_executor& executor,
+                                     asio::steady_timer& sessionWake) {
   auto ahead = std::make_shared<ReadAhead>(executor);
+  ahead->sessionWake = &sessionWake;
   asio::co_spawn(
       executor,
       [&channel, ahead]() -> asio::awaitable<void> {
@@ -176,6 +231,7 @@ std::shared_ptr<ReadAhead> readAhead(SecureChannel& channel,
         }
         ahead->done = true;
         ahead->wake.cancel();
+        ahead->sessionWake->cancel();
       },
       asio::detached);
   return ahead;
@@ -256,29 +312,63 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
                                 idText(session.device.deviceId));
     }
 
-    // Request -> reply, in order; the next request is read while one is answered.
-    // Whatever ends the loop, the read in progress ends (the channel closed) before
-    // the channel goes.
+    // Request -> reply, in order; the next request is read while one is answered,
+    // and pushes are handed to the writer as they come (up to kPushesAhead, while
+    // only pushes are ahead of them). Whatever ends the loop, the read in progress
+    // ends (the channel closed) and the writer is done with every batch handed to it
+    // before the channel and the batches go.
+    constexpr std::size_t kPushesAhead = 4;
     const auto executor = co_await asio::this_coro::executor;
-    std::shared_ptr<ReadAhead> ahead = readAhead(channel, executor);
+    asio::steady_timer wake(executor, asio::steady_timer::time_point::max());
+    std::shared_ptr<ReadAhead> ahead = readAhead(channel, executor, wake);
+    std::deque<std::unique_ptr<Taken>> taken; // in order; stable addresses for the writer
+    const auto onlyPushes = [&taken] {
+      return std::all_of(taken.begin(), taken.end(), [](const auto& t) {
+        return std::holds_alternative<PushBatch>(t->request);
+      });
+    };
     std::exception_ptr failure;
     try {
       for (;;) {
-        control->busy = false;
-        if (control->stopRequested) {
+        control->busy = !taken.empty();
+        if (control->stopRequested && taken.empty()) {
           break;
         }
-        co_await settle(*ahead);
-        if (ahead->error) {
-          std::rethrow_exception(ahead->error);
+        if (ahead->done && !ahead->error && !control->stopRequested) {
+          const bool push = std::holds_alternative<PushBatch>(*ahead->message);
+          if (taken.empty() || (push && taken.size() < kPushesAhead && onlyPushes())) {
+            control->busy = true;
+            auto next = std::make_unique<Taken>();
+            next->request = std::move(*ahead->message);
+            ahead = readAhead(channel, executor, wake);
+            if (push) {
+              startPush(server, session, *next, executor, wake);
+            }
+            taken.push_back(std::move(next));
+            continue;
+          }
         }
-        const Message request = std::move(*ahead->message);
-        control->busy = true;
-        ahead = readAhead(channel, executor);
-        const auto started = std::chrono::steady_clock::now();
-        const Message reply = co_await answer(server, session, request);
+        if (taken.empty()) {
+          if (ahead->done && ahead->error) {
+            std::rethrow_exception(ahead->error);
+          }
+          co_await nextEvent(wake);
+          continue;
+        }
+        Taken& front = *taken.front();
+        if (front.ticket && !front.ticket->done) {
+          co_await nextEvent(wake);
+          continue;
+        }
+        Message reply;
+        if (std::holds_alternative<PushBatch>(front.request)) {
+          reply = pushReply(server, session, front);
+        } else {
+          reply = co_await answer(server, session, front.request);
+        }
         co_await channel.sendMessage(reply);
-        server.metrics.observeLatency(std::chrono::steady_clock::now() - started);
+        server.metrics.observeLatency(std::chrono::steady_clock::now() - front.at);
+        taken.pop_front();
         if (std::holds_alternative<ErrorReply>(reply)) {
           break;
         }
@@ -288,6 +378,10 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
     }
     channel.close();
     co_await settle(*ahead);
+    while (std::any_of(taken.begin(), taken.end(),
+                       [](const auto& t) { return t->ticket && !t->ticket->done; })) {
+      co_await nextEvent(wake);
+    }
     if (failure) {
       std::rethrow_exception(failure);
     }

@@ -515,6 +515,55 @@ TEST_SUITE("server.sync") {
     CHECK(data.store()->record(sync::Uuid{record}).has_value());
   }
 
+  TEST_CASE("batches sent back to back go to the writer before the previous ones are "
+            "acknowledged, share commits, and are acknowledged in order") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+    (void)a.hello();
+    constexpr int kBatches = 24;
+    std::vector<protocol::Message> batches;
+    for (int i = 0; i < kBatches; ++i) {
+      std::vector<protocol::Change> changes;
+      const protocol::Uuid record = newId();
+      for (int f = 0; f < 50; ++f) {
+        changes.push_back(a.change(record, "f" + std::to_string(f), std::int64_t{f}));
+        changes.back().hlc = changes.front().hlc; // one write
+      }
+      batches.emplace_back(protocol::PushBatch{newId(), std::move(changes)});
+    }
+    const protocol::Message pull = protocol::PullRequest{0, 100};
+    std::vector<protocol::Message> replies;
+    (void)runIn(a.io, [&]() -> asio::awaitable<bool> {
+      for (const auto& b : batches) {
+        co_await a.channel->sendMessage(b);
+      }
+      co_await a.channel->sendMessage(pull);
+      for (int i = 0; i <= kBatches; ++i) {
+        replies.push_back(co_await a.channel->receiveMessage());
+      }
+      co_return true;
+    });
+    REQUIRE(replies.size() == kBatches + 1);
+    for (int i = 0; i < kBatches; ++i) {
+      CAPTURE(i);
+      const auto& ack = std::get<protocol::PushAck>(replies[static_cast<std::size_t>(i)]);
+      CHECK(ack.batchId ==
+            std::get<protocol::PushBatch>(batches[static_cast<std::size_t>(i)]).batchId);
+      CHECK(count(ack, ChangeOutcome::applied) == 50);
+    }
+    // The pull came after every batch: it sees all of them (the device's own
+    // writes are not sent back, so only the cursor moves).
+    CHECK(std::get<protocol::PullReply>(replies.back()).nextCursor == kBatches);
+    // One session's batches shared transactions: a batch waiting behind another in
+    // the writer joins the next group. Answered one at a time, each batch would be
+    // its own commit.
+    CHECK(srv.server->metrics().batches.load() == kBatches);
+    CHECK(srv.server->metrics().pushCommits.load() < kBatches);
+  }
+
   TEST_CASE("a push cut off before its ack is applied once when pushed again") {
     Context ctx;
     DataFolder data(ctx);

@@ -22,6 +22,7 @@ struct Metrics {
   std::atomic<std::uint64_t> enrollments{0};
   std::atomic<std::uint64_t> sessions{0}; ///< admitted hellos
   std::atomic<std::uint64_t> batches{0};
+  std::atomic<std::uint64_t> pushCommits{0}; ///< transactions that held those batches
   std::atomic<std::uint64_t> pulls{0};
   std::atomic<std::uint64_t> changesApplied{0};
   std::atomic<std::uint64_t> changesDuplicate{0};
