@@ -110,6 +110,7 @@ struct Taken {
   Message request;
   std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now();
   std::optional<PushContext> context;          ///< a push handed to the writer
+  std::vector<Uuid> derivedIds;                ///< its changes' derived ids
   std::shared_ptr<BatchWriter::Ticket> ticket; ///< its result, once committed
   std::optional<Message> reply;                ///< a push refused before the writer
 };
@@ -136,9 +137,11 @@ void startPush(Server::Impl& server, const AdmittedSession& session, Taken& take
   }
   taken.context.emplace(PushContext{session.device, *worker, server.clock.unixMillis(),
                                     server.options.maxSkew, batch.batchId});
-  // Ids the device left out ("derived-ids") are derived by the store.
-  taken.ticket =
-      server.writer.start(*taken.context, batch.changes, executor, [&wake] { wake.cancel(); });
+  // Change ids are derived here, on the session's thread, so that the one writer
+  // thread does not spend its time hashing.
+  taken.derivedIds = deriveChangeIds(batch.changes);
+  taken.ticket = server.writer.start(*taken.context, batch.changes, taken.derivedIds, executor,
+                                     [&wake] { wake.cancel(); });
 }
 
 /// The reply to a push whose batch the writer is done with.

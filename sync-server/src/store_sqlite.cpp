@@ -847,7 +847,7 @@ std::vector<FieldPolicy> SqliteServerStore::fieldPolicies() {
 PushResult SqliteServerStore::push(const PushContext& context,
                                    const std::vector<protocol::Change>& changes) {
   sql::Transaction tx(impl_->db);
-  PushResult out = applyBatch(context, changes);
+  PushResult out = applyBatch(context, changes, {});
   tx.commit();
   return out;
 }
@@ -857,14 +857,33 @@ std::vector<PushResult> SqliteServerStore::pushGroup(std::span<const PushRequest
   std::vector<PushResult> out;
   out.reserve(batches.size());
   for (const PushRequest& batch : batches) {
-    out.push_back(applyBatch(batch.context, batch.changes));
+    out.push_back(applyBatch(batch.context, batch.changes, batch.derivedIds));
   }
   tx.commit();
   return out;
 }
 
+std::vector<protocol::Uuid> deriveChangeIds(std::span<const protocol::Change> changes) {
+  std::vector<protocol::Uuid> out;
+  out.reserve(changes.size());
+  std::optional<sync::ChangeIdDeriver> derive;
+  const protocol::Change* head = nullptr; // the write `derive` is for
+  for (const protocol::Change& c : changes) {
+    if (head == nullptr || !protocol::sameWrite(c, *head)) {
+      derive.emplace(idOf(c.deviceId), idOf(c.recordId), sync::Hlc{c.hlc});
+      head = &c;
+    }
+    out.push_back((*derive)(c.field).bytes);
+  }
+  return out;
+}
+
 PushResult SqliteServerStore::applyBatch(const PushContext& context,
-                                         const std::vector<protocol::Change>& changes) {
+                                         const std::vector<protocol::Change>& changes,
+                                         std::span<const protocol::Uuid> derivedIds) {
+  if (!derivedIds.empty() && derivedIds.size() != changes.size()) {
+    throw Error(Errc::internal, "a batch's derived ids do not match its changes");
+  }
   sql::Database& db = impl_->db;
   PushResult out;
   out.results.reserve(changes.size());
@@ -973,14 +992,22 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     }
 
     // Merge every field; the ones that change the record's state are stored.
-    const sync::ChangeIdDeriver derive(idOf(head.deviceId), idOf(head.recordId),
-                                       sync::Hlc{head.hlc});
+    std::optional<sync::ChangeIdDeriver> derive; // made only when the ids were not given
     std::vector<StoredField> stored;
     std::vector<std::pair<protocol::ChangeOutcome, Errc>> outcomes;
     std::vector<protocol::Uuid> ids;
     stored.reserve(write.size());
     outcomes.reserve(write.size());
     ids.reserve(write.size());
+    const auto derivedOf = [&](const protocol::Change& c) {
+      if (!derivedIds.empty()) {
+        return sync::Uuid{derivedIds[static_cast<std::size_t>(&c - changes.data())]};
+      }
+      if (!derive) {
+        derive.emplace(idOf(head.deviceId), idOf(head.recordId), sync::Hlc{head.hlc});
+      }
+      return (*derive)(c.field);
+    };
     for (const protocol::Change& c : write) {
       const sync::MergePolicy policy = policyOf(policies, c.recordType, c.field);
       // The server does not know which records are signed (the signature is a field
@@ -988,7 +1015,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       // An id the device left out is derived; one it sent is kept (and checked
       // below: a sent id that equals the derived one is not stored either).
       const bool elided = protocol::isElidedId(c.changeId);
-      const sync::Uuid derived = elided ? derive(c.field) : sync::Uuid{};
+      const sync::Uuid derived = elided ? derivedOf(c) : sync::Uuid{};
       sync::Change change = toSync(c, elided ? derived.bytes : c.changeId);
       ids.push_back(change.changeId.bytes);
       const sync::MergeOutcome merged =
@@ -1012,7 +1039,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       f.baseDeviceId = c.baseDeviceId;
       f.resolves = c.resolves;
       f.changeId = change.changeId.bytes;
-      f.derivedId = elided || change.changeId == derive(f.field);
+      f.derivedId = elided || change.changeId == derivedOf(c);
       f.outcome = merged;
       stored.push_back(std::move(f));
     }

@@ -157,6 +157,71 @@ TEST_SUITE("server.store") {
     CHECK(store->verifyAudit().intact);
   }
 
+  TEST_CASE("derived ids computed before the writer store exactly what the store derives "
+            "itself, and ids that do not match the batch are refused") {
+    Context ctx;
+    const auto makeWrite = [](const protocol::DeviceRecord& device, std::uint64_t hlc) {
+      std::vector<protocol::Change> write;
+      const protocol::Uuid record = newId();
+      for (const char* field : {"risk", "school", "note"}) {
+        protocol::Change c;
+        c.recordId = record;
+        c.recordType = "child";
+        c.field = field;
+        c.value = std::string(field);
+        c.hlc = hlc;
+        c.deviceId = device.deviceId;
+        write.push_back(c);
+      }
+      write[1].changeId = newId(); // one id that is not derived
+      write[2].changeId = sync::derivedChangeId(sync::Uuid{device.deviceId}, sync::Uuid{record},
+                                                "note", sync::Hlc{hlc})
+                              .bytes; // a derived id spelled out
+      return write;
+    };
+    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const auto write = makeWrite(device, hlcNow());
+    const auto ids = deriveChangeIds(write);
+    REQUIRE(ids.size() == write.size());
+    for (std::size_t i = 0; i < write.size(); ++i) {
+      CHECK(ids[i] == sync::derivedChangeId(sync::Uuid{write[i].deviceId},
+                                            sync::Uuid{write[i].recordId}, write[i].field,
+                                            sync::Hlc{write[i].hlc})
+                          .bytes);
+    }
+    // The same write into two fresh stores: derived by the store, and given.
+    std::vector<std::string> rows;
+    std::vector<PushResult> results;
+    for (const bool given : {false, true}) {
+      DataFolder data(ctx);
+      auto store = data.store();
+      const PushContext context{device, *store->findWorker("alice"),
+                                static_cast<std::int64_t>(hlcNow() >> 16)};
+      const PushRequest request{context, write,
+                                given ? std::span<const protocol::Uuid>(ids)
+                                      : std::span<const protocol::Uuid>()};
+      results.push_back(store->pushGroup(std::span(&request, 1)).front());
+      const protocol::PullReply pulled = store->pull(*store->findWorker("bob"), newId(), 0, 100);
+      std::string seen;
+      for (const auto& c : pulled.changes) {
+        seen += sync::Uuid{c.changeId}.toString() + c.field + ";";
+      }
+      rows.push_back(seen);
+      CHECK(store->verifyAudit().intact);
+      if (given) {
+        // A list of ids that is not the batch's is a caller's bug: nothing is applied.
+        const std::vector<protocol::Uuid> shorter(ids.begin(), ids.end() - 1);
+        const auto other = makeWrite(device, hlcNow());
+        const PushRequest wrong{context, other, shorter};
+        CHECK(codeOf([&] { (void)store->pushGroup(std::span(&wrong, 1)); }) == Errc::internal);
+        CHECK(store->lastSequence() == 1);
+      }
+    }
+    CHECK(rows[0] == rows[1]);
+    CHECK(results[0].results == results[1].results);
+    CHECK(results[1].applied == 3);
+  }
+
   TEST_CASE("publishing templates: only a valid published document, never changed once "
             "published, devices are sent the ones they lack") {
     Context ctx;

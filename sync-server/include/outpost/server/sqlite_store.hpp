@@ -81,7 +81,8 @@ public:
 
 private:
   /// One batch inside the caller's transaction.
-  PushResult applyBatch(const PushContext& context, const std::vector<protocol::Change>& changes);
+  PushResult applyBatch(const PushContext& context, const std::vector<protocol::Change>& changes,
+                        std::span<const protocol::Uuid> derivedIds);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
