@@ -437,7 +437,7 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
   // Up to kPushesInFlight batches are sent before their acknowledgements arrive (the
   // server answers in order): the device reads and encodes the next batch while the
   // server merges the previous one.
-  constexpr std::size_t kPushesInFlight = 2;
+  constexpr std::size_t kPushesInFlight = 4;
   struct InFlight {
     protocol::PushBatch batch;
     std::vector<model::JournalEntry> entries;
