@@ -2,8 +2,6 @@
 
 #include <doctest/doctest.h>
 
-#include <algorithm>
-
 using namespace outpost;
 using namespace outpost::test;
 
@@ -147,63 +145,5 @@ TEST_SUITE("records.query") {
     CHECK(d.all(q, 100).size() == 14);
     q.linkedTo = d.childB;
     CHECK(d.all(q, 100).size() == 16);
-  }
-
-  TEST_CASE("by sync state: pending until the outbox has no write of the record, conflict and "
-            "rejection as marked, with other filters and paging") {
-    QueryData d;
-    // the even cases' writes acknowledged
-    std::vector<std::int64_t> acked;
-    for (const auto& e : d.store->journal().pending(100000)) {
-      const auto at = std::find(d.cases.begin(), d.cases.end(), e.change.recordId);
-      if (at != d.cases.end() && (at - d.cases.begin()) % 2 == 0 &&
-          (acked.empty() || acked.back() != e.seq)) {
-        acked.push_back(e.seq);
-      }
-    }
-    CHECK(d.store->journal().acknowledge(acked) == 15);
-    d.store->journal().markRejected(d.cases[1], "validation");
-    d.store->journal().markConflict(d.cases[2]);
-    std::vector<Uuid> synced;
-    std::vector<Uuid> pending;
-    for (std::size_t i = 3; i < 30; ++i) {
-      (i % 2 == 0 ? synced : pending).push_back(d.cases[i]);
-    }
-    synced.insert(synced.begin(), d.cases[0]);
-    model::RecordQuery q;
-    q.type = "test.case";
-    q.syncState = model::SyncState::synced;
-    CHECK(d.all(q, 4) == synced);
-    q.syncState = model::SyncState::pending;
-    CHECK(d.all(q, 4) == pending);
-    q.syncState = model::SyncState::rejected;
-    CHECK(d.all(q, 4) == std::vector<Uuid>{d.cases[1]});
-    q.syncState = model::SyncState::conflict;
-    CHECK(d.all(q, 4) == std::vector<Uuid>{d.cases[2]});
-    // the children were never pushed
-    q.type = "test.child";
-    q.syncState = model::SyncState::pending;
-    CHECK(d.all(q, 4) == std::vector<Uuid>{d.childA, d.childB});
-    // with a search and a child
-    model::RecordQuery taxi;
-    taxi.text = "taxi";
-    taxi.syncState = model::SyncState::pending;
-    CHECK(d.all(taxi, 4) == std::vector<Uuid>{d.cases[7]});
-    taxi.syncState = model::SyncState::synced;
-    CHECK(d.all(taxi, 4).empty());
-    model::RecordQuery ofA;
-    ofA.linkedTo = d.childA; // the even cases
-    ofA.syncState = model::SyncState::synced;
-    CHECK(d.all(ofA, 4).size() == 14);
-    // full records carry the state they were selected by
-    q.type = "test.case";
-    q.syncState = model::SyncState::pending;
-    q.limit = 100;
-    for (const model::Record& r : d.store->query(q).records) {
-      CHECK(r.syncState == model::SyncState::pending);
-    }
-    // an edit makes a synced case pending again
-    d.store->update(d.cases[4], {{"count", std::int64_t{1}}});
-    CHECK(d.all(q, 100).size() == pending.size() + 1);
   }
 }

@@ -47,11 +47,7 @@ public:
   /// becomes `synced` (unless in conflict or rejected). Unknown seqs are ignored
   /// (acks are idempotent). Returns how many writes were acknowledged.
   std::size_t acknowledge(std::span<const std::int64_t> seqs);
-  /// Records the server's verdict on a record. A conflict mark lasts until the
-  /// record's next write, pull or acknowledgement (a field with competing values
-  /// keeps the record in conflict regardless); a rejection until the sync client
-  /// acknowledges a push of the record that the server took (`acknowledge` keeps it).
-  /// Throws Error{not_found} for an unknown record.
+  /// Records the server's verdict on a record.
   void markConflict(const Uuid& record);
   void markRejected(const Uuid& record, std::string_view reason);
   /// The record's sync state, or nullopt for an unknown record.

@@ -5,7 +5,6 @@
 #include <outpost/error.hpp>
 
 #include <algorithm>
-#include <limits>
 #include <map>
 #include <set>
 
@@ -174,12 +173,10 @@ std::vector<JournalEntry> pendingWrites(RecordStore::Impl& store, std::size_t ma
   out.reserve(std::min<std::size_t>(maxEntries, 16384));
   store.read([&](sql::Database& db) {
     // The record comes with its write: its columns from 3 (recordFromRow).
-    static constexpr auto kListOutbox =
-        joinSql("SELECT j.seq, j.hlc, j.bases, r.rid, r.id, r.type, r.fields, r.clocks, "
-                "r.created_hlc, r.device, r.created_at, r.updated_at, ",
-                kRecordSyncState,
-                " FROM journal j JOIN records r ON r.rid = j.rid WHERE j.seq > ?1 ORDER BY j.seq");
-    StatementUse s(store.stmt(db, kListOutbox.data()));
+    StatementUse s(store.stmt(
+        db, "SELECT j.seq, j.hlc, j.bases, r.rid, r.id, r.type, r.fields, r.clocks, "
+            "r.created_hlc, r.device, r.created_at, r.updated_at, r.sync_state FROM journal j "
+            "JOIN records r ON r.rid = j.rid WHERE j.seq > ?1 ORDER BY j.seq"));
     s->bind(1, afterSeq);
     while (s->step()) {
       const std::int64_t seq = s->columnInt(0);
@@ -292,37 +289,34 @@ std::int64_t Journal::pendingCount() {
 std::size_t acknowledgeWrites(RecordStore::Impl& store, std::span<const AckedWrite> writes) {
   std::size_t acked = 0;
   store.write([&](sql::Database& db, WriteState&) {
-    // A record's state is derived from the outbox (kRecordSyncState): taking its
-    // writes out is the acknowledgement, and record rows are written only to end a
-    // stored verdict, which few have. The writes go by runs of consecutive seqs with
-    // the same `clearsRejection` (an acknowledged batch is mostly one run): two
-    // statements per run, not per write.
-    for (std::size_t first = 0; first < writes.size();) {
-      std::size_t end = first + 1;
-      while (end < writes.size() &&
-             writes[end - 1].seq < std::numeric_limits<std::int64_t>::max() &&
-             writes[end].seq == writes[end - 1].seq + 1 &&
-             writes[end].clearsRejection == writes[first].clearsRejection) {
-        ++end;
+    struct Acked {
+      std::int64_t writes = 0;
+      bool clearsRejection = false;
+    };
+    std::map<std::int64_t, Acked> perRecord; // by rid
+    for (const AckedWrite& w : writes) {
+      std::int64_t rid = 0;
+      {
+        StatementUse s(store.stmt(db, "DELETE FROM journal WHERE seq = ?1 RETURNING rid"));
+        s->bind(1, w.seq);
+        if (!s->step()) {
+          continue; // already acknowledged: acks are idempotent
+        }
+        rid = s->columnInt(0);
       }
-      const std::int64_t from = writes[first].seq;
-      const std::int64_t to = writes[end - 1].seq;
-      // Before the writes go (they name the records): an acknowledgement ends an
-      // explicit conflict mark, and a rejection when the server took the record's
-      // push. The WHERE leaves every other row unwritten.
+      Acked& a = perRecord[rid];
+      ++a.writes;
+      a.clearsRejection = a.clearsRejection || w.clearsRejection;
+      ++acked;
+    }
+    // SET expressions read the row as it was: `pending` is the count before.
+    for (const auto& [rid, a] : perRecord) {
       StatementUse u(store.stmt(
-          db, "UPDATE records SET sync_state = 0, sync_reason = NULL WHERE rid IN (SELECT rid "
-              "FROM journal WHERE seq BETWEEN ?1 AND ?2) AND ((sync_state = 3 AND ?3) OR "
-              "(sync_state = 2 AND conflicts = 0))"));
-      u->bind(1, from)
-          .bind(2, to)
-          .bind(3, static_cast<std::int64_t>(writes[first].clearsRejection))
-          .run();
-      // Seqs no longer in the outbox were acknowledged before: acks are idempotent.
-      StatementUse d(store.stmt(db, "DELETE FROM journal WHERE seq BETWEEN ?1 AND ?2"));
-      d->bind(1, from).bind(2, to).run();
-      acked += static_cast<std::size_t>(db.changes());
-      first = end;
+          db, "UPDATE records SET pending = max(0, pending - ?2), sync_reason = CASE WHEN ?3 "
+              "THEN NULL ELSE sync_reason END, sync_state = CASE WHEN sync_state = 3 AND NOT ?3 "
+              "THEN 3 WHEN conflicts > 0 THEN 2 WHEN pending - ?2 <= 0 THEN 1 ELSE 0 END "
+              "WHERE rid = ?1"));
+      u->bind(1, rid).bind(2, a.writes).bind(3, static_cast<std::int64_t>(a.clearsRejection)).run();
     }
   });
   return acked;
@@ -370,9 +364,7 @@ void Journal::markRejected(const Uuid& record, std::string_view reason) {
 std::optional<RecordSyncStatus> Journal::status(const Uuid& record) {
   std::optional<RecordSyncStatus> out;
   store_.read([&](sql::Database& db) {
-    static constexpr auto kStatus =
-        joinSql("SELECT ", kRecordSyncState, ", r.sync_reason FROM records r WHERE r.id = ?1");
-    StatementUse s(store_.stmt(db, kStatus.data()));
+    StatementUse s(store_.stmt(db, "SELECT sync_state, sync_reason FROM records WHERE id = ?1"));
     s->bindBlob(1, uuidBytes(record));
     if (s->step()) {
       out = RecordSyncStatus{static_cast<SyncState>(s->columnInt(0)),

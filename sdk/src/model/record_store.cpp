@@ -20,10 +20,6 @@ namespace {
 
 using sync::StringList;
 
-// `sync_state` stores only a rejection (3) and an explicit conflict mark (2): a
-// record's state is derived when read (kRecordSyncState). `pending` is unused (it
-// counted the record's outbox rows; the journal says that now) and stays only so
-// that older vaults open unchanged.
 constexpr const char* kCreateTables = R"sql(
 CREATE TABLE IF NOT EXISTS store_meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS records(
@@ -51,18 +47,17 @@ CREATE TABLE IF NOT EXISTS record_links(target BLOB NOT NULL, rid INTEGER NOT NU
 CREATE VIRTUAL TABLE IF NOT EXISTS record_text USING fts5(body);
 )sql";
 
-constexpr auto kSelectRecord = joinSql(
-    "SELECT r.rid, r.id, r.type, r.fields, r.clocks, r.created_hlc, r.device, r.created_at, "
-    "r.updated_at, ",
-    kRecordSyncState, " FROM records r WHERE r.id = ?1");
+constexpr const char* kSelectRecord =
+    "SELECT rid, id, type, fields, clocks, created_hlc, device, created_at, updated_at, "
+    "sync_state, pending FROM records WHERE id = ?1";
 constexpr const char* kSelectType = "SELECT type FROM records WHERE id = ?1";
 constexpr const char* kInsertRecord =
     "INSERT INTO records(id, type, status, risk, due_at, created_at, updated_at, created_hlc, "
-    "device, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)";
-// A write ends an explicit conflict mark (the rejection stays).
+    "device, sync_state, pending, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, 0, ?9, ?10)";
 constexpr const char* kUpdateRecord =
     "UPDATE records SET status = ?2, risk = ?3, due_at = ?4, updated_at = ?5, sync_state = "
-    "CASE WHEN sync_state = 3 THEN 3 ELSE 0 END, fields = ?6, clocks = ?7 WHERE rid = ?1";
+    "CASE WHEN sync_state = 3 THEN 3 WHEN conflicts > 0 THEN 2 ELSE 0 END, pending = pending + "
+    "?6, fields = ?7, clocks = ?8 WHERE rid = ?1";
 constexpr const char* kDeleteLinks = "DELETE FROM record_links WHERE rid = ?1";
 constexpr const char* kInsertLink =
     "INSERT OR IGNORE INTO record_links(target, rid) VALUES (?1, ?2)";
@@ -297,7 +292,7 @@ void RecordStore::Impl::saveHlc(sql::Database& db) {
 
 std::optional<Record> RecordStore::Impl::load(sql::Database& db, const Uuid& id,
                                               std::int64_t* rid) {
-  StatementUse s(stmt(db, kSelectRecord.data()));
+  StatementUse s(stmt(db, kSelectRecord));
   s->bindBlob(1, uuidBytes(id));
   if (!s->step()) {
     return std::nullopt;
@@ -509,6 +504,7 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
   if (type.dueAt) {
     due = type.dueAt(p.after);
   }
+  const std::int64_t pending = 1; // one outbox row per write
   const auto fieldsBlob =
       std::span(reinterpret_cast<const unsigned char*>(fields.data()), fields.size());
 
@@ -524,7 +520,8 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
     ins->bind(6, nowMs)
         .bind(7, static_cast<std::int64_t>(hlc.value))
         .bindBlob(8, uuidBytes(s.device))
-        .bindBlob(9, fieldsBlob)
+        .bind(9, pending)
+        .bindBlob(10, fieldsBlob)
         .run();
     p.rid = db.lastInsertRowid();
   } else {
@@ -542,8 +539,9 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
       up->bind(4, due.value_or(0));
     }
     up->bind(5, nowMs)
-        .bindBlob(6, fieldsBlob)
-        .bindBlob(7, std::span(reinterpret_cast<const unsigned char*>(clockBlob.data()),
+        .bind(6, pending)
+        .bindBlob(7, fieldsBlob)
+        .bindBlob(8, std::span(reinterpret_cast<const unsigned char*>(clockBlob.data()),
                                clockBlob.size()))
         .run();
   }
@@ -755,8 +753,7 @@ BuiltQuery buildQuery(const RecordQuery& q, bool full) {
   BuiltQuery b;
   b.byDue = q.dueBeforeMs.has_value();
   b.sql = full ? "SELECT r.rid, r.id, r.type, r.fields, r.clocks, r.created_hlc, r.device, "
-                 "r.created_at, r.updated_at, " +
-                     std::string(kRecordSyncState) + ", r.due_at"
+                 "r.created_at, r.updated_at, r.sync_state, r.due_at"
                : "SELECT r.rid, r.id, r.due_at";
   std::vector<std::string> where;
   if (q.text) {
@@ -788,7 +785,7 @@ BuiltQuery buildQuery(const RecordQuery& q, bool full) {
     b.binds.emplace_back(*q.riskLevel);
   }
   if (q.syncState) {
-    where.emplace_back("(" + std::string(kRecordSyncState) + ") = ?");
+    where.emplace_back("r.sync_state = ?");
     b.binds.emplace_back(static_cast<std::int64_t>(*q.syncState));
   }
   if (q.dueBeforeMs) {

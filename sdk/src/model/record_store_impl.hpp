@@ -12,9 +12,7 @@
 #include <outpost/sync/merge.hpp>
 #include <outpost/vault.hpp>
 
-#include <algorithm>
 #include <array>
-#include <cstddef>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -106,37 +104,11 @@ private:
   std::map<std::string, std::unique_ptr<sql::Statement>, std::less<>> dynamic_;
 };
 
-/// `parts` joined at compile time: SQL built from shared pieces keeps a fixed
-/// address, so the statement cache (keyed by the text's address) can hold it.
-template <std::size_t... N>
-consteval auto joinSql(const char (&... parts)[N]) {
-  std::array<char, (N + ...) - sizeof...(N) + 1> out{};
-  std::size_t at = 0;
-  ((std::copy_n(parts, N - 1, out.begin() + static_cast<std::ptrdiff_t>(at)), at += N - 1), ...);
-  return out;
-}
-
-/// A record's sync state (SyncState as an integer) as SQL over `records r`: the one
-/// place it is worked out. It is derived when read, so an acknowledgement deletes
-/// outbox rows and leaves the record rows alone:
-/// - rejected: `sync_state` holds 3 (Journal::markRejected), until an acknowledged
-///   push of the record clears it;
-/// - conflict: a field holds competing values (`conflicts`), or Journal::markConflict
-///   stored 2 and the record has not been written, pulled or acknowledged since
-///   (each of those clears the mark);
-/// - pending: the record has writes in the outbox (`journal_rid_idx`);
-/// - synced: otherwise.
-/// Other stored values of `sync_state` mean nothing, and `records.pending` is no longer
-/// kept: vaults written before this read correctly as they are.
-inline constexpr char kRecordSyncState[] =
-    "CASE WHEN r.sync_state = 3 THEN 3 WHEN r.conflicts > 0 OR r.sync_state = 2 THEN 2 "
-    "WHEN EXISTS (SELECT 1 FROM journal w WHERE w.rid = r.rid) THEN 0 ELSE 1 END";
-
 // Records (sdk/src/model/record_store.cpp)
 std::string encodeClocks(const std::map<std::string, FieldClock, std::less<>>& clocks);
 std::map<std::string, FieldClock, std::less<>> decodeClocks(std::string_view raw);
 /// The record in a row whose columns from `at` are rid, id, type, fields, clocks,
-/// created_hlc, device, created_at, updated_at, kRecordSyncState (of `records`); without
+/// created_hlc, device, created_at, updated_at, sync_state (of `records`); without
 /// its fields when `withFields` is false (for a caller that reads them itself).
 Record recordFromRow(const sql::Statement& s, int at, bool withFields = true);
 /// Updates a record's links and full-text entry after a write of `changed`.

@@ -260,10 +260,9 @@ void mergeLocalWrite(RecordStore::Impl& s, sql::Database& db, std::int64_t rid, 
   }
   if (touched) {
     const std::int64_t conflicts = conflictCount(s, db, rid);
-    // The state follows from `conflicts` (kRecordSyncState); an explicit conflict
-    // mark ends here, as with any write.
-    StatementUse u(s.stmt(db, "UPDATE records SET conflicts = ?2, sync_state = CASE WHEN "
-                              "sync_state = 3 THEN 3 ELSE 0 END WHERE rid = ?1"));
+    StatementUse u(s.stmt(db,
+                          "UPDATE records SET conflicts = ?2, sync_state = CASE WHEN "
+                          "sync_state = 3 THEN 3 WHEN ?2 > 0 THEN 2 ELSE 0 END WHERE rid = ?1"));
     u->bind(1, rid).bind(2, conflicts).run();
   }
 }
@@ -457,7 +456,7 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
         StatementUse up(s.stmt(
             db, "UPDATE records SET status = ?2, risk = ?3, due_at = ?4, updated_at = ?5, fields = "
                 "?6, clocks = ?7, conflicts = ?8, sync_state = CASE WHEN sync_state = 3 THEN 3 "
-                "ELSE 0 END WHERE rid = ?1"));
+                "WHEN ?8 > 0 THEN 2 WHEN pending > 0 THEN 0 ELSE 1 END WHERE rid = ?1"));
         up->bind(1, rid);
         textOrNull(*up, 2, "status");
         textOrNull(*up, 3, riskField);
@@ -474,8 +473,8 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
         }
         StatementUse ins(s.stmt(
             db, "INSERT INTO records(id, type, status, risk, due_at, created_at, updated_at, "
-                "created_hlc, device, conflicts, fields, clocks) VALUES "
-                "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
+                "created_hlc, device, sync_state, pending, conflicts, fields, clocks) VALUES "
+                "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13)"));
         ins->bindBlob(1, uuidBytes(id)).bind(2, std::string_view(rec.type));
         textOrNull(*ins, 3, "status");
         textOrNull(*ins, 4, riskField);
@@ -484,9 +483,10 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
             .bind(7, nowMs)
             .bind(8, static_cast<std::int64_t>(rec.createdHlc.value))
             .bindBlob(9, uuidBytes(rec.device))
-            .bind(10, conflicts)
-            .bindBlob(11, blobOf(fields))
-            .bindBlob(12, blobOf(clocks))
+            .bind(10, std::int64_t{conflicts > 0 ? 2 : 1})
+            .bind(11, conflicts)
+            .bindBlob(12, blobOf(fields))
+            .bindBlob(13, blobOf(clocks))
             .run();
         rid = db.lastInsertRowid();
         s.knownTypes.erase(id);
