@@ -4,10 +4,11 @@
 // Every batch is committed to disk before it is acknowledged (synchronous=FULL), and
 // SQLite has one writer at a time: with one transaction per batch, the server pushes
 // at most one batch per disk sync, and each waiting session blocks a thread of the
-// small pool. Instead, sessions hand their batch to one writer thread and suspend
-// (their thread serves other connections meanwhile); the writer applies every batch
-// waiting at that moment in ONE transaction (ServerStore::pushGroup) and resumes each
-// session with its own result. Each batch still gets its own audit entry and results,
+// small pool. Instead, sessions hand their batches to one writer thread (start(): a
+// session may hand over the next before the previous is committed) and their threads
+// serve other connections meanwhile; the writer applies every batch waiting at that
+// moment in ONE transaction (ServerStore::pushGroup) and fills in each batch's Ticket
+// on its session's executor. Each batch still gets its own audit entry and results,
 // and none is acknowledged before the commit that holds it. When a group fails, each
 // of its batches is tried again alone, so a batch fails only by itself.
 

@@ -341,13 +341,14 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
           const bool push = std::holds_alternative<PushBatch>(*ahead->message);
           if (taken.empty() || (push && taken.size() < kPushesAhead && onlyPushes())) {
             control->busy = true;
-            auto next = std::make_unique<Taken>();
-            next->request = std::move(*ahead->message);
+            // Queued before the writer sees it: the batch lives as long as the session
+            // waits for its ticket, whatever ends the loop.
+            taken.push_back(std::make_unique<Taken>());
+            taken.back()->request = std::move(*ahead->message);
             ahead = readAhead(channel, executor, wake);
             if (push) {
-              startPush(server, session, *next, executor, wake);
+              startPush(server, session, *taken.back(), executor, wake);
             }
-            taken.push_back(std::move(next));
             continue;
           }
         }
