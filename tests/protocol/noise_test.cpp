@@ -51,6 +51,48 @@ Pair ikPair(const Context& ctx, const KeyPair& client, const KeyPair& server,
 } // namespace
 
 TEST_SUITE("protocol.noise") {
+  TEST_CASE("HKDF into buffers equals HKDF, even writing over its own chaining key, and "
+            "re-keying a cipher resets its nonce") {
+    Context ctx;
+    for (const Hash hash : {Hash::sha256, Hash::blake2b}) {
+      CAPTURE(static_cast<int>(hash));
+      const std::size_t n = hash == Hash::sha256 ? 32 : 64;
+      Bytes ck(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        ck[i] = static_cast<std::uint8_t>(3 * i + 1);
+      }
+      const Bytes ikm = bytesOf("input key material");
+      for (const int count : {2, 3}) {
+        const auto expected = hkdf(hash, ck, ikm, count);
+        Bytes inPlace = ck; // output 1 goes over the chaining key it is derived from
+        Bytes second(n);
+        Bytes third(n);
+        std::vector<std::span<std::uint8_t>> outputs = {inPlace, second};
+        if (count == 3) {
+          outputs.emplace_back(third);
+        }
+        hkdfInto(hash, inPlace, ikm, outputs);
+        CHECK(std::equal(inPlace.begin(), inPlace.end(), expected[0].span().begin()));
+        CHECK(std::equal(second.begin(), second.end(), expected[1].span().begin()));
+        if (count == 3) {
+          CHECK(std::equal(third.begin(), third.end(), expected[2].span().begin()));
+        }
+      }
+      Bytes wrongSize(n + 1);
+      const std::array<std::span<std::uint8_t>, 2> bad = {std::span<std::uint8_t>(wrongSize),
+                                                          std::span<std::uint8_t>(wrongSize)};
+      CHECK_THROWS_AS(hkdfInto(hash, ck, ikm, bad), Error);
+    }
+    const Bytes key(kKeySize, 7);
+    CipherState a(key);
+    (void)a.encrypt({}, bytesOf("one"));
+    CHECK(a.nonce() == 1);
+    a.initializeKey(key);
+    CHECK(a.nonce() == 0);
+    CipherState b(key);
+    CHECK(a.encrypt({}, bytesOf("two")) == b.encrypt({}, bytesOf("two")));
+  }
+
   TEST_CASE("an IK handshake with fresh keys completes and both sides agree") {
     const Context ctx;
     const auto client = KeyPair::generate(ctx);

@@ -16,6 +16,8 @@ namespace {
 constexpr std::uint64_t kMaxNonce = std::numeric_limits<std::uint64_t>::max();
 
 std::size_t blockLength(Hash hash) noexcept { return hash == Hash::sha256 ? 64 : 128; }
+/// The longest hash of a suite (BLAKE2b, SHA-512).
+constexpr std::size_t kMaxHashLength = 64;
 
 /// HASH(a || b): the handshake only hashes small inputs, so one contiguous buffer
 /// is simpler than three incremental APIs.
@@ -139,34 +141,58 @@ Bytes hmac(Hash hash, std::span<const std::uint8_t> key, std::span<const std::ui
   return out;
 }
 
-std::vector<SecretBytes> hkdf(Hash hash, std::span<const std::uint8_t> chainingKey,
-                              std::span<const std::uint8_t> inputKeyMaterial, int outputs) {
-  if (outputs != 2 && outputs != 3) {
+void hkdfInto(Hash hash, std::span<const std::uint8_t> chainingKey,
+              std::span<const std::uint8_t> inputKeyMaterial,
+              std::span<const std::span<std::uint8_t>> outputs) {
+  if (outputs.size() != 2 && outputs.size() != 3) {
     throw Error(Errc::internal, "HKDF produces two or three outputs");
   }
-  Bytes temp = hmac(hash, chainingKey, inputKeyMaterial);
-  std::vector<SecretBytes> out;
+  for (const auto& o : outputs) {
+    if (o.size() != hashLength(hash)) {
+      throw Error(Errc::internal, "an HKDF output is the hash's length");
+    }
+  }
+  Bytes temp = hmac(hash, chainingKey, inputKeyMaterial); // the last read of chainingKey
   Bytes previous;
-  for (int i = 1; i <= outputs; ++i) {
-    previous.push_back(static_cast<std::uint8_t>(i));
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    previous.push_back(static_cast<std::uint8_t>(i + 1));
     Bytes next = hmac(hash, temp, previous);
-    out.push_back(SecretBytes::copyOf(next));
+    std::memcpy(outputs[i].data(), next.data(), next.size());
     wipe(previous);
     previous = std::move(next);
   }
   wipe(previous);
   wipe(temp);
+}
+
+std::vector<SecretBytes> hkdf(Hash hash, std::span<const std::uint8_t> chainingKey,
+                              std::span<const std::uint8_t> inputKeyMaterial, int outputs) {
+  if (outputs != 2 && outputs != 3) {
+    throw Error(Errc::internal, "HKDF produces two or three outputs");
+  }
+  std::vector<SecretBytes> out;
+  std::vector<std::span<std::uint8_t>> spans;
+  for (int i = 0; i < outputs; ++i) {
+    out.emplace_back(hashLength(hash));
+  }
+  for (auto& o : out) {
+    spans.emplace_back(o.data(), o.size());
+  }
+  hkdfInto(hash, chainingKey, inputKeyMaterial, spans);
   return out;
 }
 
 // ---------------------------------------------------------------------------
 // CipherState
 
-CipherState::CipherState(std::span<const std::uint8_t> key) {
+CipherState::CipherState(std::span<const std::uint8_t> key) { initializeKey(key); }
+
+void CipherState::initializeKey(std::span<const std::uint8_t> key) {
   if (key.size() < kKeySize) {
     throw Error(Errc::internal, "a cipher key is 32 bytes");
   }
   std::memcpy(k_.data(), key.data(), kKeySize);
+  n_ = 0;
   hasKey_ = true;
 }
 
@@ -251,19 +277,32 @@ SymmetricState::SymmetricState(Hash hash, std::string_view protocolName)
   std::memcpy(ck_.data(), h_.data(), h_.size());
 }
 
+// The chaining key and the cipher are updated in place (no guarded allocation per
+// DH); the outputs that are not kept pass through a stack buffer, wiped after.
 void SymmetricState::mixKey(std::span<const std::uint8_t> inputKeyMaterial) {
-  auto out = hkdf(hash_, ck_.span(), inputKeyMaterial, 2);
-  ck_ = std::move(out[0]);
-  cipher_ = CipherState(out[1].span().first(kKeySize)); // truncate a 64-byte output
+  std::array<std::uint8_t, kMaxHashLength> key{};
+  const std::array<std::span<std::uint8_t>, 2> outputs = {
+      std::span<std::uint8_t>(ck_.data(), ck_.size()),
+      std::span<std::uint8_t>(key).first(hashLength(hash_))};
+  hkdfInto(hash_, ck_.span(), inputKeyMaterial, outputs);
+  cipher_.initializeKey(std::span(key).first(kKeySize)); // truncate a 64-byte output
+  sodium_memzero(key.data(), key.size());
 }
 
 void SymmetricState::mixHash(std::span<const std::uint8_t> data) { h_ = digest(hash_, h_, data); }
 
 void SymmetricState::mixKeyAndHash(std::span<const std::uint8_t> inputKeyMaterial) {
-  auto out = hkdf(hash_, ck_.span(), inputKeyMaterial, 3);
-  ck_ = std::move(out[0]);
-  mixHash(out[1].span());
-  cipher_ = CipherState(out[2].span().first(kKeySize));
+  std::array<std::uint8_t, kMaxHashLength> hashInput{};
+  std::array<std::uint8_t, kMaxHashLength> key{};
+  const std::size_t n = hashLength(hash_);
+  const std::array<std::span<std::uint8_t>, 3> outputs = {
+      std::span<std::uint8_t>(ck_.data(), ck_.size()), std::span<std::uint8_t>(hashInput).first(n),
+      std::span<std::uint8_t>(key).first(n)};
+  hkdfInto(hash_, ck_.span(), inputKeyMaterial, outputs);
+  mixHash(std::span(hashInput).first(n));
+  cipher_.initializeKey(std::span(key).first(kKeySize));
+  sodium_memzero(hashInput.data(), hashInput.size());
+  sodium_memzero(key.data(), key.size());
 }
 
 Bytes SymmetricState::encryptAndHash(std::span<const std::uint8_t> plaintext) {

@@ -65,6 +65,10 @@ public:
   CipherState() = default;
   /// InitializeKey(key): key must be 32 bytes; resets the nonce to 0.
   explicit CipherState(std::span<const std::uint8_t> key);
+  /// InitializeKey(key) on this state, reusing its guarded key buffer (a handshake
+  /// re-keys its cipher at every DH; a fresh guarded allocation each time costs more
+  /// than the DH).
+  void initializeKey(std::span<const std::uint8_t> key);
 
   [[nodiscard]] bool hasKey() const noexcept { return hasKey_; }
   [[nodiscard]] std::uint64_t nonce() const noexcept { return n_; }
@@ -119,6 +123,11 @@ private:
 [[nodiscard]] std::vector<SecretBytes> hkdf(Hash hash, std::span<const std::uint8_t> chainingKey,
                                             std::span<const std::uint8_t> inputKeyMaterial,
                                             int outputs);
+/// The same, written into `outputs` (two or three buffers of the hash's length). An
+/// output may be the chaining key's own buffer: it is read before any is written.
+void hkdfInto(Hash hash, std::span<const std::uint8_t> chainingKey,
+              std::span<const std::uint8_t> inputKeyMaterial,
+              std::span<const std::span<std::uint8_t>> outputs);
 
 enum class Token : std::uint8_t { e, s, ee, es, se, ss, psk };
 
