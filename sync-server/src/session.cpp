@@ -139,7 +139,7 @@ void startPush(Server::Impl& server, const AdmittedSession& session, Taken& take
                                     server.options.maxSkew, batch.batchId});
   // Change ids are derived here, on the session's thread, so that the one writer
   // thread does not spend its time hashing.
-  taken.derivedIds = deriveChangeIds(batch.changes);
+  taken.derivedIds = derivedChangeIds(batch.changes);
   taken.ticket = server.writer.start(*taken.context, batch.changes, taken.derivedIds, executor,
                                      [&wake] { wake.cancel(); });
 }

@@ -863,21 +863,6 @@ std::vector<PushResult> SqliteServerStore::pushGroup(std::span<const PushRequest
   return out;
 }
 
-std::vector<protocol::Uuid> deriveChangeIds(std::span<const protocol::Change> changes) {
-  std::vector<protocol::Uuid> out;
-  out.reserve(changes.size());
-  std::optional<sync::ChangeIdDeriver> derive;
-  const protocol::Change* head = nullptr; // the write `derive` is for
-  for (const protocol::Change& c : changes) {
-    if (head == nullptr || !protocol::sameWrite(c, *head)) {
-      derive.emplace(idOf(c.deviceId), idOf(c.recordId), sync::Hlc{c.hlc});
-      head = &c;
-    }
-    out.push_back((*derive)(c.field).bytes);
-  }
-  return out;
-}
-
 PushResult SqliteServerStore::applyBatch(const PushContext& context,
                                          const std::vector<protocol::Change>& changes,
                                          std::span<const protocol::Uuid> derivedIds) {

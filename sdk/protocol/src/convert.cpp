@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 namespace outpost::protocol {
 
@@ -73,6 +74,24 @@ Uuid effectiveChangeId(const Change& c) {
 }
 
 sync::Change toSync(const protocol::Change& c) { return toSync(c, effectiveChangeId(c)); }
+
+std::vector<Uuid> derivedChangeIds(std::span<const Change> changes, bool elidedOnly) {
+  std::vector<Uuid> out(changes.size());
+  std::optional<sync::ChangeIdDeriver> derive;
+  const Change* head = nullptr; // the write `derive` is for
+  for (std::size_t i = 0; i < changes.size(); ++i) {
+    const Change& c = changes[i];
+    if (elidedOnly && !isElidedId(c.changeId)) {
+      continue;
+    }
+    if (head == nullptr || !sameWrite(c, *head)) {
+      derive.emplace(uuidOf(c.deviceId), uuidOf(c.recordId), sync::Hlc{c.hlc});
+      head = &c;
+    }
+    out[i] = (*derive)(c.field).bytes;
+  }
+  return out;
+}
 
 sync::Change toSync(const protocol::Change& c, const Uuid& changeId) {
   sync::Change s{uuidOf(changeId),       uuidOf(c.recordId),

@@ -565,20 +565,11 @@ asio::awaitable<PulledBatch> SyncClient::Impl::receivePull(protocol::SecureChann
   // then need not derive it again to know the record alone describes it.
   // The ids of one write's changes share most of their hash (ChangeIdDeriver).
   out.derived = std::make_unique<bool[]>(reply.changes.size());
-  std::optional<sync::ChangeIdDeriver> derive;
-  const protocol::Change* head = nullptr; // the write `derive` is for
+  const std::vector<protocol::Uuid> ids = protocol::derivedChangeIds(reply.changes, true);
   for (std::size_t i = 0; i < reply.changes.size(); ++i) {
     const protocol::Change& c = reply.changes[i];
     out.derived[i] = protocol::isElidedId(c.changeId);
-    if (!out.derived[i]) {
-      out.changes.push_back(protocol::toSync(c));
-      continue;
-    }
-    if (head == nullptr || !protocol::sameWrite(*head, c)) {
-      derive.emplace(uuidOf(c.deviceId), uuidOf(c.recordId), sync::Hlc{c.hlc});
-      head = &c;
-    }
-    out.changes.push_back(protocol::toSync(c, (*derive)(c.field).bytes));
+    out.changes.push_back(protocol::toSync(c, out.derived[i] ? ids[i] : c.changeId));
   }
   co_return out;
 }

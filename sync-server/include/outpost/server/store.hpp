@@ -71,15 +71,10 @@ struct PushRequest {
   const PushContext& context;
   const std::vector<protocol::Change>& changes;
   /// Each change's sync::derivedChangeId, when the caller computed them already
-  /// (deriveChangeIds, e.g. on a session's thread rather than the writer's); empty:
+  /// (protocol::derivedChangeIds, e.g. on a session's thread rather than the writer's); empty:
   /// the store derives them.
   std::span<const protocol::Uuid> derivedIds = {};
 };
-
-/// The derived change id (sync::derivedChangeId) of every change of a batch, in
-/// order, hashing what each write's changes share once.
-[[nodiscard]] std::vector<protocol::Uuid>
-deriveChangeIds(std::span<const protocol::Change> changes);
 
 /// What a push did, change by change (same order as the batch).
 struct PushResult {

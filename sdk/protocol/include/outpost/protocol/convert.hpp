@@ -5,6 +5,9 @@
 #include <outpost/protocol/messages.hpp>
 #include <outpost/sync/change.hpp>
 
+#include <span>
+#include <vector>
+
 namespace outpost::protocol {
 
 /// A wire change with an all-zero change id (the peer left out a derivable id,
@@ -12,6 +15,12 @@ namespace outpost::protocol {
 [[nodiscard]] sync::Change toSync(const Change& change);
 /// The same with the change's id given (e.g. derived by the caller for a whole write).
 [[nodiscard]] sync::Change toSync(const Change& change, const Uuid& changeId);
+/// The derived change id (sync::derivedChangeId) of every change of a list, in order,
+/// hashing what each write's changes share once (sync::ChangeIdDeriver). With
+/// `elidedOnly`, only the changes sent with an all-zero id get theirs; the others
+/// get all-zero.
+[[nodiscard]] std::vector<Uuid> derivedChangeIds(std::span<const Change> changes,
+                                                 bool elidedOnly = false);
 /// With `elideDerivedId`, a change whose id is sync::derivedChangeId of its own
 /// fields goes with an all-zero id (only to a peer that named "derived-ids").
 [[nodiscard]] Change toWire(const sync::Change& change, bool elideDerivedId = false);
