@@ -3,6 +3,7 @@
 #include <outpost/error.hpp>
 
 #include <cstring>
+#include <optional>
 
 namespace outpost::server {
 
@@ -111,6 +112,7 @@ std::vector<StoredField> decodeStoredFields(std::string_view bytes, const WriteK
   device.bytes = key.deviceId;
   sync::Uuid record;
   record.bytes = key.recordId;
+  std::optional<sync::ChangeIdDeriver> derive; // the write's shared hash, made once
   for (StoredField& f : out) {
     const std::uint8_t flags = r.u8();
     const std::uint8_t outcome = r.u8();
@@ -138,7 +140,10 @@ std::vector<StoredField> decodeStoredFields(std::string_view bytes, const WriteK
     if (!f.derivedId) {
       f.changeId = r.id();
     } else if (withIds) {
-      f.changeId = sync::derivedChangeId(device, record, f.field, sync::Hlc{key.hlc}).bytes;
+      if (!derive) {
+        derive.emplace(device, record, sync::Hlc{key.hlc});
+      }
+      f.changeId = (*derive)(f.field).bytes;
     }
   }
   if (!r.in.empty()) {

@@ -271,6 +271,27 @@ TEST_SUITE("protocol.messages") {
           }) == Errc::invalid_argument); // overlong UTF-8
   }
 
+  TEST_CASE("text is checked as UTF-8 at every position of a long ASCII run") {
+    // ASCII is checked eight bytes at a time: a bad or a good multi-byte sequence
+    // must be found wherever it falls against those eight-byte steps.
+    const auto accepted = [](const std::string& text) {
+      return codeOf([&] { (void)encode(PushBatch{uuidOf(1), {changeWith(text)}}); }) == Errc::ok;
+    };
+    const std::string ascii(40, 'a');
+    for (std::size_t at = 0; at <= ascii.size(); ++at) {
+      CAPTURE(at);
+      const auto with = [&](std::string_view inserted) {
+        return ascii.substr(0, at) + std::string(inserted) + ascii.substr(at);
+      };
+      CHECK(accepted(with("\xC3\xA9")));           // é
+      CHECK(accepted(with("\xF0\x9F\x98\x80")));   // an emoji, four bytes
+      CHECK_FALSE(accepted(with("\xC0\xAF")));     // overlong
+      CHECK_FALSE(accepted(with("\xED\xA0\x80"))); // a surrogate
+      CHECK_FALSE(accepted(with("\x80")));         // a lone continuation byte
+      CHECK_FALSE(accepted(with("\xE2\x82")));     // cut short
+    }
+  }
+
   TEST_CASE("empty, truncated, trailing and random bytes are protocol errors") {
     const Bytes good = encode(everyMessage()[2]);
     CHECK(codeOf([&] { (void)decode({}); }) == Errc::protocol);

@@ -157,6 +157,111 @@ TEST_SUITE("server.store") {
     CHECK(store->verifyAudit().intact);
   }
 
+  TEST_CASE("a record made by one write keeps its merge state in that write: read back, merged "
+            "into, re-merged and listed exactly as a stored state") {
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    const protocol::DeviceRecord a{newId(), {}, "alice", "north", false};
+    const protocol::DeviceRecord b{newId(), {}, "bob", "north", false};
+    const auto writeOf = [](const protocol::DeviceRecord& device, const protocol::Uuid& record,
+                            std::uint64_t hlc, std::vector<std::string> fields,
+                            const std::string& value) {
+      std::vector<protocol::Change> write;
+      for (auto& field : fields) {
+        protocol::Change c;
+        c.recordId = record;
+        c.recordType = "child";
+        c.field = std::move(field);
+        c.value = value;
+        c.hlc = hlc;
+        c.deviceId = device.deviceId;
+        write.push_back(c);
+      }
+      return write;
+    };
+    const auto pushed = [&](const protocol::DeviceRecord& device,
+                            const std::vector<protocol::Change>& write) {
+      const PushContext context{device, *store->findWorker(device.workerId),
+                                static_cast<std::int64_t>(hlcNow() >> 16)};
+      return store->push(context, write);
+    };
+    // What every replica reaches by merging the same changes.
+    const auto mergedState = [](const std::vector<std::vector<protocol::Change>>& writes) {
+      sync::RecordState state;
+      for (const auto& write : writes) {
+        for (const auto& c : write) {
+          (void)sync::merge(state.fields[c.field], protocol::toSync(c), sync::MergePolicy::lww);
+        }
+      }
+      return state;
+    };
+    const auto stateColumn = [&](const protocol::Uuid& record) {
+      sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
+                       SQLITE_OPEN_READONLY);
+      sql::Statement st(db, "SELECT hex(state) FROM records WHERE record_id = ?1");
+      st.bindBlob(1, std::span<const std::uint8_t>(record));
+      REQUIRE(st.step());
+      return std::string(st.columnText(0));
+    };
+
+    const protocol::Uuid record = newId();
+    const std::uint64_t t0 = hlcNow();
+    auto create = writeOf(a, record, t0, {"name", "risk", "school"}, "from a");
+    create[1].changeId = newId(); // an id that is not the derived one
+    REQUIRE(pushed(a, create).applied == 3);
+    // The state is not stored twice: the column names the creating write ('W').
+    CHECK(stateColumn(record) == "57");
+    CHECK(store->record(sync::Uuid{record})->state == mergedState({create}));
+    CHECK(store->record(sync::Uuid{record})->conflictFields.empty());
+
+    // Another device's concurrent write merges into the state read back from the write.
+    const auto concurrent = writeOf(b, record, t0 + 1, {"risk"}, "from b");
+    const PushResult second = pushed(b, concurrent);
+    CHECK(second.conflicts == 1);
+    const sync::RecordState both = mergedState({create, concurrent});
+    CHECK(store->record(sync::Uuid{record})->state == both);
+    CHECK(store->record(sync::Uuid{record})->conflictFields == std::vector<std::string>{"risk"});
+    CHECK(stateColumn(record).substr(0, 2) == "02"); // stored whole from now on
+    // Listing and pulling agree with it.
+    std::size_t listed = 0;
+    store->forEachRecord([&](const RecordView& view) {
+      ++listed;
+      CHECK(view.state == both);
+    });
+    CHECK(listed == 1);
+
+    // A record left as its creating write is re-merged when a field's policy changes.
+    const protocol::Uuid other = newId();
+    const auto notes = writeOf(a, other, hlcNow(), {"note", "risk"}, "first note");
+    REQUIRE(pushed(a, notes).applied == 2);
+    CHECK(stateColumn(other) == "57");
+    CHECK(store->setFieldPolicies({{"child", "note", sync::MergePolicy::appendOnly}}) == 1);
+    sync::RecordState appended;
+    for (const auto& c : notes) {
+      (void)sync::merge(appended.fields[c.field], protocol::toSync(c),
+                        c.field == "note" ? sync::MergePolicy::appendOnly : sync::MergePolicy::lww);
+    }
+    CHECK(store->record(sync::Uuid{other})->state == appended);
+    CHECK(!appended.fields.at("note").entries.empty());
+    // A new record whose state is not plain current values is stored whole.
+    const protocol::Uuid third = newId();
+    REQUIRE(pushed(a, writeOf(a, third, hlcNow(), {"note"}, "an entry")).applied == 1);
+    CHECK(stateColumn(third).substr(0, 2) == "02");
+    CHECK(store->verifyAudit().intact);
+
+    // A state that names a write the log does not hold is damage, reported as such.
+    {
+      sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
+                       SQLITE_OPEN_READWRITE);
+      sql::Statement st(db, "UPDATE records SET state = x'57', created_seq = 999 "
+                            "WHERE record_id = ?1");
+      st.bindBlob(1, std::span<const std::uint8_t>(third));
+      st.run();
+    }
+    CHECK(codeOf([&] { (void)store->record(sync::Uuid{third}); }) == Errc::corrupt);
+  }
+
   TEST_CASE("derived ids computed before the writer store exactly what the store derives "
             "itself, and ids that do not match the batch are refused") {
     Context ctx;

@@ -170,7 +170,9 @@ bool ownField(RecordStore::Impl& store, const FieldStates& states, const Record&
 std::vector<JournalEntry> pendingWrites(RecordStore::Impl& store, std::size_t maxEntries,
                                         std::int64_t afterSeq, bool withIds) {
   std::vector<JournalEntry> out;
-  out.reserve(std::min<std::size_t>(maxEntries, 16384));
+  // A batch ends on the write that goes past maxEntries (and is then dropped): room
+  // for that write too, so the list is not moved while it is read.
+  out.reserve(std::min<std::size_t>(maxEntries, 16384) + 256);
   store.read([&](sql::Database& db) {
     // The record comes with its write: its columns from 3 (recordFromRow).
     StatementUse s(store.stmt(
