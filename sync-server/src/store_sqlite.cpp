@@ -189,27 +189,6 @@ sync::Uuid idOf(const protocol::Uuid& bytes) {
   return u;
 }
 
-/// `records.state` of a record whose merge state is exactly the write that created it
-/// (every field's current version is that write's, with nothing competing, replaced
-/// or appended): the state is read back from the write (`created_seq`) instead of
-/// being stored a second time. Any other state is sync::encodeRecordState's blob,
-/// whose first byte is a format number (1 or 2), never this one.
-constexpr unsigned char kStateIsCreatingWrite = 'W';
-
-/// True when `record`, just made by the write (hlc, device) that stored `storedFields`
-/// fields into a new record, is what kStateIsCreatingWrite reads back.
-bool stateIsCreatingWrite(const sync::RecordState& record, std::size_t storedFields,
-                          std::uint64_t hlc, const protocol::Uuid& device) {
-  if (record.fields.size() != storedFields) {
-    return false;
-  }
-  return std::all_of(record.fields.begin(), record.fields.end(), [&](const auto& entry) {
-    const sync::FieldState& f = entry.second;
-    return f.current && f.conflicts.empty() && f.entries.empty() && f.superseded.empty() &&
-           f.current->hlc.value == hlc && f.current->deviceId.bytes == device;
-  });
-}
-
 /// A stored change as a push or baseline audit entry lists it.
 AuditedChange auditedStored(const StoredField& f, std::int64_t seq) {
   const bool conflict =
@@ -502,31 +481,9 @@ struct SqliteServerStore::Impl {
     return out;
   }
 
-  /// A record's merge state from its `state` and `created_seq` columns.
-  sync::RecordState recordState(std::span<const unsigned char> state, std::int64_t createdSeq) {
-    if (state.size() != 1 || state[0] != kStateIsCreatingWrite) {
-      return sync::decodeRecordState(text(state));
-    }
-    auto st = statements.use("SELECT record_id, hlc, device_id, fields FROM writes WHERE seq = ?1");
-    st->bind(1, createdSeq);
-    if (!st->step()) {
-      throw Error(Errc::corrupt, "a record's state names write " + std::to_string(createdSeq) +
-                                     ", which is not in the write log");
-    }
-    const WriteKey key{uuidColumn(*st, 0), static_cast<std::uint64_t>(st->columnInt(1)),
-                       uuidColumn(*st, 2)};
-    sync::RecordState record;
-    for (StoredField& f : decodeStoredFields(text(st->columnBlob(3)), key)) {
-      sync::FieldVersion v{std::move(f.value), sync::Hlc{key.hlc}, idOf(key.deviceId),
-                           idOf(f.changeId)};
-      record.fields[std::move(f.field)].current = std::move(v);
-    }
-    return record;
-  }
-
   std::optional<RecordView> loadRecord(const std::array<std::uint8_t, 16>& id) {
-    sql::Statement st(db, "SELECT record_type, owner_team, updated_seq, state, created_seq"
-                          " FROM records WHERE record_id = ?1");
+    sql::Statement st(db, "SELECT record_type, owner_team, updated_seq, state FROM records"
+                          " WHERE record_id = ?1");
     st.bindBlob(1, blob(id));
     if (!st.step()) {
       return std::nullopt;
@@ -536,12 +493,12 @@ struct SqliteServerStore::Impl {
     view.recordType = std::string(st.columnText(0));
     view.ownerTeam = std::string(st.columnText(1));
     view.updatedSeq = st.columnInt(2);
-    setState(view, recordState(st.columnBlob(3), st.columnInt(4)));
+    setState(view, st.columnBlob(3));
     return view;
   }
 
-  static void setState(RecordView& view, sync::RecordState state) {
-    view.state = std::move(state);
+  static void setState(RecordView& view, std::span<const unsigned char> state) {
+    view.state = sync::decodeRecordState(text(state));
     view.deleted = sync::isDeleted(view.state);
     view.conflictFields = conflictFieldsOf(view.state);
   }
@@ -850,7 +807,7 @@ std::size_t SqliteServerStore::setFieldPolicies(const std::vector<FieldPolicy>& 
         (void)sync::merge(states[key.recordId], c, p.policy, false);
       }
     }
-    sql::Statement load(db, "SELECT state, created_seq FROM records WHERE record_id = ?1");
+    sql::Statement load(db, "SELECT state FROM records WHERE record_id = ?1");
     sql::Statement save(db, "UPDATE records SET state = ?2, conflicts = ?3 WHERE record_id = ?1");
     std::size_t touched = 0;
     for (const auto& [id, state] : states) {
@@ -859,7 +816,7 @@ std::size_t SqliteServerStore::setFieldPolicies(const std::vector<FieldPolicy>& 
       if (!load.step()) {
         continue;
       }
-      sync::RecordState record = impl_->recordState(load.columnBlob(0), load.columnInt(1));
+      sync::RecordState record = sync::decodeRecordState(text(load.columnBlob(0)));
       record.fields[p.field] = state;
       const std::string encoded = sync::encodeRecordState(record);
       save.reset();
@@ -919,7 +876,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
   auto seen = impl_->statements.use(
       "SELECT 1 FROM writes WHERE device_id = ?1 AND hlc = ?2 AND record_id = ?3");
   auto findRecord = impl_->statements.use(
-      "SELECT record_type, owner_team, state, created_seq FROM records WHERE record_id = ?1");
+      "SELECT record_type, owner_team, state FROM records WHERE record_id = ?1");
   auto insertRecord = impl_->statements.use(
       "INSERT INTO records(record_id, record_type, owner_team, created_seq, updated_seq,"
       " conflicts, state) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)");
@@ -1006,7 +963,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
         refuseAll(Errc::validation);
         continue;
       }
-      record = impl_->recordState(findRecord->columnBlob(2), findRecord->columnInt(3));
+      record = sync::decodeRecordState(text(findRecord->columnBlob(2)));
     } else {
       if (context.worker.teams.empty()) {
         refuseAll(Errc::out_of_scope);
@@ -1096,13 +1053,8 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       rowsHash.add(row);
 
       std::erase_if(record.fields, [](const auto& f) { return f.second == sync::FieldState{}; });
-      const bool isItsWrite =
-          newRecord && stateIsCreatingWrite(record, stored.size(), head.hlc, head.deviceId);
-      const std::string state = isItsWrite
-                                    ? std::string(1, static_cast<char>(kStateIsCreatingWrite))
-                                    : sync::encodeRecordState(record);
-      const auto conflicts =
-          isItsWrite ? std::int64_t{0} : static_cast<std::int64_t>(conflictFieldsOf(record).size());
+      const std::string state = sync::encodeRecordState(record);
+      const auto conflicts = static_cast<std::int64_t>(conflictFieldsOf(record).size());
       auto& st = newRecord ? insertRecord : updateRecord;
       st->reset();
       if (newRecord) {
@@ -1397,15 +1349,15 @@ std::int64_t SqliteServerStore::recordCount() {
 
 void SqliteServerStore::forEachRecord(const std::function<void(const RecordView&)>& visit) {
   sql::Transaction tx(impl_->db, false);
-  sql::Statement st(impl_->db, "SELECT record_id, record_type, owner_team, updated_seq, state,"
-                               " created_seq FROM records ORDER BY record_id");
+  sql::Statement st(impl_->db, "SELECT record_id, record_type, owner_team, updated_seq, state"
+                               " FROM records ORDER BY record_id");
   while (st.step()) {
     RecordView view;
     view.recordId.bytes = uuidColumn(st, 0);
     view.recordType = std::string(st.columnText(1));
     view.ownerTeam = std::string(st.columnText(2));
     view.updatedSeq = st.columnInt(3);
-    Impl::setState(view, impl_->recordState(st.columnBlob(4), st.columnInt(5)));
+    Impl::setState(view, st.columnBlob(4));
     visit(view);
   }
   tx.commit();
