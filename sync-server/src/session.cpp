@@ -83,6 +83,15 @@ Message pull(Server::Impl& server, ServerStore& store, const AdmittedSession& se
                     hasCapability(session.hello, kCapabilityDerivedIds));
 }
 
+/// A store failure while answering: logged, and told to the device as an Error reply
+/// (the session then ends; the device retries, and nothing of a failed batch was
+/// applied).
+ErrorReply failed(Server::Impl& server, const AdmittedSession& session, const Error& e) {
+  server.context.log().error("request from device {} failed: {}", idText(session.device.deviceId),
+                             errcName(e.code()));
+  return ErrorReply{e.code(), "the server could not complete the request; retry later"};
+}
+
 /// The reply to a request other than a push, when its turn comes. Store failures
 /// become an Error reply (the session then ends).
 asio::awaitable<Message> answer(Server::Impl& server, const AdmittedSession& session,
@@ -95,9 +104,7 @@ asio::awaitable<Message> answer(Server::Impl& server, const AdmittedSession& ses
     co_return ErrorReply{Errc::protocol, "expected pushBatch or pullRequest, got '" +
                                              std::string(messageName(request)) + "'"};
   } catch (const Error& e) {
-    server.context.log().error("request from device {} failed: {}", idText(session.device.deviceId),
-                               errcName(e.code()));
-    co_return ErrorReply{e.code(), "the server could not complete the request; retry later"};
+    co_return failed(server, session, e);
   }
 }
 
@@ -125,9 +132,7 @@ void startPush(Server::Impl& server, const AdmittedSession& session, Taken& take
     const auto lease = server.stores.take();
     worker = lease->findWorker(session.device.workerId);
   } catch (const Error& e) {
-    server.context.log().error("request from device {} failed: {}", idText(session.device.deviceId),
-                               errcName(e.code()));
-    taken.reply = ErrorReply{e.code(), "the server could not complete the request; retry later"};
+    taken.reply = failed(server, session, e);
     return;
   }
   if (!worker) {
@@ -154,9 +159,7 @@ Message pushReply(Server::Impl& server, const AdmittedSession& session, Taken& t
       std::rethrow_exception(taken.ticket->error);
     }
   } catch (const Error& e) {
-    server.context.log().error("request from device {} failed: {}", idText(session.device.deviceId),
-                               errcName(e.code()));
-    return ErrorReply{e.code(), "the server could not complete the request; retry later"};
+    return failed(server, session, e);
   }
   const auto& batch = std::get<PushBatch>(taken.request);
   PushResult& result = taken.ticket->result;
