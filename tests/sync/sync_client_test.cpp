@@ -283,6 +283,63 @@ TEST_SUITE("sync.client") {
     CHECK(data.store()->conflicts().empty());
   }
 
+  TEST_CASE("a record pulled new stores the derived ids of the states it keeps, though the wire "
+            "left them out, and the same pull again adds nothing") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    FieldDevice b(data, "bob", server.port());
+    // A type whose append-only field keeps a merge state row from its first write.
+    for (FieldDevice* d : {&a, &b}) {
+      model::EntityType memo;
+      memo.name = "memo";
+      memo.fields = {
+          model::FieldSpec{"title", model::FieldType::text, true, {}, {}, {}, {}},
+          model::FieldSpec{
+              "notes", model::FieldType::list, false, sync::MergePolicy::appendOnly, {}, {}, {}},
+      };
+      d->store->schema().add(memo);
+    }
+    const auto memo = a.store->create("memo", {{"owner_team", std::string("north")},
+                                               {"title", std::string("Visit")},
+                                               {"notes", sync::StringList{"seen at home"}}});
+    (void)a.sync();
+    const auto notesState = [&] {
+      std::optional<sync::FieldState> out;
+      b.vault->read([&](sql::Database& db) {
+        sql::Statement st(db, "SELECT f.state FROM field_sync f JOIN records r ON r.rid = f.rid"
+                              " WHERE r.id = ?1 AND f.field = 'notes'");
+        st.bindBlob(1, std::span<const std::uint8_t>(memo.bytes));
+        if (st.step()) {
+          const auto raw = st.columnBlob(0);
+          out = sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()});
+        }
+      });
+      return out;
+    };
+    (void)b.sync();
+    const auto onA = a.store->get(memo);
+    REQUIRE(onA.has_value());
+    const auto state = notesState();
+    REQUIRE(state.has_value());
+    REQUIRE(state->entries.size() == 1);
+    CHECK(state->entries[0].changeId ==
+          sync::derivedChangeId(a.store->deviceId(), memo, "notes", onA->createdHlc));
+    // The title's state is the record's own (no row), as for any value the create wrote.
+    CHECK(b.store->get(memo)->text("title") == "Visit");
+
+    // The same writes delivered again (the pull cursor back at the start): still one entry.
+    b.vault->write([](sql::Database& db) {
+      db.exec("UPDATE store_meta SET value = 0 WHERE key = 'sync.cursor'");
+    });
+    (void)b.sync();
+    const auto again = notesState();
+    REQUIRE(again.has_value());
+    CHECK(*again == *state);
+    CHECK(b.store->conflicts(memo).empty());
+  }
+
   TEST_CASE("edits written before the sync client existed sync without conflicts between the "
             "device's own edits") {
     Context ctx;

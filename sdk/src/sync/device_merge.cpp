@@ -146,7 +146,7 @@ bool onlyCurrent(const sync::FieldState& state, sync::MergePolicy policy) {
 /// `derived`: changes of this field whose ids are known to be derived (no need to
 /// hash again when the current version is one of them).
 bool derivable(const Record& record, const std::string& field, const sync::FieldState& state,
-               sync::MergePolicy policy, std::span<const sync::Change* const> derived) {
+               sync::MergePolicy policy, std::span<sync::Change* const> derived) {
   if (field == sync::kRecordField || !onlyCurrent(state, policy)) {
     return false;
   }
@@ -164,6 +164,44 @@ bool derivable(const Record& record, const std::string& field, const sync::Field
     }
   }
   return v.changeId == changeIdOf(v.deviceId, record.id, field, v.hlc);
+}
+
+/// The derived ids of a record's changes that came without them (all-zero), one
+/// hash prefix per write.
+class IdFiller {
+public:
+  void operator()(sync::Change& c) {
+    if (!c.changeId.isNil()) {
+      return;
+    }
+    if (!derive_ || hlc_ != c.hlc || device_ != c.deviceId || record_ != c.recordId) {
+      derive_.emplace(c.deviceId, c.recordId, c.hlc);
+      hlc_ = c.hlc;
+      device_ = c.deviceId;
+      record_ = c.recordId;
+    }
+    c.changeId = (*derive_)(c.field);
+  }
+
+private:
+  std::optional<sync::ChangeIdDeriver> derive_;
+  sync::Hlc hlc_;
+  Uuid device_;
+  Uuid record_;
+};
+
+/// Gives the versions `c` put into `state` without an id (all-zero) the id `c` now has.
+void giveIds(sync::FieldState& state, const sync::Change& c) {
+  const auto fill = [&](sync::FieldVersion& v) {
+    if (v.changeId.isNil() && v.hlc == c.hlc && v.deviceId == c.deviceId) {
+      v.changeId = c.changeId;
+    }
+  };
+  if (state.current) {
+    fill(*state.current);
+  }
+  std::for_each(state.conflicts.begin(), state.conflicts.end(), fill);
+  std::for_each(state.entries.begin(), state.entries.end(), fill);
 }
 
 void deleteFieldState(RecordStore::Impl& s, sql::Database& db, std::int64_t rid,
@@ -308,7 +346,7 @@ std::string receivedFieldsDetail(const std::vector<FieldMerge>& merges) {
 
 } // namespace
 
-RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change> changes,
+RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<sync::Change> changes,
                               std::uint64_t cursor, std::span<const bool> derivedIds) {
   if (!derivedIds.empty() && derivedIds.size() != changes.size()) {
     throw Error(Errc::invalid_argument, "one derived-id flag per pulled change");
@@ -317,12 +355,12 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
   s.write([&](sql::Database& db, WriteState& ws) {
     // Per record, in the order records first appear.
     std::vector<Uuid> order;
-    std::unordered_map<Uuid, std::vector<const sync::Change*>> groups;
+    std::unordered_map<Uuid, std::vector<sync::Change*>> groups;
     // A write's changes arrive together: the group of the change before is looked
     // up once, not per change (the map's elements stay put as it grows).
-    std::vector<const sync::Change*>* last = nullptr;
+    std::vector<sync::Change*>* last = nullptr;
     const Uuid* lastId = nullptr;
-    for (const sync::Change& c : changes) {
+    for (sync::Change& c : changes) {
       if (c.deviceId == s.device) {
         continue; // our own change, echoed back: we have it
       }
@@ -337,7 +375,7 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
     }
     const std::int64_t nowMs = s.clock.unixMillis();
     std::vector<FieldMerge> merges;
-    std::vector<const sync::Change*> derived; // of the record, by field
+    std::vector<sync::Change*> derived; // of the record, by field
     for (const Uuid& id : order) {
       auto& group = groups[id];
       std::int64_t rid = 0;
@@ -371,12 +409,26 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
       if (!std::is_sorted(group.begin(), group.end(), byField)) { // a write's usually are
         std::stable_sort(group.begin(), group.end(), byField);
       }
+      // Ids the wire left out are derived now where the merge compares them: with the
+      // versions this store holds, or between changes of one field. Otherwise they
+      // are derived only for a field whose state is stored (below).
+      IdFiller fillId;
+      const bool idsNow =
+          derivedIds.empty() || before ||
+          std::adjacent_find(group.begin(), group.end(), [](const auto* x, const auto* y) {
+            return x->field == y->field;
+          }) != group.end();
+      if (idsNow) {
+        for (sync::Change* c : group) {
+          fillId(*c);
+        }
+      }
       auto stored = before ? loadFieldStates(s, db, rid)
                            : std::map<std::string, sync::FieldState, std::less<>>{};
       const bool hadRows = !stored.empty();
       merges.clear();
       derived.clear();
-      for (const sync::Change* c : group) {
+      for (sync::Change* c : group) {
         if (merges.empty() || merges.back().field != c->field) {
           FieldMerge& m = merges.emplace_back();
           m.field = c->field;
@@ -402,7 +454,7 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
       FieldValues changedValues; // of a record that existed (a new one: all its fields)
       std::vector<const FieldMerge*> toSave;
       bool deletedRows = false;
-      for (const FieldMerge& m : merges) {
+      for (FieldMerge& m : merges) {
         const std::string field(m.field);
         if (before) {
           const sync::Value was = rec.get(field);
@@ -416,6 +468,12 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const sync::Change
         const auto knownDerived =
             std::span(derived).subspan(m.derivedFrom, m.derivedTo - m.derivedFrom);
         if (!derivable(rec, field, m.state, m.policy, knownDerived)) {
+          if (!idsNow) {
+            for (sync::Change* c : knownDerived) {
+              fillId(*c);
+              giveIds(m.state, *c);
+            }
+          }
           toSave.push_back(&m);
         } else if (m.stored) {
           deleteFieldState(s, db, rid, field);

@@ -21,10 +21,13 @@ struct RemoteMergeResult {
 /// Merges pulled changes into the store and saves `cursor` as the position pulled
 /// up to, in one vault transaction: both or neither. The device's own changes
 /// (echoed back by the server) are skipped: the store has them already.
-/// `derivedIds`: empty, or one flag per change, set where the change's id is known
-/// to be sync::derivedChangeId of its own device, record, field and HLC (the wire
-/// left it out and the client derived it), which spares deriving it again.
-RemoteMergeResult applyRemote(RecordStore::Impl& store, std::span<const sync::Change> changes,
+/// `derivedIds`: empty, or one flag per change, set where the change's id is
+/// sync::derivedChangeId of its own device, record, field and HLC (the wire left it
+/// out). Such a change may come with an all-zero id: it is derived here only where
+/// the merge needs it — a record this store already holds, a field changed more
+/// than once in the batch, a field whose merge state is stored. A new record's field
+/// changed once needs none: its id would only be compared with itself.
+RemoteMergeResult applyRemote(RecordStore::Impl& store, std::span<sync::Change> changes,
                               std::uint64_t cursor, std::span<const bool> derivedIds = {});
 
 /// The server sequence number pulled up to (0 before the first pull).

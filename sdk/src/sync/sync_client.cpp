@@ -561,15 +561,13 @@ asio::awaitable<PulledBatch> SyncClient::Impl::receivePull(protocol::SecureChann
   out.nextCursor = reply.nextCursor;
   out.more = reply.more;
   out.changes.reserve(reply.changes.size());
-  // A change whose id the wire left out gets its derived id here: the merge
-  // then need not derive it again to know the record alone describes it.
-  // The ids of one write's changes share most of their hash (ChangeIdDeriver).
+  // A change whose id the wire left out keeps it all-zero, flagged as derived: the
+  // merge derives it only where it needs it (model::applyRemote).
   out.derived = std::make_unique<bool[]>(reply.changes.size());
-  const std::vector<protocol::Uuid> ids = protocol::derivedChangeIds(reply.changes, true);
   for (std::size_t i = 0; i < reply.changes.size(); ++i) {
     const protocol::Change& c = reply.changes[i];
     out.derived[i] = protocol::isElidedId(c.changeId);
-    out.changes.push_back(protocol::toSync(c, out.derived[i] ? ids[i] : c.changeId));
+    out.changes.push_back(protocol::toSync(c, c.changeId));
   }
   co_return out;
 }
@@ -584,7 +582,7 @@ asio::awaitable<void> SyncClient::Impl::pull(protocol::SecureChannel& channel, S
   PulledBatch batch = co_await receivePull(channel, report, cursor);
   for (;;) {
     const bool more = batch.more;
-    merging = std::async(std::launch::async, [this, pulled = std::move(batch)] {
+    merging = std::async(std::launch::async, [this, pulled = std::move(batch)]() mutable {
       return model::applyRemote(internals(), pulled.changes, pulled.nextCursor,
                                 std::span<const bool>(pulled.derived.get(), pulled.changes.size()));
     });
