@@ -104,6 +104,7 @@ TEST_SUITE("server.store") {
     auto store = data.store();
     const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
     const protocol::Uuid record = newId();
+    const std::uint64_t hlc = hlcNow(); // one write: one HLC, whatever the clock does meanwhile
     std::vector<protocol::Change> write;
     for (const char* field : {"risk", "school", "note"}) {
       protocol::Change c;
@@ -111,7 +112,7 @@ TEST_SUITE("server.store") {
       c.recordType = "child";
       c.field = field;
       c.value = std::string(field) + " value";
-      c.hlc = hlcNow();
+      c.hlc = hlc;
       c.deviceId = device.deviceId;
       write.push_back(c);
     }
