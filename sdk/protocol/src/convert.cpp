@@ -75,15 +75,12 @@ Uuid effectiveChangeId(const Change& c) {
 
 sync::Change toSync(const protocol::Change& c) { return toSync(c, effectiveChangeId(c)); }
 
-std::vector<Uuid> derivedChangeIds(std::span<const Change> changes, bool elidedOnly) {
+std::vector<Uuid> derivedChangeIds(std::span<const Change> changes) {
   std::vector<Uuid> out(changes.size());
   std::optional<sync::ChangeIdDeriver> derive;
   const Change* head = nullptr; // the write `derive` is for
   for (std::size_t i = 0; i < changes.size(); ++i) {
     const Change& c = changes[i];
-    if (elidedOnly && !isElidedId(c.changeId)) {
-      continue;
-    }
     if (head == nullptr || !sameWrite(c, *head)) {
       derive.emplace(uuidOf(c.deviceId), uuidOf(c.recordId), sync::Hlc{c.hlc});
       head = &c;

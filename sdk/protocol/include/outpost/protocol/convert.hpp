@@ -16,11 +16,8 @@ namespace outpost::protocol {
 /// The same with the change's id given (e.g. derived by the caller for a whole write).
 [[nodiscard]] sync::Change toSync(const Change& change, const Uuid& changeId);
 /// The derived change id (sync::derivedChangeId) of every change of a list, in order,
-/// hashing what each write's changes share once (sync::ChangeIdDeriver). With
-/// `elidedOnly`, only the changes sent with an all-zero id get theirs; the others
-/// get all-zero.
-[[nodiscard]] std::vector<Uuid> derivedChangeIds(std::span<const Change> changes,
-                                                 bool elidedOnly = false);
+/// hashing what each write's changes share once (sync::ChangeIdDeriver).
+[[nodiscard]] std::vector<Uuid> derivedChangeIds(std::span<const Change> changes);
 /// With `elideDerivedId`, a change whose id is sync::derivedChangeId of its own
 /// fields goes with an all-zero id (only to a peer that named "derived-ids").
 [[nodiscard]] Change toWire(const sync::Change& change, bool elideDerivedId = false);
