@@ -9,6 +9,18 @@ using namespace outpost;
 using namespace outpost::test;
 using namespace std::chrono_literals;
 
+namespace {
+
+/// The records a query for one sync state lists.
+std::vector<outpost::model::Record> inState(outpost::model::RecordStore& store,
+                                            outpost::model::SyncState state) {
+  outpost::model::RecordQuery q;
+  q.syncState = state;
+  return store.query(q).records;
+}
+
+} // namespace
+
 TEST_SUITE("journal") {
   TEST_CASE("pending entries come oldest first in bounded batches of whole writes") {
     RecordsFixture f;
@@ -75,19 +87,140 @@ TEST_SUITE("journal") {
     CHECK(f.store->journal().status(a)->state == model::SyncState::pending);
   }
 
-  TEST_CASE("conflict and rejection are stored with the reason") {
+  TEST_CASE("a rejection is stored with the reason and outlives acknowledgements and edits") {
     RecordsFixture f;
     const Uuid a = f.store->create("test.case", f.caseFields());
-    f.store->journal().markConflict(a);
-    CHECK(f.store->journal().status(a)->state == model::SyncState::conflict);
     f.store->journal().markRejected(a, "out of scope");
-    const auto s = f.store->journal().status(a);
+    auto s = f.store->journal().status(a);
     CHECK(s->state == model::SyncState::rejected);
     CHECK(s->reason == "out of scope");
     CHECK_FALSE(f.store->journal().status(Uuid::random()).has_value());
-    CHECK(errorCode([&] { f.store->journal().markConflict(Uuid::random()); }) == Errc::not_found);
+    CHECK(errorCode([&] { f.store->journal().markRejected(Uuid::random(), "x"); }) ==
+          Errc::not_found);
     f.restart();
     CHECK(f.store->journal().status(a)->reason == "out of scope");
+    // An acknowledgement that does not lift it (Journal::acknowledge) and a new
+    // edit leave it rejected.
+    const auto seqs = [&] {
+      std::vector<std::int64_t> out;
+      for (const auto& e : f.store->journal().pending(1000)) {
+        out.push_back(e.seq);
+      }
+      return out;
+    };
+    CHECK(f.store->journal().acknowledge(seqs()) == 1);
+    f.store->update(a, {{"count", std::int64_t{3}}});
+    s = f.store->journal().status(a);
+    CHECK(s->state == model::SyncState::rejected);
+    CHECK(s->reason == "out of scope");
+    CHECK(inState(*f.store, model::SyncState::rejected).size() == 1);
+    CHECK(inState(*f.store, model::SyncState::pending).empty());
+  }
+
+  TEST_CASE("an acknowledgement deletes outbox rows and rewrites no record") {
+    RecordsFixture f;
+    std::vector<Uuid> ids;
+    for (int i = 0; i < 5; ++i) {
+      ids.push_back(f.store->create("test.case", f.caseFields("c" + std::to_string(i))));
+    }
+    f.store->update(ids[0], {{"count", std::int64_t{7}}});
+    CHECK(inState(*f.store, model::SyncState::pending).size() == 5);
+    // Counts the rows of `records` that statements on this connection change.
+    f.vault->write([](sql::Database& db) {
+      db.exec("CREATE TEMP TABLE touched(n INTEGER NOT NULL); INSERT INTO touched VALUES (0);"
+              "CREATE TEMP TRIGGER records_updated AFTER UPDATE ON main.records BEGIN "
+              "UPDATE touched SET n = n + 1; END;");
+    });
+    std::vector<std::int64_t> seqs;
+    for (const auto& e : f.store->journal().pending(1000)) {
+      if (seqs.empty() || seqs.back() != e.seq) {
+        seqs.push_back(e.seq);
+      }
+    }
+    REQUIRE(seqs.size() == 6);
+    CHECK(f.store->journal().acknowledge(std::span(seqs.data(), 5)) == 5);
+    std::int64_t touched = -1;
+    f.vault->read([&](sql::Database& db) { touched = db.queryInt("SELECT n FROM touched"); });
+    CHECK(touched == 0);
+    // The record whose edit is still out is pending; the others are synced.
+    CHECK(f.store->journal().status(ids[0])->state == model::SyncState::pending);
+    for (std::size_t i = 1; i < ids.size(); ++i) {
+      CHECK(f.store->journal().status(ids[i])->state == model::SyncState::synced);
+      CHECK(f.store->get(ids[i])->syncState == model::SyncState::synced);
+    }
+    CHECK(inState(*f.store, model::SyncState::synced).size() == 4);
+    CHECK(f.store->journal().acknowledge(std::span(seqs.data() + 5, 1)) == 1);
+    CHECK(inState(*f.store, model::SyncState::synced).size() == 5);
+  }
+
+  TEST_CASE("a write that fails leaves every record's sync state as it was") {
+    RecordsFixture f;
+    const Uuid a = f.store->create("test.case", f.caseFields("a"));
+    std::vector<std::int64_t> seqs;
+    for (const auto& e : f.store->journal().pending(1000)) {
+      seqs.push_back(e.seq);
+    }
+    CHECK(f.store->journal().acknowledge(std::span(seqs.data(), 1)) == 1);
+    REQUIRE(f.store->journal().status(a)->state == model::SyncState::synced);
+    // The batch changes a, then fails on a record that does not exist: all of it
+    // rolls back, a's new outbox row included.
+    std::vector<model::RecordWrite> batch(2);
+    batch[0].id = a;
+    batch[0].fields = {{"count", std::int64_t{5}}};
+    batch[1].id = Uuid::random();
+    batch[1].fields = {{"count", std::int64_t{6}}};
+    CHECK(errorCode([&] { (void)f.store->writeBatch(batch); }) == Errc::not_found);
+    CHECK(f.store->journal().status(a)->state == model::SyncState::synced);
+    // The next transaction that commits carries nothing of the failed one.
+    const Uuid b = f.store->create("test.case", f.caseFields("b"));
+    CHECK(f.store->journal().status(a)->state == model::SyncState::synced);
+    CHECK(f.store->journal().status(b)->state == model::SyncState::pending);
+    CHECK(inState(*f.store, model::SyncState::pending).size() == 1);
+  }
+
+  TEST_CASE("sync states are read again from the journal after the vault locks and unlocks") {
+    RecordsFixture f;
+    const Uuid a = f.store->create("test.case", f.caseFields("a"));
+    const Uuid b = f.store->create("test.case", f.caseFields("b"));
+    std::vector<std::int64_t> seqs;
+    for (const auto& e : f.store->journal().pending(1000)) {
+      if (e.change.recordId == b) {
+        seqs.push_back(e.seq);
+        break;
+      }
+    }
+    CHECK(f.store->journal().acknowledge(seqs) == 1);
+    f.store->lock();
+    REQUIRE(f.vault->unlock("2468").status == UnlockStatus::unlocked);
+    CHECK(f.store->journal().status(a)->state == model::SyncState::pending);
+    CHECK(f.store->journal().status(b)->state == model::SyncState::synced);
+    CHECK(f.store->get(a)->syncState == model::SyncState::pending);
+    CHECK(inState(*f.store, model::SyncState::synced).size() == 1);
+  }
+
+  TEST_CASE("a vault whose records still carry stored sync states (before they were derived) "
+            "reads them from the journal") {
+    RecordsFixture f;
+    const Uuid a = f.store->create("test.case", f.caseFields("a"));
+    const Uuid b = f.store->create("test.case", f.caseFields("b"));
+    std::vector<std::int64_t> seqs;
+    for (const auto& e : f.store->journal().pending(1000)) {
+      if (e.change.recordId == b && (seqs.empty() || seqs.back() != e.seq)) {
+        seqs.push_back(e.seq);
+      }
+    }
+    CHECK(f.store->journal().acknowledge(seqs) == 1);
+    // Such a vault kept a per-record count of pending writes and wrote every state
+    // (0 pending, 1 synced, 2 conflict): stale values only the count knew about.
+    f.vault->write([](sql::Database& db) {
+      db.exec("ALTER TABLE records ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;"
+              "UPDATE records SET sync_state = 1, pending = 0;");
+    });
+    f.restart();
+    CHECK(f.store->journal().status(a)->state == model::SyncState::pending);
+    CHECK(f.store->journal().status(b)->state == model::SyncState::synced);
+    f.store->update(b, {{"count", std::int64_t{4}}}); // writes without the old column
+    CHECK(f.store->journal().status(b)->state == model::SyncState::pending);
   }
 
   TEST_CASE("a vault made before the journal's record index opens with it and lists the same "

@@ -47,8 +47,10 @@ public:
   /// becomes `synced` (unless in conflict or rejected). Unknown seqs are ignored
   /// (acks are idempotent). Returns how many writes were acknowledged.
   std::size_t acknowledge(std::span<const std::int64_t> seqs);
-  /// Records the server's verdict on a record.
-  void markConflict(const Uuid& record);
+  /// Records the server's refusal of a record's latest push: it stays `rejected`,
+  /// with `reason`, until an acknowledgement lifts it (AckedWrite::clearsRejection).
+  /// Conflicts need no marking: a record is in conflict while the merge keeps
+  /// competing values for one of its fields.
   void markRejected(const Uuid& record, std::string_view reason);
   /// The record's sync state, or nullopt for an unknown record.
   [[nodiscard]] std::optional<RecordSyncStatus> status(const Uuid& record);

@@ -103,6 +103,7 @@ void appendJournal(RecordStore::Impl& store, sql::Database& db, std::int64_t rid
     s->bindNull(3);
   }
   s->run();
+  store.pending.add(rid, 1);
 }
 
 Uuid changeIdOf(const Uuid& device, const Uuid& record, std::string_view field, Hlc hlc) {
@@ -177,7 +178,8 @@ std::vector<JournalEntry> pendingWrites(RecordStore::Impl& store, std::size_t ma
     // The record comes with its write: its columns from 3 (recordFromRow).
     StatementUse s(store.stmt(
         db, "SELECT j.seq, j.hlc, j.bases, r.rid, r.id, r.type, r.fields, r.clocks, "
-            "r.created_hlc, r.device, r.created_at, r.updated_at, r.sync_state FROM journal j "
+            "r.created_hlc, r.device, r.created_at, r.updated_at, " OUTPOST_SYNC_STATE_OF_R
+            " FROM journal j "
             "JOIN records r ON r.rid = j.rid WHERE j.seq > ?1 ORDER BY j.seq"));
     s->bind(1, afterSeq);
     while (s->step()) {
@@ -291,34 +293,29 @@ std::int64_t Journal::pendingCount() {
 std::size_t acknowledgeWrites(RecordStore::Impl& store, std::span<const AckedWrite> writes) {
   std::size_t acked = 0;
   store.write([&](sql::Database& db, WriteState&) {
-    struct Acked {
-      std::int64_t writes = 0;
-      bool clearsRejection = false;
-    };
-    std::map<std::int64_t, Acked> perRecord; // by rid
+    // Pending and synced follow the journal (OUTPOST_SYNC_STATE_OF_R): the rows
+    // go, and no record is rewritten, unless one was rejected.
+    std::set<std::int64_t> clearing; // rids whose rejection the server lifted
     for (const AckedWrite& w : writes) {
-      std::int64_t rid = 0;
-      {
-        StatementUse s(store.stmt(db, "DELETE FROM journal WHERE seq = ?1 RETURNING rid"));
-        s->bind(1, w.seq);
-        if (!s->step()) {
-          continue; // already acknowledged: acks are idempotent
-        }
-        rid = s->columnInt(0);
+      StatementUse s(store.stmt(db, "DELETE FROM journal WHERE seq = ?1 RETURNING rid"));
+      s->bind(1, w.seq);
+      if (!s->step()) {
+        continue; // already acknowledged: acks are idempotent
       }
-      Acked& a = perRecord[rid];
-      ++a.writes;
-      a.clearsRejection = a.clearsRejection || w.clearsRejection;
+      const std::int64_t rid = s->columnInt(0);
+      store.pending.add(rid, -1);
+      if (w.clearsRejection) {
+        clearing.insert(rid);
+      }
       ++acked;
     }
-    // SET expressions read the row as it was: `pending` is the count before.
-    for (const auto& [rid, a] : perRecord) {
-      StatementUse u(store.stmt(
-          db, "UPDATE records SET pending = max(0, pending - ?2), sync_reason = CASE WHEN ?3 "
-              "THEN NULL ELSE sync_reason END, sync_state = CASE WHEN sync_state = 3 AND NOT ?3 "
-              "THEN 3 WHEN conflicts > 0 THEN 2 WHEN pending - ?2 <= 0 THEN 1 ELSE 0 END "
-              "WHERE rid = ?1"));
-      u->bind(1, rid).bind(2, a.writes).bind(3, static_cast<std::int64_t>(a.clearsRejection)).run();
+    if (!clearing.empty() &&
+        db.queryInt("SELECT EXISTS (SELECT 1 FROM records WHERE sync_state = 3)") != 0) {
+      for (const std::int64_t rid : clearing) {
+        StatementUse u(store.stmt(db, "UPDATE records SET sync_state = 0, sync_reason = NULL "
+                                      "WHERE rid = ?1 AND sync_state = 3"));
+        u->bind(1, rid).run();
+      }
     }
   });
   return acked;
@@ -333,18 +330,15 @@ std::size_t Journal::acknowledge(std::span<const std::int64_t> seqs) {
   return acknowledgeWrites(store_, writes);
 }
 
-namespace {
-
-void setState(RecordStore::Impl& store, const Uuid& record, SyncState state,
-              std::string_view reason) {
-  store.write([&](sql::Database& db, WriteState&) {
+void Journal::markRejected(const Uuid& record, std::string_view reason) {
+  store_.write([&](sql::Database& db, WriteState&) {
     StatementUse u(
-        store.stmt(db, "UPDATE records SET sync_state = ?2, sync_reason = ?3 WHERE id = ?1"));
-    u->bindBlob(1, uuidBytes(record)).bind(2, static_cast<std::int64_t>(state));
+        store_.stmt(db, "UPDATE records SET sync_state = 3, sync_reason = ?2 WHERE id = ?1"));
+    u->bindBlob(1, uuidBytes(record));
     if (reason.empty()) {
-      u->bindNull(3);
+      u->bindNull(2);
     } else {
-      u->bind(3, reason);
+      u->bind(2, reason);
     }
     u->run();
     if (db.changes() == 0) {
@@ -353,24 +347,17 @@ void setState(RecordStore::Impl& store, const Uuid& record, SyncState state,
   });
 }
 
-} // namespace
-
-void Journal::markConflict(const Uuid& record) {
-  setState(store_, record, SyncState::conflict, {});
-}
-
-void Journal::markRejected(const Uuid& record, std::string_view reason) {
-  setState(store_, record, SyncState::rejected, reason);
-}
-
 std::optional<RecordSyncStatus> Journal::status(const Uuid& record) {
   std::optional<RecordSyncStatus> out;
   store_.read([&](sql::Database& db) {
-    StatementUse s(store_.stmt(db, "SELECT sync_state, sync_reason FROM records WHERE id = ?1"));
+    StatementUse s(store_.stmt(db, "SELECT " OUTPOST_SYNC_STATE_OF_R
+                                   ", r.sync_reason FROM records r WHERE r.id = ?1"));
     s->bindBlob(1, uuidBytes(record));
     if (s->step()) {
-      out = RecordSyncStatus{static_cast<SyncState>(s->columnInt(0)),
-                             s->columnIsNull(1) ? std::string() : std::string(s->columnText(1))};
+      const auto state = static_cast<SyncState>(s->columnInt(0));
+      out = RecordSyncStatus{state, state != SyncState::rejected || s->columnIsNull(1)
+                                        ? std::string()
+                                        : std::string(s->columnText(1))};
     }
   });
   return out;

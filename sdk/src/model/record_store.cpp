@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <charconv>
@@ -35,29 +36,28 @@ CREATE TABLE IF NOT EXISTS records(
   device BLOB NOT NULL,
   sync_state INTEGER NOT NULL DEFAULT 0,
   sync_reason TEXT,
-  pending INTEGER NOT NULL DEFAULT 0,
   conflicts INTEGER NOT NULL DEFAULT 0,
   fields BLOB NOT NULL,
   clocks BLOB);
 CREATE INDEX IF NOT EXISTS records_type_idx ON records(type, status);
 CREATE INDEX IF NOT EXISTS records_risk_idx ON records(risk, type) WHERE risk IS NOT NULL;
 CREATE INDEX IF NOT EXISTS records_due_idx ON records(due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS records_rejected_idx ON records(rid) WHERE sync_state = 3;
 CREATE TABLE IF NOT EXISTS record_links(target BLOB NOT NULL, rid INTEGER NOT NULL,
   PRIMARY KEY(target, rid)) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS record_text USING fts5(body);
 )sql";
 
 constexpr const char* kSelectRecord =
-    "SELECT rid, id, type, fields, clocks, created_hlc, device, created_at, updated_at, "
-    "sync_state, pending FROM records WHERE id = ?1";
+    "SELECT rid, id, type, fields, clocks, created_hlc, device, created_at, "
+    "updated_at, " OUTPOST_SYNC_STATE_OF_R " FROM records r WHERE id = ?1";
 constexpr const char* kSelectType = "SELECT type FROM records WHERE id = ?1";
 constexpr const char* kInsertRecord =
     "INSERT INTO records(id, type, status, risk, due_at, created_at, updated_at, created_hlc, "
-    "device, sync_state, pending, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, 0, ?9, ?10)";
+    "device, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)";
 constexpr const char* kUpdateRecord =
-    "UPDATE records SET status = ?2, risk = ?3, due_at = ?4, updated_at = ?5, sync_state = "
-    "CASE WHEN sync_state = 3 THEN 3 WHEN conflicts > 0 THEN 2 ELSE 0 END, pending = pending + "
-    "?6, fields = ?7, clocks = ?8 WHERE rid = ?1";
+    "UPDATE records SET status = ?2, risk = ?3, due_at = ?4, updated_at = ?5, fields = ?6, "
+    "clocks = ?7 WHERE rid = ?1";
 constexpr const char* kDeleteLinks = "DELETE FROM record_links WHERE rid = ?1";
 constexpr const char* kInsertLink =
     "INSERT OR IGNORE INTO record_links(target, rid) VALUES (?1, ?2)";
@@ -219,12 +219,74 @@ Uuid uuidColumn(const sql::Statement& s, int column) {
 // Impl
 // ---------------------------------------------------------------------------
 
+void PendingWrites::load(sql::Database& db) {
+  clear();
+  sql::Statement s(db, "SELECT rid, count(*) FROM journal GROUP BY rid");
+  while (s.step()) {
+    committed_.emplace(s.columnInt(0), s.columnInt(1));
+  }
+}
+
+std::int64_t PendingWrites::count(std::int64_t rid) const {
+  std::int64_t n = 0;
+  if (const auto it = committed_.find(rid); it != committed_.end()) {
+    n += it->second;
+  }
+  if (const auto it = open_.find(rid); it != open_.end()) {
+    n += it->second;
+  }
+  return n;
+}
+
+void PendingWrites::add(std::int64_t rid, std::int64_t n) { open_[rid] += n; }
+
+void PendingWrites::removeAll(std::int64_t rid) { open_[rid] -= count(rid); }
+
+bool PendingWrites::has(std::int64_t rid) const { return count(rid) > 0; }
+
+void PendingWrites::commit() {
+  for (const auto& [rid, n] : open_) {
+    const auto it = committed_.try_emplace(rid, 0).first;
+    it->second += n;
+    if (it->second <= 0) {
+      committed_.erase(it);
+    }
+  }
+  open_.clear();
+}
+
+void PendingWrites::rollback() noexcept { open_.clear(); }
+
+void PendingWrites::clear() noexcept {
+  committed_.clear();
+  open_.clear();
+}
+
+namespace {
+
+/// outpost_pending(rid): whether the record has writes in the journal.
+void pendingFunction(sqlite3_context* ctx, int, sqlite3_value** args) {
+  const auto* impl = static_cast<const RecordStore::Impl*>(sqlite3_user_data(ctx));
+  sqlite3_result_int(ctx, impl->pending.has(sqlite3_value_int64(args[0])) ? 1 : 0);
+}
+
+} // namespace
+
+void RecordStore::Impl::attach(sql::Database& db) {
+  // A new connection (the vault was locked and unlocked): the old statements
+  // belong to a closed connection, and the journal may have changed meanwhile.
+  dropStatements();
+  if (sqlite3_create_function_v2(db.handle(), "outpost_pending", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY,
+                                 this, pendingFunction, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    throw Error(Errc::internal, "could not register the record store's SQL function");
+  }
+  pending.load(db);
+  cachedFor_ = db.handle();
+}
+
 sql::Statement& RecordStore::Impl::stmt(sql::Database& db, const char* sqlText) {
   if (db.handle() != cachedFor_) {
-    // A new connection (the vault was locked and unlocked): the old statements
-    // belong to a closed connection.
-    dropStatements();
-    cachedFor_ = db.handle();
+    attach(db);
   }
   auto& slot = statements_[sqlText];
   if (!slot) {
@@ -235,8 +297,7 @@ sql::Statement& RecordStore::Impl::stmt(sql::Database& db, const char* sqlText) 
 
 sql::Statement& RecordStore::Impl::dynamicStmt(sql::Database& db, const std::string& sqlText) {
   if (db.handle() != cachedFor_) {
-    dropStatements();
-    cachedFor_ = db.handle();
+    attach(db);
   }
   auto it = dynamic_.find(sqlText);
   if (it == dynamic_.end()) {
@@ -251,6 +312,7 @@ sql::Statement& RecordStore::Impl::dynamicStmt(sql::Database& db, const std::str
 void RecordStore::Impl::dropStatements() noexcept {
   statements_.clear();
   dynamic_.clear();
+  pending.clear();
   cachedFor_ = nullptr;
 }
 
@@ -258,6 +320,9 @@ void RecordStore::Impl::write(const std::function<void(sql::Database&, WriteStat
   const std::lock_guard guard(mutex);
   try {
     vault.write([&](sql::Database& db) {
+      if (db.handle() != cachedFor_) {
+        attach(db);
+      }
       WriteState state;
       appendViews(db, state);
       work(db, state);
@@ -265,15 +330,22 @@ void RecordStore::Impl::write(const std::function<void(sql::Database&, WriteStat
     });
   } catch (...) {
     knownTypes.clear(); // it may name records of the rolled-back transaction
+    pending.rollback();
     throw;
   }
+  pending.commit();
   savedHlc = hlc.last();
   views.clear();
 }
 
 void RecordStore::Impl::read(const std::function<void(sql::Database&)>& work) {
   const std::lock_guard guard(mutex);
-  vault.read(work);
+  vault.read([&](sql::Database& db) {
+    if (db.handle() != cachedFor_) {
+      attach(db);
+    }
+    work(db);
+  });
 }
 
 void RecordStore::Impl::appendViews(sql::Database& db, WriteState& state) {
@@ -336,6 +408,7 @@ RecordStore::RecordStore(Context& context, Vault& vault, const platform::Clock& 
       impl_->savedHlc = impl_->hlc.last();
     }
     loadAuditKey(*impl_, db);
+    impl_->attach(db); // the pending set is loaded with the store, not by its first use
   });
   // Cached statements must go before the connection closes, however the vault
   // locks (auto-lock included). Registered last: a constructor that throws leaves
@@ -504,7 +577,6 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
   if (type.dueAt) {
     due = type.dueAt(p.after);
   }
-  const std::int64_t pending = 1; // one outbox row per write
   const auto fieldsBlob =
       std::span(reinterpret_cast<const unsigned char*>(fields.data()), fields.size());
 
@@ -520,8 +592,7 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
     ins->bind(6, nowMs)
         .bind(7, static_cast<std::int64_t>(hlc.value))
         .bindBlob(8, uuidBytes(s.device))
-        .bind(9, pending)
-        .bindBlob(10, fieldsBlob)
+        .bindBlob(9, fieldsBlob)
         .run();
     p.rid = db.lastInsertRowid();
   } else {
@@ -539,9 +610,8 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
       up->bind(4, due.value_or(0));
     }
     up->bind(5, nowMs)
-        .bind(6, pending)
-        .bindBlob(7, fieldsBlob)
-        .bindBlob(8, std::span(reinterpret_cast<const unsigned char*>(clockBlob.data()),
+        .bindBlob(6, fieldsBlob)
+        .bindBlob(7, std::span(reinterpret_cast<const unsigned char*>(clockBlob.data()),
                                clockBlob.size()))
         .run();
   }
@@ -753,7 +823,7 @@ BuiltQuery buildQuery(const RecordQuery& q, bool full) {
   BuiltQuery b;
   b.byDue = q.dueBeforeMs.has_value();
   b.sql = full ? "SELECT r.rid, r.id, r.type, r.fields, r.clocks, r.created_hlc, r.device, "
-                 "r.created_at, r.updated_at, r.sync_state, r.due_at"
+                 "r.created_at, r.updated_at, " OUTPOST_SYNC_STATE_OF_R ", r.due_at"
                : "SELECT r.rid, r.id, r.due_at";
   std::vector<std::string> where;
   if (q.text) {
@@ -785,7 +855,7 @@ BuiltQuery buildQuery(const RecordQuery& q, bool full) {
     b.binds.emplace_back(*q.riskLevel);
   }
   if (q.syncState) {
-    where.emplace_back("r.sync_state = ?");
+    where.emplace_back("(" OUTPOST_SYNC_STATE_OF_R ") = ?");
     b.binds.emplace_back(static_cast<std::int64_t>(*q.syncState));
   }
   if (q.dueBeforeMs) {

@@ -56,6 +56,30 @@ struct PendingView {
   std::string type;
 };
 
+/// How many writes each record has in the journal, kept in memory so that a
+/// record's sync state costs no read of the journal's index (a page decryption each
+/// on a large store): OUTPOST_SYNC_STATE_OF_R asks it through the SQL function
+/// `outpost_pending(rid)`. Loaded from the journal for each new connection; the
+/// open write transaction's changes are kept apart and count once it commits.
+class PendingWrites {
+public:
+  void load(sql::Database& db);
+  /// `n` more (or, negative, fewer) journal rows of record `rid` in the open
+  /// transaction.
+  void add(std::int64_t rid, std::int64_t n);
+  /// Every journal row of `rid` deleted in the open transaction.
+  void removeAll(std::int64_t rid);
+  [[nodiscard]] bool has(std::int64_t rid) const;
+  void commit();
+  void rollback() noexcept;
+  void clear() noexcept;
+
+private:
+  [[nodiscard]] std::int64_t count(std::int64_t rid) const;
+  std::unordered_map<std::int64_t, std::int64_t> committed_;
+  std::unordered_map<std::int64_t, std::int64_t> open_; ///< changes not yet committed
+};
+
 struct RecordStore::Impl {
   Impl(Context& ctx, Vault& v, const platform::Clock& c, RecordStoreOptions o)
       : context(ctx), vault(v), clock(c), options(std::move(o)), hlc(c) {}
@@ -81,11 +105,14 @@ struct RecordStore::Impl {
   std::unordered_map<Uuid, std::string> knownTypes;
   /// The HLC last written to storage (a write that hands out none saves nothing).
   Hlc savedHlc;
+  /// Records with writes in the journal (valid for the connection `stmt` serves).
+  PendingWrites pending;
 
   /// A prepared statement for `sql` (a string literal), cached per connection.
   sql::Statement& stmt(sql::Database& db, const char* sqlText);
   /// As `stmt`, for SQL built at run time.
   sql::Statement& dynamicStmt(sql::Database& db, const std::string& sqlText);
+  /// Forgets what belongs to the connection: its statements and the pending set.
   void dropStatements() noexcept;
 
   /// One vault write transaction that also appends pending views first and saves
@@ -97,6 +124,10 @@ struct RecordStore::Impl {
   void saveHlc(sql::Database& db);
 
   [[nodiscard]] std::optional<Record> load(sql::Database& db, const Uuid& id, std::int64_t* rid);
+
+  /// Readies a new connection: drops the old statements, registers
+  /// `outpost_pending` and loads the pending set.
+  void attach(sql::Database& db);
 
 private:
   sqlite3* cachedFor_ = nullptr;
@@ -124,6 +155,15 @@ struct JournalBase {
   std::vector<sync::VersionId> resolves;
 };
 void createJournalTables(sql::Database& db);
+/// A record's SyncState as an SQL expression over `records r`. Only a rejection is
+/// kept on the row (sync_state = 3, with sync_reason, until the server accepts the
+/// record again); a conflict is `conflicts > 0`; pending means the record has writes
+/// in the journal (RecordStore::Impl::pending); otherwise it is synced. An acknowledgement then
+/// only deletes journal rows, and rewrites no record. (A macro, to be pasted into statement
+/// literals: statements are cached by their text's address.)
+#define OUTPOST_SYNC_STATE_OF_R                                                                    \
+  "CASE WHEN r.sync_state = 3 THEN 3 WHEN r.conflicts > 0 THEN 2 WHEN outpost_pending(r.rid) "     \
+  "THEN 0 ELSE 1 END"
 /// Records one write in the outbox: a create (`bases` null: every field of the new
 /// record, base zero) or the changed fields with what each replaced. Values are
 /// not copied: the outbox reads them from the record when listing.

@@ -298,9 +298,7 @@ void mergeLocalWrite(RecordStore::Impl& s, sql::Database& db, std::int64_t rid, 
   }
   if (touched) {
     const std::int64_t conflicts = conflictCount(s, db, rid);
-    StatementUse u(s.stmt(db,
-                          "UPDATE records SET conflicts = ?2, sync_state = CASE WHEN "
-                          "sync_state = 3 THEN 3 WHEN ?2 > 0 THEN 2 ELSE 0 END WHERE rid = ?1"));
+    StatementUse u(s.stmt(db, "UPDATE records SET conflicts = ?2 WHERE rid = ?1"));
     u->bind(1, rid).bind(2, conflicts).run();
   }
 }
@@ -513,8 +511,7 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<sync::Change> chan
             hadRows || !toSave.empty() || deletedRows ? conflictCount(s, db, rid) : 0;
         StatementUse up(s.stmt(
             db, "UPDATE records SET status = ?2, risk = ?3, due_at = ?4, updated_at = ?5, fields = "
-                "?6, clocks = ?7, conflicts = ?8, sync_state = CASE WHEN sync_state = 3 THEN 3 "
-                "WHEN ?8 > 0 THEN 2 WHEN pending > 0 THEN 0 ELSE 1 END WHERE rid = ?1"));
+                "?6, clocks = ?7, conflicts = ?8 WHERE rid = ?1"));
         up->bind(1, rid);
         textOrNull(*up, 2, "status");
         textOrNull(*up, 3, riskField);
@@ -531,8 +528,8 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<sync::Change> chan
         }
         StatementUse ins(s.stmt(
             db, "INSERT INTO records(id, type, status, risk, due_at, created_at, updated_at, "
-                "created_hlc, device, sync_state, pending, conflicts, fields, clocks) VALUES "
-                "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?11, ?12, ?13)"));
+                "created_hlc, device, conflicts, fields, clocks) VALUES "
+                "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
         ins->bindBlob(1, uuidBytes(id)).bind(2, std::string_view(rec.type));
         textOrNull(*ins, 3, "status");
         textOrNull(*ins, 4, riskField);
@@ -541,10 +538,9 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<sync::Change> chan
             .bind(7, nowMs)
             .bind(8, static_cast<std::int64_t>(rec.createdHlc.value))
             .bindBlob(9, uuidBytes(rec.device))
-            .bind(10, std::int64_t{conflicts > 0 ? 2 : 1})
-            .bind(11, conflicts)
-            .bindBlob(12, blobOf(fields))
-            .bindBlob(13, blobOf(clocks))
+            .bind(10, conflicts)
+            .bindBlob(11, blobOf(fields))
+            .bindBlob(12, blobOf(clocks))
             .run();
         rid = db.lastInsertRowid();
         s.knownTypes.erase(id);
@@ -592,6 +588,7 @@ PurgeResult purgeRecords(RecordStore::Impl& s, std::span<const Uuid> records) {
         StatementUse j(s.stmt(db, "DELETE FROM journal WHERE rid = ?1"));
         j->bind(1, rid).run();
         discarded = db.changes();
+        s.pending.removeAll(rid);
       }
       for (const char* sqlText :
            {"DELETE FROM field_sync WHERE rid = ?1", "DELETE FROM record_links WHERE rid = ?1",

@@ -439,7 +439,8 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
   // server merges the previous one.
   constexpr std::size_t kPushesInFlight = 4;
   struct InFlight {
-    protocol::PushBatch batch;
+    protocol::Uuid batchId{};
+    std::vector<protocol::Uuid> changeIds; ///< as sent (all-zero where elided)
     std::vector<model::JournalEntry> entries;
   };
   std::deque<InFlight> inFlight;
@@ -461,13 +462,18 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
         co_await channel.sendMessage(firstPull);
         break;
       }
-      randombytes_buf(next.batch.batchId.data(), next.batch.batchId.size());
-      next.batch.changes.reserve(next.entries.size());
+      protocol::PushBatch batch;
+      randombytes_buf(batch.batchId.data(), batch.batchId.size());
+      batch.changes.reserve(next.entries.size());
+      next.changeIds.reserve(next.entries.size());
       for (const model::JournalEntry& e : next.entries) {
-        next.batch.changes.push_back(protocol::toWire(e.change, false));
+        batch.changes.push_back(protocol::toWire(e.change, false));
+        next.changeIds.push_back(batch.changes.back().changeId);
         afterSeq = std::max(afterSeq, e.seq);
       }
-      const protocol::Message request = next.batch;
+      next.batchId = batch.batchId;
+      // Moved into the message, not copied: the acknowledgement is matched by ids.
+      const protocol::Message request = std::move(batch);
       co_await channel.sendMessage(request);
       inFlight.push_back(std::move(next));
     }
@@ -476,12 +482,11 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
     }
     const InFlight sent = std::move(inFlight.front());
     inFlight.pop_front();
-    const protocol::PushBatch& batch = sent.batch;
     const std::vector<model::JournalEntry>& entries = sent.entries;
     protocol::Message answer = co_await channel.receiveMessage();
     ++report.roundTrips;
     const protocol::PushAck ack = protocol::expect<protocol::PushAck>(std::move(answer));
-    if (ack.batchId != batch.batchId || ack.results.size() != entries.size()) {
+    if (ack.batchId != sent.batchId || ack.results.size() != entries.size()) {
       throw Error(Errc::protocol, "the server's acknowledgement does not match the batch sent");
     }
     // The server has committed the batch: acknowledge the writes whose changes it
@@ -499,7 +504,7 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
     };
     for (std::size_t i = 0; i < entries.size(); ++i) {
       const protocol::ChangeResult& r = ack.results[i];
-      if (r.changeId != batch.changes[i].changeId) {
+      if (r.changeId != sent.changeIds[i]) {
         throw Error(Errc::protocol, "the server's acknowledgement does not match the batch sent");
       }
       if (r.outcome == protocol::ChangeOutcome::rejected) {
