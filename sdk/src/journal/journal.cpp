@@ -231,7 +231,8 @@ std::vector<JournalEntry> pendingWrites(RecordStore::Impl& store, std::size_t ma
             db, "SELECT bases FROM journal WHERE rid = ?1 AND seq > ?2 AND bases IS NOT NULL "
                 "ORDER BY seq"));
         later->bind(1, rid).bind(2, seq);
-        while (later->step()) {
+        // Only the create in the journal (the usual case): no later write to read.
+        while (store.pending.count(rid) > 1 && later->step()) {
           const auto raw = later->columnBlob(0);
           for (const auto& [field, b] :
                decodeBases({reinterpret_cast<const char*>(raw.data()), raw.size()})) {

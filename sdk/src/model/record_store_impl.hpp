@@ -70,12 +70,13 @@ public:
   /// Every journal row of `rid` deleted in the open transaction.
   void removeAll(std::int64_t rid);
   [[nodiscard]] bool has(std::int64_t rid) const;
+  /// Record `rid`'s journal rows, the open transaction's included.
+  [[nodiscard]] std::int64_t count(std::int64_t rid) const;
   void commit();
   void rollback() noexcept;
   void clear() noexcept;
 
 private:
-  [[nodiscard]] std::int64_t count(std::int64_t rid) const;
   std::unordered_map<std::int64_t, std::int64_t> committed_;
   std::unordered_map<std::int64_t, std::int64_t> open_; ///< changes not yet committed
 };

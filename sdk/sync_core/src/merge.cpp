@@ -74,6 +74,14 @@ MergeOutcome merge(FieldState& state, const Change& change, MergePolicy policy, 
     return MergeOutcome::rejected;
   }
 
+  // A field's first version, with no base and nothing resolved (every field of a
+  // new record): what the general case below would conclude, without its copies.
+  if (!state.current && state.conflicts.empty() && state.superseded.empty() && !change.base() &&
+      change.resolves.empty()) {
+    state.current = versionOf(change);
+    return MergeOutcome::fastForward;
+  }
+
   // What this change saw and replaced.
   const std::optional<FieldVersion> before = state.current;
   if (const auto base = change.base()) {
