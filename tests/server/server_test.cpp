@@ -162,6 +162,30 @@ TEST_SUITE("server.sync") {
     CHECK(srv.server->metrics().changesDuplicate.load() == 2);
   }
 
+  TEST_CASE("a write repeated within one batch, for a record new to the server, is applied once") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer srv(ctx, data.dir.path);
+    Device a(ctx);
+    enrollAs(data, srv, a, "alice");
+    (void)a.hello();
+    const Uuid record = newId();
+    const Change x = a.change(record, "x", std::string("1"));
+    Change y = a.change(record, "y", std::string("2"));
+    y.hlc = x.hlc; // one write: x and y
+    const Uuid other = newId();
+    const Change z = a.change(other, "z", std::string("3"));
+    // The write is looked up only once its record exists: here, after its first copy.
+    const PushAck ack = a.push({x, y, z, x, y});
+    REQUIRE(ack.results.size() == 5);
+    CHECK(ack.results[0].outcome == ChangeOutcome::applied);
+    CHECK(ack.results[1].outcome == ChangeOutcome::applied);
+    CHECK(ack.results[2].outcome == ChangeOutcome::applied);
+    CHECK(ack.results[3].outcome == ChangeOutcome::duplicate);
+    CHECK(ack.results[4].outcome == ChangeOutcome::duplicate);
+    CHECK(data.store()->lastSequence() == 2); // one stored write per record
+  }
+
   TEST_CASE("concurrent edits from two devices are a conflict that keeps both values") {
     Context ctx;
     DataFolder data(ctx);
