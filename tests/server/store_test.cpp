@@ -75,6 +75,44 @@ TEST_SUITE("server.store") {
     CHECK_FALSE(fs::exists(SqliteServerStore::databasePath(empty.path)));
   }
 
+  TEST_CASE("a new store has 16 KiB pages, and one made with 4 KiB pages keeps them and works") {
+    Context ctx;
+    DataFolder data(ctx);
+    const auto pageSize = [&] {
+      sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
+                       SQLITE_OPEN_READWRITE);
+      return db.queryInt("PRAGMA page_size");
+    };
+    CHECK(pageSize() == 16384);
+    {
+      // As a store made before: 4 KiB pages (WAL fixes the size; DELETE lets VACUUM
+      // change it).
+      sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
+                       SQLITE_OPEN_READWRITE);
+      (void)db.queryText("PRAGMA journal_mode = DELETE");
+      db.exec("PRAGMA page_size = 4096; VACUUM;");
+      (void)db.queryText("PRAGMA journal_mode = WAL");
+    }
+    REQUIRE(pageSize() == 4096);
+    auto store = data.store();
+    protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    protocol::Change c;
+    c.changeId = newId();
+    c.recordId = newId();
+    c.recordType = "assessment";
+    c.field = "x";
+    c.value = std::int64_t{1};
+    c.hlc = hlcNow();
+    c.deviceId = device.deviceId;
+    const PushContext context{device, *store->findWorker("alice"),
+                              static_cast<std::int64_t>(hlcNow() >> 16)};
+    CHECK(store->push(context, {c}).applied == 1);
+    store.reset();
+    CHECK(pageSize() == 4096);
+    CHECK(data.store()->recordCount() == 1);
+    CHECK(data.store()->verifyAudit().intact);
+  }
+
   TEST_CASE("a new record is owned by the worker's first team") {
     Context ctx;
     DataFolder data(ctx);
