@@ -80,7 +80,8 @@ CREATE TABLE IF NOT EXISTS audit_log(
   changes BLOB NOT NULL,
   rows_hash BLOB NOT NULL,
   hash BLOB NOT NULL,
-  signature BLOB NOT NULL);
+  signature BLOB NOT NULL,
+  changes_format INTEGER NOT NULL DEFAULT 1);
 )sql";
 
 const std::string_view kRowColumns =
@@ -96,6 +97,9 @@ namespace {
 
 constexpr std::string_view kEntryContext = "outpost-server-audit-v1";
 constexpr std::string_view kChangesContext = "outpost-server-audit-changes-v1";
+/// The hash context of a change list in the runs form (ChangeList::writeRuns): a
+/// format column turned back to 1 no longer matches the entry's hash.
+constexpr std::string_view kRunsContext = "outpost-server-audit-changes-v2";
 constexpr std::string_view kRowsContext = "outpost-server-audit-rows-v1";
 constexpr std::string_view kSignContext = "outpost-server-audit-sig-v1";
 constexpr std::size_t kChangeBytes = 16 + 1 + 2 + 8;
@@ -152,6 +156,124 @@ std::string encodeChanges(const std::vector<AuditedChange>& changes) {
     out.push_back(static_cast<char>(c.reason >> 8));
     out.push_back(static_cast<char>(c.reason & 0xFF));
     putU64(out, static_cast<std::uint64_t>(c.seq));
+  }
+  return out;
+}
+
+// The runs form (ChangeList::writeRuns), item after item:
+//   0, change id (16 bytes), outcome (1), reason (2, big-endian), varint seq
+//   1, varint count, outcome (1), reason (2), varint seq: `count` changes, in a row,
+//      stored in write `seq` and whose ids are that write row's next `count` ids
+// A write's changes are listed in the order of its row's fields, so every stored
+// change is in a run: a push of new records lists one run per write.
+constexpr std::uint8_t kExplicit = 0;
+constexpr std::uint8_t kRun = 1;
+
+void putVarint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+void putOutcome(std::string& out, const AuditedChange& c) {
+  out.push_back(static_cast<char>(c.outcome));
+  out.push_back(static_cast<char>(c.reason >> 8));
+  out.push_back(static_cast<char>(c.reason & 0xFF));
+}
+
+std::string encodeRuns(const std::vector<AuditedChange>& changes) {
+  std::string out;
+  for (std::size_t i = 0; i < changes.size();) {
+    const AuditedChange& c = changes[i];
+    if (c.seq == 0) {
+      out.push_back(static_cast<char>(kExplicit));
+      out.append(reinterpret_cast<const char*>(c.changeId.data()), c.changeId.size());
+      putOutcome(out, c);
+      putVarint(out, 0);
+      ++i;
+      continue;
+    }
+    std::size_t n = 1;
+    while (i + n < changes.size() && changes[i + n].seq == c.seq &&
+           changes[i + n].outcome == c.outcome && changes[i + n].reason == c.reason) {
+      ++n;
+    }
+    out.push_back(static_cast<char>(kRun));
+    putVarint(out, n);
+    putOutcome(out, c);
+    putVarint(out, static_cast<std::uint64_t>(c.seq));
+    i += n;
+  }
+  return out;
+}
+
+/// A change list in the runs form, the ids of runs left all-zero and flagged in
+/// `fromRow` (parallel to the result). Nullopt when malformed.
+std::optional<std::vector<AuditedChange>> decodeRuns(std::span<const unsigned char> b,
+                                                     std::vector<bool>& fromRow) {
+  std::vector<AuditedChange> out;
+  fromRow.clear();
+  std::size_t at = 0;
+  const auto varint = [&]() -> std::optional<std::uint64_t> {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (at == b.size()) {
+        return std::nullopt;
+      }
+      const unsigned char x = b[at++];
+      v |= std::uint64_t{x & 0x7fu} << shift;
+      if ((x & 0x80) == 0) {
+        return v;
+      }
+    }
+    return std::nullopt;
+  };
+  const auto outcome = [&](AuditedChange& c) {
+    if (b.size() - at < 3 ||
+        b[at] > static_cast<unsigned char>(protocol::ChangeOutcome::rejected)) {
+      return false;
+    }
+    c.outcome = static_cast<protocol::ChangeOutcome>(b[at]);
+    c.reason = static_cast<std::uint16_t>((b[at + 1] << 8) | b[at + 2]);
+    at += 3;
+    return true;
+  };
+  while (at < b.size()) {
+    const unsigned char tag = b[at++];
+    AuditedChange c;
+    if (tag == kExplicit) {
+      if (b.size() - at < 16) {
+        return std::nullopt;
+      }
+      std::copy(b.begin() + static_cast<std::ptrdiff_t>(at),
+                b.begin() + static_cast<std::ptrdiff_t>(at + 16), c.changeId.begin());
+      at += 16;
+      const auto seq = outcome(c) ? varint() : std::nullopt;
+      if (!seq || *seq > static_cast<std::uint64_t>(INT64_MAX)) {
+        return std::nullopt;
+      }
+      c.seq = static_cast<std::int64_t>(*seq);
+      out.push_back(c);
+      fromRow.push_back(false);
+      continue;
+    }
+    if (tag != kRun) {
+      return std::nullopt;
+    }
+    const auto n = varint();
+    // Each change of a run is a field of one write row, which a batch bounds.
+    if (!n || *n == 0 || *n > protocol::limits::kChanges || !outcome(c)) {
+      return std::nullopt;
+    }
+    const auto seq = varint();
+    if (!seq || *seq == 0 || *seq > static_cast<std::uint64_t>(INT64_MAX)) {
+      return std::nullopt;
+    }
+    c.seq = static_cast<std::int64_t>(*seq);
+    out.insert(out.end(), *n, c);
+    fromRow.insert(fromRow.end(), *n, true);
   }
   return out;
 }
@@ -306,7 +428,8 @@ ChangeRow rowFrom(const sql::Statement& st, int first) {
   return r;
 }
 
-void append(StatementCache& statements, const Signer& signer, AuditEntry& entry) {
+void append(StatementCache& statements, const Signer& signer, AuditEntry& entry,
+            ChangeList format) {
   Hash previous{};
   std::int64_t last = 0;
   {
@@ -317,19 +440,20 @@ void append(StatementCache& statements, const Signer& signer, AuditEntry& entry)
     }
   }
   entry.seq = last + 1;
-  const std::string changes = encodeChanges(entry.changes);
+  const bool runs = format == ChangeList::writeRuns;
+  const std::string changes = runs ? encodeRuns(entry.changes) : encodeChanges(entry.changes);
   const std::string_view kind = auditKindName(entry.kind);
   const std::string canonical =
       canonicalEntry(entry.seq, entry.atMs, kind, entry.actor, entry.device, entry.detail,
-                     blake2b(kChangesContext, changes), entry.rowsHash);
+                     blake2b(runs ? kRunsContext : kChangesContext, changes), entry.rowsHash);
   entry.hash = chain(previous, canonical);
   const std::string message = signedMessage(entry.seq, entry.hash);
   std::array<std::uint8_t, crypto_sign_BYTES> signature{};
   crypto_sign_detached(signature.data(), nullptr, bytesOf(message).data(), message.size(),
                        signer.secretKey.data());
   auto ins = statements.use("INSERT INTO audit_log(seq, at_ms, kind, actor, device_id, detail,"
-                            " changes, rows_hash, hash, signature)"
-                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+                            " changes, rows_hash, hash, signature, changes_format)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
   ins->bind(1, entry.seq)
       .bind(2, entry.atMs)
       .bind(3, kind)
@@ -339,13 +463,77 @@ void append(StatementCache& statements, const Signer& signer, AuditEntry& entry)
       .bindBlob(7, bytesOf(changes))
       .bindBlob(8, entry.rowsHash)
       .bindBlob(9, entry.hash)
-      .bindBlob(10, signature);
+      .bindBlob(10, signature)
+      .bind(11, static_cast<std::int64_t>(format));
   ins->run();
 }
 
+namespace {
+
+/// The ids of the changes stored in write `seq`, in its row's order (empty when the
+/// row is gone).
+std::vector<protocol::Uuid> writeIds(sql::Database& db, std::int64_t seq) {
+  sql::Statement st(db, "SELECT record_id, hlc, device_id, fields FROM writes WHERE seq = ?1");
+  st.bind(1, seq);
+  std::vector<protocol::Uuid> ids;
+  if (!st.step()) {
+    return ids;
+  }
+  const auto record = st.columnBlob(0);
+  const auto device = st.columnBlob(2);
+  if (record.size() != 16 || device.size() != 16) {
+    return ids;
+  }
+  WriteKey key;
+  std::copy(record.begin(), record.end(), key.recordId.begin());
+  std::copy(device.begin(), device.end(), key.deviceId.begin());
+  key.hlc = static_cast<std::uint64_t>(st.columnInt(1));
+  for (const StoredField& f : decodeStoredFields(chars(st.columnBlob(3)), key)) {
+    ids.push_back(f.changeId);
+  }
+  return ids;
+}
+
+/// A stored change list, the ids of runs read from their write rows.
+std::optional<std::vector<AuditedChange>>
+readChangeList(sql::Database& db, std::span<const unsigned char> blob, std::int64_t format) {
+  if (format == static_cast<std::int64_t>(ChangeList::explicitIds)) {
+    return decodeChanges(blob);
+  }
+  std::vector<bool> fromRow;
+  auto changes = format == static_cast<std::int64_t>(ChangeList::writeRuns)
+                     ? decodeRuns(blob, fromRow)
+                     : std::nullopt;
+  if (!changes) {
+    return std::nullopt;
+  }
+  std::int64_t seq = 0;
+  std::vector<protocol::Uuid> ids;
+  std::size_t next = 0;
+  for (std::size_t i = 0; i < changes->size(); ++i) {
+    AuditedChange& c = (*changes)[i];
+    if (!fromRow[i]) {
+      continue;
+    }
+    if (c.seq != seq) {
+      seq = c.seq;
+      ids = writeIds(db, seq);
+      next = 0;
+    }
+    if (next == ids.size()) {
+      return std::nullopt; // the row is gone or holds fewer changes: `audit verify` says more
+    }
+    c.changeId = ids[next++];
+  }
+  return changes;
+}
+
+} // namespace
+
 std::vector<AuditEntry> list(sql::Database& db, std::int64_t afterSeq, std::size_t limit) {
   sql::Statement st(db, "SELECT seq, at_ms, kind, actor, device_id, detail, changes, rows_hash,"
-                        " hash FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+                        " hash, changes_format FROM audit_log WHERE seq > ?1 ORDER BY seq"
+                        " LIMIT ?2");
   st.bind(1, afterSeq).bind(2, static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
   std::vector<AuditEntry> out;
   while (st.step()) {
@@ -353,7 +541,7 @@ std::vector<AuditEntry> list(sql::Database& db, std::int64_t afterSeq, std::size
     e.seq = st.columnInt(0);
     e.atMs = st.columnInt(1);
     const auto kind = parseAuditKind(st.columnText(2));
-    auto changes = decodeChanges(st.columnBlob(6));
+    auto changes = readChangeList(db, st.columnBlob(6), st.columnInt(9));
     const auto device = st.columnBlob(4);
     if (!kind || !changes || device.size() != 16) {
       throw Error(Errc::corrupt, "audit entry " + std::to_string(e.seq) +
@@ -404,7 +592,7 @@ AuditVerification verify(sql::Database& db, const std::array<std::uint8_t, 32>& 
   bool writePending = writes.step();
 
   sql::Statement st(db, "SELECT seq, at_ms, kind, actor, device_id, detail, changes, rows_hash,"
-                        " hash, signature FROM audit_log ORDER BY seq");
+                        " hash, signature, changes_format FROM audit_log ORDER BY seq");
   Hash previous{};
   std::int64_t expected = 1;
   while (st.step()) {
@@ -425,9 +613,15 @@ AuditVerification verify(sql::Database& db, const std::array<std::uint8_t, 32>& 
         signature.size() != crypto_sign_BYTES) {
       return fail(seq, "entry " + std::to_string(seq) + " is malformed (altered)");
     }
-    const std::string canonical =
-        canonicalEntry(seq, st.columnInt(1), st.columnText(2), st.columnText(3), device,
-                       st.columnText(5), blake2b(kChangesContext, chars(changesBlob)), rowsHash);
+    const std::int64_t format = st.columnInt(10);
+    const bool runs = format == static_cast<std::int64_t>(ChangeList::writeRuns);
+    if (!runs && format != static_cast<std::int64_t>(ChangeList::explicitIds)) {
+      return fail(seq,
+                  "entry " + std::to_string(seq) + " has an unknown change list format (altered)");
+    }
+    const std::string canonical = canonicalEntry(
+        seq, st.columnInt(1), st.columnText(2), st.columnText(3), device, st.columnText(5),
+        blake2b(runs ? kRunsContext : kChangesContext, chars(changesBlob)), rowsHash);
     const Hash hash = chain(previous, canonical);
     if (sodium_memcmp(hash.data(), stored.data(), hash.size()) != 0) {
       return fail(seq, "entry " + std::to_string(seq) + " (" + std::string(st.columnText(2)) +
@@ -442,8 +636,9 @@ AuditVerification verify(sql::Database& db, const std::array<std::uint8_t, 32>& 
     }
     ++v.signaturesChecked;
 
-    const auto changes = decodeChanges(changesBlob);
-    if (!changes) {
+    std::vector<bool> fromRow; // runs: the id is the row's (nothing to compare)
+    const auto changes = runs ? decodeRuns(changesBlob, fromRow) : decodeChanges(changesBlob);
+    if (!changes || (runs && seq <= legacyHead)) {
       return fail(seq, "entry " + std::to_string(seq) + " has a malformed change list (altered)");
     }
     const bool legacyEntry = seq <= legacyHead;
@@ -475,7 +670,8 @@ AuditVerification verify(sql::Database& db, const std::array<std::uint8_t, 32>& 
       return "write seq " + std::to_string(rowSeq) + " holds changes that entry " +
              std::to_string(seq) + " does not list: altered after the fact";
     };
-    for (const AuditedChange& c : *changes) {
+    for (std::size_t i = 0; i < changes->size(); ++i) {
+      const AuditedChange& c = (*changes)[i];
       if (c.seq == 0) {
         continue; // duplicate or rejected: nothing was stored
       }
@@ -521,7 +717,8 @@ AuditVerification verify(sql::Database& db, const std::array<std::uint8_t, 32>& 
         matched = 0;
         rowPending = rows->step();
       }
-      if (matched == rowFields.size() || rowFields[matched].changeId != c.changeId) {
+      if (matched == rowFields.size() ||
+          (!(runs && fromRow[i]) && rowFields[matched].changeId != c.changeId)) {
         return fail(seq, "write seq " + std::to_string(c.seq) + " of entry " + std::to_string(seq) +
                              " does not hold change " + uuidText(c.changeId) +
                              " where the entry lists it: altered after "

@@ -66,9 +66,21 @@ struct Signer {
   const std::array<std::uint8_t, 32>& publicKey;
 };
 
+/// How a push entry's change list is stored (column `changes_format`).
+enum class ChangeList : std::uint8_t {
+  /// Every change with its id, 27 bytes each (entries before schema 4, and the
+  /// entries of an upgrade).
+  explicitIds = 1,
+  /// Changes not stored with their ids; a stored write's changes as one run (count,
+  /// outcome, reason, seq) whose ids are read back from the write row: a few bytes
+  /// per write instead of 27 per change. Only for changes stored as write rows.
+  writeRuns = 2,
+};
+
 /// Appends `entry` (its seq and hash are set here) inside the caller's write
 /// transaction: reads the chain's head, hashes, signs, inserts.
-void append(StatementCache& statements, const Signer& signer, AuditEntry& entry);
+void append(StatementCache& statements, const Signer& signer, AuditEntry& entry,
+            ChangeList format = ChangeList::explicitIds);
 
 /// Entries after `afterSeq`, oldest first, at most `limit`.
 [[nodiscard]] std::vector<AuditEntry> list(sql::Database& db, std::int64_t afterSeq,

@@ -89,7 +89,7 @@ using nlohmann::json;
 /// The schema version this build writes: 1 = before the audit chain, 2 = with it
 /// (a change log of one row per field change), 3 = a write log of one row per write
 /// and one merge state per record.
-constexpr std::int64_t kSchemaVersion = 3;
+constexpr std::int64_t kSchemaVersion = 4;
 
 std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -274,6 +274,12 @@ struct SqliteServerStore::Impl {
               "CREATE INDEX IF NOT EXISTS changes_by_team ON changes(owner_team, seq);");
     }
     db.exec(audit::kSchema);
+    // Schema 4: push entries may store their change list as runs (audit::ChangeList).
+    // An audit log made before has every entry in the explicit form.
+    if (db.queryInt("SELECT COUNT(*) FROM pragma_table_info('audit_log') WHERE name ="
+                    " 'changes_format'") == 0) {
+      db.exec("ALTER TABLE audit_log ADD COLUMN changes_format INTEGER NOT NULL DEFAULT 1");
+    }
     if (version == 1 && db.queryInt("SELECT COUNT(*) FROM changes") > 0) {
       AuditEntry entry;
       entry.atMs = nowMs();
@@ -436,11 +442,12 @@ struct SqliteServerStore::Impl {
   }
 
   /// Appends inside the caller's write transaction.
-  void appendAudit(AuditEntry& entry) {
+  void appendAudit(AuditEntry& entry, audit::ChangeList format = audit::ChangeList::explicitIds) {
     if (entry.kind != AuditKind::push && entry.kind != AuditKind::baseline) {
       entry.rowsHash = audit::RowsHash().finish();
     }
-    audit::append(statements, audit::Signer{keys.auditSigningKey, keys.auditPublicKey}, entry);
+    audit::append(statements, audit::Signer{keys.auditSigningKey, keys.auditPublicKey}, entry,
+                  format);
   }
 
   /// An administrative entry by this connection's actor.
@@ -1111,7 +1118,8 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
                       {"conflict", out.conflicts},
                       {"rejected", out.rejected}}
                      .dump();
-  impl_->appendAudit(entry);
+  // Its stored changes as runs over their write rows: a few bytes per write.
+  impl_->appendAudit(entry, audit::ChangeList::writeRuns);
   return out;
 }
 

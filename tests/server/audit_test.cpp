@@ -168,9 +168,22 @@ TEST_SUITE("server.audit") {
       expectedWords = "altered";
     }
     SUBCASE("an entry's change list edited (an outcome turned into another)") {
-      tamper(data, "UPDATE audit_log SET changes = substr(changes, 1, 16) || x'00' ||"
-                   " substr(changes, 18) WHERE seq = 7");
+      // Entry 7 starts with its duplicate, listed with its id: tag, id, outcome.
+      tamper(data, "UPDATE audit_log SET changes = substr(changes, 1, 17) || x'00' ||"
+                   " substr(changes, 19) WHERE seq = 7");
       expectedBad = 7;
+      expectedWords = "altered";
+    }
+    SUBCASE("a run's count edited (a write said to hold two changes)") {
+      REQUIRE(queryInt(data, "SELECT hex(substr(changes, 1, 2)) = '0101' FROM audit_log"
+                             " WHERE seq = 8") == 1);
+      tamper(data, "UPDATE audit_log SET changes = x'0102' || substr(changes, 3) WHERE seq = 8");
+      expectedBad = 8;
+      expectedWords = "altered";
+    }
+    SUBCASE("an entry's change list format turned back to the explicit one") {
+      tamper(data, "UPDATE audit_log SET changes_format = 1 WHERE seq = 8");
+      expectedBad = 8;
       expectedWords = "altered";
     }
     SUBCASE("an entry deleted") {
@@ -330,7 +343,7 @@ TEST_SUITE("server.audit") {
     REQUIRE(states[rec1].fields["risk"].hasConflict());
 
     auto store = data.store();
-    CHECK(queryInt(data, "PRAGMA user_version") == 3);
+    CHECK(queryInt(data, "PRAGMA user_version") == 4);
     const AuditVerification v = store->verifyAudit();
     CHECK_MESSAGE(v.intact, v.problem);
     // A baseline over the 5 change rows (schema 1 -> 2), then one over the 4 writes
@@ -369,8 +382,61 @@ TEST_SUITE("server.audit") {
     (void)pushAs(*store, device, {changeBy(device, newId(), "child", "risk", std::string("x"))});
     CHECK(store->lastSequence() == 6);
     CHECK(store->verifyAudit().intact);
+    // The upgrade's entries list ids; the new push stores a run over its write row.
+    CHECK(queryInt(data, "SELECT group_concat(changes_format, '') FROM audit_log") == 112);
     // Opened again: nothing migrates twice.
     CHECK(data.store()->verifyAudit().entries == 3);
+  }
+
+  TEST_CASE("a push entry stores its stored changes as runs over their write rows, and "
+            "listing gives back every id") {
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const protocol::Uuid record = newId();
+    std::vector<protocol::Change> write;
+    for (const char* field : {"a", "b", "c", "d"}) {
+      write.push_back(changeBy(device, record, "assessment", field, std::string(field)));
+      write.back().hlc = write.front().hlc; // one write of four fields
+    }
+    write[2].changeId = protocol::Uuid{}; // left out: the server derives it
+    const PushResult first = pushAs(*store, device, write);
+    REQUIRE(first.applied == 4);
+    // A batch again, with a new write after the repeated ones.
+    auto again = write;
+    again.push_back(changeBy(device, newId(), "assessment", "e", std::string("e")));
+    const PushResult second = pushAs(*store, device, again);
+    CHECK(second.duplicates == 4);
+    CHECK(second.applied == 1);
+    // One run (1 + count + outcome + reason + seq: 6 bytes) instead of 4 x 27 bytes.
+    const std::int64_t head = store->lastAuditEntries(1).front().seq;
+    CHECK(queryInt(data, "SELECT length(changes) FROM audit_log WHERE seq = " +
+                             std::to_string(head - 1)) == 6);
+    // Four duplicates with their ids (21 bytes each), then one run.
+    CHECK(queryInt(data, "SELECT length(changes) FROM audit_log WHERE seq = " +
+                             std::to_string(head)) == 4 * 21 + 6);
+    const auto entries = store->lastAuditEntries(2);
+    REQUIRE(entries.size() == 2);
+    REQUIRE(entries[0].changes.size() == 4);
+    for (std::size_t i = 0; i < 4; ++i) {
+      CHECK(entries[0].changes[i].changeId == first.results[i].changeId);
+      CHECK(entries[0].changes[i].seq == 1);
+      CHECK(entries[0].changes[i].outcome == protocol::ChangeOutcome::applied);
+    }
+    REQUIRE(entries[1].changes.size() == 5);
+    for (std::size_t i = 0; i < 5; ++i) {
+      CHECK(entries[1].changes[i].changeId == second.results[i].changeId);
+    }
+    CHECK(entries[1].changes[3].seq == 0);
+    CHECK(entries[1].changes[4].seq == 2);
+    const AuditVerification v = store->verifyAudit();
+    CHECK_MESSAGE(v.intact, v.problem);
+    CHECK(v.changesChecked == 5);
+    // A write row's id altered: the rows hash says so.
+    tamper(data, "UPDATE writes SET fields = CAST(replace(fields, CAST('d' AS BLOB),"
+                 " CAST('D' AS BLOB)) AS BLOB) WHERE seq = 1");
+    CHECK_FALSE(data.store()->verifyAudit().intact);
   }
 
   TEST_CASE("an upgraded store's legacy change log is still covered by the audit chain") {

@@ -8,7 +8,9 @@
 /// (DIR/keys/audit-signing.key). A push entry is written in the same transaction as
 /// the batch it describes and lists, change by change in batch order, the change id,
 /// the outcome the device was told, its reason and the sequence number the change was
-/// stored under (0 when it was not stored). The canonical bytes cover a BLAKE2b hash
+/// stored under (0 when it was not stored); the changes stored in one write row are
+/// kept as a run whose ids are the row's (audit::ChangeList::writeRuns, schema 4).
+/// The canonical bytes cover a BLAKE2b hash
 /// of that list and the rows hash: a BLAKE2b hash over the full content of every
 /// change row the batch stored. `verifyAudit` recomputes all of it, so an entry
 /// edited, removed or inserted, and a change row altered, deleted or added after the
