@@ -323,7 +323,10 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
     // only pushes are ahead of them). Whatever ends the loop, the read in progress
     // ends (the channel closed) and the writer is done with every batch handed to it
     // before the channel and the batches go.
-    constexpr std::size_t kPushesAhead = 4;
+    // As many as a device sends before their acknowledgements (SyncClient's
+    // kPushesInFlight). Per connection that holds at most this many decoded batches
+    // (each at most one 16 MiB message) and the one being read.
+    constexpr std::size_t kPushesAhead = 8;
     const auto executor = co_await asio::this_coro::executor;
     asio::steady_timer wake(executor, asio::steady_timer::time_point::max());
     std::shared_ptr<ReadAhead> ahead = readAhead(channel, executor, wake);
