@@ -425,4 +425,33 @@ TEST_SUITE("protocol.convert") {
     CHECK(toWire(c, true).changeId == c.changeId.bytes);
     CHECK(toSync(toWire(c, true)) == c);
   }
+
+  TEST_CASE("a change taken over (moved) converts as one copied, for every kind of value") {
+    std::vector<sync::Value> values = {sync::Null{},
+                                       sync::Tombstone{},
+                                       true,
+                                       std::int64_t{-7},
+                                       2.5,
+                                       std::string(400, 'n'),
+                                       sync::Bytes{1, 2, 3},
+                                       sync::StringList{"a", std::string(40, 'b')}};
+    for (const sync::Value& v : values) {
+      sync::Change c;
+      c.changeId = sync::Uuid::random();
+      c.recordId = sync::Uuid::random();
+      c.deviceId = sync::Uuid::random();
+      c.field = "a field name longer than the short-string buffer";
+      c.recordType = "safeguarding.assessment";
+      c.hlc = sync::Hlc{987654321};
+      c.baseHlc = sync::Hlc{987654000};
+      c.baseDeviceId = sync::Uuid::random();
+      c.resolves = {{sync::Hlc{5}, sync::Uuid::random()}};
+      c.value = v;
+      Change wire = toWire(c);
+      const sync::Change copied = toSync(wire, wire.changeId);
+      const Uuid id = wire.changeId;
+      CHECK(toSync(std::move(wire), id) == copied);
+      CHECK(copied == c);
+    }
+  }
 }

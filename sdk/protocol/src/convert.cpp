@@ -90,6 +90,43 @@ std::vector<Uuid> derivedChangeIds(std::span<const Change> changes) {
   return out;
 }
 
+namespace {
+
+sync::Value toSyncValue(protocol::Value&& v) {
+  return std::visit(
+      [](auto&& x) -> sync::Value {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, protocol::Null>) {
+          return sync::Null{};
+        } else if constexpr (std::is_same_v<T, protocol::Tombstone>) {
+          return sync::Tombstone{};
+        } else {
+          return std::move(x);
+        }
+      },
+      std::move(v));
+}
+
+} // namespace
+
+sync::Change toSync(protocol::Change&& c, const Uuid& changeId) {
+  sync::Change s{uuidOf(changeId),
+                 uuidOf(c.recordId),
+                 std::move(c.recordType),
+                 std::move(c.field),
+                 toSyncValue(std::move(c.value)),
+                 sync::Hlc{c.hlc},
+                 uuidOf(c.deviceId),
+                 sync::Hlc{c.baseHlc},
+                 uuidOf(c.baseDeviceId),
+                 {}};
+  s.resolves.reserve(c.resolves.size());
+  for (const auto& r : c.resolves) {
+    s.resolves.push_back({sync::Hlc{r.hlc}, uuidOf(r.deviceId)});
+  }
+  return s;
+}
+
 sync::Change toSync(const protocol::Change& c, const Uuid& changeId) {
   sync::Change s{uuidOf(changeId),       uuidOf(c.recordId),
                  c.recordType,           c.field,

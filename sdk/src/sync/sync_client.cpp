@@ -553,7 +553,7 @@ asio::awaitable<PulledBatch> SyncClient::Impl::receivePull(protocol::SecureChann
                                                            std::uint64_t& cursor) {
   protocol::Message answer = co_await channel.receiveMessage();
   ++report.roundTrips;
-  const protocol::PullReply reply = protocol::expect<protocol::PullReply>(std::move(answer));
+  protocol::PullReply reply = protocol::expect<protocol::PullReply>(std::move(answer));
   if (reply.nextCursor < cursor) {
     throw Error(Errc::protocol, "the server moved the pull cursor backwards");
   }
@@ -572,9 +572,10 @@ asio::awaitable<PulledBatch> SyncClient::Impl::receivePull(protocol::SecureChann
   // merge derives it only where it needs it (model::applyRemote).
   out.derived = std::make_unique<bool[]>(reply.changes.size());
   for (std::size_t i = 0; i < reply.changes.size(); ++i) {
-    const protocol::Change& c = reply.changes[i];
+    protocol::Change& c = reply.changes[i];
     out.derived[i] = protocol::isElidedId(c.changeId);
-    out.changes.push_back(protocol::toSync(c, c.changeId));
+    const protocol::Uuid id = c.changeId;
+    out.changes.push_back(protocol::toSync(std::move(c), id));
   }
   co_return out;
 }

@@ -15,6 +15,8 @@ namespace outpost::protocol {
 [[nodiscard]] sync::Change toSync(const Change& change);
 /// The same with the change's id given (e.g. derived by the caller for a whole write).
 [[nodiscard]] sync::Change toSync(const Change& change, const Uuid& changeId);
+/// The same, taking the change's strings and value instead of copying them.
+[[nodiscard]] sync::Change toSync(Change&& change, const Uuid& changeId);
 /// The derived change id (sync::derivedChangeId) of every change of a list, in order,
 /// hashing what each write's changes share once (sync::ChangeIdDeriver).
 [[nodiscard]] std::vector<Uuid> derivedChangeIds(std::span<const Change> changes);
