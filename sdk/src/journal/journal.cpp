@@ -182,12 +182,15 @@ std::vector<JournalEntry> pendingWrites(RecordStore::Impl& store, std::size_t ma
             " FROM journal j "
             "JOIN records r ON r.rid = j.rid WHERE j.seq > ?1 ORDER BY j.seq"));
     s->bind(1, afterSeq);
+    // A store whose fields only this device wrote has no merge state at all (one
+    // read here, instead of one per record below).
+    const bool anyStates = db.queryInt("SELECT EXISTS (SELECT 1 FROM field_sync)") != 0;
     while (s->step()) {
       const std::int64_t seq = s->columnInt(0);
       const Hlc hlc{static_cast<std::uint64_t>(s->columnInt(1))};
       const bool isCreate = s->columnIsNull(2);
       const std::int64_t rid = s->columnInt(3);
-      const FieldStates states = loadFieldStates(store, db, rid);
+      const FieldStates states = anyStates ? loadFieldStates(store, db, rid) : FieldStates{};
       // A create of a record with no merge state lists the stored fields as it
       // reads them; otherwise the record is decoded whole.
       const bool streamFields = isCreate && states.empty();
