@@ -927,9 +927,33 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     }
   };
 
+  // The merge state of the write's record. Its map's nodes are kept from one write to
+  // the next (`spare`): a new record takes them instead of allocating one per field.
+  sync::RecordState record;
+  std::vector<decltype(record.fields)::node_type> spare;
+  const auto fieldSlot = [&](const std::string& field) -> sync::FieldState& {
+    auto& fields = record.fields;
+    if (!spare.empty() && (fields.empty() || fields.rbegin()->first < field)) {
+      auto node = std::move(spare.back());
+      spare.pop_back();
+      node.key() = field;
+      node.mapped() = sync::FieldState{};
+      return fields.insert(fields.end(), std::move(node))->second;
+    }
+    // A write lists its fields in name order: the hint makes each new one's
+    // insertion O(1) (a wrong hint only costs the usual search).
+    return fields.try_emplace(fields.end(), field)->second;
+  };
+  std::vector<StoredField> stored;
+  std::vector<std::pair<protocol::ChangeOutcome, Errc>> outcomes;
+  std::vector<protocol::Uuid> ids;
+
   // One write at a time: a run of consecutive changes with the same record, type,
   // HLC and device (a device sends a write's changes together).
   for (std::size_t first = 0; first < changes.size();) {
+    while (!record.fields.empty()) {
+      spare.push_back(record.fields.extract(record.fields.begin()));
+    }
     const protocol::Change& head = changes[first];
     std::size_t last = first + 1;
     while (last < changes.size() && protocol::sameWrite(changes[last], head)) {
@@ -967,7 +991,6 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       }
     }
     std::string ownerTeam;
-    sync::RecordState record;
     if (!newRecord) {
       ownerTeam = std::string(findRecord->columnText(1));
       if (std::find(context.worker.teams.begin(), context.worker.teams.end(), ownerTeam) ==
@@ -994,9 +1017,9 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
 
     // Merge every field; the ones that change the record's state are stored.
     std::optional<sync::ChangeIdDeriver> derive; // made only when the ids were not given
-    std::vector<StoredField> stored;
-    std::vector<std::pair<protocol::ChangeOutcome, Errc>> outcomes;
-    std::vector<protocol::Uuid> ids;
+    stored.clear();
+    outcomes.clear();
+    ids.clear();
     stored.reserve(write.size());
     outcomes.reserve(write.size());
     ids.reserve(write.size());
@@ -1019,11 +1042,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       const sync::Uuid derived = elided ? derivedOf(c) : sync::Uuid{};
       sync::Change change = toSync(c, elided ? derived.bytes : c.changeId);
       ids.push_back(change.changeId.bytes);
-      // A write lists its fields in name order: the hint makes each new one's
-      // insertion O(1) (a wrong hint only costs the usual search).
-      const sync::MergeOutcome merged =
-          sync::merge(record.fields.try_emplace(record.fields.end(), change.field)->second, change,
-                      policy, false);
+      const sync::MergeOutcome merged = sync::merge(fieldSlot(change.field), change, policy, false);
       if (merged == sync::MergeOutcome::duplicate) {
         outcomes.emplace_back(protocol::ChangeOutcome::duplicate, Errc::ok);
         continue;
