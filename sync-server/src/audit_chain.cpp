@@ -255,6 +255,9 @@ std::optional<std::vector<AuditedChange>> decodeRuns(std::span<const unsigned ch
         return std::nullopt;
       }
       c.seq = static_cast<std::int64_t>(*seq);
+      if (out.size() == protocol::limits::kChanges) {
+        return std::nullopt;
+      }
       out.push_back(c);
       fromRow.push_back(false);
       continue;
@@ -263,8 +266,8 @@ std::optional<std::vector<AuditedChange>> decodeRuns(std::span<const unsigned ch
       return std::nullopt;
     }
     const auto n = varint();
-    // Each change of a run is a field of one write row, which a batch bounds.
-    if (!n || *n == 0 || *n > protocol::limits::kChanges || !outcome(c)) {
+    // A push entry lists one batch, at most limits::kChanges changes.
+    if (!n || *n == 0 || *n > protocol::limits::kChanges - out.size() || !outcome(c)) {
       return std::nullopt;
     }
     const auto seq = varint();
@@ -440,7 +443,9 @@ void append(StatementCache& statements, const Signer& signer, AuditEntry& entry,
     }
   }
   entry.seq = last + 1;
-  const bool runs = format == ChangeList::writeRuns;
+  // decodeRuns reads at most one batch's changes; a longer list keeps the explicit form.
+  const bool runs =
+      format == ChangeList::writeRuns && entry.changes.size() <= protocol::limits::kChanges;
   const std::string changes = runs ? encodeRuns(entry.changes) : encodeChanges(entry.changes);
   const std::string_view kind = auditKindName(entry.kind);
   const std::string canonical =
@@ -464,7 +469,7 @@ void append(StatementCache& statements, const Signer& signer, AuditEntry& entry,
       .bindBlob(8, entry.rowsHash)
       .bindBlob(9, entry.hash)
       .bindBlob(10, signature)
-      .bind(11, static_cast<std::int64_t>(format));
+      .bind(11, static_cast<std::int64_t>(runs ? ChangeList::writeRuns : ChangeList::explicitIds));
   ins->run();
 }
 

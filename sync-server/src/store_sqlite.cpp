@@ -88,7 +88,8 @@ using nlohmann::json;
 
 /// The schema version this build writes: 1 = before the audit chain, 2 = with it
 /// (a change log of one row per field change), 3 = a write log of one row per write
-/// and one merge state per record.
+/// and one merge state per record, 4 = push audit entries may list a write row's
+/// changes as a run (audit_log.changes_format).
 constexpr std::int64_t kSchemaVersion = 4;
 
 std::int64_t nowMs() {

@@ -437,6 +437,11 @@ TEST_SUITE("server.audit") {
     tamper(data, "UPDATE writes SET fields = CAST(replace(fields, CAST('d' AS BLOB),"
                  " CAST('D' AS BLOB)) AS BLOB) WHERE seq = 1");
     CHECK_FALSE(data.store()->verifyAudit().intact);
+    // A run claiming four billion changes is damage, reported as such (not allocated).
+    tamper(data, "UPDATE audit_log SET changes = x'01ffffffff0f00000001' WHERE seq = " +
+                     std::to_string(head));
+    CHECK(codeOf([&] { (void)data.store()->lastAuditEntries(1); }) == Errc::corrupt);
+    CHECK_FALSE(data.store()->verifyAudit().intact);
   }
 
   TEST_CASE("an upgraded store's legacy change log is still covered by the audit chain") {

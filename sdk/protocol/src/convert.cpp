@@ -27,19 +27,21 @@ static_assert(std::is_same_v<std::variant_alternative_t<6, sync::Value>,
 static_assert(std::is_same_v<std::variant_alternative_t<7, sync::Value>,
                              std::variant_alternative_t<7, protocol::Value>>);
 
-sync::Value toSyncValue(const protocol::Value& v) {
+/// The value, copied from an lvalue or taken from an rvalue.
+template <class V>
+sync::Value toSyncValue(V&& v) {
   return std::visit(
-      [](const auto& x) -> sync::Value {
+      [](auto&& x) -> sync::Value {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, protocol::Null>) {
           return sync::Null{};
         } else if constexpr (std::is_same_v<T, protocol::Tombstone>) {
           return sync::Tombstone{};
         } else {
-          return x;
+          return std::forward<decltype(x)>(x);
         }
       },
-      v);
+      std::forward<V>(v));
 }
 
 protocol::Value toWireValue(const sync::Value& v) {
@@ -90,25 +92,6 @@ std::vector<Uuid> derivedChangeIds(std::span<const Change> changes) {
   return out;
 }
 
-namespace {
-
-sync::Value toSyncValue(protocol::Value&& v) {
-  return std::visit(
-      [](auto&& x) -> sync::Value {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, protocol::Null>) {
-          return sync::Null{};
-        } else if constexpr (std::is_same_v<T, protocol::Tombstone>) {
-          return sync::Tombstone{};
-        } else {
-          return std::move(x);
-        }
-      },
-      std::move(v));
-}
-
-} // namespace
-
 sync::Change toSync(protocol::Change&& c, const Uuid& changeId) {
   sync::Change s{uuidOf(changeId),
                  uuidOf(c.recordId),
@@ -128,16 +111,7 @@ sync::Change toSync(protocol::Change&& c, const Uuid& changeId) {
 }
 
 sync::Change toSync(const protocol::Change& c, const Uuid& changeId) {
-  sync::Change s{uuidOf(changeId),       uuidOf(c.recordId),
-                 c.recordType,           c.field,
-                 toSyncValue(c.value),   sync::Hlc{c.hlc},
-                 uuidOf(c.deviceId),     sync::Hlc{c.baseHlc},
-                 uuidOf(c.baseDeviceId), {}};
-  s.resolves.reserve(c.resolves.size());
-  for (const auto& r : c.resolves) {
-    s.resolves.push_back({sync::Hlc{r.hlc}, uuidOf(r.deviceId)});
-  }
-  return s;
+  return toSync(protocol::Change(c), changeId);
 }
 
 protocol::Change toWire(const sync::Change& c, bool elideDerivedId) {
