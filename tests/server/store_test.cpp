@@ -11,6 +11,30 @@ using namespace outpost;
 using namespace outpost::server;
 using namespace outpost::server::testing;
 
+namespace {
+
+/// Pushes one change (x = 1) to a new record from a new device of `worker`.
+PushResult pushNewRecord(SqliteServerStore& store, const std::string& worker,
+                         const std::string& team, protocol::Uuid* record = nullptr) {
+  const protocol::DeviceRecord device{newId(), {}, worker, team, false};
+  protocol::Change c;
+  c.changeId = newId();
+  c.recordId = newId();
+  c.recordType = "assessment";
+  c.field = "x";
+  c.value = std::int64_t{1};
+  c.hlc = hlcNow();
+  c.deviceId = device.deviceId;
+  if (record != nullptr) {
+    *record = c.recordId;
+  }
+  const PushContext context{device, *store.findWorker(worker),
+                            static_cast<std::int64_t>(hlcNow() >> 16)};
+  return store.push(context, {c});
+}
+
+} // namespace
+
 TEST_SUITE("server.store") {
   TEST_CASE("a field's merge state survives its stored form, and damage is reported") {
     sync::FieldState s;
@@ -95,18 +119,7 @@ TEST_SUITE("server.store") {
     }
     REQUIRE(pageSize() == 4096);
     auto store = data.store();
-    protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
-    protocol::Change c;
-    c.changeId = newId();
-    c.recordId = newId();
-    c.recordType = "assessment";
-    c.field = "x";
-    c.value = std::int64_t{1};
-    c.hlc = hlcNow();
-    c.deviceId = device.deviceId;
-    const PushContext context{device, *store->findWorker("alice"),
-                              static_cast<std::int64_t>(hlcNow() >> 16)};
-    CHECK(store->push(context, {c}).applied == 1);
+    CHECK(pushNewRecord(*store, "alice", "north").applied == 1);
     store.reset();
     CHECK(pageSize() == 4096);
     CHECK(data.store()->recordCount() == 1);
@@ -118,20 +131,10 @@ TEST_SUITE("server.store") {
     DataFolder data(ctx);
     auto store = data.store();
     store->addWorker("erin", {"south", "north"});
-    protocol::DeviceRecord device{newId(), {}, "erin", "south", false};
-    protocol::Change c;
-    c.changeId = newId();
-    c.recordId = newId();
-    c.recordType = "assessment";
-    c.field = "x";
-    c.value = std::int64_t{1};
-    c.hlc = hlcNow();
-    c.deviceId = device.deviceId;
-    const PushContext context{device, *store->findWorker("erin"),
-                              static_cast<std::int64_t>(hlcNow() >> 16)};
-    const PushResult r = store->push(context, {c});
+    protocol::Uuid record{};
+    const PushResult r = pushNewRecord(*store, "erin", "south", &record);
     CHECK(r.applied == 1);
-    CHECK(store->record(sync::Uuid{c.recordId})->ownerTeam == "south");
+    CHECK(store->record(sync::Uuid{record})->ownerTeam == "south");
     CHECK(store->recordCount() == 1);
   }
 

@@ -348,22 +348,18 @@ constexpr int kZstdLevel = 3;
 /// its tables' allocation and first touch (about a megabyte at level 3 for a large
 /// batch) every time. Per thread, not per channel, so a server's thousand idle
 /// connections hold none.
-ZSTD_CCtx* threadCompressor() {
-  thread_local const std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> ctx(ZSTD_createCCtx(),
-                                                                              &ZSTD_freeCCtx);
+template <class Ctx, Ctx* (*Create)(), std::size_t (*Free)(Ctx*)>
+Ctx* threadContext() {
+  thread_local const std::unique_ptr<Ctx, std::size_t (*)(Ctx*)> ctx(Create(), Free);
   if (!ctx) {
     throw std::bad_alloc();
   }
   return ctx.get();
 }
 
+ZSTD_CCtx* threadCompressor() { return threadContext<ZSTD_CCtx, ZSTD_createCCtx, ZSTD_freeCCtx>(); }
 ZSTD_DCtx* threadDecompressor() {
-  thread_local const std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(),
-                                                                              &ZSTD_freeDCtx);
-  if (!ctx) {
-    throw std::bad_alloc();
-  }
-  return ctx.get();
+  return threadContext<ZSTD_DCtx, ZSTD_createDCtx, ZSTD_freeDCtx>();
 }
 
 noise::Bytes compressed(const noise::Bytes& plain) {
