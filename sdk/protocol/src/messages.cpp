@@ -756,10 +756,13 @@ Bytes encode(const Message& message, const EncodeOptions& options) {
   capnp::MallocMessageBuilder builder;
   build(builder.initRoot<w::Envelope>(), message, options);
   // The receiver's traversal limit bounds the unpacked size; packing may hide it.
-  if (capnp::computeSerializedSizeInWords(builder) > limits::kTraversalWords) {
+  const std::size_t words = capnp::computeSerializedSizeInWords(builder);
+  if (words > limits::kTraversalWords) {
     throw Error(Errc::invalid_argument, "the message is larger than 16 MiB; split it");
   }
-  kj::VectorOutputStream out;
+  // Room for the packed bytes from the start (packing rarely adds to the unpacked
+  // size): a large batch is not copied again at every doubling.
+  kj::VectorOutputStream out(words * sizeof(capnp::word) + 64);
   capnp::writePackedMessage(out, builder);
   auto bytes = out.getArray();
   if (bytes.size() > limits::kMessageBytes) {

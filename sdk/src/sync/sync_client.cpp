@@ -446,6 +446,9 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
     std::vector<model::JournalEntry> entries;
   };
   std::deque<InFlight> inFlight;
+  // The list of the batch last sent, kept for the next (its capacity: a batch's
+  // worth of changes is not allocated and touched afresh each time).
+  std::vector<protocol::Change> spareChanges;
   std::int64_t afterSeq = 0;
   bool drained = false;
   for (;;) {
@@ -466,6 +469,8 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
       }
       protocol::PushBatch batch;
       randombytes_buf(batch.batchId.data(), batch.batchId.size());
+      batch.changes = std::move(spareChanges);
+      batch.changes.clear();
       batch.changes.reserve(next.entries.size());
       next.changeIds.reserve(next.entries.size());
       for (const model::JournalEntry& e : next.entries) {
@@ -475,8 +480,9 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
       }
       next.batchId = batch.batchId;
       // Moved into the message, not copied: the acknowledgement is matched by ids.
-      const protocol::Message request = std::move(batch);
+      protocol::Message request = std::move(batch);
       co_await channel.sendMessage(request);
+      spareChanges = std::move(std::get<protocol::PushBatch>(request).changes);
       inFlight.push_back(std::move(next));
     }
     if (inFlight.empty()) {
