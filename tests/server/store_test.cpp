@@ -13,10 +13,9 @@ using namespace outpost::server::testing;
 
 namespace {
 
-/// Pushes one change (x = 1) to a new record from a new device of `worker`.
-PushResult pushNewRecord(SqliteServerStore& store, const std::string& worker,
-                         const std::string& team, protocol::Uuid* record = nullptr) {
-  const protocol::DeviceRecord device{newId(), {}, worker, team, false};
+/// Pushes one change (x = 1) to a new record from `device`.
+PushResult pushNewRecord(SqliteServerStore& store, const protocol::DeviceRecord& device,
+                         protocol::Uuid* record = nullptr) {
   protocol::Change c;
   c.changeId = newId();
   c.recordId = newId();
@@ -28,7 +27,7 @@ PushResult pushNewRecord(SqliteServerStore& store, const std::string& worker,
   if (record != nullptr) {
     *record = c.recordId;
   }
-  const PushContext context{device, *store.findWorker(worker),
+  const PushContext context{device, *store.findWorker(device.workerId),
                             static_cast<std::int64_t>(hlcNow() >> 16)};
   return store.push(context, {c});
 }
@@ -119,7 +118,7 @@ TEST_SUITE("server.store") {
     }
     REQUIRE(pageSize() == 4096);
     auto store = data.store();
-    CHECK(pushNewRecord(*store, "alice", "north").applied == 1);
+    CHECK(pushNewRecord(*store, {newId(), {}, "alice", "north", false}).applied == 1);
     store.reset();
     CHECK(pageSize() == 4096);
     CHECK(data.store()->recordCount() == 1);
@@ -132,7 +131,7 @@ TEST_SUITE("server.store") {
     auto store = data.store();
     store->addWorker("erin", {"south", "north"});
     protocol::Uuid record{};
-    const PushResult r = pushNewRecord(*store, "erin", "south", &record);
+    const PushResult r = pushNewRecord(*store, {newId(), {}, "erin", "south", false}, &record);
     CHECK(r.applied == 1);
     CHECK(store->record(sync::Uuid{record})->ownerTeam == "south");
     CHECK(store->recordCount() == 1);
@@ -345,17 +344,8 @@ TEST_SUITE("server.store") {
     CHECK_FALSE(store->pendingCommands(device).recorded); // first session: recorded at ack
     store->acknowledgeScope(device, store->pendingCommands(device).teams);
     CHECK(store->pendingCommands(device).recorded); // later sessions write nothing
-    protocol::Change c;
-    c.changeId = newId();
-    c.recordId = newId();
-    c.recordType = "assessment";
-    c.field = "x";
-    c.value = std::int64_t{1};
-    c.hlc = hlcNow();
-    c.deviceId = device.deviceId;
-    const PushContext context{device, *store->findWorker("alice"),
-                              static_cast<std::int64_t>(hlcNow() >> 16)};
-    CHECK(store->push(context, {c}).applied == 1);
+    protocol::Uuid record{};
+    CHECK(pushNewRecord(*store, device, &record).applied == 1);
     CHECK(store->pendingCommands(device).commands.empty());
     store->setWorkerTeams("alice", {"south"});
     const auto [commands, teams, recorded] = store->pendingCommands(device);
@@ -363,7 +353,7 @@ TEST_SUITE("server.store") {
     CHECK(teams == std::vector<std::string>{"south"});
     REQUIRE(commands.size() == 1);
     CHECK(std::get<protocol::PurgeRecords>(commands[0].action).recordIds ==
-          std::vector<protocol::Uuid>{c.recordId});
+          std::vector<protocol::Uuid>{record});
     store->acknowledgeScope(device, teams);
     CHECK(store->pendingCommands(device).commands.empty());
   }
@@ -380,18 +370,9 @@ TEST_SUITE("server.store") {
     const protocol::DeviceRecord north{newId(), {}, "bob", "north", false};
     const protocol::DeviceRecord south{newId(), {}, "carol", "south", false};
     const auto pushOne = [&](const protocol::DeviceRecord& device) {
-      protocol::Change c;
-      c.changeId = newId();
-      c.recordId = newId();
-      c.recordType = "assessment";
-      c.field = "x";
-      c.value = std::int64_t{1};
-      c.hlc = hlcNow();
-      c.deviceId = device.deviceId;
-      const PushContext context{device, *store->findWorker(device.workerId),
-                                static_cast<std::int64_t>(hlcNow() >> 16)};
-      REQUIRE(store->push(context, {c}).applied == 1);
-      return c.changeId;
+      const PushResult r = pushNewRecord(*store, device);
+      REQUIRE(r.applied == 1);
+      return r.results.front().changeId;
     };
     // Interleaved: north, south, north, north, south, ... (17 changes).
     std::vector<protocol::Uuid> pushed;
