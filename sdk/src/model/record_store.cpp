@@ -312,7 +312,9 @@ sql::Statement& RecordStore::Impl::dynamicStmt(sql::Database& db, const std::str
 void RecordStore::Impl::dropStatements() noexcept {
   statements_.clear();
   dynamic_.clear();
-  pending.clear();
+  // The pending set stays: the vault's lock observer runs this without the store's
+  // mutex, while a write may be counting its rows in. The next connection reloads
+  // it (attach).
   cachedFor_ = nullptr;
 }
 

@@ -106,14 +106,15 @@ struct RecordStore::Impl {
   std::unordered_map<Uuid, std::string> knownTypes;
   /// The HLC last written to storage (a write that hands out none saves nothing).
   Hlc savedHlc;
-  /// Records with writes in the journal (valid for the connection `stmt` serves).
+  /// Records with writes in the journal; reloaded for every new connection (attach).
+  /// Used under `mutex` only.
   PendingWrites pending;
 
   /// A prepared statement for `sql` (a string literal), cached per connection.
   sql::Statement& stmt(sql::Database& db, const char* sqlText);
   /// As `stmt`, for SQL built at run time.
   sql::Statement& dynamicStmt(sql::Database& db, const std::string& sqlText);
-  /// Forgets what belongs to the connection: its statements and the pending set.
+  /// Forgets the connection's statements; the next use attaches the new connection.
   void dropStatements() noexcept;
 
   /// One vault write transaction that also appends pending views first and saves
