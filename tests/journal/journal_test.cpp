@@ -19,6 +19,18 @@ std::vector<outpost::model::Record> inState(outpost::model::RecordStore& store,
   return store.query(q).records;
 }
 
+/// The seqs of the pending writes, oldest first, each once; only record `of`'s when given.
+std::vector<std::int64_t> writeSeqs(outpost::model::RecordStore& store,
+                                    const outpost::sync::Uuid* of = nullptr) {
+  std::vector<std::int64_t> out;
+  for (const auto& e : store.journal().pending(1000)) {
+    if ((of == nullptr || e.change.recordId == *of) && (out.empty() || out.back() != e.seq)) {
+      out.push_back(e.seq);
+    }
+  }
+  return out;
+}
+
 } // namespace
 
 TEST_SUITE("journal") {
@@ -101,14 +113,7 @@ TEST_SUITE("journal") {
     CHECK(f.store->journal().status(a)->reason == "out of scope");
     // An acknowledgement that does not lift it (Journal::acknowledge) and a new
     // edit leave it rejected.
-    const auto seqs = [&] {
-      std::vector<std::int64_t> out;
-      for (const auto& e : f.store->journal().pending(1000)) {
-        out.push_back(e.seq);
-      }
-      return out;
-    };
-    CHECK(f.store->journal().acknowledge(seqs()) == 1);
+    CHECK(f.store->journal().acknowledge(writeSeqs(*f.store)) == 1);
     f.store->update(a, {{"count", std::int64_t{3}}});
     s = f.store->journal().status(a);
     CHECK(s->state == model::SyncState::rejected);
@@ -131,12 +136,7 @@ TEST_SUITE("journal") {
               "CREATE TEMP TRIGGER records_updated AFTER UPDATE ON main.records BEGIN "
               "UPDATE touched SET n = n + 1; END;");
     });
-    std::vector<std::int64_t> seqs;
-    for (const auto& e : f.store->journal().pending(1000)) {
-      if (seqs.empty() || seqs.back() != e.seq) {
-        seqs.push_back(e.seq);
-      }
-    }
+    const std::vector<std::int64_t> seqs = writeSeqs(*f.store);
     REQUIRE(seqs.size() == 6);
     CHECK(f.store->journal().acknowledge(std::span(seqs.data(), 5)) == 5);
     std::int64_t touched = -1;
@@ -156,11 +156,7 @@ TEST_SUITE("journal") {
   TEST_CASE("a write that fails leaves every record's sync state as it was") {
     RecordsFixture f;
     const Uuid a = f.store->create("test.case", f.caseFields("a"));
-    std::vector<std::int64_t> seqs;
-    for (const auto& e : f.store->journal().pending(1000)) {
-      seqs.push_back(e.seq);
-    }
-    CHECK(f.store->journal().acknowledge(std::span(seqs.data(), 1)) == 1);
+    CHECK(f.store->journal().acknowledge(writeSeqs(*f.store)) == 1);
     REQUIRE(f.store->journal().status(a)->state == model::SyncState::synced);
     // The batch changes a, then fails on a record that does not exist: all of it
     // rolls back, a's new outbox row included.
@@ -182,14 +178,7 @@ TEST_SUITE("journal") {
     RecordsFixture f;
     const Uuid a = f.store->create("test.case", f.caseFields("a"));
     const Uuid b = f.store->create("test.case", f.caseFields("b"));
-    std::vector<std::int64_t> seqs;
-    for (const auto& e : f.store->journal().pending(1000)) {
-      if (e.change.recordId == b) {
-        seqs.push_back(e.seq);
-        break;
-      }
-    }
-    CHECK(f.store->journal().acknowledge(seqs) == 1);
+    CHECK(f.store->journal().acknowledge(writeSeqs(*f.store, &b)) == 1);
     f.store->lock();
     REQUIRE(f.vault->unlock("2468").status == UnlockStatus::unlocked);
     CHECK(f.store->journal().status(a)->state == model::SyncState::pending);
@@ -203,13 +192,7 @@ TEST_SUITE("journal") {
     RecordsFixture f;
     const Uuid a = f.store->create("test.case", f.caseFields("a"));
     const Uuid b = f.store->create("test.case", f.caseFields("b"));
-    std::vector<std::int64_t> seqs;
-    for (const auto& e : f.store->journal().pending(1000)) {
-      if (e.change.recordId == b && (seqs.empty() || seqs.back() != e.seq)) {
-        seqs.push_back(e.seq);
-      }
-    }
-    CHECK(f.store->journal().acknowledge(seqs) == 1);
+    CHECK(f.store->journal().acknowledge(writeSeqs(*f.store, &b)) == 1);
     // Such a vault kept a per-record count of pending writes and wrote every state
     // (0 pending, 1 synced, 2 conflict): stale values only the count knew about.
     f.vault->write([](sql::Database& db) {
