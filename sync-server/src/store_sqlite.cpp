@@ -158,9 +158,7 @@ protocol::Change changeFromRow(const sql::Statement& st) {
   c.recordType = std::string(st.columnText(3));
   c.field = std::string(st.columnText(4));
   std::string_view value = text(st.columnBlob(5));
-  sync::Change carrier;
-  carrier.value = sync::decodeValue(value);
-  c.value = toWire(carrier).value;
+  c.value = protocol::toWireValue(sync::decodeValue(value));
   c.hlc = static_cast<std::uint64_t>(st.columnInt(6));
   c.deviceId = uuidColumn(st, 7);
   c.baseHlc = static_cast<std::uint64_t>(st.columnInt(8));
@@ -1170,6 +1168,7 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, const protocol
     pending.push_back(teams.back().step());
   }
   protocol::PullReply reply;
+  reply.changes.reserve(limit);
   std::size_t bytes = 0;
   std::uint64_t lastSeq = cursor;
   for (;;) {
@@ -1207,9 +1206,7 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, const protocol
       c.recordId = key.recordId;
       c.recordType = recordType;
       c.field = std::move(f.field);
-      sync::Change carrier;
-      carrier.value = std::move(f.value);
-      c.value = toWire(carrier).value;
+      c.value = protocol::toWireValue(std::move(f.value));
       c.hlc = key.hlc;
       c.deviceId = key.deviceId;
       c.baseHlc = f.baseHlc;

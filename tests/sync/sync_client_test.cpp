@@ -191,6 +191,20 @@ TEST_SUITE("sync.client") {
     model::RecordQuery q;
     q.type = "child";
     CHECK(b.store->queryIds(q).ids.size() == 1);
+    // B audits the new record's arrival like A audited its create: how many fields.
+    const auto lastEventOf = [&](FieldDevice& d, model::AuditAction action) {
+      std::optional<model::AuditEvent> last;
+      for (auto& e : d.store->audit().events(0, 1000)) {
+        if (e.action == action && e.record == child) {
+          last = std::move(e);
+        }
+      }
+      REQUIRE(last.has_value());
+      return *last;
+    };
+    const std::string created = lastEventOf(a, model::AuditAction::create).detail;
+    CHECK(nlohmann::json::parse(created).at("fields").get<int>() > 1);
+    CHECK(lastEventOf(b, model::AuditAction::receive).detail == created);
 
     // Both edit the school offline; B's edit is later.
     a.store->update(child, {{"school", std::string("Northfield Academy")}});
@@ -199,6 +213,8 @@ TEST_SUITE("sync.client") {
     (void)a.sync();
     const SyncReport bSync = b.sync();
     CHECK(bSync.newConflicts == 1);
+    // A record B holds already: the receive names the fields merged.
+    CHECK(lastEventOf(b, model::AuditAction::receive).detail == R"({"fields":["school"]})");
     const SyncReport aSync = a.sync();
     CHECK(aSync.newConflicts == 1);
 
@@ -660,6 +676,46 @@ TEST_SUITE("sync.client") {
       CHECK(b.store->get(id)->fields == a.store->get(id)->fields);
       CHECK(b.store->journal().status(id)->state == model::SyncState::synced);
     }
+    CHECK(b.sync().changesPulled == 0);
+  }
+
+  TEST_CASE("a pull of many batches, merged in groups while the next are received, merges "
+            "everything in order and leaves the log copied into the vault's file") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    std::vector<sync::Uuid> ids;
+    for (int i = 0; i < 40; ++i) {
+      ids.push_back(a.addChild("north", "Child " + std::to_string(i)));
+    }
+    // Edits after the creates: merged after them, whichever transaction each is in.
+    for (int i = 0; i < 40; i += 3) {
+      a.store->update(ids[static_cast<std::size_t>(i)],
+                      {{"school", std::string("School " + std::to_string(i))}});
+    }
+    (void)a.sync();
+
+    SyncOptions small;
+    small.pullBatch = 8; // a write or so per batch: many batches
+    FieldDevice b(data, "bob", server.port(), small);
+    const SyncReport r = b.sync();
+    CHECK(r.recordsUpdated >= ids.size());
+    CHECK(r.roundTrips > 40); // so more than one merge transaction (PullMerger::kGroup)
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const auto onB = b.store->get(ids[i]);
+      REQUIRE(onB.has_value());
+      CHECK(onB->fields == a.store->get(ids[i])->fields);
+      CHECK(b.store->conflicts(ids[i]).empty());
+    }
+    // Every page is in the database file: the log was copied at the end of the pull,
+    // not left for the worker's next edit.
+    b.vault->read([&](sql::Database& db) {
+      const auto pages = db.queryInt("PRAGMA page_count");
+      const auto pageSize = db.queryInt("PRAGMA page_size");
+      CHECK(static_cast<std::int64_t>(std::filesystem::file_size(b.vault->databasePath())) ==
+            pages * pageSize);
+    });
     CHECK(b.sync().changesPulled == 0);
   }
 

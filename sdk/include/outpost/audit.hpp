@@ -28,8 +28,10 @@ struct AuditEvent {
   AuditAction action = AuditAction::view;
   Uuid record;
   std::string recordType;
-  /// JSON: for edits {"field":{"old":v,"new":v}}, for creates {"fields":[names]},
-  /// otherwise {} or what the action adds.
+  /// JSON: for edits {"field":{"old":v,"new":v}}; for creates {"fields":n} (how many
+  /// fields the record was created with: the values are in the record); for receives
+  /// (changes pulled from other devices) {"fields":[names]} of the fields merged, or
+  /// {"fields":n} for a record new to this device; otherwise {} or what the action adds.
   std::string detail;
   std::array<std::uint8_t, 32> hash{};
   bool signedCheckpoint = false;

@@ -44,22 +44,26 @@ sync::Value toSyncValue(V&& v) {
       std::forward<V>(v));
 }
 
-protocol::Value toWireValue(const sync::Value& v) {
+/// The value, copied from an lvalue or taken from an rvalue.
+template <class V>
+protocol::Value wireValueOf(V&& v) {
   return std::visit(
-      [](const auto& x) -> protocol::Value {
+      [](auto&& x) -> protocol::Value {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, sync::Null>) {
           return protocol::Null{};
         } else if constexpr (std::is_same_v<T, sync::Tombstone>) {
           return protocol::Tombstone{};
         } else {
-          return x;
+          return std::forward<decltype(x)>(x);
         }
       },
-      v);
+      std::forward<V>(v));
 }
 
 } // namespace
+
+Value toWireValue(sync::Value&& value) { return wireValueOf(std::move(value)); }
 
 bool isElidedId(const Uuid& id) noexcept {
   std::uint64_t half[2];
@@ -124,7 +128,7 @@ protocol::Change toWire(const sync::Change& c, bool elideDerivedId) {
   w.recordId = c.recordId.bytes;
   w.recordType = c.recordType;
   w.field = c.field;
-  w.value = toWireValue(c.value);
+  w.value = wireValueOf(c.value);
   w.hlc = c.hlc.value;
   w.deviceId = c.deviceId.bytes;
   w.baseHlc = c.baseHlc.value;

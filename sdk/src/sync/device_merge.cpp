@@ -12,8 +12,10 @@
 #include <outpost/error.hpp>
 
 #include <nlohmann/json.hpp>
+#include <sqlite3.h>
 
 #include <algorithm>
+#include <functional>
 #include <set>
 #include <unordered_map>
 
@@ -344,11 +346,27 @@ std::string receivedFieldsDetail(const std::vector<FieldMerge>& merges) {
 
 } // namespace
 
-RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<sync::Change> changes,
-                              std::uint64_t cursor, std::span<const bool> derivedIds) {
-  if (!derivedIds.empty() && derivedIds.size() != changes.size()) {
-    throw Error(Errc::invalid_argument, "one derived-id flag per pulled change");
+RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const RemoteBatch> batches,
+                              std::uint64_t cursor) {
+  bool anyDerived = false;
+  for (const RemoteBatch& b : batches) {
+    if (!b.derivedIds.empty() && b.derivedIds.size() != b.changes.size()) {
+      throw Error(Errc::invalid_argument, "one derived-id flag per pulled change");
+    }
+    anyDerived = anyDerived || !b.derivedIds.empty();
   }
+  // Whether the wire left out `c`'s id (the batches are few: found by address;
+  // std::less orders pointers into different arrays too).
+  const auto isDerived = [&](const sync::Change* c) {
+    const std::less<const sync::Change*> precedes;
+    for (const RemoteBatch& b : batches) {
+      if (!precedes(c, b.changes.data()) && precedes(c, b.changes.data() + b.changes.size())) {
+        return !b.derivedIds.empty() &&
+               b.derivedIds[static_cast<std::size_t>(c - b.changes.data())];
+      }
+    }
+    return false;
+  };
   RemoteMergeResult out;
   s.write([&](sql::Database& db, WriteState& ws) {
     // Per record, in the order records first appear.
@@ -358,18 +376,20 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<sync::Change> chan
     // up once, not per change (the map's elements stay put as it grows).
     std::vector<sync::Change*>* last = nullptr;
     const Uuid* lastId = nullptr;
-    for (sync::Change& c : changes) {
-      if (c.deviceId == s.device) {
-        continue; // our own change, echoed back: we have it
-      }
-      if (last == nullptr || *lastId != c.recordId) {
-        last = &groups[c.recordId];
-        lastId = &c.recordId;
-        if (last->empty()) {
-          order.push_back(c.recordId);
+    for (const RemoteBatch& b : batches) {
+      for (sync::Change& c : b.changes) {
+        if (c.deviceId == s.device) {
+          continue; // our own change, echoed back: we have it
         }
+        if (last == nullptr || *lastId != c.recordId) {
+          last = &groups[c.recordId];
+          lastId = &c.recordId;
+          if (last->empty()) {
+            order.push_back(c.recordId);
+          }
+        }
+        last->push_back(&c);
       }
-      last->push_back(&c);
     }
     const std::int64_t nowMs = s.clock.unixMillis();
     std::vector<FieldMerge> merges;
@@ -412,7 +432,7 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<sync::Change> chan
       // are derived only for a field whose state is stored (below).
       IdFiller fillId;
       const bool idsNow =
-          derivedIds.empty() || before ||
+          !anyDerived || before ||
           std::adjacent_find(group.begin(), group.end(), [](const auto* x, const auto* y) {
             return x->field == y->field;
           }) != group.end();
@@ -440,7 +460,7 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<sync::Change> chan
           m.conflictedBefore = m.state.hasConflict();
           m.derivedFrom = m.derivedTo = derived.size();
         }
-        if (!derivedIds.empty() && derivedIds[static_cast<std::size_t>(c - changes.data())]) {
+        if (anyDerived && isDerived(c)) {
           derived.push_back(c);
           merges.back().derivedTo = derived.size();
         }
@@ -551,8 +571,10 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<sync::Change> chan
       if (type) {
         indexRecord(s, db, *type, rid, before, rec.fields, before ? changedValues : rec.fields);
       }
+      // A record new here is audited like a create: how many fields it came with.
       appendAudit(s, db, ws, nowMs, AuditAction::receive, id, rec.type,
-                  receivedFieldsDetail(merges));
+                  before ? receivedFieldsDetail(merges)
+                         : "{\"fields\":" + std::to_string(merges.size()) + "}");
       ++out.records;
     }
     StatementUse c(s.stmt(db, "INSERT OR REPLACE INTO store_meta(key, value) VALUES "
@@ -560,6 +582,17 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<sync::Change> chan
     c->bind(1, static_cast<std::int64_t>(cursor)).run();
   });
   return out;
+}
+
+void checkpointWal(RecordStore::Impl& s) {
+  s.read([](sql::Database& db) {
+    const int rc = sqlite3_wal_checkpoint_v2(db.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                             nullptr, nullptr);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
+      throw Error(Errc::io,
+                  std::string("cannot copy the vault's log into its file: ") + sqlite3_errstr(rc));
+    }
+  });
 }
 
 std::uint64_t pullCursor(RecordStore::Impl& s) {

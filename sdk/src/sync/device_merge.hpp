@@ -18,17 +18,29 @@ struct RemoteMergeResult {
   std::size_t newConflicts = 0; ///< fields that gained a competing value
 };
 
-/// Merges pulled changes into the store and saves `cursor` as the position pulled
-/// up to, in one vault transaction: both or neither. The device's own changes
-/// (echoed back by the server) are skipped: the store has them already.
-/// `derivedIds`: empty, or one flag per change, set where the change's id is
-/// sync::derivedChangeId of its own device, record, field and HLC (the wire left it
-/// out). Such a change may come with an all-zero id: it is derived here only where
-/// the merge needs it — a record this store already holds, a field changed more
-/// than once in the batch, a field whose merge state is stored. A new record's field
-/// changed once needs none: its id would only be compared with itself.
-RemoteMergeResult applyRemote(RecordStore::Impl& store, std::span<sync::Change> changes,
-                              std::uint64_t cursor, std::span<const bool> derivedIds = {});
+/// One pulled batch: its changes, and `derivedIds`: empty, or one flag per change,
+/// set where the change's id is sync::derivedChangeId of its own device, record,
+/// field and HLC (the wire left it out). Such a change may come with an all-zero
+/// id: it is derived here only where the merge needs it — a record this store
+/// already holds, a field changed more than once in the batches, a field whose
+/// merge state is stored. A new record's field changed once needs none: its id
+/// would only be compared with itself.
+struct RemoteBatch {
+  std::span<sync::Change> changes;
+  std::span<const bool> derivedIds;
+};
+
+/// Merges pulled batches (in order) into the store and saves `cursor` as the
+/// position pulled up to, in one vault transaction: all or nothing. The device's
+/// own changes (echoed back by the server) are skipped: the store has them already.
+RemoteMergeResult applyRemote(RecordStore::Impl& store, std::span<const RemoteBatch> batches,
+                              std::uint64_t cursor);
+
+/// Copies the WAL into the database file now (SQLite's passive checkpoint), as the
+/// commit that passes the vault's `walAutoCheckpointPages` would: after a pull of
+/// several transactions, so that the worker's next edit does not pay for copying
+/// the pull's pages. A checkpoint that a reader holds up is left for later.
+void checkpointWal(RecordStore::Impl& store);
 
 /// The server sequence number pulled up to (0 before the first pull).
 std::uint64_t pullCursor(RecordStore::Impl& store);

@@ -5,6 +5,7 @@
 // that live across one.
 
 #include "device_merge.hpp"
+#include "pull_merger.hpp"
 
 #include <outpost/device_identity.hpp>
 #include <outpost/error.hpp>
@@ -20,7 +21,6 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -98,14 +98,6 @@ std::vector<std::string> templateRefs(Vault& vault, std::map<std::string, std::s
   return out;
 }
 
-/// A pulled batch decoded, waiting for its merge.
-struct PulledBatch {
-  std::vector<sync::Change> changes;
-  std::unique_ptr<bool[]> derived; ///< per change: its id is the derived one
-  std::uint64_t nextCursor = 0;
-  bool more = false;
-};
-
 } // namespace
 
 struct SyncClient::Impl {
@@ -149,15 +141,9 @@ struct SyncClient::Impl {
   /// Receives and decodes one PullReply, and asks for the next batch if there is one.
   asio::awaitable<PulledBatch> receivePull(protocol::SecureChannel& channel, SyncReport& report,
                                            std::uint64_t& cursor);
-  /// The merge of a pulled batch running on its own thread (pull()); waited for
-  /// before a sync returns, however it ends.
-  std::future<model::RemoteMergeResult> merging;
-  void waitForMerge() noexcept {
-    if (merging.valid()) {
-      merging.wait();
-      merging = {};
-    }
-  }
+  /// The pull's merge thread (pull()); stopped before a sync returns, however it
+  /// ends.
+  std::unique_ptr<PullMerger> merger;
   void progress(SyncProgress& p, const protocol::SecureChannel* channel) const {
     if (channel) {
       p.bytesUp = channel->bytesSent();
@@ -223,9 +209,10 @@ SyncReport SyncClient::Impl::runOnce() {
     }
   }
   io.run();
-  // A sync stopped during a pull may leave a batch merging on its own thread: it ends
-  // (committed whole, or rolled back) before this returns or touches the vault again.
-  waitForMerge();
+  // A sync stopped during a pull may leave batches merging on their own thread: the
+  // merge running ends (committed whole, or rolled back) before this returns or
+  // touches the vault again, and no other starts.
+  merger.reset();
   bool cancelled = false;
   {
     const std::lock_guard lock(stateMutex);
@@ -588,32 +575,22 @@ asio::awaitable<PulledBatch> SyncClient::Impl::receivePull(protocol::SecureChann
 
 asio::awaitable<void> SyncClient::Impl::pull(protocol::SecureChannel& channel, SyncReport& report,
                                              SyncProgress& progress) {
-  // Reply k+1 is received and decoded on this (the io) thread while reply k is merged
-  // on a thread of its own. Merges run one at a time and in order, at most one
-  // decoded reply waits for its turn, and each merge is one vault transaction that
-  // also advances the stored cursor.
-  std::uint64_t cursor = model::pullCursor(internals());
-  PulledBatch batch = co_await receivePull(channel, report, cursor);
-  for (;;) {
-    const bool more = batch.more;
-    merging = std::async(std::launch::async, [this, pulled = std::move(batch)]() mutable {
-      return model::applyRemote(internals(), pulled.changes, pulled.nextCursor,
-                                std::span<const bool>(pulled.derived.get(), pulled.changes.size()));
-    });
-    PulledBatch next;
-    std::exception_ptr receiveFailed;
-    if (more) {
-      try {
-        next = co_await receivePull(channel, report, cursor);
-      } catch (...) {
-        receiveFailed = std::current_exception();
-      }
+  // Replies are received and decoded on this (the io) thread while earlier ones are
+  // merged on a thread of their own (PullMerger): in order, whatever has arrived
+  // when a merge starts in one vault transaction, which also advances the stored
+  // cursor.
+  merger = std::make_unique<PullMerger>([this](std::span<PulledBatch> group) {
+    std::vector<model::RemoteBatch> batches;
+    batches.reserve(group.size());
+    for (PulledBatch& b : group) {
+      batches.push_back({b.changes, std::span<const bool>(b.derived.get(), b.changes.size())});
     }
-    // The merge ends first, and its failure is the sync's, as when it ran here. A
-    // sync stopped meanwhile never gets here: runOnce waits for the merge instead.
-    const model::RemoteMergeResult merged = merging.get();
-    if (receiveFailed) {
-      std::rethrow_exception(receiveFailed);
+    return model::applyRemote(internals(), batches, group.back().nextCursor);
+  });
+  const auto reportMerged = [&] {
+    const model::RemoteMergeResult merged = merger->takeMerged();
+    if (merged.merged == 0 && merged.records == 0) {
+      return;
     }
     report.changesPulled += merged.merged;
     report.recordsUpdated += merged.records;
@@ -621,10 +598,33 @@ asio::awaitable<void> SyncClient::Impl::pull(protocol::SecureChannel& channel, S
     progress.changesPulled += merged.merged;
     progress.recordsPulled += merged.records;
     this->progress(progress, &channel);
-    if (!more) {
-      break;
+  };
+  std::uint64_t cursor = model::pullCursor(internals());
+  std::exception_ptr receiveFailed;
+  try {
+    for (;;) {
+      PulledBatch batch = co_await receivePull(channel, report, cursor);
+      const bool more = batch.more;
+      merger->add(std::move(batch));
+      reportMerged();
+      if (!more) {
+        break;
+      }
     }
-    batch = std::move(next);
+  } catch (...) {
+    receiveFailed = std::current_exception();
+  }
+  // What arrived is merged first, and a failed merge is the sync's failure, as when
+  // the merges ran here.
+  merger->finish();
+  reportMerged();
+  const bool manyGroups = merger->groupsMerged() > 1;
+  merger.reset();
+  if (manyGroups && !receiveFailed) {
+    model::checkpointWal(internals());
+  }
+  if (receiveFailed) {
+    std::rethrow_exception(receiveFailed);
   }
 }
 

@@ -23,6 +23,8 @@ namespace outpost::protocol {
 /// With `elideDerivedId`, a change whose id is sync::derivedChangeId of its own
 /// fields goes with an all-zero id (only to a peer that named "derived-ids").
 [[nodiscard]] Change toWire(const sync::Change& change, bool elideDerivedId = false);
+/// A value for the wire, taken from `value` (its strings and lists are moved).
+[[nodiscard]] Value toWireValue(sync::Value&& value);
 /// True for the all-zero id that stands for the derived one.
 [[nodiscard]] bool isElidedId(const Uuid& id) noexcept;
 /// The change's id, derived when the wire left it out.
