@@ -83,9 +83,11 @@ void setClock(Record& record, const std::string& field, const FieldClock& clock)
   }
 }
 
-/// Sets the record's value and clock of a field from its merge state.
-void materialise(Record& record, const std::string& field, const sync::FieldState& state,
-                 sync::MergePolicy policy) {
+/// Sets the record's value and clock of a field from its merge state. With `take`,
+/// the current version's value is moved out of `state` (which is then not needed).
+/// Fields materialised in name order into a new record go in at the end (the hint).
+void materialise(Record& record, const std::string& field, sync::FieldState& state,
+                 sync::MergePolicy policy, bool take = false) {
   if (field == sync::kRecordField) {
     return;
   }
@@ -118,14 +120,18 @@ void materialise(Record& record, const std::string& field, const sync::FieldStat
     record.changedClocks.erase(field);
     return;
   }
-  const sync::Value& v = state.current->value;
+  sync::Value& v = state.current->value;
   const FieldClock clock{state.current->hlc, state.current->deviceId};
   if (std::holds_alternative<sync::Null>(v) || std::holds_alternative<sync::Tombstone>(v)) {
     // A field without a value keeps its clock: it says the field was cleared.
     record.fields.erase(field);
     record.changedClocks.insert_or_assign(field, clock);
   } else {
-    record.fields.insert_or_assign(field, v);
+    if (take) {
+      record.fields.insert_or_assign(record.fields.end(), field, std::move(v));
+    } else {
+      record.fields.insert_or_assign(record.fields.end(), field, v);
+    }
     setClock(record, field, clock);
   }
 }
@@ -474,18 +480,23 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const RemoteBatch>
       bool deletedRows = false;
       for (FieldMerge& m : merges) {
         const std::string field(m.field);
+        const auto knownDerived =
+            std::span(derived).subspan(m.derivedFrom, m.derivedTo - m.derivedFrom);
+        bool keepState = false;
         if (before) {
           const sync::Value was = rec.get(field);
           materialise(rec, field, m.state, m.policy);
           if (!(rec.get(field) == was)) {
             changedValues.insert_or_assign(field, rec.get(field));
           }
+          keepState = !derivable(rec, field, m.state, m.policy, knownDerived);
         } else {
-          materialise(rec, field, m.state, m.policy);
+          // A new record's field is materialised once, so whether its state must be
+          // kept is known before (and the value can be moved when it need not be).
+          keepState = !derivable(rec, field, m.state, m.policy, knownDerived);
+          materialise(rec, field, m.state, m.policy, !keepState);
         }
-        const auto knownDerived =
-            std::span(derived).subspan(m.derivedFrom, m.derivedTo - m.derivedFrom);
-        if (!derivable(rec, field, m.state, m.policy, knownDerived)) {
+        if (keepState) {
           if (!idsNow) {
             for (sync::Change* c : knownDerived) {
               fillId(*c);
