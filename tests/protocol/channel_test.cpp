@@ -452,6 +452,15 @@ TEST_SUITE("protocol.convert") {
       const Uuid id = wire.changeId;
       CHECK(toSync(std::move(wire), id) == copied);
       CHECK(copied == c);
+      // The other way: taken from a sync::Change, with or without the id left out;
+      // what the push reads afterwards (record id, HLC, device) stays.
+      for (const bool elide : {false, true}) {
+        sync::Change taken = c;
+        CHECK(toWire(std::move(taken), elide) == toWire(c, elide));
+        CHECK(taken.recordId == c.recordId);
+        CHECK(taken.hlc == c.hlc);
+        CHECK(taken.deviceId == c.deviceId);
+      }
     }
   }
 }

@@ -118,7 +118,12 @@ sync::Change toSync(const protocol::Change& c, const Uuid& changeId) {
   return toSync(protocol::Change(c), changeId);
 }
 
-protocol::Change toWire(const sync::Change& c, bool elideDerivedId) {
+namespace {
+
+/// The change for the wire, its strings and value copied from an lvalue or taken
+/// from an rvalue.
+template <class C>
+protocol::Change wireChangeOf(C&& c, bool elideDerivedId) {
   protocol::Change w;
   w.changeId = c.changeId.bytes;
   if (elideDerivedId &&
@@ -126,9 +131,9 @@ protocol::Change toWire(const sync::Change& c, bool elideDerivedId) {
     w.changeId = {};
   }
   w.recordId = c.recordId.bytes;
-  w.recordType = c.recordType;
-  w.field = c.field;
-  w.value = wireValueOf(c.value);
+  w.recordType = std::forward<C>(c).recordType;
+  w.field = std::forward<C>(c).field;
+  w.value = wireValueOf(std::forward<C>(c).value);
   w.hlc = c.hlc.value;
   w.deviceId = c.deviceId.bytes;
   w.baseHlc = c.baseHlc.value;
@@ -138,6 +143,16 @@ protocol::Change toWire(const sync::Change& c, bool elideDerivedId) {
     w.resolves.push_back({r.hlc.value, r.deviceId.bytes});
   }
   return w;
+}
+
+} // namespace
+
+protocol::Change toWire(const sync::Change& c, bool elideDerivedId) {
+  return wireChangeOf(c, elideDerivedId);
+}
+
+protocol::Change toWire(sync::Change&& c, bool elideDerivedId) {
+  return wireChangeOf(std::move(c), elideDerivedId);
 }
 
 } // namespace outpost::protocol

@@ -460,8 +460,10 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
       batch.changes.clear();
       batch.changes.reserve(next.entries.size());
       next.changeIds.reserve(next.entries.size());
-      for (const model::JournalEntry& e : next.entries) {
-        batch.changes.push_back(protocol::toWire(e.change, false));
+      // The entries' strings and values are taken: once sent, only their seqs and
+      // record ids are read.
+      for (model::JournalEntry& e : next.entries) {
+        batch.changes.push_back(protocol::toWire(std::move(e.change), false));
         next.changeIds.push_back(batch.changes.back().changeId);
         afterSeq = std::max(afterSeq, e.seq);
       }

@@ -23,6 +23,9 @@ namespace outpost::protocol {
 /// With `elideDerivedId`, a change whose id is sync::derivedChangeId of its own
 /// fields goes with an all-zero id (only to a peer that named "derived-ids").
 [[nodiscard]] Change toWire(const sync::Change& change, bool elideDerivedId = false);
+/// The same, taking the change's strings, value and resolved versions instead of
+/// copying them; its ids, HLCs and devices stay as they were.
+[[nodiscard]] Change toWire(sync::Change&& change, bool elideDerivedId = false);
 /// A value for the wire, taken from `value` (its strings and lists are moved).
 [[nodiscard]] Value toWireValue(sync::Value&& value);
 /// True for the all-zero id that stands for the derived one.
