@@ -588,10 +588,7 @@ TEST_SUITE("sync.client") {
     small.pullBatch = 25;
     FieldDevice a(data, "alice", proxy.port(), small);
     FieldDevice b(data, "bob", proxy.port(), small);
-    std::vector<sync::Uuid> ids;
-    for (int i = 0; i < 24; ++i) {
-      ids.push_back(a.addChild("north", "Child " + std::to_string(i)));
-    }
+    const std::vector<sync::Uuid> ids = a.addChildren(24);
     // The server numbers writes (one record's changes at one HLC): one each.
     const std::int64_t writesMade = a.store->journal().pendingCount();
 
@@ -633,10 +630,7 @@ TEST_SUITE("sync.client") {
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
     FieldDevice a(data, "alice", server.port());
-    std::vector<sync::Uuid> ids;
-    for (int i = 0; i < 30; ++i) {
-      ids.push_back(a.addChild("north", "Child " + std::to_string(i)));
-    }
+    const std::vector<sync::Uuid> ids = a.addChildren(30);
     (void)a.sync();
 
     SyncOptions small;
@@ -685,10 +679,7 @@ TEST_SUITE("sync.client") {
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
     FieldDevice a(data, "alice", server.port());
-    std::vector<sync::Uuid> ids;
-    for (int i = 0; i < 40; ++i) {
-      ids.push_back(a.addChild("north", "Child " + std::to_string(i)));
-    }
+    const std::vector<sync::Uuid> ids = a.addChildren(40);
     // Edits after the creates: merged after them, whichever transaction each is in.
     for (int i = 0; i < 40; i += 3) {
       a.store->update(ids[static_cast<std::size_t>(i)],

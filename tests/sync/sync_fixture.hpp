@@ -163,6 +163,14 @@ struct FieldDevice {
                                    {"police_force_area", std::string("Northshire Police")},
                                    {"date_of_birth", std::string("2010-04-01")}});
   }
+  /// `count` children of the north team, "Child 0", "Child 1", ...
+  std::vector<sync::Uuid> addChildren(int count) {
+    std::vector<sync::Uuid> ids;
+    for (int i = 0; i < count; ++i) {
+      ids.push_back(addChild("north", "Child " + std::to_string(i)));
+    }
+    return ids;
+  }
 };
 
 inline Errc codeOf(const std::function<void()>& f) { return server::testing::codeOf(f); }
