@@ -156,19 +156,26 @@ TEST_SUITE("sync.pull_merger") {
     Recorder rec;
     PullMerger merger(rec.merge());
     merger.add(batch(1));
-    rec.entered.acquire();
-    merger.add(batch(2));
-    merger.add(batch(3));
-    std::thread releaser([&] {
-      std::this_thread::sleep_for(20ms);
-      rec.release.release();
+    rec.entered.acquire(); // merging batch 1, until released
+    std::uint64_t next = 2;
+    for (std::size_t i = 0; i < PullMerger::kQueued; ++i) {
+      merger.add(batch(next++)); // the queue is full now
+    }
+    std::atomic<bool> stopped{false};
+    std::thread stopper([&] {
+      merger.stop();
+      stopped = true;
     });
-    merger.stop(); // returns only once merge 1 has ended
-    releaser.join();
+    // With the queue full and the merge held, this add returns only once stop() has
+    // said that nothing more is merged.
+    merger.add(batch(next));
+    CHECK_FALSE(stopped.load()); // stop() is still waiting for merge 1
+    rec.release.release();
+    stopper.join();
     CHECK(rec.seen() == std::vector<std::vector<std::uint64_t>>{{1}});
     CHECK(merger.takeMerged().records == 1);
-    merger.stop();        // idempotent
-    merger.add(batch(4)); // stopped: not taken
+    merger.stop();          // idempotent
+    merger.add(batch(100)); // stopped: not taken
     CHECK(rec.seen().size() == 1);
   }
 }
