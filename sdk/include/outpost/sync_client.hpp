@@ -79,7 +79,8 @@ struct SyncReport {
 struct SyncOptions {
   /// Changes per push batch (whole writes only; at least one write per batch).
   std::size_t pushBatch = 2000;
-  /// Changes per pull request.
+  /// Changes per pull request (at most 10,000). A pull holds up to eight decoded
+  /// batches in memory: four waiting and four being merged in one transaction.
   std::uint32_t pullBatch = 2000;
   /// Connect, handshake and every read and write must finish within this.
   std::chrono::milliseconds timeout = std::chrono::seconds(30);
