@@ -9,7 +9,7 @@ packages=(
   libsqlite3-dev sqlite3
   libboost-dev
   capnproto libcapnp-dev
-  libsodium-dev
+  libsodium-dev libssl-dev
   doctest-dev libcli11-dev libspdlog-dev nlohmann-json3-dev
   libpq-dev libzstd-dev
   clang-format clang-tidy

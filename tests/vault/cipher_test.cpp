@@ -1,6 +1,8 @@
-// The vault's cipher: libsodium's XChaCha20-Poly1305 against the Wycheproof
-// vectors, and the page and frame sealing built on it.
+// The vault's cipher: XChaCha20-Poly1305 (libsodium's, and the page cipher's, which
+// runs on OpenSSL's libcrypto in a build that has it) against the Wycheproof vectors
+// and against each other, and the page and frame sealing built on it.
 
+#include "vault/page_aead.hpp"
 #include "vault/page_cipher.hpp"
 #include "vault/wal_format.hpp"
 
@@ -11,7 +13,9 @@
 #include <sodium.h>
 
 #include <fstream>
+#include <random>
 #include <set>
+#include <thread>
 #include <vector>
 
 using namespace outpost;
@@ -69,17 +73,26 @@ TEST_SUITE("vault.cipher") {
           continue;
         }
         std::vector<unsigned char> out(msg.size() + 1);
+        std::vector<unsigned char> pageOut(msg.size() + 1, 0xee);
         std::vector<unsigned char> ctIn(ct.size() + 1);
         std::copy(ct.begin(), ct.end(), ctIn.begin());
+        const auto keySpan = std::span<const unsigned char, aead::kKeyBytes>(key.data(), 32);
+        const auto ivSpan = std::span<const unsigned char, aead::kNonceBytes>(iv.data(), 24);
         const bool tagSizeOk = tag.size() == crypto_aead_xchacha20poly1305_ietf_ABYTES;
         const int rc = tagSizeOk ? crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
                                        out.data(), nullptr, ctIn.data(), ct.size(), tag.data(),
                                        aad.data(), aad.size(), iv.data(), key.data())
                                  : -1;
+        // The page cipher takes 16-byte tags only: a shorter one is refused here.
+        const bool pageOk =
+            tagSizeOk && aead::open(keySpan, ivSpan, aad, std::span(ctIn.data(), ct.size()),
+                                    tag.data(), pageOut.data());
         if (t["result"] == "valid") {
           ++valid;
           CHECK(rc == 0);
           CHECK(std::equal(msg.begin(), msg.end(), out.begin()));
+          CHECK(pageOk);
+          CHECK(std::equal(msg.begin(), msg.end(), pageOut.begin()));
           std::vector<unsigned char> sealed(msg.size() + 1);
           std::array<unsigned char, 16> mac{};
           crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
@@ -87,9 +100,20 @@ TEST_SUITE("vault.cipher") {
               nullptr, iv.data(), key.data());
           CHECK(std::equal(ct.begin(), ct.end(), sealed.begin()));
           CHECK(std::equal(tag.begin(), tag.end(), mac.begin()));
+          std::vector<unsigned char> pageSealed(msg.size() + 1);
+          std::array<unsigned char, 16> pageMac{};
+          aead::seal(keySpan, ivSpan, aad, msg, pageSealed.data(), pageMac.data());
+          CHECK(std::equal(ct.begin(), ct.end(), pageSealed.begin()));
+          CHECK(std::equal(tag.begin(), tag.end(), pageMac.begin()));
         } else {
           ++invalid;
           CHECK(rc != 0);
+          CHECK_FALSE(pageOk);
+          if (tagSizeOk) {
+            CHECK(std::all_of(pageOut.begin(),
+                              pageOut.begin() + static_cast<std::ptrdiff_t>(ct.size()),
+                              [](unsigned char b) { return b == 0; }));
+          }
         }
       }
     }
@@ -97,6 +121,120 @@ TEST_SUITE("vault.cipher") {
                                               << notExpressible << " not expressible");
     CHECK(valid == 246);
     CHECK(valid + invalid + notExpressible == doc["numberOfTests"].get<int>());
+  }
+
+  TEST_CASE("the page cipher runs on the implementation the build chose") {
+    // A build with libcrypto that silently fell back to libsodium would be correct
+    // but slow: its first-use self-test must pass on this machine.
+    CHECK(aead::implementation() == OUTPOST_TEST_PAGE_AEAD);
+  }
+
+  TEST_CASE("the page cipher gives libsodium's bytes at every length and refuses any change") {
+    const Context context;
+    std::mt19937 rng(20261130);
+    const auto fill = [&](auto& bytes) {
+      for (auto& b : bytes) {
+        b = static_cast<unsigned char>(rng());
+      }
+    };
+    std::vector<std::size_t> sizes;
+    for (std::size_t n = 0; n <= 200; ++n) {
+      sizes.push_back(n);
+    }
+    for (const std::size_t n : {1023U, 1024U, 1025U, 4039U, 4040U, 4041U, 65539U}) {
+      sizes.push_back(n);
+    }
+    int changes = 0;
+    for (const std::size_t n : sizes) {
+      CAPTURE(n);
+      std::array<unsigned char, 32> key{};
+      std::array<unsigned char, 24> nonce{};
+      std::vector<unsigned char> aad(rng() % 49);
+      std::vector<unsigned char> plain(n);
+      fill(key);
+      fill(nonce);
+      fill(aad);
+      fill(plain);
+      std::vector<unsigned char> expected(n + 1);
+      std::array<unsigned char, 16> expectedTag{};
+      crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+          expected.data(), expectedTag.data(), nullptr, plain.data(), n, aad.data(), aad.size(),
+          nullptr, nonce.data(), key.data());
+      std::vector<unsigned char> sealed(n + 1);
+      std::array<unsigned char, 16> tag{};
+      aead::seal(key, nonce, aad, plain, sealed.data(), tag.data());
+      REQUIRE(std::equal(expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(n),
+                         sealed.begin()));
+      REQUIRE(tag == expectedTag);
+
+      std::vector<unsigned char> out(n + 1, 0xee);
+      REQUIRE(aead::open(key, nonce, aad, std::span(sealed.data(), n), tag.data(), out.data()));
+      CHECK(std::equal(plain.begin(), plain.end(), out.begin()));
+
+      // One flipped bit anywhere: in the ciphertext, the tag, the associated data,
+      // the nonce or the key.
+      const auto refused = [&](auto&& change) {
+        auto c = sealed;
+        auto t = tag;
+        auto a = aad;
+        auto k = key;
+        auto v = nonce;
+        change(c, t, a, k, v);
+        std::fill(out.begin(), out.end(), 0xee);
+        const bool opened = aead::open(k, v, a, std::span(c.data(), n), t.data(), out.data());
+        ++changes;
+        return !opened && std::all_of(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n),
+                                      [](unsigned char b) { return b == 0; });
+      };
+      if (n > 0) {
+        CHECK(refused([&](auto& c, auto&, auto&, auto&, auto&) { c[rng() % n] ^= 1; }));
+      }
+      CHECK(refused([&](auto&, auto& t, auto&, auto&, auto&) { t[rng() % 16] ^= 0x80; }));
+      if (!aad.empty()) {
+        CHECK(refused([&](auto&, auto&, auto& a, auto&, auto&) { a[rng() % a.size()] ^= 4; }));
+      }
+      CHECK(refused([&](auto&, auto&, auto&, auto& k, auto&) { k[rng() % 32] ^= 2; }));
+      CHECK(refused([&](auto&, auto&, auto&, auto&, auto& v) { v[rng() % 24] ^= 8; }));
+    }
+    MESSAGE(sizes.size() << " lengths, " << changes << " changed messages refused");
+  }
+
+  TEST_CASE("threads seal and open pages at the same time") {
+    const Context context;
+    const PageKeys keys = testKeys();
+    std::vector<std::thread> threads;
+    std::vector<int> mismatches(4, 0);
+    for (std::size_t t = 0; t < mismatches.size(); ++t) {
+      threads.emplace_back([&, t] {
+        NonceSource nonces;
+        std::vector<unsigned char> plain(kPageSize, 0);
+        std::vector<unsigned char> sealed(kPageSize);
+        std::vector<unsigned char> out(kPageSize);
+        std::vector<unsigned char> expected(kUsableBytes);
+        std::array<unsigned char, 16> expectedTag{};
+        for (int i = 0; i < 300; ++i) {
+          std::fill_n(plain.begin(), kUsableBytes,
+                      static_cast<unsigned char>(t * 64 + static_cast<std::size_t>(i)));
+          const PageAad aad(keys.databaseId, FileRole::database, static_cast<std::uint64_t>(i));
+          const Nonce nonce = nonces.next();
+          sealPage(keys.database, aad, nonce, plain, sealed);
+          crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+              expected.data(), expectedTag.data(), nullptr, plain.data(), kUsableBytes,
+              aad.bytes().data(), aad.bytes().size(), nullptr, nonce.data(), keys.database.data());
+          const bool same =
+              std::equal(expected.begin(), expected.end(), sealed.begin()) &&
+              std::equal(expectedTag.begin(), expectedTag.end(),
+                         sealed.begin() + static_cast<std::ptrdiff_t>(kUsableBytes + kNonceBytes));
+          if (!same || !openPage(keys.database, aad, sealed, out) || out != plain) {
+            ++mismatches[t];
+          }
+        }
+      });
+    }
+    for (auto& th : threads) {
+      th.join();
+    }
+    CHECK(mismatches == std::vector<int>(4, 0));
   }
 
   TEST_CASE("a sealed page opens only with the same key, database id, role and position") {

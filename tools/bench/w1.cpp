@@ -4,6 +4,8 @@
 #include "sql_store.hpp"
 #include "vault_store.hpp"
 
+#include <outpost/vault.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -212,6 +214,8 @@ bool runW1(const W1Options& options, Report& report) {
 
   report.info("w1", "records " + std::to_string(options.records) + " batch " +
                         std::to_string(kBatch) + " sqlite " + sqlite3_libversion());
+  report.info("w1", "vault pages: XChaCha20-Poly1305, its ChaCha20-Poly1305 by " +
+                        std::string(Vault::pageCipherImplementation()));
   std::vector<Record> records;
   std::vector<std::string> payloads;
   records.reserve(options.records);

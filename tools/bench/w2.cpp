@@ -150,6 +150,8 @@ bool runW2(const W2Options& options, Report& report) {
                        " push_batch=" + std::to_string(options.pushBatch) +
                        " pull_batch=" + std::to_string(options.pullBatch) +
                        " server=in-process outpost-server (embedded SQLite), 127.0.0.1, 2 threads");
+  report.info(kId, "device vault pages: XChaCha20-Poly1305, its ChaCha20-Poly1305 by " +
+                       std::string(Vault::pageCipherImplementation()));
   Context context;
   const fs::path data = options.dir / "server";
   fs::create_directories(data);

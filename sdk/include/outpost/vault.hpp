@@ -80,6 +80,11 @@ public:
   /// True if `dir` holds a vault key file.
   [[nodiscard]] static bool exists(const std::filesystem::path& dir);
 
+  /// The library that computes the ChaCha20-Poly1305 step of every page seal
+  /// (XChaCha20-Poly1305) in this process: "openssl" or "libsodium". Both give the
+  /// same bytes; see docs/security-model.md.
+  [[nodiscard]] static std::string_view pageCipherImplementation() noexcept;
+
   ~Vault();
   Vault(const Vault&) = delete;
   Vault& operator=(const Vault&) = delete;

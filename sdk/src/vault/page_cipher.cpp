@@ -1,9 +1,12 @@
 #include "page_cipher.hpp"
 
+#include "page_aead.hpp"
+
 #include <outpost/error.hpp>
 
 #include <sodium.h>
 
+#include <cassert>
 #include <cstring>
 
 namespace outpost::vault {
@@ -18,6 +21,12 @@ enum SubkeyId : std::uint64_t {
   kJournalMaskSubkey = 5,
   kWalMacSubkey = 6,
 };
+
+/// A page key as the cipher takes it (every page key is kKeyBytes long).
+std::span<const unsigned char, aead::kKeyBytes> keySpan(const SecretBytes& key) noexcept {
+  assert(key.size() == aead::kKeyBytes);
+  return std::span<const unsigned char, aead::kKeyBytes>(key.data(), aead::kKeyBytes);
+}
 
 } // namespace
 
@@ -79,9 +88,7 @@ void sealPage(const SecretBytes& key, const PageAad& aad, const Nonce& nonce,
   unsigned char* storedNonce = out.data() + kUsableBytes;
   unsigned char* tag = storedNonce + kNonceBytes;
   std::memcpy(storedNonce, nonce.data(), kNonceBytes);
-  crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-      out.data(), tag, nullptr, plain.data(), kUsableBytes, aad.bytes().data(), aad.bytes().size(),
-      nullptr, nonce.data(), key.data());
+  aead::seal(keySpan(key), nonce, aad.bytes(), plain.first(kUsableBytes), out.data(), tag);
   std::memset(tag + kTagBytes, 0, kFrameMacBytes);
 }
 
@@ -89,15 +96,11 @@ bool openPage(const SecretBytes& key, const PageAad& aad, std::span<const unsign
               std::span<unsigned char> out) noexcept {
   const unsigned char* nonce = sealed.data() + kUsableBytes;
   const unsigned char* tag = nonce + kNonceBytes;
-  const int rc = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-      out.data(), nullptr, sealed.data(), kUsableBytes, tag, aad.bytes().data(), aad.bytes().size(),
-      nonce, key.data());
+  const bool ok =
+      aead::open(keySpan(key), std::span<const unsigned char, kNonceBytes>(nonce, kNonceBytes),
+                 aad.bytes(), sealed.first(kUsableBytes), tag, out.data());
   std::memset(out.data() + kUsableBytes, 0, kReserveBytes);
-  if (rc != 0) {
-    std::memset(out.data(), 0, kUsableBytes);
-    return false;
-  }
-  return true;
+  return ok;
 }
 
 std::span<const unsigned char, kNonceBytes>

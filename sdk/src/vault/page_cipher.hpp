@@ -1,6 +1,6 @@
 #pragma once
 /// \file
-/// Page encryption for the vault's files: XChaCha20-Poly1305 (libsodium) with a
+/// Page encryption for the vault's files: XChaCha20-Poly1305 (page_aead.hpp) with a
 /// fresh random 24-byte nonce per write, nonce and tag kept in the last 40 bytes of
 /// each page (SQLite's reserve bytes), and associated data that binds the database
 /// id, the file role and the page's position.

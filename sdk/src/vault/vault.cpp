@@ -1,6 +1,7 @@
 #include "outpost/vault.hpp"
 
 #include "key_file.hpp"
+#include "page_aead.hpp"
 #include "vfs.hpp"
 
 #include <outpost/error.hpp>
@@ -305,6 +306,10 @@ void Vault::removeLockObserver(std::uint64_t id) noexcept {
 }
 
 bool Vault::exists(const fs::path& dir) { return fs::exists(dir / kKeyFileName); }
+
+std::string_view Vault::pageCipherImplementation() noexcept {
+  return vault::aead::implementation();
+}
 
 std::unique_ptr<Vault> Vault::create(Context& context, const fs::path& dir, std::string_view pin,
                                      platform::KeyStore& keyStore, VaultOptions options) {

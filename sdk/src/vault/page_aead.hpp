@@ -1,0 +1,46 @@
+#pragma once
+/// \file
+/// XChaCha20-Poly1305 (IETF, detached tag) for the vault's pages: the one cipher
+/// every page of every vault file is sealed with.
+///
+/// The construction is libsodium's `crypto_aead_xchacha20poly1305_ietf`: HChaCha20
+/// of the key and the first 16 nonce bytes gives a subkey, and ChaCha20-Poly1305
+/// (RFC 8439) under that subkey, with the nonce `0^4 | nonce[16..24]`, seals the
+/// message. libsodium computes HChaCha20. The ChaCha20-Poly1305 step is computed by
+/// OpenSSL's libcrypto when the build has it (`OUTPOST_OPENSSL`, on by default):
+/// its vectorised code seals a 4 KiB page about three times faster than libsodium
+/// 1.0.18 on x86-64 (docs/benchmarks.md). Both give the same bytes, so a vault
+/// written by one build opens in the other.
+///
+/// The first use in a process seals and opens a fixed page both ways. If libcrypto's
+/// result differs from libsodium's (a broken or replaced library), the process uses
+/// libsodium for every page and `implementation()` says so.
+
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+namespace outpost::vault::aead {
+
+inline constexpr std::size_t kKeyBytes = 32;
+inline constexpr std::size_t kNonceBytes = 24;
+inline constexpr std::size_t kTagBytes = 16;
+
+/// Seals `plain` into `out` (same size; may be the same memory) and writes the tag.
+void seal(std::span<const unsigned char, kKeyBytes> key,
+          std::span<const unsigned char, kNonceBytes> nonce, std::span<const unsigned char> aad,
+          std::span<const unsigned char> plain, unsigned char* out, unsigned char* tag) noexcept;
+
+/// Opens `sealed` into `out` (same size, not overlapping it) if `tag` authenticates
+/// it with `aad`. On failure returns false and `out` holds zeros, never
+/// unauthenticated bytes.
+[[nodiscard]] bool open(std::span<const unsigned char, kKeyBytes> key,
+                        std::span<const unsigned char, kNonceBytes> nonce,
+                        std::span<const unsigned char> aad, std::span<const unsigned char> sealed,
+                        const unsigned char* tag, unsigned char* out) noexcept;
+
+/// Which library computes ChaCha20-Poly1305 in this process: "openssl" or
+/// "libsodium".
+[[nodiscard]] std::string_view implementation() noexcept;
+
+} // namespace outpost::vault::aead
