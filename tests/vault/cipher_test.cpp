@@ -34,6 +34,14 @@ std::vector<unsigned char> hex(const std::string& s) {
   return out;
 }
 
+/// Sets how many libcrypto steps fail on this thread; back to none when it goes.
+struct FailLibcrypto {
+  explicit FailLibcrypto(int calls) { aead::testing::failLibcrypto(calls); }
+  ~FailLibcrypto() { aead::testing::failLibcrypto(0); }
+  FailLibcrypto(const FailLibcrypto&) = delete;
+  FailLibcrypto& operator=(const FailLibcrypto&) = delete;
+};
+
 PageKeys testKeys() {
   std::array<unsigned char, 32> dek{};
   for (std::size_t i = 0; i < dek.size(); ++i) {
@@ -129,83 +137,136 @@ TEST_SUITE("vault.cipher") {
     CHECK(aead::implementation() == OUTPOST_TEST_PAGE_AEAD);
   }
 
+  TEST_CASE("a seal or an open that libcrypto fails half-way is done by libsodium") {
+    const Context context;
+    std::array<unsigned char, 32> key{};
+    std::array<unsigned char, 24> nonce{};
+    key[0] = 1;
+    nonce[23] = 2;
+    const std::array<unsigned char, 5> aad = {1, 2, 3, 4, 5};
+    std::vector<unsigned char> plain(kUsableBytes, 0x3c);
+    std::vector<unsigned char> expected(plain.size());
+    std::array<unsigned char, 16> expectedTag{};
+    crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+        expected.data(), expectedTag.data(), nullptr, plain.data(), plain.size(), aad.data(),
+        aad.size(), nullptr, nonce.data(), key.data());
+
+    std::vector<unsigned char> sealed(plain.size());
+    std::array<unsigned char, 16> tag{};
+    const FailLibcrypto stop(0); // whatever happens below, later tests run as built
+    aead::testing::failLibcrypto(1);
+    aead::seal(key, nonce, aad, plain, sealed.data(), tag.data());
+    CHECK(sealed == expected);
+    CHECK(tag == expectedTag);
+
+    std::vector<unsigned char> out(plain.size(), 0xee);
+    aead::testing::failLibcrypto(1);
+    CHECK(aead::open(key, nonce, aad, sealed, tag.data(), out.data()));
+    CHECK(out == plain);
+
+    // A forged page stays refused, and nothing libcrypto decrypted is left.
+    tag[3] ^= 1;
+    std::fill(out.begin(), out.end(), 0xee);
+    aead::testing::failLibcrypto(1);
+    CHECK_FALSE(aead::open(key, nonce, aad, sealed, tag.data(), out.data()));
+    CHECK(std::all_of(out.begin(), out.end(), [](unsigned char b) { return b == 0; }));
+  }
+
   TEST_CASE("the page cipher gives libsodium's bytes at every length and refuses any change") {
     const Context context;
-    std::mt19937 rng(20261130);
-    const auto fill = [&](auto& bytes) {
-      for (auto& b : bytes) {
-        b = static_cast<unsigned char>(rng());
-      }
-    };
-    std::vector<std::size_t> sizes;
-    for (std::size_t n = 0; n <= 200; ++n) {
-      sizes.push_back(n);
-    }
-    for (const std::size_t n : {1023U, 1024U, 1025U, 4039U, 4040U, 4041U, 65539U}) {
-      sizes.push_back(n);
-    }
-    int changes = 0;
-    for (const std::size_t n : sizes) {
-      CAPTURE(n);
-      std::array<unsigned char, 32> key{};
-      std::array<unsigned char, 24> nonce{};
-      std::vector<unsigned char> aad(rng() % 49);
-      std::vector<unsigned char> plain(n);
-      fill(key);
-      fill(nonce);
-      fill(aad);
-      fill(plain);
-      std::vector<unsigned char> expected(n + 1);
-      std::array<unsigned char, 16> expectedTag{};
-      crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-          expected.data(), expectedTag.data(), nullptr, plain.data(), n, aad.data(), aad.size(),
-          nullptr, nonce.data(), key.data());
-      std::vector<unsigned char> sealed(n + 1);
-      std::array<unsigned char, 16> tag{};
-      aead::seal(key, nonce, aad, plain, sealed.data(), tag.data());
-      REQUIRE(std::equal(expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(n),
-                         sealed.begin()));
-      REQUIRE(tag == expectedTag);
-
-      std::vector<unsigned char> out(n + 1, 0xee);
-      REQUIRE(aead::open(key, nonce, aad, std::span(sealed.data(), n), tag.data(), out.data()));
-      CHECK(std::equal(plain.begin(), plain.end(), out.begin()));
-
-      // One flipped bit anywhere: in the ciphertext, the tag, the associated data,
-      // the nonce or the key.
-      const auto refused = [&](auto&& change) {
-        auto c = sealed;
-        auto t = tag;
-        auto a = aad;
-        auto k = key;
-        auto v = nonce;
-        change(c, t, a, k, v);
-        std::fill(out.begin(), out.end(), 0xee);
-        const bool opened = aead::open(k, v, a, std::span(c.data(), n), t.data(), out.data());
-        ++changes;
-        return !opened && std::all_of(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n),
-                                      [](unsigned char b) { return b == 0; });
+    // Once as built, once with every libcrypto step failing (libsodium's path).
+    for (const bool fallback : {false, true}) {
+      CAPTURE(fallback);
+      const FailLibcrypto failing(fallback ? 1 << 30 : 0);
+      std::mt19937 rng(20261130);
+      const auto fill = [&](auto& bytes) {
+        for (auto& b : bytes) {
+          b = static_cast<unsigned char>(rng());
+        }
       };
-      if (n > 0) {
-        CHECK(refused([&](auto& c, auto&, auto&, auto&, auto&) { c[rng() % n] ^= 1; }));
+      std::vector<std::size_t> sizes;
+      for (std::size_t n = 0; n <= 200; ++n) {
+        sizes.push_back(n);
       }
-      CHECK(refused([&](auto&, auto& t, auto&, auto&, auto&) { t[rng() % 16] ^= 0x80; }));
-      if (!aad.empty()) {
-        CHECK(refused([&](auto&, auto&, auto& a, auto&, auto&) { a[rng() % a.size()] ^= 4; }));
+      for (const std::size_t n : {1023U, 1024U, 1025U, 4039U, 4040U, 4041U, 65539U}) {
+        sizes.push_back(n);
       }
-      CHECK(refused([&](auto&, auto&, auto&, auto& k, auto&) { k[rng() % 32] ^= 2; }));
-      CHECK(refused([&](auto&, auto&, auto&, auto&, auto& v) { v[rng() % 24] ^= 8; }));
+      int changes = 0;
+      for (const std::size_t n : sizes) {
+        CAPTURE(n);
+        std::array<unsigned char, 32> key{};
+        std::array<unsigned char, 24> nonce{};
+        std::vector<unsigned char> aad(rng() % 49);
+        std::vector<unsigned char> plain(n);
+        fill(key);
+        fill(nonce);
+        fill(aad);
+        fill(plain);
+        std::vector<unsigned char> expected(n + 1);
+        std::array<unsigned char, 16> expectedTag{};
+        crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+            expected.data(), expectedTag.data(), nullptr, plain.data(), n, aad.data(), aad.size(),
+            nullptr, nonce.data(), key.data());
+        std::vector<unsigned char> sealed(n + 1);
+        std::array<unsigned char, 16> tag{};
+        aead::seal(key, nonce, aad, plain, sealed.data(), tag.data());
+        REQUIRE(std::equal(expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(n),
+                           sealed.begin()));
+        REQUIRE(tag == expectedTag);
+
+        std::vector<unsigned char> out(n + 1, 0xee);
+        REQUIRE(aead::open(key, nonce, aad, std::span(sealed.data(), n), tag.data(), out.data()));
+        CHECK(std::equal(plain.begin(), plain.end(), out.begin()));
+
+        // One flipped bit anywhere: in the ciphertext, the tag, the associated data,
+        // the nonce or the key.
+        const auto refused = [&](auto&& change) {
+          auto c = sealed;
+          auto t = tag;
+          auto a = aad;
+          auto k = key;
+          auto v = nonce;
+          change(c, t, a, k, v);
+          std::fill(out.begin(), out.end(), 0xee);
+          const bool opened = aead::open(k, v, a, std::span(c.data(), n), t.data(), out.data());
+          ++changes;
+          return !opened && std::all_of(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n),
+                                        [](unsigned char b) { return b == 0; });
+        };
+        if (n > 0) {
+          CHECK(refused([&](auto& c, auto&, auto&, auto&, auto&) { c[rng() % n] ^= 1; }));
+        }
+        CHECK(refused([&](auto&, auto& t, auto&, auto&, auto&) { t[rng() % 16] ^= 0x80; }));
+        if (!aad.empty()) {
+          CHECK(refused([&](auto&, auto&, auto& a, auto&, auto&) { a[rng() % a.size()] ^= 4; }));
+        }
+        CHECK(refused([&](auto&, auto&, auto&, auto& k, auto&) { k[rng() % 32] ^= 2; }));
+        CHECK(refused([&](auto&, auto&, auto&, auto&, auto& v) { v[rng() % 24] ^= 8; }));
+      }
+      const std::string mode = fallback ? "libsodium's path" : "as built";
+      MESSAGE(mode << ": " << sizes.size() << " lengths, " << changes
+                   << " changed messages refused");
     }
-    MESSAGE(sizes.size() << " lengths, " << changes << " changed messages refused");
   }
 
   TEST_CASE("threads seal and open pages at the same time") {
     const Context context;
     const PageKeys keys = testKeys();
+    // Each thread's first use of the cipher is an open, of a page sealed here.
+    std::vector<unsigned char> firstPlain(kPageSize, 0);
+    std::fill_n(firstPlain.begin(), kUsableBytes, 0x77);
+    std::vector<unsigned char> firstSealed(kPageSize);
+    const PageAad firstAad(keys.databaseId, FileRole::database, 999);
+    NonceSource mainNonces;
+    sealPage(keys.database, firstAad, mainNonces.next(), firstPlain, firstSealed);
     std::vector<std::thread> threads;
     std::vector<int> mismatches(4, 0);
     for (std::size_t t = 0; t < mismatches.size(); ++t) {
       threads.emplace_back([&, t] {
+        std::vector<unsigned char> first(kPageSize);
+        if (!openPage(keys.database, firstAad, firstSealed, first) || first != firstPlain) {
+          ++mismatches[t];
+        }
         NonceSource nonces;
         std::vector<unsigned char> plain(kPageSize, 0);
         std::vector<unsigned char> sealed(kPageSize);

@@ -5,6 +5,7 @@
 //   outpost-bench w2 [--records N] [--push-batch K] [--pull-batch K] [--dir DIR]
 //   outpost-bench load [--devices N] [--seconds S] [--batch K] ...   (load.hpp)
 
+#include "cipher.hpp"
 #include "generator.hpp"
 #include "load.hpp"
 #include "report.hpp"
@@ -88,6 +89,18 @@ int main(int argc, char** argv) {
   LoadOptions load;
   auto* loadCmd = addLoadCommand(app, load);
 
+  CipherOptions cipher;
+  auto* cipherCmd = app.add_subcommand(
+      "cipher", "seal + open of 4 KiB messages: libsodium's XChaCha20-Poly1305 (w1.sodium) "
+                "and the vault's page cipher, in one run");
+  cipherCmd->add_option("--messages", cipher.messages, "pairs per round (default 20000)")
+      ->check(CLI::Range(1u, 10000000u));
+  cipherCmd
+      ->add_option("--rounds", cipher.rounds,
+                   "alternated rounds; the median is shown "
+                   "(default 5)")
+      ->check(CLI::Range(1u, 1000u));
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -104,6 +117,11 @@ int main(int argc, char** argv) {
         std::fputc('\n', stdout);
       }
       return 0;
+    }
+
+    if (cipherCmd->parsed()) {
+      Report report(stdout);
+      return runCipher(cipher, report) ? 0 : 1;
     }
 
     if (loadCmd->parsed()) {

@@ -3,13 +3,15 @@
 #include <sodium.h>
 
 #if OUTPOST_HAVE_OPENSSL
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #endif
 
+#include <algorithm>
 #include <array>
+#include <cassert>
 #include <climits>
 #include <cstring>
-#include <memory>
 
 namespace outpost::vault::aead {
 
@@ -61,50 +63,85 @@ struct Subkey {
 };
 
 const EVP_CIPHER* chachaPoly() noexcept {
-  // Fetched once: an implicit fetch on every init costs more than a page's
+  // Fetched once, from OpenSSL's default provider (not whatever a configuration
+  // file offers): an implicit fetch on every init costs more than a page's
   // encryption. Kept for the life of the process.
-  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", nullptr);
+  static EVP_CIPHER* const cipher =
+      EVP_CIPHER_fetch(nullptr, "ChaCha20-Poly1305", "provider=default");
   return cipher;
 }
 
-struct ContextFree {
-  void operator()(EVP_CIPHER_CTX* c) const noexcept { EVP_CIPHER_CTX_free(c); }
+// The thread's cipher context. Plain thread_locals (no destructor of their own),
+// so that a seal from a destructor that runs after the owner's finds either the
+// context or `threadContextGone`, and falls back to libsodium.
+thread_local EVP_CIPHER_CTX* threadCtx = nullptr;
+thread_local bool threadContextGone = false;
+
+struct ThreadContextOwner {
+  ThreadContextOwner() = default;
+  ~ThreadContextOwner() {
+    EVP_CIPHER_CTX_free(threadCtx); // libcrypto wipes the key it holds
+    threadCtx = nullptr;
+    threadContextGone = true;
+  }
+  ThreadContextOwner(const ThreadContextOwner&) = delete;
+  ThreadContextOwner& operator=(const ThreadContextOwner&) = delete;
 };
 
 /// One cipher context per thread (a vault connection is used by one thread at a
 /// time, but several vaults may be open on several threads), set to the cipher
-/// once: each message then only sets its key and nonce. libcrypto wipes its key
-/// when it frees it. nullptr if libcrypto cannot give one.
+/// once: each message then only sets its key and nonce. nullptr if libcrypto
+/// cannot give one.
 EVP_CIPHER_CTX* threadContext() noexcept {
-  thread_local const std::unique_ptr<EVP_CIPHER_CTX, ContextFree> ctx(EVP_CIPHER_CTX_new());
-  thread_local const bool ready =
-      ctx != nullptr && chachaPoly() != nullptr &&
-      EVP_CipherInit_ex2(ctx.get(), chachaPoly(), nullptr, nullptr, 1, nullptr) == 1;
-  return ready ? ctx.get() : nullptr;
+  if (threadCtx != nullptr || threadContextGone) {
+    return threadCtx;
+  }
+  thread_local const ThreadContextOwner owner;
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  if (ctx == nullptr || chachaPoly() == nullptr ||
+      EVP_CipherInit_ex2(ctx, chachaPoly(), nullptr, nullptr, 1, nullptr) != 1) {
+    EVP_CIPHER_CTX_free(ctx);
+    return nullptr;
+  }
+  threadCtx = ctx;
+  return ctx;
 }
 
-/// Leaves no message key in the thread's context between uses: the context is
-/// re-keyed with zeros.
-void forgetKey(EVP_CIPHER_CTX* ctx) noexcept {
+/// Leaves nothing of the last message in the thread's context: re-keyed with
+/// zeros, which replaces the key, then one byte encrypted under that, which
+/// replaces the buffered keystream block (the message's last one, or its Poly1305
+/// key) and the Poly1305 state.
+void forgetMessage(EVP_CIPHER_CTX* ctx) noexcept {
   static constexpr std::array<unsigned char, 32> kZeroKey{};
-  (void)EVP_CipherInit_ex2(ctx, nullptr, kZeroKey.data(), nullptr, -1, nullptr);
+  static constexpr std::array<unsigned char, 12> kZeroIv{};
+  unsigned char scratch = 0;
+  int len = 0;
+  if (EVP_CipherInit_ex2(ctx, nullptr, kZeroKey.data(), kZeroIv.data(), 1, nullptr) == 1) {
+    (void)EVP_CipherUpdate(ctx, &scratch, &len, &scratch, 1);
+  }
 }
 
 bool fitsInt(std::size_t n) noexcept { return n <= static_cast<std::size_t>(INT_MAX); }
 
-/// Encrypts or decrypts `n` bytes (n <= INT_MAX). libcrypto's vector code takes
-/// whole 64-byte blocks: a page's 4,040 bytes go as 4,032 and then 8, which is
-/// ~10 % faster than one call that ends in a partial block.
-bool cryptUpdate(EVP_CIPHER_CTX* ctx, unsigned char* out, const unsigned char* in,
-                 std::size_t n) noexcept {
-  int len = 0;
-  const std::size_t whole = n - n % 64;
-  if (whole > 0 && EVP_CipherUpdate(ctx, out, &len, in, static_cast<int>(whole)) != 1) {
-    return false;
+/// Failures injected by tests (testing::failLibcrypto), counted down per thread.
+thread_local int injectedFailures = 0;
+
+bool injectedFailure() noexcept {
+  if (injectedFailures > 0) {
+    --injectedFailures;
+    return true;
   }
-  return whole == n ||
-         EVP_CipherUpdate(ctx, out + whole, &len, in + whole, static_cast<int>(n - whole)) == 1;
+  return false;
 }
+
+/// Errors libcrypto queues on this thread during one message are dropped with it,
+/// so that they never reach another user of OpenSSL in the app.
+struct ErrorQueueMark {
+  ErrorQueueMark() noexcept { (void)ERR_set_mark(); }
+  ~ErrorQueueMark() { (void)ERR_pop_to_mark(); }
+  ErrorQueueMark(const ErrorQueueMark&) = delete;
+  ErrorQueueMark& operator=(const ErrorQueueMark&) = delete;
+};
 
 Result sslSeal(std::span<const unsigned char, kKeyBytes> key,
                std::span<const unsigned char, kNonceBytes> nonce,
@@ -114,6 +151,7 @@ Result sslSeal(std::span<const unsigned char, kKeyBytes> key,
   if (ctx == nullptr || !fitsInt(plain.size()) || !fitsInt(aad.size())) {
     return Result::unavailable;
   }
+  const ErrorQueueMark mark;
   const Subkey sub(key, nonce);
   int len = 0;
   int tail = 0;
@@ -121,10 +159,11 @@ Result sslSeal(std::span<const unsigned char, kKeyBytes> key,
       EVP_CipherInit_ex2(ctx, nullptr, sub.key.data(), sub.iv.data(), 1, nullptr) == 1 &&
       (aad.empty() ||
        EVP_EncryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1) &&
-      cryptUpdate(ctx, out, plain.data(), plain.size()) &&
-      EVP_EncryptFinal_ex(ctx, out, &tail) == 1 &&
+      (plain.empty() ||
+       EVP_EncryptUpdate(ctx, out, &len, plain.data(), static_cast<int>(plain.size())) == 1) &&
+      !injectedFailure() && EVP_EncryptFinal_ex(ctx, out, &tail) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagBytes), tag) == 1;
-  forgetKey(ctx);
+  forgetMessage(ctx);
   return ok ? Result::ok : Result::unavailable;
 }
 
@@ -136,6 +175,7 @@ Result sslOpen(std::span<const unsigned char, kKeyBytes> key,
   if (ctx == nullptr || !fitsInt(sealed.size()) || !fitsInt(aad.size())) {
     return Result::unavailable;
   }
+  const ErrorQueueMark mark;
   const Subkey sub(key, nonce);
   std::array<unsigned char, kTagBytes> expected{};
   std::memcpy(expected.data(), tag, expected.size());
@@ -145,11 +185,13 @@ Result sslOpen(std::span<const unsigned char, kKeyBytes> key,
       EVP_CipherInit_ex2(ctx, nullptr, sub.key.data(), sub.iv.data(), 0, nullptr) == 1 &&
       (aad.empty() ||
        EVP_DecryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1) &&
-      cryptUpdate(ctx, out, sealed.data(), sealed.size()) &&
+      (sealed.empty() ||
+       EVP_DecryptUpdate(ctx, out, &len, sealed.data(), static_cast<int>(sealed.size())) == 1) &&
+      !injectedFailure() &&
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(expected.size()),
                           expected.data()) == 1;
   const bool authentic = ready && EVP_DecryptFinal_ex(ctx, out, &tail) == 1;
-  forgetKey(ctx);
+  forgetMessage(ctx);
   if (!authentic && !sealed.empty()) {
     // Decrypted before the tag was checked: nothing of it may stay.
     sodium_memzero(out, sealed.size());
@@ -197,7 +239,9 @@ bool opensslAgrees() noexcept {
       return false;
     }
     expectedTag[0] ^= 1;
-    if (sslOpen(key, nonce, aad, sealed, expectedTag.data(), back.data()) != Result::rejected) {
+    if (sslOpen(key, nonce, aad, sealed, expectedTag.data(), back.data()) != Result::rejected ||
+        !std::all_of(back.begin(), back.begin() + static_cast<std::ptrdiff_t>(size),
+                     [](unsigned char b) { return b == 0; })) {
       return false;
     }
   }
@@ -216,6 +260,9 @@ bool useOpenssl() noexcept {
 void seal(std::span<const unsigned char, kKeyBytes> key,
           std::span<const unsigned char, kNonceBytes> nonce, std::span<const unsigned char> aad,
           std::span<const unsigned char> plain, unsigned char* out, unsigned char* tag) noexcept {
+  // libsodium seals again from `plain` if libcrypto fails half-way: `out` must not
+  // overlap `plain`.
+  assert(plain.empty() || out + plain.size() <= plain.data() || plain.data() + plain.size() <= out);
 #if OUTPOST_HAVE_OPENSSL
   if (useOpenssl() && sslSeal(key, nonce, aad, plain, out, tag) == Result::ok) {
     return;
@@ -228,16 +275,27 @@ bool open(std::span<const unsigned char, kKeyBytes> key,
           std::span<const unsigned char, kNonceBytes> nonce, std::span<const unsigned char> aad,
           std::span<const unsigned char> sealed, const unsigned char* tag,
           unsigned char* out) noexcept {
+  assert(sealed.empty() || out + sealed.size() <= sealed.data() ||
+         sealed.data() + sealed.size() <= out);
 #if OUTPOST_HAVE_OPENSSL
-  if (useOpenssl()) {
-    const Result r = sslOpen(key, nonce, aad, sealed, tag, out);
-    if (r != Result::unavailable) {
-      return r == Result::ok;
-    }
+  if (useOpenssl() && sslOpen(key, nonce, aad, sealed, tag, out) == Result::ok) {
+    return true;
   }
+  // A page libcrypto refused or could not open: libsodium decides, so a failure of
+  // the library is never taken for a forged page (a forged one costs two checks).
 #endif
   return sodiumOpen(key, nonce, aad, sealed, tag, out);
 }
+
+namespace testing {
+void failLibcrypto(int calls) noexcept {
+#if OUTPOST_HAVE_OPENSSL
+  injectedFailures = calls;
+#else
+  (void)calls;
+#endif
+}
+} // namespace testing
 
 std::string_view implementation() noexcept {
 #if OUTPOST_HAVE_OPENSSL
