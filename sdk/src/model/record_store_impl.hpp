@@ -202,6 +202,8 @@ std::vector<std::pair<std::string, sync::FieldState>>
 loadConflictedFields(RecordStore::Impl& store, sql::Database& db, std::int64_t rid);
 /// Merges a local write into the stored states of fields that have one (fields
 /// whose history is local only need none), and updates the record's conflict count.
+/// `bases`: the versions an edit replaced; nullptr for a create, whose record has no
+/// stored state yet.
 void mergeLocalWrite(RecordStore::Impl& store, sql::Database& db, std::int64_t rid,
                      const Uuid& record, const EntityType& type, const FieldValues& changed,
                      Hlc hlc, const std::map<std::string, JournalBase, std::less<>>* bases);

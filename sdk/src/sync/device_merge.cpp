@@ -269,9 +269,15 @@ void mergeLocalWrite(RecordStore::Impl& s, sql::Database& db, std::int64_t rid, 
                      const EntityType& type, const FieldValues& changed, Hlc hlc,
                      const std::map<std::string, JournalBase, std::less<>>* bases) {
   bool touched = false;
+  // A record this write creates has no stored state (its rid is new, and a purge
+  // deletes a record's states with it): nothing to look up, field by field.
+  const bool created = bases == nullptr;
   for (const auto& [name, value] : changed) {
     const sync::MergePolicy policy = policyOf(s.schema, &type, name);
-    auto state = loadFieldState(s, db, rid, name);
+    if (created && policy != sync::MergePolicy::appendOnly) {
+      continue; // local history only: derived when needed
+    }
+    auto state = created ? std::nullopt : loadFieldState(s, db, rid, name);
     if (!state) {
       if (policy != sync::MergePolicy::appendOnly) {
         continue; // local history only: derived when needed
