@@ -22,6 +22,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace outpost {
@@ -133,8 +134,15 @@ public:
   [[nodiscard]] const std::vector<std::string>& referenceFields(const EntityType& type) const;
 
 private:
+  /// Field names are looked up on every write and merge, for every field: hashed.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const noexcept {
+      return std::hash<std::string_view>{}(name);
+    }
+  };
   struct TypeIndex {
-    std::map<std::string, FieldSpec, std::less<>> fields;
+    std::unordered_map<std::string, FieldSpec, NameHash, std::equal_to<>> fields;
     std::vector<std::string> references;
   };
   // Keyed by the address of the type in `types_` (map nodes never move).

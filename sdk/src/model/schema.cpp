@@ -122,7 +122,10 @@ void Schema::add(EntityType type) {
       ti.references.push_back(name);
     }
   }
-  ti.fields = std::move(index);
+  ti.fields.reserve(index.size());
+  for (auto& [fieldName, spec] : index) {
+    ti.fields.emplace(fieldName, std::move(spec));
+  }
   std::string name = type.name;
   const auto it = types_.emplace(std::move(name), std::move(type)).first;
   index_.emplace(&it->second, std::move(ti));
