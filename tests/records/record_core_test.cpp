@@ -189,6 +189,34 @@ TEST_SUITE("records.core") {
           }) == Errc::validation);
   }
 
+  TEST_CASE("a create keeps a merge state for its append-only fields and for no other") {
+    // Other fields' history is the record's own (derived when a merge needs it); an
+    // append-only list's entries need their versions from the first write on.
+    RecordsFixture f;
+    auto v = f.caseFields();
+    v["notes"] = StringList{"first visit"};
+    const Uuid id = f.store->create("test.case", v);
+    const auto created = f.store->get(id);
+    REQUIRE(created.has_value());
+    std::vector<std::string> fields;
+    std::optional<sync::FieldState> notes;
+    f.vault->read([&](sql::Database& db) {
+      sql::Statement st(db, "SELECT f.field, f.state FROM field_sync f JOIN records r"
+                            " ON r.rid = f.rid WHERE r.id = ?1 ORDER BY f.field");
+      st.bindBlob(1, std::span<const std::uint8_t>(id.bytes));
+      while (st.step()) {
+        fields.emplace_back(st.columnText(0));
+        const auto raw = st.columnBlob(1);
+        notes = sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()});
+      }
+    });
+    CHECK(fields == std::vector<std::string>{"notes"});
+    REQUIRE(notes.has_value());
+    REQUIRE(notes->entries.size() == 1);
+    CHECK(notes->entries[0].changeId ==
+          sync::derivedChangeId(f.store->deviceId(), id, "notes", created->createdHlc));
+  }
+
   TEST_CASE("immutable-after-sign fields are frozen once the record is signed") {
     RecordsFixture f;
     auto v = f.caseFields();
