@@ -81,7 +81,7 @@ TEST_SUITE("vault.cipher") {
           continue;
         }
         std::vector<unsigned char> out(msg.size() + 1);
-        std::vector<unsigned char> pageOut(msg.size() + 1, 0xee);
+        std::vector<unsigned char> pageOut(std::max(msg.size(), ct.size()) + 1, 0xee);
         std::vector<unsigned char> ctIn(ct.size() + 1);
         std::copy(ct.begin(), ct.end(), ctIn.begin());
         const auto keySpan = std::span<const unsigned char, aead::kKeyBytes>(key.data(), 32);
