@@ -122,6 +122,33 @@ TEST_SUITE("journal") {
     CHECK(inState(*f.store, model::SyncState::pending).empty());
   }
 
+  TEST_CASE("an acknowledgement in any order, with gaps and repeats, removes exactly its writes") {
+    RecordsFixture f;
+    std::vector<Uuid> ids;
+    for (int i = 0; i < 8; ++i) {
+      ids.push_back(f.store->create("test.case", f.caseFields("c" + std::to_string(i))));
+    }
+    const std::vector<std::int64_t> seqs = writeSeqs(*f.store);
+    REQUIRE(seqs.size() == 8);
+    // Runs 0-2 and 4-5 out of order, 2 twice, 3 and 6 left out, 7 alone.
+    const std::vector<std::int64_t> acked = {seqs[5], seqs[2], seqs[0], seqs[4],
+                                             seqs[1], seqs[2], seqs[7]};
+    CHECK(f.store->journal().acknowledge(acked) == 6);
+    CHECK(writeSeqs(*f.store) == std::vector<std::int64_t>{seqs[3], seqs[6]});
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      CAPTURE(i);
+      CHECK(f.store->journal().status(ids[i])->state ==
+            (i == 3 || i == 6 ? model::SyncState::pending : model::SyncState::synced));
+    }
+    CHECK(inState(*f.store, model::SyncState::pending).size() == 2);
+    // Again, with the rest: only the two left count.
+    std::vector<std::int64_t> all = seqs;
+    std::reverse(all.begin(), all.end());
+    CHECK(f.store->journal().acknowledge(all) == 2);
+    CHECK(f.store->journal().pendingCount() == 0);
+    CHECK(inState(*f.store, model::SyncState::synced).size() == 8);
+  }
+
   TEST_CASE("an acknowledgement deletes outbox rows and rewrites no record") {
     RecordsFixture f;
     std::vector<Uuid> ids;

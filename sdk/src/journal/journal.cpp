@@ -295,23 +295,45 @@ std::int64_t Journal::pendingCount() {
 }
 
 std::size_t acknowledgeWrites(RecordStore::Impl& store, std::span<const AckedWrite> writes) {
+  // In seq order, each seq once (lifting a rejection if any of its acks does), so
+  // that a run of consecutive seqs (a push batch's usually are one) goes in one
+  // statement.
+  std::vector<AckedWrite> acks(writes.begin(), writes.end());
+  std::sort(acks.begin(), acks.end(),
+            [](const AckedWrite& a, const AckedWrite& b) { return a.seq < b.seq; });
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < acks.size(); ++i) {
+    if (kept > 0 && acks[kept - 1].seq == acks[i].seq) {
+      acks[kept - 1].clearsRejection = acks[kept - 1].clearsRejection || acks[i].clearsRejection;
+    } else {
+      acks[kept++] = acks[i];
+    }
+  }
+  acks.resize(kept);
   std::size_t acked = 0;
   store.write([&](sql::Database& db, WriteState&) {
     // Pending and synced follow the journal (OUTPOST_SYNC_STATE_OF_R): the rows
     // go, and no record is rewritten, unless one was rejected.
     std::set<std::int64_t> clearing; // rids whose rejection the server lifted
-    for (const AckedWrite& w : writes) {
-      StatementUse s(store.stmt(db, "DELETE FROM journal WHERE seq = ?1 RETURNING rid"));
-      s->bind(1, w.seq);
-      if (!s->step()) {
-        continue; // already acknowledged: acks are idempotent
+    for (std::size_t first = 0; first < acks.size();) {
+      std::size_t end = first + 1;
+      while (end < acks.size() && acks[end].seq == acks[end - 1].seq + 1) {
+        ++end;
       }
-      const std::int64_t rid = s->columnInt(0);
-      store.pending.add(rid, -1);
-      if (w.clearsRejection) {
-        clearing.insert(rid);
+      const std::int64_t low = acks[first].seq;
+      StatementUse s(
+          store.stmt(db, "DELETE FROM journal WHERE seq BETWEEN ?1 AND ?2 RETURNING seq, rid"));
+      s->bind(1, low).bind(2, acks[end - 1].seq);
+      // Seqs already gone were acknowledged before: acks are idempotent.
+      while (s->step()) {
+        const std::int64_t rid = s->columnInt(1);
+        store.pending.add(rid, -1);
+        if (acks[first + static_cast<std::size_t>(s->columnInt(0) - low)].clearsRejection) {
+          clearing.insert(rid);
+        }
+        ++acked;
       }
-      ++acked;
+      first = end;
     }
     if (!clearing.empty() &&
         db.queryInt("SELECT EXISTS (SELECT 1 FROM records WHERE sync_state = 3)") != 0) {
