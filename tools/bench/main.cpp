@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(100u, 10000000u));
   w1cmd
       ->add_option("--vault-cache-kib", w1.vaultCacheKiB,
-                   "page cache of the vault runner in KiB (default: the vault's own)")
+                   "page cache of the vault and sdk runners in KiB (default: the vault's own)")
       ->check(CLI::Range(100, 1 << 20));
   w1cmd->add_option("--dir", dir, "folder for the stores (default: a new temp folder, removed)");
 

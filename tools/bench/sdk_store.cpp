@@ -207,6 +207,8 @@ std::string w1Json(const model::Record& r) {
 
 class SdkW1Store final : public W1Store {
 public:
+  explicit SdkW1Store(int cacheKiB) : cacheKiB_(cacheKiB) {}
+
   void create(const fs::path& dir) override {
     dir_ = dir;
     std::error_code ec;
@@ -293,11 +295,14 @@ public:
   [[nodiscard]] bool encrypted() const override { return true; }
 
 private:
-  static VaultOptions vaultOptions() {
-    // The settings of w1.vault, so the difference is what the record API costs.
+  [[nodiscard]] VaultOptions vaultOptions() const {
+    // The settings of w1.vault (the vault's shipped defaults but synchronous=NORMAL),
+    // so the difference is what the record API costs.
     VaultOptions o;
     o.durableCommits = false;
-    o.cacheKiB = 2000;
+    if (cacheKiB_ > 0) {
+      o.cacheKiB = cacheKiB_;
+    }
     o.autoLockAfter = std::chrono::milliseconds(0);
     return o;
   }
@@ -317,10 +322,13 @@ private:
   std::unique_ptr<model::RecordStore> store_;
   std::unordered_map<std::string, Uuid> subjects_;
   std::unordered_map<std::string, Uuid> ids_; // generator id -> record id
+  int cacheKiB_;                              // 0: the vault's own
 };
 
 } // namespace
 
-std::unique_ptr<W1Store> makeSdkStore() { return std::make_unique<SdkW1Store>(); }
+std::unique_ptr<W1Store> makeSdkStore(int cacheKiB) {
+  return std::make_unique<SdkW1Store>(cacheKiB);
+}
 
 } // namespace outpost::bench

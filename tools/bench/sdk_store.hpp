@@ -15,7 +15,7 @@
 
 namespace outpost::bench {
 
-[[nodiscard]] std::unique_ptr<W1Store> makeSdkStore();
+[[nodiscard]] std::unique_ptr<W1Store> makeSdkStore(int cacheKiB);
 
 inline constexpr std::string_view kAssessmentType = "w1.assessment";
 /// "ind_01".."ind_25".

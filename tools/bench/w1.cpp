@@ -57,7 +57,7 @@ void runOne(const W1Runner& runner, const W1Options& options, std::span<const Re
   auto store = runner.make(options);
   const fs::path dir = options.dir / runner.name;
   report.info(id, runner.description);
-  if (runner.name == "vault") {
+  if (runner.name == "vault" || runner.name == "sdk") {
     const int kib = options.vaultCacheKiB > 0 ? options.vaultCacheKiB : defaultVaultCacheKiB();
     report.info(id, "page cache " + std::to_string(kib) + " KiB");
   }
@@ -198,7 +198,7 @@ const std::vector<W1Runner>& w1Runners() {
       {"vault", "encrypted vault (XChaCha20-Poly1305 pages), WAL, synchronous=NORMAL",
        [](const W1Options& o) { return makeVaultStore(o.vaultCacheKiB); }},
       {"sdk", "the W1 records through the public record API (vault, journal, audit)",
-       [](const W1Options&) { return makeSdkStore(); }},
+       [](const W1Options& o) { return makeSdkStore(o.vaultCacheKiB); }},
   };
   return runners;
 }
