@@ -31,12 +31,11 @@ void BatchWriter::submit(Job job) {
 
 std::shared_ptr<BatchWriter::Ticket>
 BatchWriter::start(const PushContext& context, const std::vector<protocol::Change>& changes,
-                   std::span<const protocol::Uuid> derivedIds,
                    const asio::any_io_executor& executor, std::function<void()> onDone) {
   auto ticket = std::make_shared<Ticket>();
   const auto tracked = asio::prefer(executor, asio::execution::outstanding_work.tracked);
   submit(Job{
-      &context, &changes, derivedIds,
+      &context, &changes,
       [ticket, tracked, onDone = std::move(onDone)](std::exception_ptr error, PushResult result) {
         asio::post(tracked, [ticket, onDone, error, result = std::move(result)]() mutable {
           ticket->result = std::move(result);
@@ -69,7 +68,7 @@ void BatchWriter::run() {
     std::vector<PushRequest> requests;
     requests.reserve(group.size());
     for (const Job& job : group) {
-      requests.push_back({*job.context, *job.changes, job.derivedIds});
+      requests.push_back({*job.context, *job.changes});
     }
     try {
       if (!store) {

@@ -53,10 +53,8 @@ public:
   /// `executor`. `context` and `changes` must stay valid until then. The
   /// executor's io_context counts the batch as outstanding work meanwhile, so a
   /// graceful stop finishes it.
-  /// `derivedIds`: as PushRequest::derivedIds (empty: the writer derives them).
   std::shared_ptr<Ticket> start(const PushContext& context,
                                 const std::vector<protocol::Change>& changes,
-                                std::span<const protocol::Uuid> derivedIds,
                                 const asio::any_io_executor& executor,
                                 std::function<void()> onDone);
 
@@ -68,7 +66,6 @@ private:
   struct Job {
     const PushContext* context;
     const std::vector<protocol::Change>* changes;
-    std::span<const protocol::Uuid> derivedIds;
     std::function<void(std::exception_ptr, PushResult)> done;
   };
 

@@ -117,7 +117,6 @@ struct Taken {
   Message request;
   std::chrono::steady_clock::time_point at = std::chrono::steady_clock::now();
   std::optional<PushContext> context;          ///< a push handed to the writer
-  std::vector<Uuid> derivedIds;                ///< its changes' derived ids
   std::shared_ptr<BatchWriter::Ticket> ticket; ///< its result, once committed
   std::optional<Message> reply;                ///< a push refused before the writer
 };
@@ -142,11 +141,8 @@ void startPush(Server::Impl& server, const AdmittedSession& session, Taken& take
   }
   taken.context.emplace(PushContext{session.device, *worker, server.clock.unixMillis(),
                                     server.options.maxSkew, batch.batchId});
-  // Change ids are derived here, on the session's thread, so that the one writer
-  // thread does not spend its time hashing.
-  taken.derivedIds = derivedChangeIds(batch.changes);
-  taken.ticket = server.writer.start(*taken.context, batch.changes, taken.derivedIds, executor,
-                                     [&wake] { wake.cancel(); });
+  taken.ticket =
+      server.writer.start(*taken.context, batch.changes, executor, [&wake] { wake.cancel(); });
 }
 
 /// The reply to a push whose batch the writer is done with.
@@ -161,12 +157,8 @@ Message pushReply(Server::Impl& server, const AdmittedSession& session, Taken& t
   } catch (const Error& e) {
     return failed(server, session, e);
   }
-  const auto& batch = std::get<PushBatch>(taken.request);
-  PushResult& result = taken.ticket->result;
-  for (std::size_t i = 0; i < batch.changes.size(); ++i) {
-    result.results[i].changeId = batch.changes[i].changeId; // as the device sent it
-  }
-  return acknowledge(server, session, batch, result);
+  // The results carry each change id as the device sent it.
+  return acknowledge(server, session, std::get<PushBatch>(taken.request), taken.ticket->result);
 }
 
 /// Waits until `wake` is cancelled (a read ended or a batch is done). Everything that

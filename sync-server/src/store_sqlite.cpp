@@ -167,6 +167,36 @@ protocol::Change changeFromRow(const sql::Statement& st) {
   return c;
 }
 
+/// A version of a field whose change id is its derived one.
+struct DerivedVersion {
+  sync::Hlc hlc;
+  sync::Uuid deviceId;
+  sync::Uuid changeId;
+};
+
+/// Calls `f` on every version of `state` that has a change id.
+template <typename F>
+void forEachVersion(sync::FieldState& state, F&& f) {
+  if (state.current) {
+    f(*state.current);
+  }
+  std::for_each(state.conflicts.begin(), state.conflicts.end(), f);
+  std::for_each(state.entries.begin(), state.entries.end(), f);
+}
+
+/// Sets the ids of the versions `derived` lists back to all-zero (the form the
+/// record state keeps a derived id in).
+void forgetDerivedIds(sync::FieldState& state, const std::vector<DerivedVersion>& derived) {
+  forEachVersion(state, [&](sync::FieldVersion& v) {
+    for (const DerivedVersion& d : derived) {
+      if (d.hlc == v.hlc && d.deviceId == v.deviceId && d.changeId == v.changeId) {
+        v.changeId = sync::Uuid{};
+        return;
+      }
+    }
+  });
+}
+
 /// Fields in conflict, and fields whose versions a deletion did not see.
 std::vector<std::string> conflictFieldsOf(const sync::RecordState& record) {
   std::set<std::string> fields;
@@ -509,7 +539,7 @@ struct SqliteServerStore::Impl {
   }
 
   static void setState(RecordView& view, std::span<const unsigned char> state) {
-    view.state = sync::decodeRecordState(text(state));
+    view.state = sync::decodeRecordState(text(state), view.recordId);
     view.deleted = sync::isDeleted(view.state);
     view.conflictFields = conflictFieldsOf(view.state);
   }
@@ -858,7 +888,7 @@ std::vector<FieldPolicy> SqliteServerStore::fieldPolicies() {
 PushResult SqliteServerStore::push(const PushContext& context,
                                    const std::vector<protocol::Change>& changes) {
   sql::Transaction tx(impl_->db);
-  PushResult out = applyBatch(context, changes, {});
+  PushResult out = applyBatch(context, changes);
   tx.commit();
   return out;
 }
@@ -868,18 +898,14 @@ std::vector<PushResult> SqliteServerStore::pushGroup(std::span<const PushRequest
   std::vector<PushResult> out;
   out.reserve(batches.size());
   for (const PushRequest& batch : batches) {
-    out.push_back(applyBatch(batch.context, batch.changes, batch.derivedIds));
+    out.push_back(applyBatch(batch.context, batch.changes));
   }
   tx.commit();
   return out;
 }
 
 PushResult SqliteServerStore::applyBatch(const PushContext& context,
-                                         const std::vector<protocol::Change>& changes,
-                                         std::span<const protocol::Uuid> derivedIds) {
-  if (!derivedIds.empty() && derivedIds.size() != changes.size()) {
-    throw Error(Errc::internal, "a batch's derived ids do not match its changes");
-  }
+                                         const std::vector<protocol::Change>& changes) {
   sql::Database& db = impl_->db;
   PushResult out;
   out.results.reserve(changes.size());
@@ -900,15 +926,19 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
 
   std::vector<std::int64_t> storedSeqs; // parallel to out.results; 0 = not stored
   storedSeqs.reserve(changes.size());
+  std::vector<protocol::Uuid> auditIds; // parallel to out.results
+  auditIds.reserve(changes.size());
   audit::RowsHash rowsHash;
   const std::uint64_t skewLimitMs =
       static_cast<std::uint64_t>(std::max<std::int64_t>(context.nowMs, 0)) +
       static_cast<std::uint64_t>(context.maxSkew.count());
-  // Results and the audit entry carry effective ids (derived where the device left
-  // them out).
-  const auto add = [&](const protocol::Uuid& changeId, protocol::ChangeOutcome outcome, Errc reason,
-                       std::int64_t seq) {
-    out.results.push_back({changeId, outcome, reason});
+  // Results carry each id as the device sent it, as its acknowledgement does. The
+  // audit entry carries a change's effective id (derived where the device left it
+  // out) if it was not stored; a stored one is listed by its write row.
+  const auto add = [&](const protocol::Change& c, const protocol::Uuid& auditId,
+                       protocol::ChangeOutcome outcome, Errc reason, std::int64_t seq) {
+    out.results.push_back({c.changeId, outcome, reason});
+    auditIds.push_back(auditId);
     storedSeqs.push_back(seq);
     switch (outcome) {
     case protocol::ChangeOutcome::applied:
@@ -946,6 +976,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
   std::vector<StoredField> stored;
   std::vector<std::pair<protocol::ChangeOutcome, Errc>> outcomes;
   std::vector<protocol::Uuid> ids;
+  std::vector<DerivedVersion> derivedVersions; // of the field being merged
 
   // One write at a time: a run of consecutive changes with the same record, type,
   // HLC and device (a device sends a write's changes together).
@@ -962,7 +993,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     first = last;
     const auto refuseAll = [&](Errc reason) {
       for (const protocol::Change& c : write) {
-        add(protocol::effectiveChangeId(c), protocol::ChangeOutcome::rejected, reason, 0);
+        add(c, protocol::effectiveChangeId(c), protocol::ChangeOutcome::rejected, reason, 0);
       }
     };
 
@@ -984,7 +1015,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
           .bindBlob(3, blob(head.recordId));
       if (seen->step()) {
         for (const protocol::Change& c : write) {
-          add(protocol::effectiveChangeId(c), protocol::ChangeOutcome::duplicate, Errc::ok, 0);
+          add(c, protocol::effectiveChangeId(c), protocol::ChangeOutcome::duplicate, Errc::ok, 0);
         }
         continue;
       }
@@ -1015,7 +1046,12 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     }
 
     // Merge every field; the ones that change the record's state are stored.
-    std::optional<sync::ChangeIdDeriver> derive; // made only when the ids were not given
+    //
+    // A derived change id stays all-zero in the record's state, which then stores a
+    // flag for it (sync::encodeRecordState), and is computed only where it is
+    // compared: a field that holds versions gets its versions' ids for the merge
+    // and loses them again after. So a new record's write derives no id at all.
+    std::optional<sync::ChangeIdDeriver> derive; // made only when an id is needed
     stored.clear();
     outcomes.clear();
     ids.clear();
@@ -1023,14 +1059,12 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     outcomes.reserve(write.size());
     ids.reserve(write.size());
     const auto derivedOf = [&](const protocol::Change& c) {
-      if (!derivedIds.empty()) {
-        return sync::Uuid{derivedIds[static_cast<std::size_t>(&c - changes.data())]};
-      }
       if (!derive) {
         derive.emplace(idOf(head.deviceId), idOf(head.recordId), sync::Hlc{head.hlc});
       }
       return (*derive)(c.field);
     };
+    const sync::Uuid recordId = idOf(head.recordId);
     for (const protocol::Change& c : write) {
       const sync::MergePolicy policy = policyOf(policies, c.recordType, c.field);
       // The server does not know which records are signed (the signature is a field
@@ -1038,30 +1072,54 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       // An id the device left out is derived; one it sent is kept (and checked
       // below: a sent id that equals the derived one is not stored either).
       const bool elided = protocol::isElidedId(c.changeId);
-      const sync::Uuid derived = elided ? derivedOf(c) : sync::Uuid{};
-      sync::Change change = toSync(c, elided ? derived.bytes : c.changeId);
-      ids.push_back(change.changeId.bytes);
-      const sync::MergeOutcome merged = sync::merge(fieldSlot(change.field), change, policy, false);
+      sync::FieldState& state = fieldSlot(c.field);
+      const bool fresh = !state.current && state.conflicts.empty() && state.entries.empty() &&
+                         state.superseded.empty();
+      sync::Change change = toSync(c, c.changeId);
+      if (!fresh) {
+        derivedVersions.clear();
+        forEachVersion(state, [&](sync::FieldVersion& v) {
+          if (v.changeId.isNil()) {
+            v.changeId = sync::derivedChangeId(v.deviceId, recordId, c.field, v.hlc);
+            derivedVersions.push_back({v.hlc, v.deviceId, v.changeId});
+          }
+        });
+        if (elided) {
+          change.changeId = derivedOf(c);
+          derivedVersions.push_back({change.hlc, change.deviceId, change.changeId});
+        }
+      }
+      const sync::MergeOutcome merged = sync::merge(state, change, policy, false);
+      if (!fresh) {
+        forgetDerivedIds(state, derivedVersions);
+      }
+      const auto effectiveId = [&] {
+        return change.changeId.isNil() ? derivedOf(c).bytes : change.changeId.bytes;
+      };
       if (merged == sync::MergeOutcome::duplicate) {
+        ids.push_back(effectiveId());
         outcomes.emplace_back(protocol::ChangeOutcome::duplicate, Errc::ok);
         continue;
       }
       if (merged == sync::MergeOutcome::rejected) {
+        ids.push_back(effectiveId());
         outcomes.emplace_back(protocol::ChangeOutcome::rejected, Errc::validation);
         continue;
       }
+      // A stored change's id is its write row's (the audit lists it by the row).
+      ids.push_back(change.changeId.bytes);
       const bool conflict = merged == sync::MergeOutcome::won || merged == sync::MergeOutcome::lost;
       outcomes.emplace_back(conflict ? protocol::ChangeOutcome::conflict
                                      : protocol::ChangeOutcome::applied,
                             conflict ? Errc::conflict : Errc::ok);
       StoredField f;
+      f.derivedId = elided || change.changeId == derivedOf(c);
+      f.changeId = change.changeId.bytes;
       f.field = std::move(change.field);
       f.value = std::move(change.value);
       f.baseHlc = c.baseHlc;
       f.baseDeviceId = c.baseDeviceId;
       f.resolves = c.resolves;
-      f.changeId = change.changeId.bytes;
-      f.derivedId = elided || change.changeId == derivedOf(c);
       f.outcome = merged;
       stored.push_back(std::move(f));
     }
@@ -1112,7 +1170,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     for (std::size_t i = 0; i < write.size(); ++i) {
       const bool isStored = outcomes[i].first == protocol::ChangeOutcome::applied ||
                             outcomes[i].first == protocol::ChangeOutcome::conflict;
-      add(ids[i], outcomes[i].first, outcomes[i].second, isStored ? seq : 0);
+      add(write[i], ids[i], outcomes[i].first, outcomes[i].second, isStored ? seq : 0);
     }
   }
 
@@ -1125,7 +1183,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
   entry.device = context.device.deviceId;
   entry.changes.reserve(out.results.size());
   for (std::size_t i = 0; i < out.results.size(); ++i) {
-    entry.changes.push_back({out.results[i].changeId, out.results[i].outcome,
+    entry.changes.push_back({auditIds[i], out.results[i].outcome,
                              static_cast<std::uint16_t>(out.results[i].reason), storedSeqs[i]});
   }
   entry.rowsHash = rowsHash.finish();

@@ -1,6 +1,6 @@
-// The stored form of a record's merge state (format 2, docs/ARCHITECTURE.md): random
-// states round-trip, format 1 bytes still read, and damaged bytes are refused or read
-// as some state, never a crash.
+// The stored form of a record's merge state (format 3, docs/ARCHITECTURE.md): random
+// states round-trip, derived change ids are a flag, format 1 and 2 bytes still read,
+// and damaged bytes are refused or read as some state, never a crash.
 
 #include <outpost/error.hpp>
 #include <outpost/sync/merge.hpp>
@@ -76,8 +76,10 @@ Hlc randomHlc(std::mt19937_64& rng, Hlc near) {
   }
 }
 
+/// A version whose change id is now and then left all-zero (a derived one).
 FieldVersion randomVersion(std::mt19937_64& rng, const std::vector<Uuid>& devices, Hlc near) {
-  return {randomValue(rng), randomHlc(rng, near), devices[rng() % devices.size()], randomUuid(rng)};
+  return {randomValue(rng), randomHlc(rng, near), devices[rng() % devices.size()],
+          rng() % 3 == 0 ? Uuid{} : randomUuid(rng)};
 }
 
 RecordState randomRecord(std::mt19937_64& rng) {
@@ -147,10 +149,10 @@ TEST_SUITE("sync.record_state") {
       const RecordState r = randomRecord(rng);
       const std::string bytes = encodeRecordState(r);
       REQUIRE(bytes.size() >= 1);
-      CHECK(bytes[0] == '\x02');
+      CHECK(bytes[0] == '\x03');
       CHECK(decodeRecordState(bytes) == r);
       CHECK(encodeRecordState(decodeRecordState(bytes)) == bytes);
-      // A row written in format 1 reads the same, and is written back in format 2.
+      // A row written in format 1 reads the same, and is written back in format 3.
       const std::string old = encodeRecordStateV1(r);
       CHECK(decodeRecordState(old) == r);
       CHECK(encodeRecordState(decodeRecordState(old)) == bytes);
@@ -175,6 +177,67 @@ TEST_SUITE("sync.record_state") {
     RecordState expected;
     expected.fields["n"].current = FieldVersion{std::string("x"), Hlc{0x0102}, device, change};
     CHECK(decodeRecordState(v1) == expected);
+  }
+
+  TEST_CASE("format 2 bytes of a known record still read") {
+    // Field "n": current Text "x" at HLC 0x0102 by device 0x11..., change 0x22...;
+    // superseded: HLC 0x0100 by device 0x33... (index 1: format 2 shifts it by one).
+    std::string v2("\x02\x02", 2);
+    v2 += std::string(16, '\x11') + std::string(16, '\x33');
+    v2 += std::string("\x01\x01n\x09\x01\x84\x04", 7) + std::string(16, '\x22');
+    encodeValue(std::string("x"), v2);
+    v2 += std::string("\x01\x03\x03", 3);
+    Uuid device;
+    device.bytes.fill(0x11);
+    Uuid other;
+    other.bytes.fill(0x33);
+    Uuid change;
+    change.bytes.fill(0x22);
+    RecordState expected;
+    expected.fields["n"].current = FieldVersion{std::string("x"), Hlc{0x0102}, device, change};
+    expected.fields["n"].superseded = {{Hlc{0x0100}, other}};
+    CHECK(decodeRecordState(v2) == expected);
+    // Written back in format 3: the version byte and the second device's stamp.
+    std::string v3 = v2;
+    v3[0] = '\x03';
+    v3[v3.size() - 2] = '\x05';
+    CHECK(encodeRecordState(expected) == v3);
+    // A change id is never written out all-zero; a superseded version has none.
+    std::string nilId = v2;
+    REQUIRE(nilId[40] == '\x04'); // the HLC's last byte; the change id follows
+    std::fill(nilId.begin() + 41, nilId.begin() + 57, '\0');
+    CHECK_THROWS_AS((void)decodeRecordState(nilId), Error);
+    std::string flagged = v3;
+    flagged[flagged.size() - 2] = '\x07';
+    CHECK_THROWS_AS((void)decodeRecordState(flagged), Error);
+  }
+
+  TEST_CASE("derived change ids are stored as a flag and derived again when asked for") {
+    std::mt19937_64 rng(11);
+    const Uuid record = randomUuid(rng);
+    const Uuid a = randomUuid(rng);
+    const Uuid b = randomUuid(rng);
+    const Hlc first = Hlc::make(1717200000000, 0);
+    const Hlc later = Hlc::make(1717200005000, 2);
+    RecordState r;
+    r.fields["risk"].current = FieldVersion{std::string("high"), later, b, Uuid{}};
+    r.fields["risk"].conflicts = {FieldVersion{std::string("low"), first, a, Uuid{}}};
+    r.fields["risk"].superseded = {{Hlc::make(1717100000000, 0), a}};
+    const Uuid sent = randomUuid(rng);
+    r.fields["school"].current = FieldVersion{std::string("x"), first, a, sent};
+    r.fields["notes"].entries = {FieldVersion{StringList{"one"}, first, a, Uuid{}},
+                                 FieldVersion{StringList{"two"}, later, b, Uuid{}}};
+    const std::string bytes = encodeRecordState(r);
+    RecordState spelled = r;
+    spelled.fields["risk"].current->changeId = derivedChangeId(b, record, "risk", later);
+    spelled.fields["risk"].conflicts[0].changeId = derivedChangeId(a, record, "risk", first);
+    spelled.fields["notes"].entries[0].changeId = derivedChangeId(a, record, "notes", first);
+    spelled.fields["notes"].entries[1].changeId = derivedChangeId(b, record, "notes", later);
+    // Left out: four ids of 16 bytes each.
+    CHECK(bytes.size() + 4 * 16 == encodeRecordState(spelled).size());
+    CHECK(decodeRecordState(bytes) == r);
+    CHECK(decodeRecordState(bytes, record) == spelled);
+    CHECK(decodeRecordState(encodeRecordState(spelled), record) == spelled);
   }
 
   TEST_CASE("a new record's state is less than half its format 1 size") {
@@ -208,10 +271,19 @@ TEST_SUITE("sync.record_state") {
     }
     REQUIRE(r.fields.size() == 38);
     const std::string v1 = encodeRecordStateV1(r);
-    const std::string v2 = encodeRecordState(r);
-    MESSAGE("38-field record: format 1 " << v1.size() << " bytes, format 2 " << v2.size());
-    CHECK(v2.size() * 100 < v1.size() * 45);
-    CHECK(decodeRecordState(v2) == r);
+    const std::string v3 = encodeRecordState(r);
+    // As the server keeps a new record's write: every id derived, so left out.
+    RecordState derived = r;
+    for (auto& [name, state] : derived.fields) {
+      state.current->changeId = Uuid{};
+    }
+    const std::string compact = encodeRecordState(derived);
+    MESSAGE("38-field record: format 1 " << v1.size() << " bytes, format 3 " << v3.size()
+                                         << ", with its ids derived " << compact.size());
+    CHECK(v3.size() * 100 < v1.size() * 45);
+    CHECK(compact.size() + 38 * 16 == v3.size());
+    CHECK(decodeRecordState(v3) == r);
+    CHECK(decodeRecordState(compact) == derived);
   }
 
   TEST_CASE("damaged bytes are refused as corrupt or read as some state") {
@@ -258,6 +330,15 @@ TEST_SUITE("sync.record_state") {
     decodeDamaged(std::string("\x02\x00\x02\x01n\x00\x01n\x00", 9)); // a field twice
     CHECK_THROWS_AS((void)decodeRecordState(std::string("\x02\x00\x02\x01n\x00\x01n\x00", 9)),
                     Error);
+    for (const char* format : {"\x02", "\x03"}) {
+      CAPTURE(format[0]);
+      decodeDamaged(std::string(format) + std::string("\x00\x01\x01n\x01\x00", 6));
+      decodeDamaged(std::string(format) + std::string("\x00\x01\x01n\x01\x02", 6));
+      CHECK_THROWS_AS(
+          (void)decodeRecordState(std::string(format) + std::string("\x00\x01\x01n\x01\x00", 6)),
+          Error);
+    }
     CHECK_THROWS_AS((void)decodeRecordState(std::string("\x03", 1)), Error);
+    CHECK_THROWS_AS((void)decodeRecordState(std::string("\x04\x00\x00", 3)), Error);
   }
 }

@@ -166,7 +166,9 @@ TEST_SUITE("server.store") {
                                    sync::Hlc{c.hlc})
           .bytes;
     };
-    CHECK(first.results[0].changeId == derived(write[0]));
+    // The results carry the ids as sent (as the acknowledgement does), the audit the
+    // effective ones.
+    CHECK(protocol::isElidedId(first.results[0].changeId));
     CHECK(first.results[1].changeId == write[1].changeId);
     CHECK(store->lastSequence() == 1);
     const auto entry = store->lastAuditEntries(1).front();
@@ -174,6 +176,8 @@ TEST_SUITE("server.store") {
     for (const auto& c : entry.changes) {
       CHECK(c.seq == 1);
     }
+    CHECK(entry.changes[0].changeId == derived(write[0]));
+    CHECK(entry.changes[1].changeId == write[1].changeId);
 
     const Worker bob = *store->findWorker("bob");
     const protocol::PullReply full = store->pull(bob, newId(), 0, 100);
@@ -198,69 +202,91 @@ TEST_SUITE("server.store") {
     CHECK(store->verifyAudit().intact);
   }
 
-  TEST_CASE("derived ids computed before the writer store exactly what the store derives "
-            "itself, and ids that do not match the batch are refused") {
+  TEST_CASE("a record's state keeps derived change ids as a flag: a new record's write "
+            "derives none, and later merges compare them") {
     Context ctx;
-    const auto makeWrite = [](const protocol::DeviceRecord& device, std::uint64_t hlc) {
-      std::vector<protocol::Change> write;
-      const protocol::Uuid record = newId();
-      for (const char* field : {"risk", "school", "note"}) {
-        protocol::Change c;
-        c.recordId = record;
-        c.recordType = "child";
-        c.field = field;
-        c.value = std::string(field);
-        c.hlc = hlc;
-        c.deviceId = device.deviceId;
-        write.push_back(c);
-      }
-      write[1].changeId = newId(); // one id that is not derived
-      write[2].changeId = sync::derivedChangeId(sync::Uuid{device.deviceId}, sync::Uuid{record},
-                                                "note", sync::Hlc{hlc})
-                              .bytes; // a derived id spelled out
-      return write;
+    DataFolder data(ctx);
+    auto store = data.store();
+    const protocol::DeviceRecord a{newId(), {}, "alice", "north", false};
+    const protocol::DeviceRecord b{newId(), {}, "bob", "north", false};
+    const protocol::Uuid record = newId();
+    const auto change = [&](const protocol::DeviceRecord& device, std::uint64_t hlc,
+                            const char* field, std::string value) {
+      protocol::Change c; // changeId left all-zero: the derived one
+      c.recordId = record;
+      c.recordType = "child";
+      c.field = field;
+      c.value = std::move(value);
+      c.hlc = hlc;
+      c.deviceId = device.deviceId;
+      return c;
     };
-    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
-    const auto write = makeWrite(device, hlcNow());
-    const auto ids = protocol::derivedChangeIds(write);
-    REQUIRE(ids.size() == write.size());
-    for (std::size_t i = 0; i < write.size(); ++i) {
-      CHECK(ids[i] == sync::derivedChangeId(sync::Uuid{write[i].deviceId},
-                                            sync::Uuid{write[i].recordId}, write[i].field,
-                                            sync::Hlc{write[i].hlc})
-                          .bytes);
-    }
-    // The same write into two fresh stores: derived by the store, and given.
-    std::vector<std::string> rows;
-    std::vector<PushResult> results;
-    for (const bool given : {false, true}) {
-      DataFolder data(ctx);
-      auto store = data.store();
-      const PushContext context{device, *store->findWorker("alice"),
+    const auto derived = [&](const protocol::DeviceRecord& device, std::uint64_t hlc,
+                             const char* field) {
+      return sync::derivedChangeId(sync::Uuid{device.deviceId}, sync::Uuid{record}, field,
+                                   sync::Hlc{hlc});
+    };
+    const auto push = [&](const protocol::DeviceRecord& device,
+                          const std::vector<protocol::Change>& write) {
+      const PushContext context{device, *store->findWorker(device.workerId),
                                 static_cast<std::int64_t>(hlcNow() >> 16)};
-      const PushRequest request{context, write,
-                                given ? std::span<const protocol::Uuid>(ids)
-                                      : std::span<const protocol::Uuid>()};
-      results.push_back(store->pushGroup(std::span(&request, 1)).front());
-      const protocol::PullReply pulled = store->pull(*store->findWorker("bob"), newId(), 0, 100);
-      std::string seen;
-      for (const auto& c : pulled.changes) {
-        seen += sync::Uuid{c.changeId}.toString() + c.field + ";";
-      }
-      rows.push_back(seen);
-      CHECK(store->verifyAudit().intact);
-      if (given) {
-        // A list of ids that is not the batch's is a caller's bug: nothing is applied.
-        const std::vector<protocol::Uuid> shorter(ids.begin(), ids.end() - 1);
-        const auto other = makeWrite(device, hlcNow());
-        const PushRequest wrong{context, other, shorter};
-        CHECK(codeOf([&] { (void)store->pushGroup(std::span(&wrong, 1)); }) == Errc::internal);
-        CHECK(store->lastSequence() == 1);
-      }
+      return store->push(context, write);
+    };
+    const auto rawState = [&] {
+      sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
+                       SQLITE_OPEN_READONLY);
+      sql::Statement st(db, "SELECT state FROM records");
+      REQUIRE(st.step());
+      const auto blob = st.columnBlob(0);
+      return std::string(reinterpret_cast<const char*>(blob.data()), blob.size());
+    };
+
+    // A new record: one id left out, one sent.
+    const std::uint64_t h1 = hlcNow();
+    std::vector<protocol::Change> first{change(a, h1, "risk", "low"), change(a, h1, "school", "x")};
+    first[1].changeId = newId();
+    REQUIRE(push(a, first).applied == 2);
+    {
+      const sync::RecordState stored = sync::decodeRecordState(rawState());
+      CHECK(stored.fields.at("risk").current->changeId.isNil());
+      CHECK(stored.fields.at("school").current->changeId.bytes == first[1].changeId);
+      const sync::RecordState view = store->record(sync::Uuid{record})->state;
+      CHECK(view.fields.at("risk").current->changeId == derived(a, h1, "risk"));
+      CHECK(view.fields.at("school").current->changeId.bytes == first[1].changeId);
     }
-    CHECK(rows[0] == rows[1]);
-    CHECK(results[0].results == results[1].results);
-    CHECK(results[1].applied == 3);
+
+    // A concurrent edit from another device: both values kept, the ids compared
+    // (and derived for it), then left out again.
+    const std::uint64_t h2 = hlcNow(5);
+    REQUIRE(push(b, {change(b, h2, "risk", "high")}).conflicts == 1);
+    {
+      const sync::RecordState stored = sync::decodeRecordState(rawState());
+      const sync::FieldState& risk = stored.fields.at("risk");
+      REQUIRE(risk.current);
+      REQUIRE(risk.conflicts.size() == 1);
+      CHECK(risk.current->changeId.isNil());
+      CHECK(risk.conflicts[0].changeId.isNil());
+      const sync::FieldState& view = store->record(sync::Uuid{record})->state.fields.at("risk");
+      CHECK(view.current->changeId == derived(b, h2, "risk"));
+      CHECK(view.conflicts[0].changeId == derived(a, h1, "risk"));
+    }
+
+    // A later write that sends the first change's derived id again: the merge knows
+    // it (the stored version's id is derived for the comparison).
+    const std::uint64_t h3 = hlcNow(9);
+    std::vector<protocol::Change> repeat{change(a, h3, "risk", "low")};
+    repeat[0].changeId = derived(a, h1, "risk").bytes;
+    const PushResult again = push(a, repeat);
+    CHECK(again.duplicates == 1);
+    CHECK(again.applied + again.conflicts == 0);
+    CHECK(store->record(sync::Uuid{record})->conflictFields == std::vector<std::string>{"risk"});
+    CHECK(store->lastSequence() == 2);
+    CHECK(store->verifyAudit().intact);
+    // Its audit entry lists it by the id it was sent with.
+    const auto entry = store->lastAuditEntries(1).front();
+    REQUIRE(entry.changes.size() == 1);
+    CHECK(entry.changes[0].changeId == repeat[0].changeId);
+    CHECK(entry.changes[0].outcome == protocol::ChangeOutcome::duplicate);
   }
 
   TEST_CASE("publishing templates: only a valid published document, never changed once "

@@ -152,27 +152,32 @@ FieldState decodeFieldState(std::string_view bytes) {
 
 // --- record state codec ---------------------------------------------------------
 //
-// Format 2, a record's merge state in one blob:
-//   u8 2
+// Format 3, a record's merge state in one blob:
+//   u8 3
 //   varint device count, then each device id (16 bytes), in order of first use
 //   varint field count, then each field, in name order:
 //     varint name length, name
 //     u8 parts: kCurrent | kConflicts | kEntries | kSuperseded, those the field has
 //     the current version, if there is one
 //     conflicts, entries, superseded, those there are: varint count, then each
-//   a version: stamp, change id (16 bytes), value (encodeValue)
-//   a superseded version id: stamp
-//   a stamp: varint (device index << 1 | 1 when its HLC differs from the previous
-//   stamp's in the blob, 0 before the first), then for 1 the zig-zag varint of the
-//   difference. The versions of a record written at once share a device and an HLC,
-//   so most stamps take one byte.
+//   a version: stamp, change id (16 bytes) unless the stamp says it is derived,
+//     value (encodeValue)
+//   a superseded version id: stamp, never flagged derived
+//   a stamp: varint (device index << 2 | 2 when the change id is derived (left
+//   out: all-zero in memory) | 1 when its HLC differs from the previous stamp's in
+//   the blob, 0 before the first), then for 1 the zig-zag varint of the difference.
+//   The versions of a record written at once share a device and an HLC, so most
+//   stamps take one byte; their ids are most of what is left out.
+// Format 2 (still read): the same but for the stamp, varint (device index << 1 |
+// HLC differs), and every version's change id written out.
 // Format 1 (still read): u32 field count, then each field's u32 name length, name,
 // u32 length and encodeFieldState bytes.
 
 namespace {
 
 constexpr std::uint8_t kRecordStateFormatV1 = 1;
-constexpr std::uint8_t kRecordStateFormat = 2;
+constexpr std::uint8_t kRecordStateFormatV2 = 2;
+constexpr std::uint8_t kRecordStateFormat = 3;
 
 enum Part : std::uint8_t {
   kCurrent = 1,
@@ -218,24 +223,28 @@ struct RecordWriter {
   std::vector<Uuid> devices;
   std::uint64_t lastHlc = 0;
 
-  void stamp(Hlc hlc, const Uuid& device) {
+  void stamp(Hlc hlc, const Uuid& device, bool derivedId = false) {
     const auto found = std::find(devices.begin(), devices.end(), device);
     const auto index = static_cast<std::uint64_t>(found - devices.begin());
     if (found == devices.end()) {
       devices.push_back(device);
     }
+    const std::uint64_t head = (index << 2) | (derivedId ? 2u : 0u);
     if (hlc.value == lastHlc) {
-      putVarint(body, index << 1);
+      putVarint(body, head);
       return;
     }
-    putVarint(body, (index << 1) | 1);
+    putVarint(body, head | 1);
     const std::uint64_t delta = hlc.value - lastHlc; // modulo 2^64
     putVarint(body, (delta << 1) ^ (static_cast<std::int64_t>(delta) < 0 ? ~std::uint64_t{0} : 0));
     lastHlc = hlc.value;
   }
   void version(const FieldVersion& v) {
-    stamp(v.hlc, v.deviceId);
-    putUuid(body, v.changeId);
+    const bool derivedId = v.changeId.isNil();
+    stamp(v.hlc, v.deviceId, derivedId);
+    if (!derivedId) {
+      putUuid(body, v.changeId);
+    }
     encodeValue(v.value, body);
   }
   void versions(const std::vector<FieldVersion>& list) {
@@ -271,26 +280,35 @@ struct RecordWriter {
 
 struct RecordReader {
   Reader& r;
+  std::uint8_t format = kRecordStateFormat;
   std::vector<Uuid> devices;
   std::uint64_t lastHlc = 0;
 
-  VersionId stamp() {
+  /// A stamp, and whether it says the change id is derived (left out).
+  std::pair<VersionId, bool> stamp() {
     const std::uint64_t s = getVarint(r);
-    if ((s >> 1) >= devices.size()) {
+    const unsigned shift = format == kRecordStateFormatV2 ? 1 : 2;
+    const bool derivedId = format != kRecordStateFormatV2 && (s & 2) != 0;
+    if ((s >> shift) >= devices.size()) {
       corrupt();
     }
     if ((s & 1) != 0) {
       const std::uint64_t z = getVarint(r);
       lastHlc += (z >> 1) ^ (~(z & 1) + 1); // modulo 2^64
     }
-    return {Hlc{lastHlc}, devices[static_cast<std::size_t>(s >> 1)]};
+    return {{Hlc{lastHlc}, devices[static_cast<std::size_t>(s >> shift)]}, derivedId};
   }
   FieldVersion version() {
     FieldVersion v;
-    const VersionId id = stamp();
+    const auto [id, derivedId] = stamp();
     v.hlc = id.hlc;
     v.deviceId = id.deviceId;
-    v.changeId = r.uuid();
+    if (!derivedId) {
+      v.changeId = r.uuid();
+      if (v.changeId.isNil()) {
+        corrupt(); // all-zero only stands for a derived id, which is never written out
+      }
+    }
     v.value = decodeValue(r.in);
     return v;
   }
@@ -319,7 +337,11 @@ struct RecordReader {
     if ((parts & kSuperseded) != 0) {
       s.superseded.resize(getCount(r));
       for (auto& v : s.superseded) {
-        v = stamp();
+        const auto [id, derivedId] = stamp();
+        if (derivedId) {
+          corrupt(); // a superseded version has no change id
+        }
+        v = id;
       }
     }
     return s;
@@ -387,12 +409,14 @@ RecordState decodeRecordState(std::string_view bytes) {
   }
   Reader r{bytes};
   RecordState record;
-  switch (r.u8()) {
+  const std::uint8_t format = r.u8();
+  switch (format) {
   case kRecordStateFormatV1:
     record = decodeRecordStateV1(r);
     break;
+  case kRecordStateFormatV2:
   case kRecordStateFormat:
-    record = RecordReader{r, {}, 0}.record();
+    record = RecordReader{r, format, {}, 0}.record();
     break;
   default:
     corrupt();
@@ -401,6 +425,51 @@ RecordState decodeRecordState(std::string_view bytes) {
     corrupt();
   }
   return record;
+}
+
+namespace {
+
+/// derivedChangeId for the versions of one record, the shared part hashed once per
+/// (device, HLC) in a row (a record's versions mostly come from one write).
+class RecordIdFiller {
+public:
+  explicit RecordIdFiller(const Uuid& record) : record_(record) {}
+
+  void operator()(FieldState& state, std::string_view field) {
+    const auto fill = [&](FieldVersion& v) {
+      if (!v.changeId.isNil()) {
+        return;
+      }
+      if (!derive_ || device_ != v.deviceId || hlc_ != v.hlc) {
+        derive_.emplace(v.deviceId, record_, v.hlc);
+        device_ = v.deviceId;
+        hlc_ = v.hlc;
+      }
+      v.changeId = (*derive_)(field);
+    };
+    if (state.current) {
+      fill(*state.current);
+    }
+    std::for_each(state.conflicts.begin(), state.conflicts.end(), fill);
+    std::for_each(state.entries.begin(), state.entries.end(), fill);
+  }
+
+private:
+  Uuid record_;
+  std::optional<ChangeIdDeriver> derive_;
+  Uuid device_;
+  Hlc hlc_;
+};
+
+} // namespace
+
+RecordState decodeRecordState(std::string_view bytes, const Uuid& record) {
+  RecordState out = decodeRecordState(bytes);
+  RecordIdFiller fill(record);
+  for (auto& [name, state] : out.fields) {
+    fill(state, name);
+  }
+  return out;
 }
 
 } // namespace outpost::sync

@@ -81,8 +81,7 @@ public:
 
 private:
   /// One batch inside the caller's transaction.
-  PushResult applyBatch(const PushContext& context, const std::vector<protocol::Change>& changes,
-                        std::span<const protocol::Uuid> derivedIds);
+  PushResult applyBatch(const PushContext& context, const std::vector<protocol::Change>& changes);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

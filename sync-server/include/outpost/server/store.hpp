@@ -70,10 +70,6 @@ struct FieldPolicy {
 struct PushRequest {
   const PushContext& context;
   const std::vector<protocol::Change>& changes;
-  /// Each change's sync::derivedChangeId, when the caller computed them already
-  /// (protocol::derivedChangeIds, e.g. on a session's thread rather than the writer's); empty:
-  /// the store derives them.
-  std::span<const protocol::Uuid> derivedIds = {};
 };
 
 /// What a push did, change by change (same order as the batch).
@@ -214,7 +210,8 @@ public:
   /// (each refuses the whole write); then sync::merge per field into the record's
   /// state. The write's stored changes become one row with one sequence number. The
   /// batch's audit entry is appended and the transaction committed. A change id may
-  /// be all-zero ("derived-ids"); results and the audit entry carry the derived id. Returns only
+  /// be all-zero ("derived-ids"): the results carry each id as it was sent, as the
+  /// device's acknowledgement does, and the audit entry the derived one. Returns only
   /// after the commit. Throws (and applies nothing) on I/O failure.
   [[nodiscard]] virtual PushResult push(const PushContext& context,
                                         const std::vector<protocol::Change>& changes) = 0;

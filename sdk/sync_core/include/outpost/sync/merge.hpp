@@ -96,7 +96,13 @@ deletionConflicts(const RecordState& record);
 /// The binary form of a whole record's merge state (every field's, by name), as the
 /// server store keeps it; empty bytes decode to an empty record. The inverse throws
 /// Error{corrupt}.
+///
+/// A version whose change id is all-zero stands for its derived id (derivedChangeId
+/// of its device, the record, the field and its HLC), which the form stores as a
+/// flag: most of a record's state is such ids. `decodeRecordState(bytes)` leaves
+/// those all-zero; give the record's id to have them derived.
 [[nodiscard]] std::string encodeRecordState(const RecordState& record);
 [[nodiscard]] RecordState decodeRecordState(std::string_view bytes);
+[[nodiscard]] RecordState decodeRecordState(std::string_view bytes, const Uuid& record);
 
 } // namespace outpost::sync
