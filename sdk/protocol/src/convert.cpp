@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <optional>
 
 namespace outpost::protocol {
 
@@ -80,21 +79,6 @@ Uuid effectiveChangeId(const Change& c) {
 }
 
 sync::Change toSync(const protocol::Change& c) { return toSync(c, effectiveChangeId(c)); }
-
-std::vector<Uuid> derivedChangeIds(std::span<const Change> changes) {
-  std::vector<Uuid> out(changes.size());
-  std::optional<sync::ChangeIdDeriver> derive;
-  const Change* head = nullptr; // the write `derive` is for
-  for (std::size_t i = 0; i < changes.size(); ++i) {
-    const Change& c = changes[i];
-    if (head == nullptr || !sameWrite(c, *head)) {
-      derive.emplace(uuidOf(c.deviceId), uuidOf(c.recordId), sync::Hlc{c.hlc});
-      head = &c;
-    }
-    out[i] = (*derive)(c.field).bytes;
-  }
-  return out;
-}
 
 sync::Change toSync(protocol::Change&& c, const Uuid& changeId) {
   sync::Change s{uuidOf(changeId),

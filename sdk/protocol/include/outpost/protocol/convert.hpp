@@ -17,9 +17,6 @@ namespace outpost::protocol {
 [[nodiscard]] sync::Change toSync(const Change& change, const Uuid& changeId);
 /// The same, taking the change's strings and value instead of copying them.
 [[nodiscard]] sync::Change toSync(Change&& change, const Uuid& changeId);
-/// The derived change id (sync::derivedChangeId) of every change of a list, in order,
-/// hashing what each write's changes share once (sync::ChangeIdDeriver).
-[[nodiscard]] std::vector<Uuid> derivedChangeIds(std::span<const Change> changes);
 /// With `elideDerivedId`, a change whose id is sync::derivedChangeId of its own
 /// fields goes with an all-zero id (only to a peer that named "derived-ids").
 [[nodiscard]] Change toWire(const sync::Change& change, bool elideDerivedId = false);
