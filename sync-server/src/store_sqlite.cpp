@@ -172,29 +172,58 @@ struct DerivedVersion {
   sync::Hlc hlc;
   sync::Uuid deviceId;
   sync::Uuid changeId;
+
+  friend bool operator<(const DerivedVersion& a, const DerivedVersion& b) noexcept {
+    return std::tie(a.hlc, a.deviceId, a.changeId) < std::tie(b.hlc, b.deviceId, b.changeId);
+  }
 };
 
-/// Calls `f` on every version of `state` that has a change id.
-template <typename F>
-void forEachVersion(sync::FieldState& state, F&& f) {
+/// Gives the versions of `field` of record `record` whose id the state keeps all-zero
+/// their derived ids, and lists them in `filled`.
+void fillDerivedIds(sync::FieldState& state, const sync::Uuid& record, std::string_view field,
+                    std::vector<DerivedVersion>& filled) {
+  const auto fill = [&](sync::FieldVersion& v) {
+    if (v.changeId.isNil()) {
+      v.changeId = sync::derivedChangeId(v.deviceId, record, field, v.hlc);
+      filled.push_back({v.hlc, v.deviceId, v.changeId});
+    }
+  };
   if (state.current) {
-    f(*state.current);
+    fill(*state.current);
   }
-  std::for_each(state.conflicts.begin(), state.conflicts.end(), f);
-  std::for_each(state.entries.begin(), state.entries.end(), f);
+  std::for_each(state.conflicts.begin(), state.conflicts.end(), fill);
+  std::for_each(state.entries.begin(), state.entries.end(), fill); // never all-zero here
 }
 
-/// Sets the ids of the versions `derived` lists back to all-zero (the form the
-/// record state keeps a derived id in).
-void forgetDerivedIds(sync::FieldState& state, const std::vector<DerivedVersion>& derived) {
-  forEachVersion(state, [&](sync::FieldVersion& v) {
-    for (const DerivedVersion& d : derived) {
-      if (d.hlc == v.hlc && d.deviceId == v.deviceId && d.changeId == v.changeId) {
-        v.changeId = sync::Uuid{};
-        return;
-      }
+/// Sets the ids of the current and competing versions that `derived` lists back to
+/// all-zero (the form the record state keeps a derived id in). Append-only entries
+/// keep theirs.
+void forgetDerivedIds(sync::FieldState& state, std::vector<DerivedVersion>& derived) {
+  std::sort(derived.begin(), derived.end());
+  const auto forget = [&](sync::FieldVersion& v) {
+    if (std::binary_search(derived.begin(), derived.end(),
+                           DerivedVersion{v.hlc, v.deviceId, v.changeId})) {
+      v.changeId = sync::Uuid{};
     }
-  });
+  };
+  if (state.current) {
+    forget(*state.current);
+  }
+  std::for_each(state.conflicts.begin(), state.conflicts.end(), forget);
+}
+
+/// After a field's state was rebuilt with every id spelled out: its current and
+/// competing versions' derived ids go back to all-zero.
+void elideDerivedIds(sync::FieldState& state, const sync::Uuid& record, std::string_view field) {
+  const auto elide = [&](sync::FieldVersion& v) {
+    if (v.changeId == sync::derivedChangeId(v.deviceId, record, field, v.hlc)) {
+      v.changeId = sync::Uuid{};
+    }
+  };
+  if (state.current) {
+    elide(*state.current);
+  }
+  std::for_each(state.conflicts.begin(), state.conflicts.end(), elide);
 }
 
 /// Fields in conflict, and fields whose versions a deletion did not see.
@@ -858,7 +887,9 @@ std::size_t SqliteServerStore::setFieldPolicies(const std::vector<FieldPolicy>& 
         continue;
       }
       sync::RecordState record = sync::decodeRecordState(text(load.columnBlob(0)));
-      record.fields[p.field] = state;
+      sync::FieldState& field = record.fields[p.field];
+      field = state;
+      elideDerivedIds(field, idOf(id), p.field);
       const std::string encoded = sync::encodeRecordState(record);
       save.reset();
       save.bindBlob(1, blob(id))
@@ -1069,23 +1100,27 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       const sync::MergePolicy policy = policyOf(policies, c.recordType, c.field);
       // The server does not know which records are signed (the signature is a field
       // like any other to it): frozen is decided on the devices.
-      // An id the device left out is derived; one it sent is kept (and checked
-      // below: a sent id that equals the derived one is not stored either).
+      // An id the device left out is derived; one it sent is kept, and is not stored
+      // either when it is the derived one.
       const bool elided = protocol::isElidedId(c.changeId);
+      const bool derivedId = elided || sync::Uuid{c.changeId} == derivedOf(c);
+      // Append-only entries keep their ids in the state (a long list is not derived
+      // again at every append); a current or competing version keeps a derived one
+      // all-zero.
+      const bool keepIds = policy == sync::MergePolicy::appendOnly;
       sync::FieldState& state = fieldSlot(c.field);
       const bool fresh = !state.current && state.conflicts.empty() && state.entries.empty() &&
                          state.superseded.empty();
       sync::Change change = toSync(c, c.changeId);
+      if (elided && (keepIds || !fresh)) {
+        change.changeId = derivedOf(c);
+      } else if (derivedId && !keepIds && fresh) {
+        change.changeId = sync::Uuid{}; // a derived id sent spelled out
+      }
       if (!fresh) {
         derivedVersions.clear();
-        forEachVersion(state, [&](sync::FieldVersion& v) {
-          if (v.changeId.isNil()) {
-            v.changeId = sync::derivedChangeId(v.deviceId, recordId, c.field, v.hlc);
-            derivedVersions.push_back({v.hlc, v.deviceId, v.changeId});
-          }
-        });
-        if (elided) {
-          change.changeId = derivedOf(c);
+        fillDerivedIds(state, recordId, c.field, derivedVersions);
+        if (derivedId && !keepIds) {
           derivedVersions.push_back({change.hlc, change.deviceId, change.changeId});
         }
       }
@@ -1093,6 +1128,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       if (!fresh) {
         forgetDerivedIds(state, derivedVersions);
       }
+      // The id the audit lists a change not stored by (a stored one is its row's).
       const auto effectiveId = [&] {
         return change.changeId.isNil() ? derivedOf(c).bytes : change.changeId.bytes;
       };
@@ -1106,14 +1142,13 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
         outcomes.emplace_back(protocol::ChangeOutcome::rejected, Errc::validation);
         continue;
       }
-      // A stored change's id is its write row's (the audit lists it by the row).
       ids.push_back(change.changeId.bytes);
       const bool conflict = merged == sync::MergeOutcome::won || merged == sync::MergeOutcome::lost;
       outcomes.emplace_back(conflict ? protocol::ChangeOutcome::conflict
                                      : protocol::ChangeOutcome::applied,
                             conflict ? Errc::conflict : Errc::ok);
       StoredField f;
-      f.derivedId = elided || change.changeId == derivedOf(c);
+      f.derivedId = derivedId;
       f.changeId = change.changeId.bytes;
       f.field = std::move(change.field);
       f.value = std::move(change.value);
@@ -1182,7 +1217,13 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
   entry.actor = context.worker.id;
   entry.device = context.device.deviceId;
   entry.changes.reserve(out.results.size());
+  // A list longer than a batch is kept with every id (audit::append): a stored
+  // change's id is then derived here.
+  const bool listsIds = out.results.size() > protocol::limits::kChanges;
   for (std::size_t i = 0; i < out.results.size(); ++i) {
+    if (listsIds && protocol::isElidedId(auditIds[i])) {
+      auditIds[i] = protocol::effectiveChangeId(changes[i]);
+    }
     entry.changes.push_back({auditIds[i], out.results[i].outcome,
                              static_cast<std::uint16_t>(out.results[i].reason), storedSeqs[i]});
   }

@@ -202,10 +202,16 @@ TEST_SUITE("sync.record_state") {
     v3[0] = '\x03';
     v3[v3.size() - 2] = '\x05';
     CHECK(encodeRecordState(expected) == v3);
-    // A change id is never written out all-zero; a superseded version has none.
+    // An all-zero id a device sent before "derived-ids" (format 2) reads as the
+    // derived one; format 3 never writes one out. A superseded version has no id.
     std::string nilId = v2;
     REQUIRE(nilId[40] == '\x04'); // the HLC's last byte; the change id follows
     std::fill(nilId.begin() + 41, nilId.begin() + 57, '\0');
+    RecordState derived = expected;
+    derived.fields["n"].current->changeId = Uuid{};
+    CHECK(decodeRecordState(nilId) == derived);
+    nilId[0] = '\x03';
+    nilId[nilId.size() - 2] = '\x05';
     CHECK_THROWS_AS((void)decodeRecordState(nilId), Error);
     std::string flagged = v3;
     flagged[flagged.size() - 2] = '\x07';

@@ -446,6 +446,27 @@ TEST_SUITE("server.audit") {
     CHECK_FALSE(data.store()->verifyAudit().intact);
   }
 
+  TEST_CASE("a push longer than a batch is audited with every id spelled out, derived ones "
+            "included") {
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    // New records whose ids are left out: stored without deriving them.
+    std::vector<protocol::Change> changes;
+    for (std::size_t i = 0; i <= protocol::limits::kChanges; ++i) {
+      changes.push_back(changeBy(device, newId(), "assessment", "a", std::int64_t{1}));
+      changes.back().changeId = protocol::Uuid{};
+    }
+    REQUIRE(pushAs(*store, device, changes).applied == changes.size());
+    const auto entry = store->lastAuditEntries(1).front();
+    REQUIRE(entry.changes.size() == changes.size());
+    CHECK(entry.changes.front().changeId == protocol::effectiveChangeId(changes.front()));
+    CHECK(entry.changes.back().changeId == protocol::effectiveChangeId(changes.back()));
+    const AuditVerification v = store->verifyAudit();
+    CHECK_MESSAGE(v.intact, v.problem);
+  }
+
   TEST_CASE("an upgraded store's legacy change log is still covered by the audit chain") {
     Context ctx;
     DataFolder data(ctx);

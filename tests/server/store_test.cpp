@@ -7,6 +7,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <random>
+#include <set>
+#include <tuple>
+
 using namespace outpost;
 using namespace outpost::server;
 using namespace outpost::server::testing;
@@ -202,6 +206,191 @@ TEST_SUITE("server.store") {
     CHECK(store->verifyAudit().intact);
   }
 
+  TEST_CASE("random pushes give the outcomes and, with derived ids filled in, the record states "
+            "of merging every change with its effective id") {
+    // The reference: sync::merge on states that hold every id, as the store did before
+    // it kept derived ids as a flag. Writes from two devices on three records: ids left
+    // out, spelled out or not derived; the same field twice in a write; bases and
+    // resolves lists; deletions; an append-only field; writes sent again.
+    for (const std::uint64_t seed : {1u, 2u, 3u}) {
+      CAPTURE(seed);
+      Context ctx;
+      DataFolder data(ctx);
+      auto store = data.store();
+      REQUIRE(store->setFieldPolicies({{"child", "notes", sync::MergePolicy::appendOnly}}) == 1);
+      std::mt19937_64 rng(seed);
+      const std::vector<protocol::DeviceRecord> devices{{newId(), {}, "alice", "north", false},
+                                                        {newId(), {}, "bob", "north", false}};
+      const std::vector<protocol::Uuid> records{newId(), newId(), newId()};
+      const std::vector<std::string> fields{std::string(sync::kRecordField), "notes", "risk",
+                                            "school"};
+      const auto policyOf = [](const std::string& field) {
+        return field == "notes" ? sync::MergePolicy::appendOnly : sync::MergePolicy::lww;
+      };
+      std::map<protocol::Uuid, sync::RecordState> reference;
+      std::set<std::tuple<protocol::Uuid, std::uint64_t, protocol::Uuid>> storedWrites;
+      std::vector<std::pair<std::size_t, std::vector<protocol::Change>>> sent; // device, write
+      std::uint64_t logical = 0;
+      const std::uint64_t start = hlcNow();
+      std::map<protocol::ChangeOutcome, int> seen;
+      for (int step = 0; step < 120; ++step) {
+        CAPTURE(step);
+        std::size_t d = rng() % devices.size();
+        std::vector<protocol::Change> write;
+        if (!sent.empty() && rng() % 7 == 0) {
+          // A write sent again, its ids now left out, now spelled out.
+          std::tie(d, write) = sent[rng() % sent.size()];
+          for (protocol::Change& c : write) {
+            if (rng() % 2 == 0 && c.changeId == protocol::effectiveChangeId(c)) {
+              c.changeId = protocol::isElidedId(c.changeId) ? protocol::effectiveChangeId(c)
+                                                            : protocol::Uuid{};
+            }
+          }
+        } else {
+          const protocol::Uuid record = records[rng() % records.size()];
+          const std::uint64_t hlc = start + ++logical;
+          std::vector<std::string> names;
+          for (const std::string& f : fields) {
+            if (rng() % 3 == 0) {
+              names.push_back(f);
+            }
+          }
+          if (names.empty() || rng() % 10 == 0) {
+            names.push_back(fields[rng() % fields.size()]); // maybe a field twice
+          }
+          std::sort(names.begin(), names.end());
+          for (const std::string& name : names) {
+            protocol::Change c;
+            c.recordId = record;
+            c.recordType = "child";
+            c.field = name;
+            c.hlc = hlc;
+            c.deviceId = devices[d].deviceId;
+            if (name == sync::kRecordField) {
+              c.value = rng() % 2 == 0 ? protocol::Value{protocol::Tombstone{}}
+                                       : protocol::Value{protocol::Null{}};
+            } else {
+              c.value = std::string(name) + "-" + std::to_string(rng() % 5);
+            }
+            switch (rng() % 4) {
+            case 0:
+            case 1:
+              break; // left out: the derived one
+            case 2:
+              c.changeId = protocol::effectiveChangeId(c); // the derived one, spelled out
+              break;
+            default:
+              c.changeId = newId(); // not derived
+            }
+            // Based on a version the device may have seen; now and then resolving another.
+            const auto& state = reference[record].fields[name];
+            std::vector<sync::FieldVersion> known;
+            if (state.current) {
+              known.push_back(*state.current);
+            }
+            known.insert(known.end(), state.conflicts.begin(), state.conflicts.end());
+            known.insert(known.end(), state.entries.begin(), state.entries.end());
+            if (!known.empty() && rng() % 2 == 0) {
+              const auto& base = known[rng() % known.size()];
+              c.baseHlc = base.hlc.value;
+              c.baseDeviceId = base.deviceId.bytes;
+              if (known.size() > 1 && rng() % 3 == 0) {
+                const auto& other = known[rng() % known.size()];
+                c.resolves.push_back({other.hlc.value, other.deviceId.bytes});
+              }
+            }
+            write.push_back(std::move(c));
+          }
+          sent.emplace_back(d, write);
+        }
+
+        // What the reference makes of it.
+        std::vector<protocol::ChangeOutcome> expected;
+        const auto key =
+            std::tuple(write.front().deviceId, write.front().hlc, write.front().recordId);
+        if (storedWrites.contains(key)) {
+          expected.assign(write.size(), protocol::ChangeOutcome::duplicate);
+        } else {
+          bool anyStored = false;
+          for (const protocol::Change& c : write) {
+            sync::FieldState& state = reference[c.recordId].fields[c.field];
+            const sync::MergeOutcome m = sync::merge(
+                state, protocol::toSync(c, protocol::effectiveChangeId(c)), policyOf(c.field));
+            switch (m) {
+            case sync::MergeOutcome::duplicate:
+              expected.push_back(protocol::ChangeOutcome::duplicate);
+              break;
+            case sync::MergeOutcome::rejected:
+              expected.push_back(protocol::ChangeOutcome::rejected);
+              break;
+            case sync::MergeOutcome::won:
+            case sync::MergeOutcome::lost:
+              expected.push_back(protocol::ChangeOutcome::conflict);
+              anyStored = true;
+              break;
+            default:
+              expected.push_back(protocol::ChangeOutcome::applied);
+              anyStored = true;
+            }
+          }
+          if (anyStored) {
+            storedWrites.insert(key);
+          }
+        }
+        const PushContext context{devices[d], *store->findWorker(devices[d].workerId),
+                                  static_cast<std::int64_t>(hlcNow() >> 16)};
+        const PushResult result = store->push(context, write);
+        REQUIRE(result.results.size() == write.size());
+        for (std::size_t i = 0; i < write.size(); ++i) {
+          CAPTURE(i);
+          CHECK(result.results[i].outcome == expected[i]);
+          CHECK(result.results[i].changeId == write[i].changeId); // as sent
+          ++seen[expected[i]];
+        }
+      }
+      // The run met each outcome the store can give here.
+      for (const auto outcome :
+           {protocol::ChangeOutcome::applied, protocol::ChangeOutcome::conflict,
+            protocol::ChangeOutcome::duplicate}) {
+        CHECK(seen[outcome] >= 5);
+      }
+      for (const protocol::Uuid& id : records) {
+        sync::RecordState want = reference[id];
+        std::erase_if(want.fields, [](const auto& f) { return f.second == sync::FieldState{}; });
+        const auto view = store->record(sync::Uuid{id});
+        if (want.fields.empty()) {
+          CHECK_FALSE(view.has_value());
+          continue;
+        }
+        REQUIRE(view.has_value());
+        CHECK(view->state == want);
+        // As stored: every current or competing derived id is a flag, entries keep theirs.
+        sql::Database db(SqliteServerStore::databasePath(data.dir.path).string(),
+                         SQLITE_OPEN_READONLY);
+        sql::Statement st(db, "SELECT state FROM records WHERE record_id = ?1");
+        st.bindBlob(1, std::span<const unsigned char>(id.data(), id.size()));
+        REQUIRE(st.step());
+        const auto blob = st.columnBlob(0);
+        const sync::RecordState stored = sync::decodeRecordState(
+            std::string_view(reinterpret_cast<const char*>(blob.data()), blob.size()));
+        for (const auto& [name, state] : stored.fields) {
+          CAPTURE(name);
+          std::vector<sync::FieldVersion> lww = state.conflicts;
+          if (state.current) {
+            lww.push_back(*state.current);
+          }
+          for (const sync::FieldVersion& v : lww) {
+            CHECK(v.changeId != sync::derivedChangeId(v.deviceId, sync::Uuid{id}, name, v.hlc));
+          }
+          for (const sync::FieldVersion& v : state.entries) {
+            CHECK_FALSE(v.changeId.isNil());
+          }
+        }
+      }
+      CHECK(store->verifyAudit().intact);
+    }
+  }
+
   TEST_CASE("a record's state keeps derived change ids as a flag: a new record's write "
             "derives none, and later merges compare them") {
     Context ctx;
@@ -241,18 +430,23 @@ TEST_SUITE("server.store") {
       return std::string(reinterpret_cast<const char*>(blob.data()), blob.size());
     };
 
-    // A new record: one id left out, one sent.
+    // A new record: one id left out, one sent; an append-only entry's left out too.
+    REQUIRE(store->setFieldPolicies({{"child", "notes", sync::MergePolicy::appendOnly}}) == 1);
     const std::uint64_t h1 = hlcNow();
-    std::vector<protocol::Change> first{change(a, h1, "risk", "low"), change(a, h1, "school", "x")};
-    first[1].changeId = newId();
-    REQUIRE(push(a, first).applied == 2);
+    std::vector<protocol::Change> first{change(a, h1, "notes", "seen at school"),
+                                        change(a, h1, "risk", "low"), change(a, h1, "school", "x")};
+    first[2].changeId = newId();
+    REQUIRE(push(a, first).applied == 3);
     {
       const sync::RecordState stored = sync::decodeRecordState(rawState());
+      // Entries keep their ids (a long list is not derived again at each append).
+      REQUIRE(stored.fields.at("notes").entries.size() == 1);
+      CHECK(stored.fields.at("notes").entries[0].changeId == derived(a, h1, "notes"));
       CHECK(stored.fields.at("risk").current->changeId.isNil());
-      CHECK(stored.fields.at("school").current->changeId.bytes == first[1].changeId);
+      CHECK(stored.fields.at("school").current->changeId.bytes == first[2].changeId);
       const sync::RecordState view = store->record(sync::Uuid{record})->state;
       CHECK(view.fields.at("risk").current->changeId == derived(a, h1, "risk"));
-      CHECK(view.fields.at("school").current->changeId.bytes == first[1].changeId);
+      CHECK(view.fields.at("school").current->changeId.bytes == first[2].changeId);
     }
 
     // A concurrent edit from another device: both values kept, the ids compared

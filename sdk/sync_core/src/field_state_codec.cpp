@@ -305,8 +305,11 @@ struct RecordReader {
     v.deviceId = id.deviceId;
     if (!derivedId) {
       v.changeId = r.uuid();
-      if (v.changeId.isNil()) {
-        corrupt(); // all-zero only stands for a derived id, which is never written out
+      if (v.changeId.isNil() && format != kRecordStateFormatV2) {
+        // Format 3: all-zero only stands for a derived id, which is never written
+        // out. (A format 2 row may hold an all-zero id a device sent before
+        // "derived-ids"; it now reads as the derived one.)
+        corrupt();
       }
     }
     v.value = decodeValue(r.in);
