@@ -121,6 +121,14 @@ inline constexpr std::string_view kCommonFields[] = {"status",          "owner_t
 /// `RecordStore`; apps add their own with `add`.
 class OUTPOST_API Schema {
 public:
+  Schema() = default;
+  /// Not copied: its indexes point into itself. Moves keep them.
+  Schema(const Schema&) = delete;
+  Schema& operator=(const Schema&) = delete;
+  Schema(Schema&&) noexcept = default;
+  Schema& operator=(Schema&&) noexcept = default;
+  ~Schema() = default;
+
   /// Adds a type. Throws Error{already_exists} for a name taken, Error{invalid_argument}
   /// for a malformed type (duplicate or reserved field names, an enum without values).
   void add(EntityType type);
@@ -128,6 +136,9 @@ public:
   [[nodiscard]] const EntityType* find(std::string_view name) const noexcept;
   /// The field of a type (common fields included), or nullptr.
   [[nodiscard]] const FieldSpec* field(const EntityType& type, std::string_view name) const;
+  /// The type's fields (common fields included) in name order: a caller with names in
+  /// order finds each by walking this once. Empty for a type not registered.
+  [[nodiscard]] std::span<const FieldSpec* const> fieldsByName(const EntityType& type) const;
   [[nodiscard]] std::vector<std::string> typeNames() const;
   /// The names of the type's reference fields (single or list), which are indexed
   /// as links.
@@ -143,6 +154,7 @@ private:
   };
   struct TypeIndex {
     std::unordered_map<std::string, FieldSpec, NameHash, std::equal_to<>> fields;
+    std::vector<const FieldSpec*> byName; // into `fields`, whose nodes never move
     std::vector<std::string> references;
   };
   // Keyed by the address of the type in `types_` (map nodes never move).

@@ -126,6 +126,11 @@ void Schema::add(EntityType type) {
   for (auto& [fieldName, spec] : index) {
     ti.fields.emplace(fieldName, std::move(spec));
   }
+  for (const auto& [fieldName, spec] : ti.fields) {
+    ti.byName.push_back(&spec);
+  }
+  std::sort(ti.byName.begin(), ti.byName.end(),
+            [](const FieldSpec* a, const FieldSpec* b) { return a->name < b->name; });
   std::string name = type.name;
   const auto it = types_.emplace(std::move(name), std::move(type)).first;
   index_.emplace(&it->second, std::move(ti));
@@ -159,6 +164,11 @@ const FieldSpec* Schema::field(const EntityType& type, std::string_view name) co
   }
   const auto f = ti->fields.find(name);
   return f == ti->fields.end() ? nullptr : &f->second;
+}
+
+std::span<const FieldSpec* const> Schema::fieldsByName(const EntityType& type) const {
+  const TypeIndex* ti = indexOf(type);
+  return ti ? std::span<const FieldSpec* const>(ti->byName) : std::span<const FieldSpec* const>();
 }
 
 std::vector<std::string> Schema::typeNames() const {

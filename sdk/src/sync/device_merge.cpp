@@ -35,6 +35,26 @@ sync::MergePolicy policyOf(const Schema& schema, const EntityType* type, std::st
   return spec ? spec->policy : sync::MergePolicy::lww;
 }
 
+/// The merge policies of one record's fields, asked for in name order (a record's
+/// changes sorted by field): the type's fields are walked once, not looked up.
+class PolicyWalk {
+public:
+  PolicyWalk(const Schema& schema, const EntityType* type)
+      : fields_(type ? schema.fieldsByName(*type) : std::span<const FieldSpec* const>()) {}
+
+  sync::MergePolicy operator()(std::string_view field) {
+    while (at_ < fields_.size() && fields_[at_]->name < field) {
+      ++at_;
+    }
+    return at_ < fields_.size() && fields_[at_]->name == field ? fields_[at_]->policy
+                                                               : sync::MergePolicy::lww;
+  }
+
+private:
+  std::span<const FieldSpec* const> fields_;
+  std::size_t at_ = 0;
+};
+
 void saveFieldState(RecordStore::Impl& s, sql::Database& db, std::int64_t rid,
                     std::string_view field, const sync::FieldState& state) {
   const std::string encoded = sync::encodeFieldState(state);
@@ -458,11 +478,12 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const RemoteBatch>
       const bool hadRows = !stored.empty();
       merges.clear();
       derived.clear();
+      PolicyWalk policyOfField(s.schema, type);
       for (sync::Change* c : group) {
         if (merges.empty() || merges.back().field != c->field) {
           FieldMerge& m = merges.emplace_back();
           m.field = c->field;
-          m.policy = policyOf(s.schema, type, c->field);
+          m.policy = policyOfField(c->field);
           if (const auto row = stored.find(c->field); row != stored.end()) {
             m.state = std::move(row->second);
             m.stored = true;
