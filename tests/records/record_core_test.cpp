@@ -370,3 +370,36 @@ TEST_CASE("records: a field name starting with '$' is refused (reserved for the 
       outpost::model::FieldSpec{"$record", outpost::model::FieldType::text, false, {}, {}, {}, {}}};
   CHECK_THROWS_AS(schema.add(t), outpost::Error);
 }
+
+TEST_CASE("records: a type's fields in name order, common fields included, each the one "
+          "field() finds") {
+  outpost::model::Schema schema;
+  outpost::model::EntityType t;
+  t.name = "acme.thing";
+  using outpost::model::FieldSpec;
+  using outpost::model::FieldType;
+  t.fields = {FieldSpec{"zeta", FieldType::text, false, {}, {}, {}, {}},
+              FieldSpec{"Alpha", FieldType::integer, false, {}, {}, {}, {}},
+              FieldSpec{"notes", FieldType::list, false, {}, {}, {}, {}}};
+  t.fields[2].policy = outpost::sync::MergePolicy::appendOnly;
+  schema.add(t);
+  const auto* type = schema.find("acme.thing");
+  REQUIRE(type != nullptr);
+  const auto byName = schema.fieldsByName(*type);
+  REQUIRE(byName.size() == 3 + std::size(outpost::model::kCommonFields));
+  for (std::size_t i = 0; i < byName.size(); ++i) {
+    CAPTURE(byName[i]->name);
+    CHECK(schema.field(*type, byName[i]->name) == byName[i]);
+    if (i > 0) {
+      CHECK(byName[i - 1]->name < byName[i]->name); // byte order, as std::string sorts
+    }
+  }
+  CHECK(byName.front()->name == "Alpha");
+  CHECK(schema.field(*type, "notes")->policy == outpost::sync::MergePolicy::appendOnly);
+  // A copy of the type finds the same; a type never added has none.
+  const outpost::model::EntityType copy = *type;
+  CHECK(schema.fieldsByName(copy).size() == byName.size());
+  outpost::model::EntityType other;
+  other.name = "acme.other";
+  CHECK(schema.fieldsByName(other).empty());
+}
