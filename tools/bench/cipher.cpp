@@ -50,11 +50,6 @@ Round runRound(std::uint32_t messages, Seal&& seal, Open&& open) {
   return r;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
 } // namespace
 
 bool runCipher(const CipherOptions& options, Report& report) {

@@ -81,6 +81,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(100u, 1000000u));
   w2cmd->add_option("--push-batch", w2.pushBatch, "changes per push batch (default 10000)")
       ->check(CLI::Range(1u, 10000u));
+  unsigned w2Rounds = 1;
+  w2cmd
+      ->add_option("--rounds", w2Rounds,
+                   "runs of the whole workload, one after another; the median of each metric "
+                   "is shown (default 1)")
+      ->check(CLI::Range(1u, 100u));
   w2cmd->add_option("--pull-batch", w2.pullBatch, "changes per pull request (default 10000)")
       ->check(CLI::Range(1u, 10000u));
   w2cmd->add_option("--dir", w2dir,
@@ -135,7 +141,7 @@ int main(int argc, char** argv) {
       Report report(stdout);
       bool ok = false;
       try {
-        ok = runW2(w2, report);
+        ok = w2Rounds == 1 ? runW2(w2, report) : runW2Rounds(w2, w2Rounds, report);
       } catch (...) {
         if (scratch) {
           fs::remove_all(w2.dir);

@@ -11,6 +11,7 @@ void Report::result(std::string_view id, std::string_view metric, double value,
                static_cast<int>(metric.size()), metric.data(), 10, value,
                static_cast<int>(unit.size()), unit.data());
   std::fflush(out_);
+  results_.push_back({std::string(id), std::string(metric), value, std::string(unit)});
 }
 
 void Report::info(std::string_view id, std::string_view what) {
@@ -38,6 +39,15 @@ double percentile(std::vector<double> samples, double p) {
   auto rank = static_cast<std::size_t>(std::ceil(p / 100.0 * n));
   rank = std::clamp<std::size_t>(rank, 1, samples.size());
   return samples[rank - 1];
+}
+
+double median(std::vector<double> samples) {
+  if (samples.empty()) {
+    return 0;
+  }
+  std::sort(samples.begin(), samples.end());
+  const std::size_t mid = samples.size() / 2;
+  return samples.size() % 2 == 1 ? samples[mid] : (samples[mid - 1] + samples[mid]) / 2;
 }
 
 } // namespace outpost::bench

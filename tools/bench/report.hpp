@@ -12,9 +12,19 @@ namespace outpost::bench {
 
 class Report {
 public:
+  /// A RESULT line as printed.
+  struct Result {
+    std::string id;
+    std::string metric;
+    double value = 0;
+    std::string unit;
+  };
+
   explicit Report(std::FILE* out) : out_(out) {}
 
   void result(std::string_view id, std::string_view metric, double value, std::string_view unit);
+  /// Every RESULT line printed so far, in order.
+  [[nodiscard]] const std::vector<Result>& results() const noexcept { return results_; }
   void info(std::string_view id, std::string_view what);
   /// Prints the CHECK line and remembers a failure.
   void check(std::string_view id, std::string_view what, bool ok, std::string_view detail = {});
@@ -23,9 +33,13 @@ public:
 private:
   std::FILE* out_;
   int failures_ = 0;
+  std::vector<Result> results_;
 };
 
 /// Nearest-rank percentile (p in [0, 100]) of unsorted samples; 0 for none.
 [[nodiscard]] double percentile(std::vector<double> samples, double p);
+/// The median of unsorted samples (the mean of the middle two for an even count); 0
+/// for none.
+[[nodiscard]] double median(std::vector<double> samples);
 
 } // namespace outpost::bench

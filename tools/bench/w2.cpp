@@ -31,7 +31,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view kId = "w2.sdk";
 constexpr std::string_view kPin = "bench-pin-1234";
 
 double msSince(std::chrono::steady_clock::time_point start) {
@@ -102,19 +101,19 @@ double processCpuMs() {
   return ms(u.ru_utime) + ms(u.ru_stime);
 }
 
-void reportPhase(Report& report, std::string_view phase, double ms, double cpuMs,
-                 const SyncReport& r) {
+void reportPhase(Report& report, const std::string& id, std::string_view phase, double ms,
+                 double cpuMs, const SyncReport& r) {
   const std::string p(phase);
-  report.result(kId, p + "_ms", ms, "ms");
+  report.result(id, p + "_ms", ms, "ms");
   // Both ends run in this process: its CPU time is what the phase cost the machine
   // (two cores busy at once count twice). It moves less between runs than the time.
-  report.result(kId, p + "_cpu_ms", cpuMs, "ms");
-  report.result(kId, p + "_up_bytes", static_cast<double>(r.bytesUp), "B");
-  report.result(kId, p + "_down_bytes", static_cast<double>(r.bytesDown), "B");
-  report.result(kId, p + "_wire_bytes", static_cast<double>(r.bytesUp + r.bytesDown), "B");
+  report.result(id, p + "_cpu_ms", cpuMs, "ms");
+  report.result(id, p + "_up_bytes", static_cast<double>(r.bytesUp), "B");
+  report.result(id, p + "_down_bytes", static_cast<double>(r.bytesDown), "B");
+  report.result(id, p + "_wire_bytes", static_cast<double>(r.bytesUp + r.bytesDown), "B");
   // Hello and its reply count as one exchange besides the requests.
-  report.result(kId, p + "_round_trips", static_cast<double>(r.roundTrips + 1), "count");
-  report.result(kId, p + "_new_conns", 1, "count");
+  report.result(id, p + "_round_trips", static_cast<double>(r.roundTrips + 1), "count");
+  report.result(id, p + "_new_conns", 1, "count");
 }
 
 /// The first 100 distinct `MODI draw mod n` indices.
@@ -146,12 +145,12 @@ std::string nextRisk(std::string_view risk) {
 
 bool runW2(const W2Options& options, Report& report) {
   const std::uint32_t n = options.records;
-  report.info(kId, "records=" + std::to_string(n) +
-                       " push_batch=" + std::to_string(options.pushBatch) +
-                       " pull_batch=" + std::to_string(options.pullBatch) +
-                       " server=in-process outpost-server (embedded SQLite), 127.0.0.1, 2 threads");
-  report.info(kId, "device vault pages: XChaCha20-Poly1305, its ChaCha20-Poly1305 by " +
-                       std::string(Vault::pageCipherImplementation()));
+  report.info(options.id,
+              "records=" + std::to_string(n) + " push_batch=" + std::to_string(options.pushBatch) +
+                  " pull_batch=" + std::to_string(options.pullBatch) +
+                  " server=in-process outpost-server (embedded SQLite), 127.0.0.1, 2 threads");
+  report.info(options.id, "device vault pages: XChaCha20-Poly1305, its ChaCha20-Poly1305 by " +
+                              std::string(Vault::pageCipherImplementation()));
   Context context;
   const fs::path data = options.dir / "server";
   fs::create_directories(data);
@@ -199,7 +198,7 @@ bool runW2(const W2Options& options, Report& report) {
     const auto written = a.store->writeBatch(writes);
     ids.insert(ids.end(), written.begin() + static_cast<std::ptrdiff_t>(first), written.end());
   }
-  report.result(kId, "deviceA_create_ms", msSince(start), "ms");
+  report.result(options.id, "deviceA_create_ms", msSince(start), "ms");
   const std::size_t subjectCount = subjects.size();
 
   double allMs = 0;
@@ -209,14 +208,14 @@ bool runW2(const W2Options& options, Report& report) {
     const double cpu0 = processCpuMs();
     const SyncReport r = d.client->sync();
     const double ms = msSince(t0);
-    reportPhase(report, name, ms, processCpuMs() - cpu0, r);
+    reportPhase(report, options.id, name, ms, processCpuMs() - cpu0, r);
     allMs += ms;
     allBytes += r.bytesUp + r.bytesDown;
     return r;
   };
 
   const SyncReport pushAll = phase("push_all", a);
-  report.check(kId, "push_all: the server acknowledged every write",
+  report.check(options.id, "push_all: the server acknowledged every write",
                pushAll.writesAcknowledged == n + subjectCount && pushAll.changesRejected == 0,
                std::to_string(pushAll.writesAcknowledged) + " writes");
 
@@ -225,7 +224,7 @@ bool runW2(const W2Options& options, Report& report) {
   q.type = std::string(kAssessmentType);
   q.limit = n + 1;
   const auto onB = b.store->queryIds(q).ids.size();
-  report.check(kId, "pull_all: B holds all N records", onB == n,
+  report.check(options.id, "pull_all: B holds all N records", onB == n,
                std::to_string(onB) + " of " + std::to_string(n));
   (void)pullAll;
 
@@ -239,10 +238,10 @@ bool runW2(const W2Options& options, Report& report) {
                              {"revised_at", revised},
                              {indicatorName(1), !r.flags[0]}});
   }
-  report.result(kId, "deviceA_modify_ms", msSince(start), "ms");
+  report.result(options.id, "deviceA_modify_ms", msSince(start), "ms");
 
   const SyncReport pushDelta = phase("push_delta", a);
-  report.check(kId, "push_delta: the server applied exactly 100 record changes",
+  report.check(options.id, "push_delta: the server applied exactly 100 record changes",
                pushDelta.writesAcknowledged == modified.size() && pushDelta.changesRejected == 0,
                std::to_string(pushDelta.writesAcknowledged) + " writes");
 
@@ -257,18 +256,62 @@ bool runW2(const W2Options& options, Report& report) {
       ++correct;
     }
   }
-  report.check(kId, "pull_delta: all 100 changes on B with the new values",
+  report.check(options.id, "pull_delta: all 100 changes on B with the new values",
                correct == modified.size() && pullDelta.recordsUpdated == modified.size(),
                std::to_string(correct) + " correct, " + std::to_string(pullDelta.recordsUpdated) +
                    " records updated");
 
-  report.result(kId, "all_phases_ms", allMs, "ms");
-  report.result(kId, "all_phases_wire_bytes", static_cast<double>(allBytes), "B");
+  report.result(options.id, "all_phases_ms", allMs, "ms");
+  report.result(options.id, "all_phases_wire_bytes", static_cast<double>(allBytes), "B");
   a.store->lock();
   b.store->lock();
-  report.result(kId, "deviceA_disk_bytes", static_cast<double>(folderBytes(a.dir / "vault")), "B");
-  report.result(kId, "deviceB_disk_bytes", static_cast<double>(folderBytes(b.dir / "vault")), "B");
-  report.result(kId, "server_db_disk_bytes", static_cast<double>(folderBytes(data)), "B");
+  report.result(options.id, "deviceA_disk_bytes", static_cast<double>(folderBytes(a.dir / "vault")),
+                "B");
+  report.result(options.id, "deviceB_disk_bytes", static_cast<double>(folderBytes(b.dir / "vault")),
+                "B");
+  report.result(options.id, "server_db_disk_bytes", static_cast<double>(folderBytes(data)), "B");
+  return report.allChecksPassed();
+}
+
+bool runW2Rounds(const W2Options& options, unsigned rounds, Report& report) {
+  std::vector<std::size_t> firsts; // each round's first result
+  for (unsigned k = 1; k <= rounds; ++k) {
+    W2Options round = options;
+    round.id = options.id + ".round" + std::to_string(k);
+    round.dir = options.dir / ("round-" + std::to_string(k));
+    fs::create_directories(round.dir);
+    firsts.push_back(report.results().size());
+    (void)runW2(round, report);
+    fs::remove_all(round.dir);
+  }
+  firsts.push_back(report.results().size());
+  // Every metric of the first round, as the median over the rounds.
+  const auto& all = report.results();
+  std::vector<Report::Result> medians;
+  for (std::size_t i = firsts[0]; i < firsts[1]; ++i) {
+    std::vector<double> values;
+    std::string each;
+    for (std::size_t k = 0; k < rounds; ++k) {
+      for (std::size_t j = firsts[k]; j < firsts[k + 1]; ++j) {
+        if (all[j].metric == all[i].metric) {
+          values.push_back(all[j].value);
+          char text[32];
+          std::snprintf(text, sizeof text, " %.1f", all[j].value);
+          each += text;
+          break;
+        }
+      }
+    }
+    const std::string& metric = all[i].metric;
+    if (metric.ends_with("_ms") && !metric.ends_with("cpu_ms")) {
+      report.info(options.id, metric + " per round:" + each);
+    }
+    medians.push_back({options.id, metric, median(values), all[i].unit});
+  }
+  report.info(options.id, "the median of " + std::to_string(rounds) + " rounds, one after another");
+  for (const Report::Result& m : medians) {
+    report.result(m.id, m.metric, m.value, m.unit);
+  }
   return report.allChecksPassed();
 }
 
