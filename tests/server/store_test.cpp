@@ -460,7 +460,9 @@ TEST_SUITE("server.store") {
       REQUIRE(risk.conflicts.size() == 1);
       CHECK(risk.current->changeId.isNil());
       CHECK(risk.conflicts[0].changeId.isNil());
-      const sync::FieldState& view = store->record(sync::Uuid{record})->state.fields.at("risk");
+      const auto viewed = store->record(sync::Uuid{record});
+      REQUIRE(viewed.has_value());
+      const sync::FieldState& view = viewed->state.fields.at("risk");
       CHECK(view.current->changeId == derived(b, h2, "risk"));
       CHECK(view.conflicts[0].changeId == derived(a, h1, "risk"));
     }
