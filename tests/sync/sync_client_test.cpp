@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 #include <set>
@@ -354,6 +355,100 @@ TEST_SUITE("sync.client") {
     REQUIRE(again.has_value());
     CHECK(*again == *state);
     CHECK(b.store->conflicts(memo).empty());
+  }
+
+  TEST_CASE("records pulled new in one write are stored as their creator holds them: values, "
+            "clocks, merge states, links, text index and audit") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice a(data, "alice", server.port());
+    FieldDevice b(data, "bob", server.port());
+    for (FieldDevice* d : {&a, &b}) {
+      model::EntityType memo;
+      memo.name = "memo";
+      memo.fields = {
+          model::FieldSpec{"title", model::FieldType::text, true, {}, {}, {}, {}},
+          model::FieldSpec{"count", model::FieldType::integer, false, {}, {}, {}, {}},
+          model::FieldSpec{"urgent", model::FieldType::boolean, false, {}, {}, {}, {}},
+          model::FieldSpec{"tags", model::FieldType::list, false, {}, {}, {}, {}},
+          model::FieldSpec{
+              "notes", model::FieldType::list, false, sync::MergePolicy::appendOnly, {}, {}, {}},
+          model::FieldSpec{"about", model::FieldType::reference, false, {}, {}, "memo", {}},
+      };
+      memo.searchFields = {"title"};
+      d->store->schema().add(memo);
+    }
+    const auto first = a.store->create(
+        "memo", {{"owner_team", std::string("north")}, {"title", std::string("Visit at home")}});
+    const auto second =
+        a.store->create("memo", {{"owner_team", std::string("north")},
+                                 {"title", std::string("Missing overnight")},
+                                 {"count", std::int64_t{3}},
+                                 {"urgent", true},
+                                 {"tags", sync::StringList{"b", "a", "b"}},
+                                 {"notes", sync::StringList{"seen", "seen", "called"}},
+                                 {"about", first.toString()}});
+    (void)a.sync();
+    const SyncReport pulled = b.sync();
+    CHECK(pulled.recordsUpdated == 2);
+    const auto stateRows = [](FieldDevice& d, const sync::Uuid& id) {
+      std::map<std::string, std::string> out;
+      d.vault->read([&](sql::Database& db) {
+        sql::Statement st(db, "SELECT f.field, f.state FROM field_sync f JOIN records r ON"
+                              " r.rid = f.rid WHERE r.id = ?1");
+        st.bindBlob(1, std::span<const std::uint8_t>(id.bytes));
+        while (st.step()) {
+          const auto raw = st.columnBlob(1);
+          out.emplace(std::string(st.columnText(0)),
+                      std::string(reinterpret_cast<const char*>(raw.data()), raw.size()));
+        }
+      });
+      return out;
+    };
+    for (const sync::Uuid& id : {first, second}) {
+      CAPTURE(id.toString());
+      const auto onA = a.store->get(id);
+      const auto onB = b.store->get(id);
+      REQUIRE(onA.has_value());
+      REQUIRE(onB.has_value());
+      CHECK(onB->type == onA->type);
+      CHECK(onB->fields == onA->fields);
+      CHECK(onB->createdHlc == onA->createdHlc);
+      CHECK(onB->device == onA->device);
+      CHECK(onB->changedClocks.size() == onA->changedClocks.size());
+      CHECK(stateRows(b, id) == stateRows(a, id));
+    }
+    CHECK(stateRows(b, second).size() == 1); // the append-only notes: one entry
+    model::RecordQuery links;
+    links.linkedTo = first;
+    REQUIRE(b.store->queryIds(links).ids.size() == 1);
+    CHECK(b.store->queryIds(links).ids[0] == second);
+    model::RecordQuery text;
+    text.text = "overnight";
+    REQUIRE(b.store->queryIds(text).ids.size() == 1);
+    CHECK(b.store->queryIds(text).ids[0] == second);
+    CHECK(b.store->audit().verify().intact);
+
+    // Both append to the notes at once, one an item already there: after syncing, both
+    // hold every item, each as many times as an author wrote it.
+    a.store->update(second,
+                    {{"notes", sync::StringList{"seen", "seen", "called", "left message"}}});
+    b.store->update(second, {{"notes", sync::StringList{"seen", "seen", "called", "called"}}});
+    (void)a.sync();
+    (void)b.sync();
+    (void)a.sync();
+    const sync::Value onA = a.store->get(second)->get("notes");
+    CHECK(b.store->get(second)->get("notes") == onA);
+    REQUIRE(std::holds_alternative<sync::StringList>(onA));
+    sync::StringList items = std::get<sync::StringList>(onA);
+    // The creation's three first, then the two appends in HLC order.
+    REQUIRE(items.size() == 5);
+    CHECK(sync::StringList(items.begin(), items.begin() + 3) ==
+          sync::StringList{"seen", "seen", "called"});
+    std::sort(items.begin() + 3, items.end());
+    CHECK(sync::StringList(items.begin() + 3, items.end()) ==
+          sync::StringList{"called", "left message"});
   }
 
   TEST_CASE("edits written before the sync client existed sync without conflicts between the "

@@ -112,15 +112,19 @@ void materialise(Record& record, const std::string& field, sync::FieldState& sta
     return;
   }
   if (policy == sync::MergePolicy::appendOnly) {
-    // Every entry is a whole list as its author saw it: the value is their union,
-    // in entry order.
+    // Every entry is a whole list as its author saw it: the value is their union, in
+    // entry order, each item as many times as the entry that holds it most (an item
+    // a worker added twice is kept twice, as on the author's device).
     sync::StringList items;
-    std::set<std::string> seen;
+    std::map<std::string_view, std::size_t> listed; // times each item is in `items`
     for (const sync::FieldVersion& e : state.entries) {
       if (const auto* list = std::get_if<sync::StringList>(&e.value)) {
+        std::map<std::string_view, std::size_t> inEntry;
         for (const std::string& item : *list) {
-          if (seen.insert(item).second) {
+          std::size_t& had = listed[item];
+          if (++inEntry[item] > had) {
             items.push_back(item);
+            ++had;
           }
         }
       }
