@@ -451,6 +451,55 @@ TEST_SUITE("sync.client") {
           sync::StringList{"called", "left message"});
   }
 
+  TEST_CASE("a record pulled new in one write that names a base keeps what it replaced") {
+    Context ctx;
+    DataFolder data(ctx);
+    RunningServer server(ctx, data.dir.path);
+    FieldDevice b(data, "bob", server.port());
+    // The one write of the record B sees replaced a version B never sees (its author's
+    // first write, which did not reach the server).
+    using server::testing::hlcNow;
+    using server::testing::newId;
+    const protocol::DeviceRecord other{newId(), {}, "alice", "north", false};
+    const protocol::Uuid record = newId();
+    const std::uint64_t hlc = hlcNow();
+    std::vector<protocol::Change> write;
+    for (const char* field : {"name", "owner_team"}) {
+      protocol::Change c;
+      c.recordId = record;
+      c.recordType = std::string(safeguarding::kChildType);
+      c.field = field;
+      c.value = std::string(field == std::string("name") ? "A. Child" : "north");
+      c.hlc = hlc;
+      c.deviceId = other.deviceId;
+      write.push_back(std::move(c));
+    }
+    write[0].baseHlc = hlc - (5u << 16);
+    write[0].baseDeviceId = other.deviceId;
+    {
+      auto store = data.store();
+      const server::PushContext context{other, *store->findWorker("alice"),
+                                        static_cast<std::int64_t>(hlc >> 16)};
+      REQUIRE(store->push(context, write).applied == 2);
+    }
+    (void)b.sync();
+    REQUIRE(b.store->get(sync::Uuid{record}).has_value());
+    CHECK(b.store->get(sync::Uuid{record})->text("name") == "A. Child");
+    std::optional<sync::FieldState> name;
+    b.vault->read([&](sql::Database& db) {
+      sql::Statement st(db, "SELECT f.state FROM field_sync f JOIN records r ON r.rid = f.rid"
+                            " WHERE r.id = ?1 AND f.field = 'name'");
+      st.bindBlob(1, std::span<const std::uint8_t>(record));
+      if (st.step()) {
+        const auto raw = st.columnBlob(0);
+        name = sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()});
+      }
+    });
+    REQUIRE(name.has_value());
+    CHECK(name->superseded ==
+          std::vector<sync::VersionId>{{sync::Hlc{hlc - (5u << 16)}, sync::Uuid{other.deviceId}}});
+  }
+
   TEST_CASE("edits written before the sync client existed sync without conflicts between the "
             "device's own edits") {
     Context ctx;

@@ -483,7 +483,44 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const RemoteBatch>
       merges.clear();
       derived.clear();
       PolicyWalk policyOfField(s.schema, type);
-      for (sync::Change* c : group) {
+      FieldValues changedValues; // of a record that existed (a new one: all its fields)
+      std::vector<const FieldMerge*> toSave;
+      bool deletedRows = false;
+      // A record new here made by one write that sets each field once (no two
+      // changes of a field: !idsNow), on no base, with ids the wire left out: the
+      // merge gives each value at the write's clock, which is the record's, and keeps
+      // a state row for append-only fields only. That is done directly, each value
+      // moved rather than copied through a merge state: pull_all's common case.
+      const bool oneCreate = !before && !idsNow && type != nullptr &&
+                             std::all_of(group.begin(), group.end(), [&](const sync::Change* c) {
+                               return c->hlc == rec.createdHlc && c->deviceId == rec.device &&
+                                      c->baseHlc.isZero() && c->resolves.empty() &&
+                                      c->field != sync::kRecordField && isDerived(c) &&
+                                      !std::holds_alternative<sync::Null>(c->value) &&
+                                      !std::holds_alternative<sync::Tombstone>(c->value);
+                             });
+      const auto none = std::span<sync::Change* const>();
+      for (sync::Change* c : oneCreate ? std::span<sync::Change* const>(group) : none) {
+        ++out.merged;
+        const sync::MergePolicy policy = policyOfField(c->field);
+        if (policy != sync::MergePolicy::appendOnly) {
+          rec.fields.insert_or_assign(rec.fields.end(), c->field, std::move(c->value));
+          continue;
+        }
+        FieldMerge& m = merges.emplace_back();
+        m.field = c->field;
+        m.policy = policy;
+        (void)sync::merge(m.state, *c, policy, false);
+        fillId(*c);
+        giveIds(m.state, *c);
+        materialise(rec, c->field, m.state, policy);
+      }
+      if (oneCreate) {
+        for (const FieldMerge& m : merges) {
+          toSave.push_back(&m); // append-only fields: their one entry
+        }
+      }
+      for (sync::Change* c : oneCreate ? none : std::span<sync::Change* const>(group)) {
         if (merges.empty() || merges.back().field != c->field) {
           FieldMerge& m = merges.emplace_back();
           m.field = c->field;
@@ -506,10 +543,7 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const RemoteBatch>
         ++out.merged;
       }
 
-      FieldValues changedValues; // of a record that existed (a new one: all its fields)
-      std::vector<const FieldMerge*> toSave;
-      bool deletedRows = false;
-      for (FieldMerge& m : merges) {
+      for (FieldMerge& m : oneCreate ? std::span<FieldMerge>() : std::span(merges)) {
         const std::string field(m.field);
         const auto knownDerived =
             std::span(derived).subspan(m.derivedFrom, m.derivedTo - m.derivedFrom);
@@ -544,6 +578,8 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const RemoteBatch>
         }
       }
 
+      // A new record: as many fields as the changes name (each once for oneCreate).
+      const std::size_t fieldCount = oneCreate ? group.size() : merges.size();
       const std::string fields = sync::encodeFields(rec.fields);
       const std::string clocks = encodeClocks(rec.changedClocks);
       const auto textOrNull = [&](sql::Statement& st, int index, std::string_view name) {
@@ -616,7 +652,7 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const RemoteBatch>
       // A record new here is audited like a create: how many fields it came with.
       appendAudit(s, db, ws, nowMs, AuditAction::receive, id, rec.type,
                   before ? receivedFieldsDetail(merges)
-                         : "{\"fields\":" + std::to_string(merges.size()) + "}");
+                         : "{\"fields\":" + std::to_string(fieldCount) + "}");
       ++out.records;
     }
     StatementUse c(s.stmt(db, "INSERT OR REPLACE INTO store_meta(key, value) VALUES "
