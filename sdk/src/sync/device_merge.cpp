@@ -16,7 +16,7 @@
 
 #include <algorithm>
 #include <functional>
-#include <set>
+#include <map>
 #include <unordered_map>
 
 namespace outpost::model {

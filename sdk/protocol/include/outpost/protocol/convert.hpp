@@ -5,7 +5,6 @@
 #include <outpost/protocol/messages.hpp>
 #include <outpost/sync/change.hpp>
 
-#include <span>
 #include <vector>
 
 namespace outpost::protocol {
