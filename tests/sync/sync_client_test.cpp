@@ -23,6 +23,22 @@ using namespace outpost::synctest;
 
 namespace {
 
+/// The field merge states a device's vault keeps for a record (its `field_sync` rows).
+std::map<std::string, sync::FieldState> fieldStates(FieldDevice& d, const sync::Uuid& record) {
+  std::map<std::string, sync::FieldState> out;
+  d.vault->read([&](sql::Database& db) {
+    sql::Statement st(db, "SELECT f.field, f.state FROM field_sync f JOIN records r ON"
+                          " r.rid = f.rid WHERE r.id = ?1");
+    st.bindBlob(1, std::span<const std::uint8_t>(record.bytes));
+    while (st.step()) {
+      const auto raw = st.columnBlob(1);
+      out.emplace(std::string(st.columnText(0)),
+                  sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()}));
+    }
+  });
+  return out;
+}
+
 std::string textOf(const sync::Value& v) {
   const auto* s = std::get_if<std::string>(&v);
   return s ? *s : std::string();
@@ -322,18 +338,10 @@ TEST_SUITE("sync.client") {
                                                {"title", std::string("Visit")},
                                                {"notes", sync::StringList{"seen at home"}}});
     (void)a.sync();
-    const auto notesState = [&] {
-      std::optional<sync::FieldState> out;
-      b.vault->read([&](sql::Database& db) {
-        sql::Statement st(db, "SELECT f.state FROM field_sync f JOIN records r ON r.rid = f.rid"
-                              " WHERE r.id = ?1 AND f.field = 'notes'");
-        st.bindBlob(1, std::span<const std::uint8_t>(memo.bytes));
-        if (st.step()) {
-          const auto raw = st.columnBlob(0);
-          out = sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()});
-        }
-      });
-      return out;
+    const auto notesState = [&]() -> std::optional<sync::FieldState> {
+      const auto states = fieldStates(b, memo);
+      const auto it = states.find("notes");
+      return it == states.end() ? std::nullopt : std::optional(it->second);
     };
     (void)b.sync();
     const auto onA = a.store->get(memo);
@@ -392,20 +400,6 @@ TEST_SUITE("sync.client") {
     (void)a.sync();
     const SyncReport pulled = b.sync();
     CHECK(pulled.recordsUpdated == 2);
-    const auto stateRows = [](FieldDevice& d, const sync::Uuid& id) {
-      std::map<std::string, std::string> out;
-      d.vault->read([&](sql::Database& db) {
-        sql::Statement st(db, "SELECT f.field, f.state FROM field_sync f JOIN records r ON"
-                              " r.rid = f.rid WHERE r.id = ?1");
-        st.bindBlob(1, std::span<const std::uint8_t>(id.bytes));
-        while (st.step()) {
-          const auto raw = st.columnBlob(1);
-          out.emplace(std::string(st.columnText(0)),
-                      std::string(reinterpret_cast<const char*>(raw.data()), raw.size()));
-        }
-      });
-      return out;
-    };
     for (const sync::Uuid& id : {first, second}) {
       CAPTURE(id.toString());
       const auto onA = a.store->get(id);
@@ -417,9 +411,9 @@ TEST_SUITE("sync.client") {
       CHECK(onB->createdHlc == onA->createdHlc);
       CHECK(onB->device == onA->device);
       CHECK(onB->changedClocks.size() == onA->changedClocks.size());
-      CHECK(stateRows(b, id) == stateRows(a, id));
+      CHECK(fieldStates(b, id) == fieldStates(a, id));
     }
-    CHECK(stateRows(b, second).size() == 1); // the append-only notes: one entry
+    CHECK(fieldStates(b, second).size() == 1); // the append-only notes: one entry
     model::RecordQuery links;
     links.linkedTo = first;
     REQUIRE(b.store->queryIds(links).ids.size() == 1);
@@ -485,18 +479,9 @@ TEST_SUITE("sync.client") {
     (void)b.sync();
     REQUIRE(b.store->get(sync::Uuid{record}).has_value());
     CHECK(b.store->get(sync::Uuid{record})->text("name") == "A. Child");
-    std::optional<sync::FieldState> name;
-    b.vault->read([&](sql::Database& db) {
-      sql::Statement st(db, "SELECT f.state FROM field_sync f JOIN records r ON r.rid = f.rid"
-                            " WHERE r.id = ?1 AND f.field = 'name'");
-      st.bindBlob(1, std::span<const std::uint8_t>(record));
-      if (st.step()) {
-        const auto raw = st.columnBlob(0);
-        name = sync::decodeFieldState({reinterpret_cast<const char*>(raw.data()), raw.size()});
-      }
-    });
-    REQUIRE(name.has_value());
-    CHECK(name->superseded ==
+    const auto states = fieldStates(b, sync::Uuid{record});
+    REQUIRE(states.contains("name"));
+    CHECK(states.at("name").superseded ==
           std::vector<sync::VersionId>{{sync::Hlc{hlc - (5u << 16)}, sync::Uuid{other.deviceId}}});
   }
 
