@@ -39,6 +39,24 @@ std::map<std::string, sync::FieldState> fieldStates(FieldDevice& d, const sync::
   return out;
 }
 
+/// Registers "memo" on a device: text, number, flag, list, an append-only list
+/// ("notes") and a reference to another memo; its title is searchable.
+void addMemoType(FieldDevice& d) {
+  model::EntityType memo;
+  memo.name = "memo";
+  memo.fields = {
+      model::FieldSpec{"title", model::FieldType::text, true, {}, {}, {}, {}},
+      model::FieldSpec{"count", model::FieldType::integer, false, {}, {}, {}, {}},
+      model::FieldSpec{"urgent", model::FieldType::boolean, false, {}, {}, {}, {}},
+      model::FieldSpec{"tags", model::FieldType::list, false, {}, {}, {}, {}},
+      model::FieldSpec{
+          "notes", model::FieldType::list, false, sync::MergePolicy::appendOnly, {}, {}, {}},
+      model::FieldSpec{"about", model::FieldType::reference, false, {}, {}, "memo", {}},
+  };
+  memo.searchFields = {"title"};
+  d.store->schema().add(memo);
+}
+
 std::string textOf(const sync::Value& v) {
   const auto* s = std::get_if<std::string>(&v);
   return s ? *s : std::string();
@@ -324,16 +342,8 @@ TEST_SUITE("sync.client") {
     FieldDevice a(data, "alice", server.port());
     FieldDevice b(data, "bob", server.port());
     // A type whose append-only field keeps a merge state row from its first write.
-    for (FieldDevice* d : {&a, &b}) {
-      model::EntityType memo;
-      memo.name = "memo";
-      memo.fields = {
-          model::FieldSpec{"title", model::FieldType::text, true, {}, {}, {}, {}},
-          model::FieldSpec{
-              "notes", model::FieldType::list, false, sync::MergePolicy::appendOnly, {}, {}, {}},
-      };
-      d->store->schema().add(memo);
-    }
+    addMemoType(a);
+    addMemoType(b);
     const auto memo = a.store->create("memo", {{"owner_team", std::string("north")},
                                                {"title", std::string("Visit")},
                                                {"notes", sync::StringList{"seen at home"}}});
@@ -372,21 +382,8 @@ TEST_SUITE("sync.client") {
     RunningServer server(ctx, data.dir.path);
     FieldDevice a(data, "alice", server.port());
     FieldDevice b(data, "bob", server.port());
-    for (FieldDevice* d : {&a, &b}) {
-      model::EntityType memo;
-      memo.name = "memo";
-      memo.fields = {
-          model::FieldSpec{"title", model::FieldType::text, true, {}, {}, {}, {}},
-          model::FieldSpec{"count", model::FieldType::integer, false, {}, {}, {}, {}},
-          model::FieldSpec{"urgent", model::FieldType::boolean, false, {}, {}, {}, {}},
-          model::FieldSpec{"tags", model::FieldType::list, false, {}, {}, {}, {}},
-          model::FieldSpec{
-              "notes", model::FieldType::list, false, sync::MergePolicy::appendOnly, {}, {}, {}},
-          model::FieldSpec{"about", model::FieldType::reference, false, {}, {}, "memo", {}},
-      };
-      memo.searchFields = {"title"};
-      d->store->schema().add(memo);
-    }
+    addMemoType(a);
+    addMemoType(b);
     const auto first = a.store->create(
         "memo", {{"owner_team", std::string("north")}, {"title", std::string("Visit at home")}});
     const auto second =
