@@ -490,11 +490,11 @@ std::vector<protocol::Uuid> writeIds(sql::Database& db, std::int64_t seq) {
     return ids;
   }
   WriteKey key;
-  std::copy(record.begin(), record.end(), key.recordId.begin());
-  std::copy(device.begin(), device.end(), key.deviceId.begin());
-  key.hlc = static_cast<std::uint64_t>(st.columnInt(1));
+  std::copy(record.begin(), record.end(), key.recordId.bytes.begin());
+  std::copy(device.begin(), device.end(), key.deviceId.bytes.begin());
+  key.hlc = sync::Hlc{static_cast<std::uint64_t>(st.columnInt(1))};
   for (const StoredField& f : decodeStoredFields(chars(st.columnBlob(3)), key)) {
-    ids.push_back(f.changeId);
+    ids.push_back(f.changeId.bytes);
   }
   return ids;
 }
@@ -710,9 +710,9 @@ AuditVerification verify(sql::Database& db, const std::array<std::uint8_t, 32>& 
         if (row.recordId.size() != 16 || row.deviceId.size() != 16) {
           return fail(seq, "write seq " + std::to_string(c.seq) + " is malformed (altered)");
         }
-        std::copy(row.recordId.begin(), row.recordId.end(), key.recordId.begin());
-        std::copy(row.deviceId.begin(), row.deviceId.end(), key.deviceId.begin());
-        key.hlc = static_cast<std::uint64_t>(row.hlc);
+        std::copy(row.recordId.begin(), row.recordId.end(), key.recordId.bytes.begin());
+        std::copy(row.deviceId.begin(), row.deviceId.end(), key.deviceId.bytes.begin());
+        key.hlc = sync::Hlc{static_cast<std::uint64_t>(row.hlc)};
         try {
           rowFields = decodeStoredFields(chars(row.fields), key);
         } catch (const Error&) {
@@ -723,7 +723,7 @@ AuditVerification verify(sql::Database& db, const std::array<std::uint8_t, 32>& 
         rowPending = rows->step();
       }
       if (matched == rowFields.size() ||
-          (!(runs && fromRow[i]) && rowFields[matched].changeId != c.changeId)) {
+          (!(runs && fromRow[i]) && rowFields[matched].changeId.bytes != c.changeId)) {
         return fail(seq, "write seq " + std::to_string(c.seq) + " of entry " + std::to_string(seq) +
                              " does not hold change " + uuidText(c.changeId) +
                              " where the entry lists it: altered after "

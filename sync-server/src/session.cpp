@@ -58,13 +58,13 @@ Message acknowledge(Server::Impl& server, const AdmittedSession& session, const 
   server.metrics.changesDuplicate.fetch_add(result.duplicates);
   server.metrics.changesConflict.fetch_add(result.conflicts);
   server.metrics.changesRejected.fetch_add(result.rejected);
-  Hlc newest = 0;
+  sync::Hlc newest{};
   for (std::size_t i = 0; i < batch.changes.size(); ++i) {
     if (result.results[i].outcome != ChangeOutcome::rejected) {
       newest = std::max(newest, batch.changes[i].hlc);
     }
   }
-  server.observe(sync::Hlc{newest});
+  server.observe(newest);
   server.context.log().debug("push: device {} batch {}: {} applied, {} duplicate, {} conflict, "
                              "{} rejected",
                              idText(session.device.deviceId), idText(batch.batchId), result.applied,

@@ -107,6 +107,7 @@ std::string uuidText(const protocol::Uuid& id) {
 std::span<const unsigned char> blob(const std::array<std::uint8_t, 16>& bytes) {
   return {bytes.data(), bytes.size()};
 }
+std::span<const unsigned char> blob(const sync::Uuid& id) { return blob(id.bytes); }
 std::span<const unsigned char> blob(std::string_view s) {
   return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
 }
@@ -122,6 +123,9 @@ std::array<std::uint8_t, 16> uuidColumn(const sql::Statement& st, int column) {
   std::copy(b.begin(), b.end(), out.begin());
   return out;
 }
+sync::Uuid idColumn(const sql::Statement& st, int column) {
+  return sync::Uuid{uuidColumn(st, column)};
+}
 
 void checkName(std::string_view name, std::string_view what) {
   if (name.empty() || name.size() > kMaxName) {
@@ -133,19 +137,19 @@ void checkName(std::string_view name, std::string_view what) {
   }
 }
 
-std::vector<protocol::VersionRef> decodeResolves(std::span<const unsigned char> b) {
+std::vector<sync::VersionId> decodeResolves(std::span<const unsigned char> b) {
   if (b.size() % 24 != 0) {
     throw Error(Errc::corrupt, "a stored change is damaged");
   }
-  std::vector<protocol::VersionRef> out(b.size() / 24);
+  std::vector<sync::VersionId> out(b.size() / 24);
   for (std::size_t k = 0; k < out.size(); ++k) {
     const unsigned char* p = b.data() + k * 24;
     std::uint64_t hlc = 0;
     for (int i = 0; i < 8; ++i) {
       hlc |= std::uint64_t{p[i]} << (8 * i);
     }
-    out[k].hlc = hlc;
-    std::copy(p + 8, p + 24, out[k].deviceId.begin());
+    out[k].hlc = sync::Hlc{hlc};
+    std::copy(p + 8, p + 24, out[k].deviceId.bytes.begin());
   }
   return out;
 }
@@ -153,16 +157,16 @@ std::vector<protocol::VersionRef> decodeResolves(std::span<const unsigned char> 
 /// A change read by a statement selecting audit::kRowColumns (seq first).
 protocol::Change changeFromRow(const sql::Statement& st) {
   protocol::Change c;
-  c.changeId = uuidColumn(st, 1);
-  c.recordId = uuidColumn(st, 2);
+  c.changeId = idColumn(st, 1);
+  c.recordId = idColumn(st, 2);
   c.recordType = std::string(st.columnText(3));
   c.field = std::string(st.columnText(4));
   std::string_view value = text(st.columnBlob(5));
-  c.value = protocol::toWireValue(sync::decodeValue(value));
-  c.hlc = static_cast<std::uint64_t>(st.columnInt(6));
-  c.deviceId = uuidColumn(st, 7);
-  c.baseHlc = static_cast<std::uint64_t>(st.columnInt(8));
-  c.baseDeviceId = uuidColumn(st, 9);
+  c.value = sync::decodeValue(value);
+  c.hlc = sync::Hlc{static_cast<std::uint64_t>(st.columnInt(6))};
+  c.deviceId = idColumn(st, 7);
+  c.baseHlc = sync::Hlc{static_cast<std::uint64_t>(st.columnInt(8))};
+  c.baseDeviceId = idColumn(st, 9);
   c.resolves = decodeResolves(st.columnBlob(10));
   return c;
 }
@@ -241,18 +245,12 @@ std::vector<std::string> conflictFieldsOf(const sync::RecordState& record) {
   return {fields.begin(), fields.end()};
 }
 
-sync::Uuid idOf(const protocol::Uuid& bytes) {
-  sync::Uuid u;
-  u.bytes = bytes;
-  return u;
-}
-
 /// A stored change as a push or baseline audit entry lists it.
 AuditedChange auditedStored(const StoredField& f, std::int64_t seq) {
   const bool conflict =
       f.outcome == sync::MergeOutcome::won || f.outcome == sync::MergeOutcome::lost;
   AuditedChange c;
-  c.changeId = f.changeId;
+  c.changeId = f.changeId.bytes;
   c.outcome = conflict ? protocol::ChangeOutcome::conflict : protocol::ChangeOutcome::applied;
   c.reason = conflict ? static_cast<std::uint16_t>(Errc::conflict) : 0;
   c.seq = seq;
@@ -388,7 +386,7 @@ struct SqliteServerStore::Impl {
       std::vector<StoredField> fields;
     };
     std::vector<Pending> pending;
-    std::map<std::tuple<protocol::Uuid, std::uint64_t, protocol::Uuid>, std::size_t> byKey;
+    std::map<std::tuple<sync::Uuid, sync::Hlc, sync::Uuid>, std::size_t> byKey;
     {
       sql::Statement st(db, "SELECT " + std::string(audit::kRowColumns) +
                                 ", owner_team FROM changes ORDER BY seq");
@@ -407,14 +405,12 @@ struct SqliteServerStore::Impl {
         Pending& p = pending[it->second];
         StoredField f;
         f.field = c.field;
-        f.value = toSync(c).value;
+        f.value = c.value;
         f.baseHlc = c.baseHlc;
         f.baseDeviceId = c.baseDeviceId;
         f.resolves = c.resolves;
         f.changeId = c.changeId;
-        f.derivedId = c.changeId == sync::derivedChangeId(idOf(c.deviceId), idOf(c.recordId),
-                                                          c.field, sync::Hlc{c.hlc})
-                                        .bytes;
+        f.derivedId = c.changeId == sync::derivedChangeId(c.deviceId, c.recordId, c.field, c.hlc);
         f.outcome = parseMergeOutcome(st.columnText(12)).value_or(sync::MergeOutcome::fastForward);
         p.fields.push_back(std::move(f));
         p.seq = st.columnInt(0);
@@ -422,7 +418,7 @@ struct SqliteServerStore::Impl {
     }
     std::sort(pending.begin(), pending.end(),
               [](const Pending& a, const Pending& b) { return a.seq < b.seq; });
-    std::map<protocol::Uuid, std::pair<std::int64_t, std::int64_t>> span; // first, last
+    std::map<sync::Uuid, std::pair<std::int64_t, std::int64_t>> span; // first, last
     AuditEntry entry;
     {
       sql::Statement ins(db, "INSERT INTO writes(" + std::string(audit::kWriteColumns) +
@@ -433,7 +429,7 @@ struct SqliteServerStore::Impl {
         ins.bind(1, p.seq)
             .bindBlob(2, blob(p.key.recordId))
             .bind(3, p.recordType)
-            .bind(4, static_cast<std::int64_t>(p.key.hlc))
+            .bind(4, static_cast<std::int64_t>(p.key.hlc.value))
             .bindBlob(5, blob(p.key.deviceId))
             .bind(6, p.ownerTeam)
             .bind(7, p.receivedMs)
@@ -447,12 +443,12 @@ struct SqliteServerStore::Impl {
       }
     }
     // One merge state per record, from its field states.
-    std::map<protocol::Uuid, sync::RecordState> states;
+    std::map<sync::Uuid, sync::RecordState> states;
     {
       sql::Statement st(db, "SELECT record_id, field, state FROM field_states");
       while (st.step()) {
-        states[uuidColumn(st, 0)].fields.emplace(std::string(st.columnText(1)),
-                                                 decodeFieldState(text(st.columnBlob(2))));
+        states[idColumn(st, 0)].fields.emplace(std::string(st.columnText(1)),
+                                               decodeFieldState(text(st.columnBlob(2))));
       }
     }
     {
@@ -850,30 +846,29 @@ std::size_t SqliteServerStore::setFieldPolicies(const std::vector<FieldPolicy>& 
     ++changed;
     // Merging is order-independent: replaying the field's changes with the new policy
     // gives the state every device that merges with it reaches.
-    std::map<protocol::Uuid, sync::FieldState> states;
+    std::map<sync::Uuid, sync::FieldState> states;
     sql::Statement writes(db, "SELECT record_id, hlc, device_id, fields FROM writes"
                               " WHERE record_type = ?1 ORDER BY seq");
     writes.bind(1, p.recordType);
     while (writes.step()) {
-      const WriteKey key{uuidColumn(writes, 0), static_cast<std::uint64_t>(writes.columnInt(1)),
-                         uuidColumn(writes, 2)};
+      const WriteKey key{idColumn(writes, 0),
+                         sync::Hlc{static_cast<std::uint64_t>(writes.columnInt(1))},
+                         idColumn(writes, 2)};
       for (StoredField& f : decodeStoredFields(text(writes.columnBlob(3)), key)) {
         if (f.field != p.field) {
           continue;
         }
         sync::Change c;
-        c.changeId = idOf(f.changeId);
-        c.recordId = idOf(key.recordId);
+        c.changeId = f.changeId;
+        c.recordId = key.recordId;
         c.recordType = p.recordType;
         c.field = std::move(f.field);
         c.value = std::move(f.value);
-        c.hlc = sync::Hlc{key.hlc};
-        c.deviceId = idOf(key.deviceId);
-        c.baseHlc = sync::Hlc{f.baseHlc};
-        c.baseDeviceId = idOf(f.baseDeviceId);
-        for (const auto& r : f.resolves) {
-          c.resolves.push_back({sync::Hlc{r.hlc}, idOf(r.deviceId)});
-        }
+        c.hlc = key.hlc;
+        c.deviceId = key.deviceId;
+        c.baseHlc = f.baseHlc;
+        c.baseDeviceId = f.baseDeviceId;
+        c.resolves = std::move(f.resolves);
         (void)sync::merge(states[key.recordId], c, p.policy, false);
       }
     }
@@ -889,7 +884,7 @@ std::size_t SqliteServerStore::setFieldPolicies(const std::vector<FieldPolicy>& 
       sync::RecordState record = sync::decodeRecordState(text(load.columnBlob(0)));
       sync::FieldState& field = record.fields[p.field];
       field = state;
-      elideDerivedIds(field, idOf(id), p.field);
+      elideDerivedIds(field, id, p.field);
       const std::string encoded = sync::encodeRecordState(record);
       save.reset();
       save.bindBlob(1, blob(id))
@@ -966,10 +961,10 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
   // Results carry each id as the device sent it, as its acknowledgement does. The
   // audit entry carries a change's effective id (derived where the device left it
   // out) if it was not stored; a stored one is listed by its write row.
-  const auto add = [&](const protocol::Change& c, const protocol::Uuid& auditId,
+  const auto add = [&](const protocol::Change& c, const sync::Uuid& auditId,
                        protocol::ChangeOutcome outcome, Errc reason, std::int64_t seq) {
-    out.results.push_back({c.changeId, outcome, reason});
-    auditIds.push_back(auditId);
+    out.results.push_back({c.changeId.bytes, outcome, reason});
+    auditIds.push_back(auditId.bytes);
     storedSeqs.push_back(seq);
     switch (outcome) {
     case protocol::ChangeOutcome::applied:
@@ -1006,7 +1001,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
   };
   std::vector<StoredField> stored;
   std::vector<std::pair<protocol::ChangeOutcome, Errc>> outcomes;
-  std::vector<protocol::Uuid> ids;
+  std::vector<sync::Uuid> ids;
   std::vector<DerivedVersion> derivedVersions; // of the field being merged
 
   // One write at a time: a run of consecutive changes with the same record, type,
@@ -1029,7 +1024,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     };
 
     // A device pushes what it wrote; anything else would let it speak for another.
-    if (head.deviceId != context.device.deviceId) {
+    if (head.deviceId.bytes != context.device.deviceId) {
       refuseAll(Errc::auth_failed);
       continue;
     }
@@ -1042,7 +1037,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     if (!newRecord) {
       seen->reset();
       seen->bindBlob(1, blob(head.deviceId))
-          .bind(2, static_cast<std::int64_t>(head.hlc))
+          .bind(2, static_cast<std::int64_t>(head.hlc.value))
           .bindBlob(3, blob(head.recordId));
       if (seen->step()) {
         for (const protocol::Change& c : write) {
@@ -1091,19 +1086,19 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
     ids.reserve(write.size());
     const auto derivedOf = [&](const protocol::Change& c) {
       if (!derive) {
-        derive.emplace(idOf(head.deviceId), idOf(head.recordId), sync::Hlc{head.hlc});
+        derive.emplace(head.deviceId, head.recordId, head.hlc);
       }
       return (*derive)(c.field);
     };
-    const sync::Uuid recordId = idOf(head.recordId);
+    const sync::Uuid& recordId = head.recordId;
     for (const protocol::Change& c : write) {
       const sync::MergePolicy policy = policyOf(policies, c.recordType, c.field);
       // The server does not know which records are signed (the signature is a field
       // like any other to it): frozen is decided on the devices.
       // An id the device left out is derived; one it sent is kept, and is not stored
       // either when it is the derived one.
-      const bool elided = protocol::isElidedId(c.changeId);
-      const bool derivedId = elided || sync::Uuid{c.changeId} == derivedOf(c);
+      const bool elided = c.changeId.isNil();
+      const bool derivedId = elided || c.changeId == derivedOf(c);
       // Append-only entries keep their ids in the state (a long list is not derived
       // again at every append); a current or competing version keeps a derived one
       // all-zero.
@@ -1111,7 +1106,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       sync::FieldState& state = fieldSlot(c.field);
       const bool fresh = !state.current && state.conflicts.empty() && state.entries.empty() &&
                          state.superseded.empty();
-      sync::Change change = toSync(c, c.changeId);
+      sync::Change change = c;
       if (elided && (keepIds || !fresh)) {
         change.changeId = derivedOf(c);
       } else if (derivedId && !keepIds && fresh) {
@@ -1130,7 +1125,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       }
       // The id the audit lists a change not stored by (a stored one is its row's).
       const auto effectiveId = [&] {
-        return change.changeId.isNil() ? derivedOf(c).bytes : change.changeId.bytes;
+        return change.changeId.isNil() ? derivedOf(c) : change.changeId;
       };
       if (merged == sync::MergeOutcome::duplicate) {
         ids.push_back(effectiveId());
@@ -1142,14 +1137,14 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
         outcomes.emplace_back(protocol::ChangeOutcome::rejected, Errc::validation);
         continue;
       }
-      ids.push_back(change.changeId.bytes);
+      ids.push_back(change.changeId);
       const bool conflict = merged == sync::MergeOutcome::won || merged == sync::MergeOutcome::lost;
       outcomes.emplace_back(conflict ? protocol::ChangeOutcome::conflict
                                      : protocol::ChangeOutcome::applied,
                             conflict ? Errc::conflict : Errc::ok);
       StoredField f;
       f.derivedId = derivedId;
-      f.changeId = change.changeId.bytes;
+      f.changeId = change.changeId;
       f.field = std::move(change.field);
       f.value = std::move(change.value);
       f.baseHlc = c.baseHlc;
@@ -1164,7 +1159,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
       audit::WriteRow row;
       row.recordId = blob(head.recordId);
       row.recordType = head.recordType;
-      row.hlc = static_cast<std::int64_t>(head.hlc);
+      row.hlc = static_cast<std::int64_t>(head.hlc.value);
       row.deviceId = blob(head.deviceId);
       row.ownerTeam = ownerTeam;
       row.receivedMs = context.nowMs;
@@ -1222,7 +1217,7 @@ PushResult SqliteServerStore::applyBatch(const PushContext& context,
   const bool listsIds = out.results.size() > protocol::limits::kChanges;
   for (std::size_t i = 0; i < out.results.size(); ++i) {
     if (listsIds && protocol::isElidedId(auditIds[i])) {
-      auditIds[i] = protocol::effectiveChangeId(changes[i]);
+      auditIds[i] = protocol::effectiveChangeId(changes[i]).bytes;
     }
     entry.changes.push_back({auditIds[i], out.results[i].outcome,
                              static_cast<std::uint16_t>(out.results[i].reason), storedSeqs[i]});
@@ -1284,8 +1279,8 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, const protocol
     sql::Statement& st = teams[next];
     // Whole writes only, so a device never shows half a record: stop before the
     // write that would pass the limit (a reply holds at least one write).
-    const WriteKey key{uuidColumn(st, 1), static_cast<std::uint64_t>(st.columnInt(3)),
-                       uuidColumn(st, 4)};
+    const WriteKey key{idColumn(st, 1), sync::Hlc{static_cast<std::uint64_t>(st.columnInt(3))},
+                       idColumn(st, 4)};
     std::vector<StoredField> fields =
         decodeStoredFields(text(st.columnBlob(5)), key, !elideDerivedIds);
     if (!reply.changes.empty() &&
@@ -1298,20 +1293,19 @@ protocol::PullReply SqliteServerStore::pull(const Worker& worker, const protocol
     }
     bytes += st.columnBlob(5).size();
     lastSeq = static_cast<std::uint64_t>(st.columnInt(0));
-    const std::string recordType(st.columnText(2));
+    const std::string_view recordType = st.columnText(2);
     for (StoredField& f : fields) {
-      protocol::Change c;
+      protocol::Change& c = reply.changes.emplace_back();
       c.changeId = f.changeId;
       c.recordId = key.recordId;
       c.recordType = recordType;
       c.field = std::move(f.field);
-      c.value = protocol::toWireValue(std::move(f.value));
+      c.value = std::move(f.value);
       c.hlc = key.hlc;
       c.deviceId = key.deviceId;
       c.baseHlc = f.baseHlc;
       c.baseDeviceId = f.baseDeviceId;
       c.resolves = std::move(f.resolves);
-      reply.changes.push_back(std::move(c));
     }
     pending[next] = st.step();
   }

@@ -23,8 +23,8 @@ void putU32(std::string& out, std::size_t v) {
     out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
   }
 }
-void putId(std::string& out, const protocol::Uuid& id) {
-  out.append(reinterpret_cast<const char*>(id.data()), id.size());
+void putId(std::string& out, const sync::Uuid& id) {
+  out.append(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
 }
 
 [[noreturn]] void corrupt() { throw Error(Errc::corrupt, "a stored write is damaged"); }
@@ -63,10 +63,10 @@ struct Reader {
     }
     return v;
   }
-  protocol::Uuid id() {
+  sync::Uuid id() {
     need(16);
-    protocol::Uuid u{};
-    std::memcpy(u.data(), in.data(), 16);
+    sync::Uuid u;
+    std::memcpy(u.bytes.data(), in.data(), 16);
     in.remove_prefix(16);
     return u;
   }
@@ -79,19 +79,19 @@ std::string encodeStoredFields(const std::vector<StoredField>& fields) {
   out.push_back(static_cast<char>(kFieldsFormat));
   putU32(out, fields.size());
   for (const StoredField& f : fields) {
-    const bool hasBase = f.baseHlc != 0;
+    const bool hasBase = !f.baseHlc.isZero();
     out.push_back(static_cast<char>((f.derivedId ? 0 : kHasId) | (hasBase ? kHasBase : 0)));
     out.push_back(static_cast<char>(f.outcome));
     putU32(out, f.field.size());
     out.append(f.field);
     sync::encodeValue(f.value, out);
     if (hasBase) {
-      putU64(out, f.baseHlc);
+      putU64(out, f.baseHlc.value);
       putId(out, f.baseDeviceId);
     }
     putU32(out, f.resolves.size());
     for (const auto& r : f.resolves) {
-      putU64(out, r.hlc);
+      putU64(out, r.hlc.value);
       putId(out, r.deviceId);
     }
     if (!f.derivedId) {
@@ -108,10 +108,6 @@ std::vector<StoredField> decodeStoredFields(std::string_view bytes, const WriteK
     corrupt();
   }
   std::vector<StoredField> out(r.u32());
-  sync::Uuid device;
-  device.bytes = key.deviceId;
-  sync::Uuid record;
-  record.bytes = key.recordId;
   std::optional<sync::ChangeIdDeriver> derive; // the write's shared hash, made once
   for (StoredField& f : out) {
     const std::uint8_t flags = r.u8();
@@ -126,14 +122,14 @@ std::vector<StoredField> decodeStoredFields(std::string_view bytes, const WriteK
     r.in.remove_prefix(nameSize);
     f.value = sync::decodeValue(r.in);
     if ((flags & kHasBase) != 0) {
-      f.baseHlc = r.u64();
+      f.baseHlc = sync::Hlc{r.u64()};
       f.baseDeviceId = r.id();
     }
     const std::size_t resolves = r.u32();
     r.need(resolves * 24);
     f.resolves.resize(resolves);
     for (auto& v : f.resolves) {
-      v.hlc = r.u64();
+      v.hlc = sync::Hlc{r.u64()};
       v.deviceId = r.id();
     }
     f.derivedId = (flags & kHasId) == 0;
@@ -141,9 +137,9 @@ std::vector<StoredField> decodeStoredFields(std::string_view bytes, const WriteK
       f.changeId = r.id();
     } else if (withIds) {
       if (!derive) {
-        derive.emplace(device, record, sync::Hlc{key.hlc});
+        derive.emplace(key.deviceId, key.recordId, key.hlc);
       }
-      f.changeId = (*derive)(f.field).bytes;
+      f.changeId = (*derive)(f.field);
     }
   }
   if (!r.in.empty()) {

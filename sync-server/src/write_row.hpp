@@ -17,12 +17,12 @@ namespace outpost::server {
 struct StoredField {
   std::string field;
   sync::Value value;
-  std::uint64_t baseHlc = 0;
-  protocol::Uuid baseDeviceId{};
-  std::vector<protocol::VersionRef> resolves;
+  sync::Hlc baseHlc{};
+  sync::Uuid baseDeviceId{};
+  std::vector<sync::VersionId> resolves;
   /// The change id. Stored only when it is not the derived one
   /// (sync::derivedChangeId of device, record, field and HLC); decoding fills it in.
-  protocol::Uuid changeId{};
+  sync::Uuid changeId{};
   bool derivedId = true;
   sync::MergeOutcome outcome = sync::MergeOutcome::fastForward;
   bool operator==(const StoredField&) const = default;
@@ -30,9 +30,9 @@ struct StoredField {
 
 /// What the fields of a write share.
 struct WriteKey {
-  protocol::Uuid recordId{};
-  std::uint64_t hlc = 0;
-  protocol::Uuid deviceId{};
+  sync::Uuid recordId{};
+  sync::Hlc hlc{};
+  sync::Uuid deviceId{};
 };
 
 /// The `fields` column. Derived ids are left out (the key gives them back).

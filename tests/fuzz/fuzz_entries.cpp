@@ -200,11 +200,23 @@ std::vector<std::pair<std::string, std::vector<std::uint8_t>>> seeds(const std::
   if (target == "messages" || target == "frames") {
     Uuid id{};
     id[0] = 1;
-    const Change c{id, id, "assessment", "risk", std::string("high"), 1, id, 0};
+    const sync::Uuid sid{id};
+    const Change c{sid,          sid, "assessment", "risk", std::string("high"),
+                   sync::Hlc{1}, sid, sync::Hlc{0}, {},     {}};
     const std::vector<Message> all = {
         Hello{1, 1, id, "worker", "1.0", 7, {"cap"}},
         HelloReply{1, 8, {Command{id, Wipe{}}}},
-        PushBatch{id, {c, Change{id, id, "r", "f", std::vector<std::string>{"a"}, 2, id, 1}}},
+        PushBatch{id,
+                  {c, Change{sid,
+                             sid,
+                             "r",
+                             "f",
+                             std::vector<std::string>{"a"},
+                             sync::Hlc{2},
+                             sid,
+                             sync::Hlc{1},
+                             {},
+                             {}}}},
         PushAck{id, {{id, ChangeOutcome::rejected, Errc::out_of_scope}}},
         PullRequest{1, 10},
         PullReply{{c}, 2, true},

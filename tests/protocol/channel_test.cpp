@@ -66,13 +66,13 @@ TEST_SUITE("protocol.channel") {
     big.batchId = sync::Uuid::random().bytes;
     for (int i = 0; i < 2000; ++i) {
       Change c;
-      c.changeId = sync::Uuid::random().bytes;
-      c.recordId = big.batchId;
+      c.changeId = sync::Uuid::random();
+      c.recordId = sync::Uuid{big.batchId};
       c.recordType = "assessment";
       c.field = "note";
       c.value = std::string(200, 'a');
-      c.hlc = 1;
-      c.deviceId = big.batchId;
+      c.hlc = sync::Hlc{1};
+      c.deviceId = sync::Uuid{big.batchId};
       big.changes.push_back(std::move(c));
     }
     const Message sent = big;
@@ -415,18 +415,19 @@ TEST_SUITE("protocol.convert") {
     c.hlc = sync::Hlc{123456789};
     c.value = std::string("Hillside");
     c.changeId = sync::derivedChangeId(c.deviceId, c.recordId, c.field, c.hlc);
-    const Change full = toWire(c);
-    CHECK_FALSE(isElidedId(full.changeId));
-    const Change lean = toWire(c, true);
+    const Change lean = withElidedId(c);
     CHECK(isElidedId(lean.changeId));
-    CHECK(toSync(lean) == c);
-    // An id that is not the derived one is always sent.
+    CHECK(effectiveChangeId(lean) == c.changeId);
+    CHECK(withEffectiveId(lean) == c);
+    // An id that is not the derived one is always sent, and kept on arrival.
     c.changeId = sync::Uuid::random();
-    CHECK(toWire(c, true).changeId == c.changeId.bytes);
-    CHECK(toSync(toWire(c, true)) == c);
+    CHECK(withElidedId(c) == c);
+    CHECK(effectiveChangeId(c) == c.changeId);
+    CHECK(withEffectiveId(c) == c);
   }
 
-  TEST_CASE("a change taken over (moved) converts as one copied, for every kind of value") {
+  TEST_CASE("a change with its id left out crosses the wire and is derived again, for every "
+            "kind of value and in both list layouts") {
     std::vector<sync::Value> values = {sync::Null{},
                                        sync::Tombstone{},
                                        true,
@@ -437,7 +438,6 @@ TEST_SUITE("protocol.convert") {
                                        sync::StringList{"a", std::string(40, 'b')}};
     for (const sync::Value& v : values) {
       sync::Change c;
-      c.changeId = sync::Uuid::random();
       c.recordId = sync::Uuid::random();
       c.deviceId = sync::Uuid::random();
       c.field = "a field name longer than the short-string buffer";
@@ -447,19 +447,15 @@ TEST_SUITE("protocol.convert") {
       c.baseDeviceId = sync::Uuid::random();
       c.resolves = {{sync::Hlc{5}, sync::Uuid::random()}};
       c.value = v;
-      Change wire = toWire(c);
-      const sync::Change copied = toSync(wire, wire.changeId);
-      const Uuid id = wire.changeId;
-      CHECK(toSync(std::move(wire), id) == copied);
-      CHECK(copied == c);
-      // The other way: taken from a sync::Change, with or without the id left out;
-      // what the push reads afterwards (record id, HLC, device) stays.
-      for (const bool elide : {false, true}) {
-        sync::Change taken = c;
-        CHECK(toWire(std::move(taken), elide) == toWire(c, elide));
-        CHECK(taken.recordId == c.recordId);
-        CHECK(taken.hlc == c.hlc);
-        CHECK(taken.deviceId == c.deviceId);
+      c.changeId = sync::derivedChangeId(c.deviceId, c.recordId, c.field, c.hlc);
+      for (const bool writes : {false, true}) {
+        const Message reply = PullReply{{withElidedId(c)}, 9, false};
+        const Message got = decode(encode(reply, EncodeOptions{writes, false}));
+        REQUIRE(std::holds_alternative<PullReply>(got));
+        const auto& changes = std::get<PullReply>(got).changes;
+        REQUIRE(changes.size() == 1);
+        CHECK(changes[0].changeId.isNil());
+        CHECK(withEffectiveId(changes[0]) == c);
       }
     }
   }

@@ -41,11 +41,15 @@ Uuid uuidOf(std::uint8_t seed) {
   return u;
 }
 
+/// The same bytes as a change's id.
+sync::Uuid idOf(std::uint8_t seed) { return sync::Uuid{uuidOf(seed)}; }
+
 Change changeWith(Value v, std::uint8_t seed = 1) {
-  return Change{uuidOf(seed), uuidOf(static_cast<std::uint8_t>(seed + 20)),
+  return Change{idOf(seed),   idOf(static_cast<std::uint8_t>(seed + 20)),
                 "assessment", "risk.level",
-                std::move(v), (std::uint64_t{1700000000000} << 16) | 3,
-                uuidOf(99),   std::uint64_t{1700000000000} << 16};
+                std::move(v), sync::Hlc{(std::uint64_t{1700000000000} << 16) | 3},
+                idOf(99),     sync::Hlc{std::uint64_t{1700000000000} << 16},
+                {},           {}};
 }
 
 std::vector<Message> everyMessage() {
@@ -113,12 +117,12 @@ TEST_SUITE("protocol.messages") {
     Change a2 = a1;
     a2.field = "ind_01";
     a2.value = true;
-    a2.baseHlc = std::uint64_t{1600000000000} << 16;
-    a2.baseDeviceId = uuidOf(60);
-    a2.resolves = {{std::uint64_t{1600000000001} << 16, uuidOf(61)}};
-    a2.changeId = uuidOf(70); // an id that is not derived stays on the wire
+    a2.baseHlc = sync::Hlc{std::uint64_t{1600000000000} << 16};
+    a2.baseDeviceId = idOf(60);
+    a2.resolves = {{sync::Hlc{std::uint64_t{1600000000001} << 16}, idOf(61)}};
+    a2.changeId = idOf(70); // an id that is not derived stays on the wire
     Change a3 = a1;
-    a3.hlc += 1;
+    a3.hlc.value += 1;
     Change b1 = changeWith(std::int64_t{7}, 30);
     changes = {a1, a2, a3, b1};
     for (const Message& m :
@@ -402,9 +406,9 @@ TEST_SUITE("protocol.messages") {
 
   TEST_CASE("a change's base device and resolved versions survive the wire") {
     Change c = changeWith(std::string("resolved"), 3);
-    c.baseDeviceId = uuidOf(50);
-    c.resolves = {{std::uint64_t{1700000000001} << 16, uuidOf(51)},
-                  {(std::uint64_t{1700000000002} << 16) | 7, uuidOf(52)}};
+    c.baseDeviceId = idOf(50);
+    c.resolves = {{sync::Hlc{std::uint64_t{1700000000001} << 16}, idOf(51)},
+                  {sync::Hlc{(std::uint64_t{1700000000002} << 16) | 7}, idOf(52)}};
     const Message batch = PushBatch{uuidOf(9), {c, changeWith(Null{}, 4)}};
     CHECK(decode(encode(batch)) == batch);
     const Message reply = PullReply{{c}, 42, true};
@@ -428,7 +432,7 @@ TEST_SUITE("protocol.messages") {
     const Message m = decode(packed(b));
     REQUIRE(std::holds_alternative<PushBatch>(m));
     const Change& got = std::get<PushBatch>(m).changes.at(0);
-    CHECK(got.baseDeviceId == Uuid{});
+    CHECK(got.baseDeviceId.isNil());
     CHECK(got.resolves.empty());
   }
 

@@ -37,9 +37,9 @@ protocol::Change changeBy(const protocol::DeviceRecord& device, const protocol::
   c.recordType = std::move(type);
   c.field = std::move(field);
   c.value = std::move(value);
-  c.hlc = hlcNow(++logical % 1000);
+  c.hlc = sync::Hlc{hlcNow(++logical % 1000)};
   c.deviceId = device.deviceId;
-  c.baseHlc = baseHlc;
+  c.baseHlc = sync::Hlc{baseHlc};
   c.baseDeviceId = baseDevice;
   return c;
 }

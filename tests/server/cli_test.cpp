@@ -30,7 +30,7 @@ void pushRecords(const DataFolder& data, const std::string& worker, int n) {
     c.recordType = "assessment";
     c.field = "risk";
     c.value = std::string("low");
-    c.hlc = hlcNow(static_cast<std::uint64_t>(i));
+    c.hlc = sync::Hlc{hlcNow(static_cast<std::uint64_t>(i))};
     c.deviceId = device.deviceId;
     changes.push_back(c);
   }
@@ -121,8 +121,9 @@ TEST_SUITE("server.cli") {
     const protocol::Uuid record = newId();
     const protocol::Change base = a.change(record, "risk.level", std::string("low"));
     (void)a.push({base});
-    (void)a.push({a.change(record, "risk.level", std::string("medium"), base.hlc, a.deviceId)});
-    (void)b.push({b.change(record, "risk.level", std::string("high"), base.hlc, a.deviceId)});
+    (void)a.push(
+        {a.change(record, "risk.level", std::string("medium"), base.hlc.value, a.deviceId)});
+    (void)b.push({b.change(record, "risk.level", std::string("high"), base.hlc.value, a.deviceId)});
     a.channel.reset();
     b.channel.reset();
 

@@ -245,15 +245,15 @@ struct Device {
                           protocol::Uuid baseDevice = {}) {
     static std::uint64_t logical = 0;
     protocol::Change c;
-    c.changeId = newId();
-    c.recordId = record;
+    c.changeId = sync::Uuid{newId()};
+    c.recordId = sync::Uuid{record};
     c.recordType = "assessment";
     c.field = field;
     c.value = std::move(value);
-    c.hlc = hlcNow(++logical % 1000);
-    c.deviceId = deviceId;
-    c.baseHlc = baseHlc;
-    c.baseDeviceId = baseDevice;
+    c.hlc = sync::Hlc{hlcNow(++logical % 1000)};
+    c.deviceId = sync::Uuid{deviceId};
+    c.baseHlc = sync::Hlc{baseHlc};
+    c.baseDeviceId = sync::Uuid{baseDevice};
     return c;
   }
 };

@@ -128,7 +128,7 @@ TEST_SUITE("server.sync") {
     for (const std::size_t n : applied) {
       CHECK(n == kBatches * kChanges);
     }
-    std::set<Uuid> seen;
+    std::set<sync::Uuid> seen;
     std::uint64_t cursor = 0;
     for (int i = 0; i < 10; ++i) {
       const PullReply page = devices[0]->pull(cursor, 300);
@@ -201,8 +201,9 @@ TEST_SUITE("server.sync") {
     CHECK(count(a.push({first}), ChangeOutcome::applied) == 1);
     // Both edit on top of `first`, offline.
     const Change fromA =
-        a.change(record, "risk.level", std::string("medium"), first.hlc, a.deviceId);
-    const Change fromB = b.change(record, "risk.level", std::string("high"), first.hlc, a.deviceId);
+        a.change(record, "risk.level", std::string("medium"), first.hlc.value, a.deviceId);
+    const Change fromB =
+        b.change(record, "risk.level", std::string("high"), first.hlc.value, a.deviceId);
     CHECK(count(a.push({fromA}), ChangeOutcome::applied) == 1);
     const PushAck ack = b.push({fromB});
     REQUIRE(ack.results.size() == 1);
@@ -394,7 +395,7 @@ TEST_SUITE("server.sync") {
     enrollAs(data, srv, a, "alice");
     (void)a.hello();
     Change ahead = a.change(newId(), "x", std::string("later"));
-    ahead.hlc = hlcNow() + (std::uint64_t{10 * 60 * 1000} << 16);
+    ahead.hlc = sync::Hlc{hlcNow() + (std::uint64_t{10 * 60 * 1000} << 16)};
     const PushAck ack = a.push({ahead});
     REQUIRE(ack.results.size() == 1);
     CHECK(ack.results[0].outcome == ChangeOutcome::rejected);

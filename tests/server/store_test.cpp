@@ -26,10 +26,10 @@ PushResult pushNewRecord(SqliteServerStore& store, const protocol::DeviceRecord&
   c.recordType = "assessment";
   c.field = "x";
   c.value = std::int64_t{1};
-  c.hlc = hlcNow();
+  c.hlc = sync::Hlc{hlcNow()};
   c.deviceId = device.deviceId;
   if (record != nullptr) {
-    *record = c.recordId;
+    *record = c.recordId.bytes;
   }
   const PushContext context{device, *store.findWorker(device.workerId),
                             static_cast<std::int64_t>(hlcNow() >> 16)};
@@ -156,7 +156,7 @@ TEST_SUITE("server.store") {
       c.recordType = "child";
       c.field = field;
       c.value = std::string(field) + " value";
-      c.hlc = hlc;
+      c.hlc = sync::Hlc{hlc};
       c.deviceId = device.deviceId;
       write.push_back(c);
     }
@@ -227,8 +227,8 @@ TEST_SUITE("server.store") {
       const auto policyOf = [](const std::string& field) {
         return field == "notes" ? sync::MergePolicy::appendOnly : sync::MergePolicy::lww;
       };
-      std::map<protocol::Uuid, sync::RecordState> reference;
-      std::set<std::tuple<protocol::Uuid, std::uint64_t, protocol::Uuid>> storedWrites;
+      std::map<sync::Uuid, sync::RecordState> reference;
+      std::set<std::tuple<sync::Uuid, sync::Hlc, sync::Uuid>> storedWrites;
       std::vector<std::pair<std::size_t, std::vector<protocol::Change>>> sent; // device, write
       std::uint64_t logical = 0;
       const std::uint64_t start = hlcNow();
@@ -264,7 +264,7 @@ TEST_SUITE("server.store") {
             c.recordId = record;
             c.recordType = "child";
             c.field = name;
-            c.hlc = hlc;
+            c.hlc = sync::Hlc{hlc};
             c.deviceId = devices[d].deviceId;
             if (name == sync::kRecordField) {
               c.value = rng() % 2 == 0 ? protocol::Value{protocol::Tombstone{}}
@@ -292,7 +292,7 @@ TEST_SUITE("server.store") {
             known.insert(known.end(), state.entries.begin(), state.entries.end());
             if (!known.empty() && rng() % 2 == 0) {
               const auto& base = known[rng() % known.size()];
-              c.baseHlc = base.hlc.value;
+              c.baseHlc = base.hlc;
               c.baseDeviceId = base.deviceId.bytes;
               if (known.size() > 1 && rng() % 3 == 0) {
                 const auto& other = known[rng() % known.size()];
@@ -314,8 +314,8 @@ TEST_SUITE("server.store") {
           bool anyStored = false;
           for (const protocol::Change& c : write) {
             sync::FieldState& state = reference[c.recordId].fields[c.field];
-            const sync::MergeOutcome m = sync::merge(
-                state, protocol::toSync(c, protocol::effectiveChangeId(c)), policyOf(c.field));
+            const sync::MergeOutcome m =
+                sync::merge(state, protocol::withEffectiveId(c), policyOf(c.field));
             switch (m) {
             case sync::MergeOutcome::duplicate:
               expected.push_back(protocol::ChangeOutcome::duplicate);
@@ -406,7 +406,7 @@ TEST_SUITE("server.store") {
       c.recordType = "child";
       c.field = field;
       c.value = std::move(value);
-      c.hlc = hlc;
+      c.hlc = sync::Hlc{hlc};
       c.deviceId = device.deviceId;
       return c;
     };
@@ -535,7 +535,7 @@ TEST_SUITE("server.store") {
         c.recordType = "child";
         c.field = "f" + std::to_string(f);
         c.value = std::int64_t{f};
-        c.hlc = hlc;
+        c.hlc = sync::Hlc{hlc};
         c.deviceId = device.deviceId;
         changes.push_back(c);
       }
@@ -597,12 +597,12 @@ TEST_SUITE("server.store") {
       return r.results.front().changeId;
     };
     // Interleaved: north, south, north, north, south, ... (17 changes).
-    std::vector<protocol::Uuid> pushed;
+    std::vector<sync::Uuid> pushed;
     for (int i = 0; i < 17; ++i) {
       pushed.push_back(pushOne(i % 3 == 1 ? south : north));
     }
     const Worker worker = *store->findWorker("worker-1");
-    std::vector<protocol::Uuid> seen;
+    std::vector<sync::Uuid> seen;
     std::uint64_t cursor = 0;
     for (int page = 0; page < 10; ++page) {
       const protocol::PullReply reply = store->pull(worker, {}, cursor, 5);

@@ -457,16 +457,16 @@ TEST_SUITE("sync.client") {
     std::vector<protocol::Change> write;
     for (const char* field : {"name", "owner_team"}) {
       protocol::Change c;
-      c.recordId = record;
+      c.recordId = sync::Uuid{record};
       c.recordType = std::string(safeguarding::kChildType);
       c.field = field;
       c.value = std::string(field == std::string("name") ? "A. Child" : "north");
-      c.hlc = hlc;
-      c.deviceId = other.deviceId;
+      c.hlc = sync::Hlc{hlc};
+      c.deviceId = sync::Uuid{other.deviceId};
       write.push_back(std::move(c));
     }
-    write[0].baseHlc = hlc - (5u << 16);
-    write[0].baseDeviceId = other.deviceId;
+    write[0].baseHlc = sync::Hlc{hlc - (5u << 16)};
+    write[0].baseDeviceId = sync::Uuid{other.deviceId};
     {
       auto store = data.store();
       const server::PushContext context{other, *store->findWorker("alice"),

@@ -386,16 +386,16 @@ asio::awaitable<void> syncLoop(Run& run, SimDevice& device, std::uint32_t seed) 
       const bool measured = started >= run.measureFrom;
       protocol::PushBatch batch;
       batch.batchId = sync::Uuid::random().bytes;
-      const protocol::Uuid record = sync::Uuid::random().bytes;
+      const sync::Uuid record = sync::Uuid::random();
       for (unsigned i = 0; i < run.options.batch; ++i) {
         protocol::Change c;
-        c.changeId = sync::Uuid::random().bytes;
+        c.changeId = sync::Uuid::random();
         c.recordId = record;
         c.recordType = "assessment";
         c.field = "field_" + std::to_string(i);
         c.value = std::string("value ") + std::to_string(device.counter);
-        c.hlc = hlcNow(device.counter);
-        c.deviceId = device.deviceId;
+        c.hlc = sync::Hlc{hlcNow(device.counter)};
+        c.deviceId = sync::Uuid{device.deviceId};
         batch.changes.push_back(std::move(c));
       }
       const protocol::Message push = std::move(batch);

@@ -213,6 +213,8 @@ struct Checker {
 capnp::Data::Reader asData(std::span<const std::uint8_t> b) {
   return {reinterpret_cast<const kj::byte*>(b.data()), b.size()};
 }
+capnp::Data::Reader asData(const Uuid& id) { return asData(std::span(id)); }
+capnp::Data::Reader asData(const sync::Uuid& id) { return asData(id.bytes); }
 capnp::Text::Reader asText(const std::string& s) { return {s.data(), s.size()}; }
 
 template <typename List>
@@ -253,14 +255,14 @@ void build(w::Change::Builder b, const Change& c) {
   b.setRecordType(asText(c.recordType));
   b.setField(asText(c.field));
   build(b.initValue(), c.value);
-  b.setHlc(c.hlc);
+  b.setHlc(c.hlc.value);
   b.setDeviceId(asData(c.deviceId));
-  b.setBaseHlc(c.baseHlc);
+  b.setBaseHlc(c.baseHlc.value);
   b.setBaseDeviceId(asData(c.baseDeviceId));
   if (!c.resolves.empty()) {
     auto rs = b.initResolves(static_cast<unsigned>(c.resolves.size()));
     for (unsigned i = 0; i < c.resolves.size(); ++i) {
-      rs[i].setHlc(c.resolves[i].hlc);
+      rs[i].setHlc(c.resolves[i].hlc.value);
       rs[i].setDeviceId(asData(c.resolves[i].deviceId));
     }
   }
@@ -299,7 +301,7 @@ void buildWrites(Init init, const std::vector<Change>& changes) {
     auto wb = list[k];
     wb.setRecordId(asData(head.recordId));
     wb.setRecordType(asText(head.recordType));
-    wb.setHlc(head.hlc);
+    wb.setHlc(head.hlc.value);
     wb.setDeviceId(asData(head.deviceId));
     auto fields = wb.initFields(static_cast<unsigned>(last - first));
     for (std::size_t i = first; i < last; ++i) {
@@ -307,18 +309,18 @@ void buildWrites(Init init, const std::vector<Change>& changes) {
       auto fb = fields[static_cast<unsigned>(i - first)];
       fb.setField(asText(c.field));
       build(fb.initValue(), c.value);
-      fb.setBaseHlc(c.baseHlc);
-      if (c.baseHlc != 0 || !isZero(c.baseDeviceId)) {
+      fb.setBaseHlc(c.baseHlc.value);
+      if (!c.baseHlc.isZero() || !c.baseDeviceId.isNil()) {
         fb.setBaseDeviceId(asData(c.baseDeviceId));
       }
       if (!c.resolves.empty()) {
         auto rs = fb.initResolves(static_cast<unsigned>(c.resolves.size()));
         for (unsigned j = 0; j < c.resolves.size(); ++j) {
-          rs[j].setHlc(c.resolves[j].hlc);
+          rs[j].setHlc(c.resolves[j].hlc.value);
           rs[j].setDeviceId(asData(c.resolves[j].deviceId));
         }
       }
-      if (!isZero(c.changeId)) {
+      if (!c.changeId.isNil()) {
         fb.setChangeId(asData(c.changeId));
       }
     }
@@ -495,34 +497,41 @@ Value read(w::Value::Reader r) {
   refuse("a value has an unknown type");
 }
 
-Change read(w::Change::Reader r) {
-  Change c;
-  c.changeId = uuid(r.getChangeId(), "Change.changeId");
-  c.recordId = uuid(r.getRecordId(), "Change.recordId");
+/// A change's UUID.
+sync::Uuid id(capnp::Data::Reader d, const char* what) { return sync::Uuid{uuid(d, what)}; }
+
+template <typename ResolvesReader>
+void readResolves(ResolvesReader rs, std::vector<sync::VersionId>& out, const char* what,
+                  const char* idWhat) {
+  if (rs.size() > limits::kResolves) {
+    refuse(std::string(what) + " has too many entries");
+  }
+  out.reserve(rs.size());
+  for (auto v : rs) {
+    out.push_back({sync::Hlc{v.getHlc()}, id(v.getDeviceId(), idWhat)});
+  }
+}
+
+/// Reads into `c` (a new element of the output: changes are made in place).
+void read(w::Change::Reader r, Change& c) {
+  c.changeId = id(r.getChangeId(), "Change.changeId");
+  c.recordId = id(r.getRecordId(), "Change.recordId");
   c.recordType = str(r.getRecordType());
   c.field = str(r.getField());
   if (!r.hasValue()) {
     refuse("a change has no value");
   }
   c.value = read(r.getValue());
-  c.hlc = r.getHlc();
-  c.deviceId = uuid(r.getDeviceId(), "Change.deviceId");
-  c.baseHlc = r.getBaseHlc();
+  c.hlc = sync::Hlc{r.getHlc()};
+  c.deviceId = id(r.getDeviceId(), "Change.deviceId");
+  c.baseHlc = sync::Hlc{r.getBaseHlc()};
   // Absent in messages from older peers: zero / empty.
   if (r.hasBaseDeviceId()) {
-    c.baseDeviceId = uuid(r.getBaseDeviceId(), "Change.baseDeviceId");
+    c.baseDeviceId = id(r.getBaseDeviceId(), "Change.baseDeviceId");
   }
   if (r.hasResolves()) {
-    auto rs = r.getResolves();
-    if (rs.size() > limits::kResolves) {
-      refuse("Change.resolves has too many entries");
-    }
-    c.resolves.reserve(rs.size());
-    for (auto v : rs) {
-      c.resolves.push_back({v.getHlc(), uuid(v.getDeviceId(), "Change.resolves[].deviceId")});
-    }
+    readResolves(r.getResolves(), c.resolves, "Change.resolves", "Change.resolves[].deviceId");
   }
-  return c;
 }
 
 std::vector<Change> read(capnp::List<w::Change>::Reader list) {
@@ -532,7 +541,7 @@ std::vector<Change> read(capnp::List<w::Change>::Reader list) {
   std::vector<Change> out;
   out.reserve(list.size());
   for (auto c : list) {
-    out.push_back(read(c));
+    read(c, out.emplace_back());
   }
   return out;
 }
@@ -549,42 +558,36 @@ std::vector<Change> read(capnp::List<w::RecordWrite>::Reader writes) {
   std::vector<Change> out;
   out.reserve(total);
   for (auto wr : writes) {
-    const Uuid recordId = uuid(wr.getRecordId(), "RecordWrite.recordId");
-    const Uuid deviceId = uuid(wr.getDeviceId(), "RecordWrite.deviceId");
-    const std::string recordType = str(wr.getRecordType());
+    const sync::Uuid recordId = id(wr.getRecordId(), "RecordWrite.recordId");
+    const sync::Uuid deviceId = id(wr.getDeviceId(), "RecordWrite.deviceId");
+    const auto recordType = wr.getRecordType();
+    const sync::Hlc hlc{wr.getHlc()};
     if (wr.getFields().size() == 0) {
       refuse("a record write has no fields");
     }
     for (auto f : wr.getFields()) {
-      Change c;
+      Change& c = out.emplace_back();
       c.recordId = recordId;
-      c.recordType = recordType;
-      c.hlc = wr.getHlc();
+      c.recordType.assign(recordType.begin(), recordType.size());
+      c.hlc = hlc;
       c.deviceId = deviceId;
-      c.field = str(f.getField());
+      const auto field = f.getField();
+      c.field.assign(field.begin(), field.size());
       if (!f.hasValue()) {
         refuse("a field write has no value");
       }
       c.value = read(f.getValue());
-      c.baseHlc = f.getBaseHlc();
+      c.baseHlc = sync::Hlc{f.getBaseHlc()};
       if (f.hasBaseDeviceId()) {
-        c.baseDeviceId = uuid(f.getBaseDeviceId(), "FieldWrite.baseDeviceId");
+        c.baseDeviceId = id(f.getBaseDeviceId(), "FieldWrite.baseDeviceId");
       }
       if (f.hasResolves()) {
-        auto rs = f.getResolves();
-        if (rs.size() > limits::kResolves) {
-          refuse("FieldWrite.resolves has too many entries");
-        }
-        c.resolves.reserve(rs.size());
-        for (auto v : rs) {
-          c.resolves.push_back(
-              {v.getHlc(), uuid(v.getDeviceId(), "FieldWrite.resolves[].deviceId")});
-        }
+        readResolves(f.getResolves(), c.resolves, "FieldWrite.resolves",
+                     "FieldWrite.resolves[].deviceId");
       }
       if (f.hasChangeId()) {
-        c.changeId = uuid(f.getChangeId(), "FieldWrite.changeId");
+        c.changeId = id(f.getChangeId(), "FieldWrite.changeId");
       }
-      out.push_back(std::move(c));
     }
   }
   return out;

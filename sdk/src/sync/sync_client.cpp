@@ -463,8 +463,8 @@ asio::awaitable<void> SyncClient::Impl::push(protocol::SecureChannel& channel, S
       // The entries' strings and values are taken: once sent, only their seqs and
       // record ids are read.
       for (model::JournalEntry& e : next.entries) {
-        batch.changes.push_back(protocol::toWire(std::move(e.change), false));
-        next.changeIds.push_back(batch.changes.back().changeId);
+        batch.changes.push_back(std::move(e.change));
+        next.changeIds.push_back(batch.changes.back().changeId.bytes);
         afterSeq = std::max(afterSeq, e.seq);
       }
       next.batchId = batch.batchId;
@@ -562,16 +562,13 @@ asio::awaitable<PulledBatch> SyncClient::Impl::receivePull(protocol::SecureChann
   PulledBatch out;
   out.nextCursor = reply.nextCursor;
   out.more = reply.more;
-  out.changes.reserve(reply.changes.size());
   // A change whose id the wire left out keeps it all-zero, flagged as derived: the
   // merge derives it only where it needs it (model::applyRemote).
   out.derived = std::make_unique<bool[]>(reply.changes.size());
   for (std::size_t i = 0; i < reply.changes.size(); ++i) {
-    protocol::Change& c = reply.changes[i];
-    out.derived[i] = protocol::isElidedId(c.changeId);
-    const protocol::Uuid id = c.changeId;
-    out.changes.push_back(protocol::toSync(std::move(c), id));
+    out.derived[i] = reply.changes[i].changeId.isNil();
   }
+  out.changes = std::move(reply.changes);
   co_return out;
 }
 

@@ -81,13 +81,4 @@ std::string Uuid::toString() const {
   return s;
 }
 
-bool Uuid::isNil() const noexcept {
-  for (const std::uint8_t b : bytes) {
-    if (b != 0) {
-      return false;
-    }
-  }
-  return true;
-}
-
 } // namespace outpost::sync

@@ -257,9 +257,7 @@ public:
   virtual void forEachRecord(const std::function<void(const RecordView&)>& visit) = 0;
 };
 
-// Conversions and the field-state codec, shared with the devices.
-using protocol::toSync;
-using protocol::toWire;
+// The field-state codec, shared with the devices.
 using sync::decodeFieldState;
 using sync::encodeFieldState;
 

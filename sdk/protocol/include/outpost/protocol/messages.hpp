@@ -10,6 +10,8 @@
 
 #include "outpost/error.hpp"
 
+#include <outpost/sync/change.hpp>
+
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -54,38 +56,17 @@ using Uuid = std::array<std::uint8_t, 16>;
 /// Hybrid logical clock: 48-bit physical milliseconds << 16 | 16-bit logical counter.
 using Hlc = std::uint64_t;
 
-struct Null {
-  bool operator==(const Null&) const = default;
-};
-struct Tombstone {
-  bool operator==(const Tombstone&) const = default;
-};
-/// A field's typed value. Order of alternatives is not the wire order; see encode().
-using Value = std::variant<Null, Tombstone, bool, std::int64_t, double, std::string, Bytes,
-                           std::vector<std::string>>;
-
+/// A field's typed value and a change are the sync types themselves: the wire
+/// decodes straight into what the merge takes (sdk/sync_core). A change whose id the
+/// peer left out ("derived-ids") carries the all-zero id.
+using Null = sync::Null;
+using Tombstone = sync::Tombstone;
+using Value = sync::Value;
 /// One version of a field: the HLC and device of the change that wrote it.
-struct VersionRef {
-  Hlc hlc = 0;
-  Uuid deviceId{};
-  bool operator==(const VersionRef&) const = default;
-};
-
+using VersionRef = sync::VersionId;
 /// sync::Change on the wire. `baseDeviceId` and `resolves` came after the first
 /// cut of v1: an older peer does not send them and they read as zero / empty.
-struct Change {
-  Uuid changeId{};
-  Uuid recordId{};
-  std::string recordType;
-  std::string field;
-  Value value;
-  Hlc hlc = 0;
-  Uuid deviceId{};
-  Hlc baseHlc = 0;
-  Uuid baseDeviceId{};                ///< the device that wrote the base version
-  std::vector<VersionRef> resolves{}; ///< further versions the editor replaced
-  bool operator==(const Change&) const = default;
-};
+using Change = sync::Change;
 
 struct Wipe {
   bool operator==(const Wipe&) const = default;

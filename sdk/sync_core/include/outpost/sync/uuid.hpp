@@ -6,6 +6,7 @@
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <span>
@@ -17,6 +18,10 @@ namespace outpost::sync {
 /// A 16-byte UUID. Value type; the all-zero UUID is the "nil" UUID.
 struct Uuid {
   std::array<std::uint8_t, 16> bytes{};
+
+  constexpr Uuid() noexcept = default;
+  /// A UUID is its 16 bytes: the wire's ids (plain arrays) convert implicitly.
+  constexpr Uuid(const std::array<std::uint8_t, 16>& raw) noexcept : bytes(raw) {}
 
   /// A random version-4 UUID from libsodium's CSPRNG. Requires an
   /// `outpost::Context` to exist (libsodium initialised).
@@ -32,11 +37,23 @@ struct Uuid {
   /// Lowercase `8-4-4-4-12` text.
   [[nodiscard]] std::string toString() const;
 
-  [[nodiscard]] bool isNil() const noexcept;
+  [[nodiscard]] bool isNil() const noexcept {
+    std::uint64_t half[2];
+    std::memcpy(half, bytes.data(), sizeof half);
+    return (half[0] | half[1]) == 0;
+  }
   /// The version nibble (4 for random UUIDs).
   [[nodiscard]] int version() const noexcept { return bytes[6] >> 4; }
 
   friend auto operator<=>(const Uuid&, const Uuid&) noexcept = default;
+  /// Two 8-byte compares, inline (the merge compares ids of every change).
+  friend bool operator==(const Uuid& a, const Uuid& b) noexcept {
+    std::uint64_t x[2];
+    std::uint64_t y[2];
+    std::memcpy(x, a.bytes.data(), sizeof x);
+    std::memcpy(y, b.bytes.data(), sizeof y);
+    return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+  }
 };
 
 } // namespace outpost::sync
