@@ -5,9 +5,9 @@
 namespace outpost::server {
 
 BatchWriter::BatchWriter(std::function<std::unique_ptr<ServerStore>()> open, std::mutex& writeMutex,
-                         std::size_t maxGroupChanges)
+                         std::size_t maxGroupChanges, std::chrono::milliseconds idleAfter)
     : open_(std::move(open)), writeMutex_(writeMutex), maxGroupChanges_(maxGroupChanges),
-      thread_([this] { run(); }) {}
+      idleAfter_(idleAfter), thread_([this] { run(); }) {}
 
 BatchWriter::~BatchWriter() {
   {
@@ -53,7 +53,11 @@ void BatchWriter::run() {
     std::vector<Job> group;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (!wake_.wait_for(lock, idleAfter_, [this] { return stopping_ || !jobs_.empty(); })) {
+        lock.unlock();
+        idle(store);
+        continue;
+      }
       if (jobs_.empty()) {
         return; // stopping, and nothing left
       }
@@ -96,6 +100,20 @@ void BatchWriter::run() {
         }
       }
     }
+  }
+}
+
+void BatchWriter::idle(std::unique_ptr<ServerStore>& store) {
+  try {
+    if (!store) {
+      store = open_();
+    }
+    const std::lock_guard lock(writeMutex_);
+    (void)store->idle();
+  } catch (...) {
+    // The log stays as it is (the checkpointer still copies it); the next push or
+    // idle round starts from a fresh connection.
+    store.reset();
   }
 }
 

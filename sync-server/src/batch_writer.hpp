@@ -15,6 +15,7 @@
 #include <outpost/asio.hpp>
 #include <outpost/server/store.hpp>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -30,9 +31,11 @@ public:
   /// `open` gives the writer its store connection (opened again after a failure);
   /// `writeMutex` is held around each group, as around the server's other writes.
   /// At most `maxGroupChanges` changes go into one transaction (a single larger batch
-  /// still goes alone).
+  /// still goes alone). Each `idleAfter` with no batch, the writer's connection
+  /// gives the log's disk space back if it can (ServerStore::idle).
   BatchWriter(std::function<std::unique_ptr<ServerStore>()> open, std::mutex& writeMutex,
-              std::size_t maxGroupChanges = 50000);
+              std::size_t maxGroupChanges = 50000,
+              std::chrono::milliseconds idleAfter = std::chrono::milliseconds(200));
   /// Applies what is queued, then stops the thread.
   ~BatchWriter();
   BatchWriter(const BatchWriter&) = delete;
@@ -73,10 +76,13 @@ private:
   void run();
   /// One batch in its own transaction (after its group failed).
   void pushAlone(std::unique_ptr<ServerStore>& store, Job& job, const PushRequest& request);
+  /// ServerStore::idle on the writer's connection (opened if need be).
+  void idle(std::unique_ptr<ServerStore>& store);
 
   std::function<std::unique_ptr<ServerStore>()> open_;
   std::mutex& writeMutex_;
   std::size_t maxGroupChanges_;
+  std::chrono::milliseconds idleAfter_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> jobs_;

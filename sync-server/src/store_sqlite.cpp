@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <map>
@@ -80,6 +81,9 @@ CREATE TABLE IF NOT EXISTS templates(
   published_ms INTEGER NOT NULL,
   PRIMARY KEY(template_id, version));
 )sql";
+
+/// How long a connection waits for another's lock.
+constexpr int kBusyTimeoutMs = 10000;
 
 /// Template documents a HelloReply carries at most (the message limit is 16 MiB).
 constexpr std::size_t kTemplateBudget = 8u << 20;
@@ -290,7 +294,7 @@ struct SqliteServerStore::Impl {
 
   static sql::Database openAndMigrate(const fs::path& path, int flags) {
     sql::Database db(path.string(), flags);
-    db.exec("PRAGMA busy_timeout = 10000");
+    db.exec("PRAGMA busy_timeout = " + std::to_string(kBusyTimeoutMs));
     // 16 KiB pages for a new store (an existing one keeps its size): a pushed write
     // stores ~3 KB (its row and its record's merge state), and larger pages mean a
     // quarter of the WAL frames and B-tree splits per push; ~10 % less CPU for W2's
@@ -593,6 +597,28 @@ void SqliteServerStore::setActor(std::string actor) { impl_->actor = std::move(a
 
 void SqliteServerStore::setAutoCheckpoint(bool on) {
   impl_->db.exec(on ? "PRAGMA wal_autocheckpoint = 1000" : "PRAGMA wal_autocheckpoint = 0");
+}
+
+bool SqliteServerStore::idle() {
+  sqlite3* db = impl_->db.handle();
+  int walPages = 0;
+  int copied = 0;
+  int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &walPages, &copied);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+    throw Error(Errc::io, std::string("checkpoint failed: ") + sqlite3_errstr(rc));
+  }
+  if (rc == SQLITE_BUSY || walPages <= 0 || copied != walPages) {
+    return rc == SQLITE_OK && walPages <= 0;
+  }
+  // Everything is copied: truncate, without waiting for a reader of an older
+  // snapshot (with no busy handler the checkpoint then stops as a PASSIVE one would).
+  sqlite3_busy_timeout(db, 0);
+  rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &walPages, &copied);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+    throw Error(Errc::io, std::string("checkpoint failed: ") + sqlite3_errstr(rc));
+  }
+  return rc == SQLITE_OK;
 }
 
 void SqliteServerStore::addTeam(std::string_view name) {

@@ -47,13 +47,8 @@ void WalCheckpointer::run() {
       int copied = 0;
       int rc = sqlite3_wal_checkpoint_v2(db->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
                                          &walPages, &copied);
-      const bool idle = std::pair(walPages, copied) == last; // nothing written since
       if (rc == SQLITE_OK && walPages > restartPages_) {
         rc = sqlite3_wal_checkpoint_v2(db->handle(), nullptr, SQLITE_CHECKPOINT_RESTART, &walPages,
-                                       &copied);
-      } else if (rc == SQLITE_OK && idle && walPages > 0 && copied == walPages) {
-        // All copied and a round without writes: give the WAL's disk space back.
-        rc = sqlite3_wal_checkpoint_v2(db->handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, &walPages,
                                        &copied);
       }
       if (rc != SQLITE_OK && rc != SQLITE_BUSY) {

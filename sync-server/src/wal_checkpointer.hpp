@@ -9,9 +9,10 @@
 // (SqliteServerStore::setAutoCheckpoint) and this thread checkpoints instead,
 // PASSIVE (never blocking a writer or a reader), every `interval`. Should the WAL
 // grow past `restartPages` all the same (readers holding old snapshots), a RESTART
-// checkpoint waits for them so the next write starts the WAL from the beginning. A
-// round that finds the WAL all copied and nothing written since the previous round
-// truncates it, so an idle server holds no WAL on disk.
+// checkpoint waits for them so the next write starts the WAL from the beginning.
+// Truncating the WAL of an idle server is the batch writer's (BatchWriter, idle):
+// done from this connection, it would make the writer's connection drop its page
+// cache and read every page again at the next push.
 // Durability does not depend on any of this: a commit is durable in the WAL.
 
 #include <outpost/context.hpp>

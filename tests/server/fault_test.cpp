@@ -69,7 +69,7 @@ bool waitForWalWrite(const fs::path& dataDir, std::pair<std::int64_t, std::int64
 }
 
 /// Waits (at most 5 s) until the WAL is larger than `before`: the server is writing a
-/// batch (the checkpointer's truncation of an idle WAL, which also changes its stamp,
+/// batch (the truncation of an idle WAL, which also changes its stamp,
 /// is not taken for that).
 bool waitForWalGrowth(const fs::path& dataDir, std::pair<std::int64_t, std::int64_t> before) {
   for (int i = 0; i < 50000; ++i) {

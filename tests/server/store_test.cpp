@@ -102,6 +102,38 @@ TEST_SUITE("server.store") {
     CHECK_FALSE(fs::exists(SqliteServerStore::databasePath(empty.path)));
   }
 
+  TEST_CASE("idle() truncates a WAL that is all copied, and never waits for a reader of an "
+            "older snapshot") {
+    Context ctx;
+    DataFolder data(ctx);
+    auto store = data.store();
+    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const fs::path wal = SqliteServerStore::databasePath(data.dir.path).string() + "-wal";
+    REQUIRE(pushNewRecord(*store, device).applied == 1);
+    REQUIRE(fs::file_size(wal) > 0);
+    CHECK(store->idle());
+    CHECK(fs::file_size(wal) == 0);
+    CHECK(store->idle()); // nothing left: still done
+
+    // A reader keeps the snapshot of before the next push: its pages cannot all be
+    // copied, so idle() leaves the WAL and says so, at once (the store's busy timeout
+    // is 10 s).
+    sql::Database reader(SqliteServerStore::databasePath(data.dir.path).string(),
+                         SQLITE_OPEN_READONLY);
+    reader.exec("BEGIN");
+    CHECK(reader.queryInt("SELECT COUNT(*) FROM records") == 1);
+    REQUIRE(pushNewRecord(*store, device).applied == 1);
+    const auto started = std::chrono::steady_clock::now();
+    CHECK_FALSE(store->idle());
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+    CHECK(fs::file_size(wal) > 0);
+    reader.exec("COMMIT");
+    CHECK(store->idle());
+    CHECK(fs::file_size(wal) == 0);
+    CHECK(store->recordCount() == 2);
+    CHECK(store->verifyAudit().intact);
+  }
+
   TEST_CASE("a new store has 16 KiB pages, and one made with 4 KiB pages keeps them and works") {
     Context ctx;
     DataFolder data(ctx);

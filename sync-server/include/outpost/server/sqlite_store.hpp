@@ -34,6 +34,8 @@ public:
   /// outpost-server turns it off on its connections and checkpoints from a thread of
   /// its own.
   void setAutoCheckpoint(bool on);
+  /// Truncates the WAL once every page in it is in the database file.
+  bool idle() override;
 
   void setActor(std::string actor) override;
   void addTeam(std::string_view name) override;

@@ -248,6 +248,14 @@ public:
   /// The highest sequence number assigned so far (0 when none).
   [[nodiscard]] virtual std::uint64_t lastSequence() = 0;
 
+  /// Called on the pushing connection when no push has come for a while. A store
+  /// with a write-ahead log gives its disk space back once all of it is in the
+  /// database (never waiting for a reader: then it tries at the next call). Done by
+  /// the connection that writes, whose page cache stays valid; done by another, the
+  /// next push would read every page it touches again. True when nothing is left to
+  /// give back.
+  virtual bool idle() { return true; }
+
   // --- reading (outpostctl conflicts/export) -------------------------------------
 
   [[nodiscard]] virtual std::vector<ConflictSummary> conflicts() = 0;
