@@ -17,6 +17,12 @@ using namespace outpost::server::testing;
 
 namespace {
 
+/// The change with its id derived when the wire left it out.
+protocol::Change withEffectiveId(protocol::Change change) {
+  change.changeId = protocol::effectiveChangeId(change);
+  return change;
+}
+
 /// Pushes one change (x = 1) to a new record from `device`.
 PushResult pushNewRecord(SqliteServerStore& store, const protocol::DeviceRecord& device,
                          protocol::Uuid* record = nullptr) {
@@ -346,8 +352,7 @@ TEST_SUITE("server.store") {
           bool anyStored = false;
           for (const protocol::Change& c : write) {
             sync::FieldState& state = reference[c.recordId].fields[c.field];
-            const sync::MergeOutcome m =
-                sync::merge(state, protocol::withEffectiveId(c), policyOf(c.field));
+            const sync::MergeOutcome m = sync::merge(state, withEffectiveId(c), policyOf(c.field));
             switch (m) {
             case sync::MergeOutcome::duplicate:
               expected.push_back(protocol::ChangeOutcome::duplicate);

@@ -19,17 +19,4 @@ sync::Uuid effectiveChangeId(const Change& c) {
   return sync::derivedChangeId(c.deviceId, c.recordId, c.field, c.hlc);
 }
 
-Change withEffectiveId(Change change) {
-  change.changeId = effectiveChangeId(change);
-  return change;
-}
-
-Change withElidedId(Change change) {
-  if (change.changeId ==
-      sync::derivedChangeId(change.deviceId, change.recordId, change.field, change.hlc)) {
-    change.changeId = {};
-  }
-  return change;
-}
-
 } // namespace outpost::protocol

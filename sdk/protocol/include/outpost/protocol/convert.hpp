@@ -13,10 +13,5 @@ namespace outpost::protocol {
 [[nodiscard]] inline bool isElidedId(const sync::Uuid& id) noexcept { return id.isNil(); }
 /// The change's id, derived when the wire left it out.
 [[nodiscard]] sync::Uuid effectiveChangeId(const Change& change);
-/// The change with its id derived when the wire left it out.
-[[nodiscard]] Change withEffectiveId(Change change);
-/// The change with an all-zero id when its id is the derived one (only for a peer
-/// that named "derived-ids").
-[[nodiscard]] Change withElidedId(Change change);
 
 } // namespace outpost::protocol
