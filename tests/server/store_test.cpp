@@ -204,9 +204,7 @@ TEST_SUITE("server.store") {
     const PushResult first = store->push(context, write);
     CHECK(first.applied == 3);
     const auto derived = [&](const protocol::Change& c) {
-      return sync::derivedChangeId(sync::Uuid{c.deviceId}, sync::Uuid{c.recordId}, c.field,
-                                   sync::Hlc{c.hlc})
-          .bytes;
+      return sync::derivedChangeId(c.deviceId, c.recordId, c.field, c.hlc);
     };
     // The results carry the ids as sent (as the acknowledgement does), the audit the
     // effective ones.
@@ -331,10 +329,10 @@ TEST_SUITE("server.store") {
             if (!known.empty() && rng() % 2 == 0) {
               const auto& base = known[rng() % known.size()];
               c.baseHlc = base.hlc;
-              c.baseDeviceId = base.deviceId.bytes;
+              c.baseDeviceId = base.deviceId;
               if (known.size() > 1 && rng() % 3 == 0) {
                 const auto& other = known[rng() % known.size()];
-                c.resolves.push_back({other.hlc.value, other.deviceId.bytes});
+                c.resolves.push_back({other.hlc, other.deviceId});
               }
             }
             write.push_back(std::move(c));
@@ -508,7 +506,7 @@ TEST_SUITE("server.store") {
     // it (the stored version's id is derived for the comparison).
     const std::uint64_t h3 = hlcNow(9);
     std::vector<protocol::Change> repeat{change(a, h3, "risk", "low")};
-    repeat[0].changeId = derived(a, h1, "risk").bytes;
+    repeat[0].changeId = derived(a, h1, "risk");
     const PushResult again = push(a, repeat);
     CHECK(again.duplicates == 1);
     CHECK(again.applied + again.conflicts == 0);
