@@ -161,10 +161,11 @@ private:
   int out_ = -1;
 };
 
-/// VmRSS and VmHWM (KiB) and CPU seconds (user + system) of a process.
+/// VmRSS and VmHWM (KiB), memory mappings and CPU seconds (user + system) of a process.
 struct ProcessUsage {
   std::int64_t rssKiB = 0;
   std::int64_t hwmKiB = 0;
+  std::int64_t mappings = 0; // lines of /proc/PID/maps (Linux caps them: vm.max_map_count)
   double cpuSeconds = 0;
 };
 
@@ -182,6 +183,10 @@ ProcessUsage usageOf(pid_t pid) {
     } else if (name == "VmHWM:") {
       u.hwmKiB = value;
     }
+  }
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  while (std::getline(maps, line)) {
+    ++u.mappings;
   }
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
@@ -581,6 +586,7 @@ bool runLoad(const LoadOptions& options, Report& report) {
   const auto metricsPort = static_cast<std::uint16_t>(std::stoi(line.substr(metricsAt + 19)));
   const ProcessUsage idle = usageOf(server.pid());
   report.result(kId, "server_idle_vmrss_kib", static_cast<double>(idle.rssKiB), "KiB");
+  report.result(kId, "server_idle_mappings", static_cast<double>(idle.mappings), "count");
 
   Tally tally;
   Run run{context,
@@ -621,6 +627,8 @@ bool runLoad(const LoadOptions& options, Report& report) {
                                     static_cast<double>(connected)
                               : 0,
                 "KiB");
+  report.result(kId, "server_mappings_connected", static_cast<double>(run.connectedUsage.mappings),
+                "count");
   const ProcessUsage after = usageOf(server.pid());
   const double serverCpu = after.cpuSeconds - run.connectedUsage.cpuSeconds;
   const double clientCpu = ownCpuSeconds() - clientCpuBefore;

@@ -1,7 +1,9 @@
 #pragma once
 /// \file
-/// Secret bytes in libsodium's guarded memory (`sodium_malloc`): page-aligned, with
-/// guard pages, locked out of swap where the OS allows it, and wiped when freed.
+/// Secret bytes in libsodium's guarded memory (`sodium_malloc`): guard pages around
+/// it, locked out of swap where the OS allows it, left out of core dumps, and wiped when
+/// freed. Secrets of up to 64 bytes (keys, chaining keys, hashes) share slabs of such
+/// memory, one `sodium_malloc` per 256 of them; larger ones have their own.
 
 #include <cstddef>
 #include <span>
@@ -13,6 +15,9 @@ namespace outpost {
 /// initialised).
 class SecretBytes {
 public:
+  /// The largest secret that takes a slot of the shared slabs.
+  static constexpr std::size_t kPooledMax = 64;
+
   SecretBytes() noexcept = default;
   explicit SecretBytes(std::size_t size);
   /// A copy of `bytes` in guarded memory.
@@ -37,6 +42,11 @@ public:
   [[nodiscard]] bool equals(std::span<const unsigned char> other) const noexcept;
   /// Wipes and frees now.
   void reset() noexcept;
+  /// Whether these bytes sit in a slot of the shared slabs (a non-empty secret of at
+  /// most kPooledMax bytes).
+  [[nodiscard]] bool pooled() const noexcept;
+  /// How many slabs the process's pool holds (it keeps its peak).
+  [[nodiscard]] static std::size_t poolSlabs() noexcept;
 
 private:
   unsigned char* data_ = nullptr;
