@@ -574,20 +574,15 @@ asio::awaitable<PulledBatch> SyncClient::Impl::receivePull(protocol::SecureChann
 
 asio::awaitable<void> SyncClient::Impl::pull(protocol::SecureChannel& channel, SyncReport& report,
                                              SyncProgress& progress) {
-  // Replies are received and decoded on this (the io) thread while earlier ones are
-  // merged on a thread of their own (PullMerger): in order, whatever has arrived
-  // when a merge starts in one vault transaction, which also advances the stored
-  // cursor.
-  merger = std::make_unique<PullMerger>([this](std::span<PulledBatch> group) {
+  const auto mergeGroup = [this](std::span<PulledBatch> group) {
     std::vector<model::RemoteBatch> batches;
     batches.reserve(group.size());
     for (PulledBatch& b : group) {
       batches.push_back({b.changes, std::span<const bool>(b.derived.get(), b.changes.size())});
     }
     return model::applyRemote(internals(), batches, group.back().nextCursor);
-  });
-  const auto reportMerged = [&] {
-    const model::RemoteMergeResult merged = merger->takeMerged();
+  };
+  const auto reportMerged = [&](const model::RemoteMergeResult& merged) {
     if (merged.merged == 0 && merged.records == 0) {
       return;
     }
@@ -599,13 +594,27 @@ asio::awaitable<void> SyncClient::Impl::pull(protocol::SecureChannel& channel, S
     this->progress(progress, &channel);
   };
   std::uint64_t cursor = model::pullCursor(internals());
+  PulledBatch first = co_await receivePull(channel, report, cursor);
+  if (!first.more) {
+    // Everything came in one reply (the usual case between two syncs): merged here,
+    // with no thread to start for it.
+    reportMerged(mergeGroup(std::span(&first, 1)));
+    co_return;
+  }
+  // Replies are received and decoded on this (the io) thread while earlier ones are
+  // merged on a thread of their own (PullMerger): in order, whatever has arrived
+  // when a merge starts in one vault transaction, which also advances the stored
+  // cursor.
+  merger = std::make_unique<PullMerger>(mergeGroup);
   std::exception_ptr receiveFailed;
   try {
+    merger->add(std::move(first));
+    reportMerged(merger->takeMerged());
     for (;;) {
       PulledBatch batch = co_await receivePull(channel, report, cursor);
       const bool more = batch.more;
       merger->add(std::move(batch));
-      reportMerged();
+      reportMerged(merger->takeMerged());
       if (!more) {
         break;
       }
@@ -616,7 +625,7 @@ asio::awaitable<void> SyncClient::Impl::pull(protocol::SecureChannel& channel, S
   // What arrived is merged first, and a failed merge is the sync's failure, as when
   // the merges ran here.
   merger->finish();
-  reportMerged();
+  reportMerged(merger->takeMerged());
   const bool manyGroups = merger->groupsMerged() > 1;
   merger.reset();
   if (manyGroups && !receiveFailed) {
