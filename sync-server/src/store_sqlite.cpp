@@ -295,11 +295,13 @@ struct SqliteServerStore::Impl {
   static sql::Database openAndMigrate(const fs::path& path, int flags) {
     sql::Database db(path.string(), flags);
     db.exec("PRAGMA busy_timeout = " + std::to_string(kBusyTimeoutMs));
-    // 16 KiB pages for a new store (an existing one keeps its size): a pushed write
-    // stores ~3 KB (its row and its record's merge state), and larger pages mean a
-    // quarter of the WAL frames and B-tree splits per push; ~10 % less CPU for W2's
-    // push_all than 4 KiB (docs/benchmarks.md).
-    db.exec("PRAGMA page_size = 16384");
+    // 8 KiB pages for a new store (an existing one keeps its size). A pushed write
+    // stores ~3 KB (its row and its record's merge state): against 4 KiB, larger pages
+    // mean fewer WAL frames and B-tree splits per push (~10 % less CPU for W2's
+    // push_all). But a push of edits to records spread over the store writes a whole
+    // page per record: 16 KiB pages cost W2's push_delta ~3 ms more than 8 KiB ones,
+    // for the same push_all (docs/benchmarks.md).
+    db.exec("PRAGMA page_size = 8192");
     // WAL: readers never block the writer. synchronous=FULL: a batch is acknowledged
     // only after its commit is durable, also across a power cut.
     (void)db.queryText("PRAGMA journal_mode = WAL");

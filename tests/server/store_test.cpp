@@ -140,7 +140,7 @@ TEST_SUITE("server.store") {
     CHECK(store->verifyAudit().intact);
   }
 
-  TEST_CASE("a new store has 16 KiB pages, and one made with 4 KiB pages keeps them and works") {
+  TEST_CASE("a new store has 8 KiB pages, and one made with 4 KiB pages keeps them and works") {
     Context ctx;
     DataFolder data(ctx);
     const auto pageSize = [&] {
@@ -148,7 +148,7 @@ TEST_SUITE("server.store") {
                        SQLITE_OPEN_READWRITE);
       return db.queryInt("PRAGMA page_size");
     };
-    CHECK(pageSize() == 16384);
+    CHECK(pageSize() == 8192);
     {
       // As a store made before: 4 KiB pages (WAL fixes the size; DELETE lets VACUUM
       // change it).
