@@ -57,7 +57,7 @@ PushResult pushAs(ServerStore& store, const protocol::DeviceRecord& device,
 /// second has a duplicate and a rejected change. Returns the device used.
 protocol::DeviceRecord fillFolder(const DataFolder& data) {
   auto store = data.store();
-  const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+  const protocol::DeviceRecord device{newId(), {}, "worker-a", "north", false};
   const protocol::Uuid record = newId();
   const auto first = changeBy(device, record, "assessment", "risk", std::string("low"));
   (void)pushAs(*store, device,
@@ -97,12 +97,12 @@ TEST_SUITE("server.audit") {
     const protocol::DeviceRecord device = fillFolder(data);
     auto store = data.store();
     store->setActor("admin:test");
-    store->setWorkerTeams("bob", {"south", "north"});
+    store->setWorkerTeams("worker-b", {"south", "north"});
     const auto code =
-        store->issueEnrollmentCode("bob", std::chrono::hours(1), protocol::Clock::now());
+        store->issueEnrollmentCode("worker-b", std::chrono::hours(1), protocol::Clock::now());
     CHECK(code.code.size() == 19);
     store->deviceRegistry().add(
-        {newId(), protocol::noise::KeyPair::generate(ctx).publicKey, "bob", "south", false},
+        {newId(), protocol::noise::KeyPair::generate(ctx).publicKey, "worker-b", "south", false},
         protocol::Clock::now());
     CHECK(store->revokeDevice(store->devices().back().record.deviceId));
     CHECK_FALSE(store->revokeDevice(newId()));
@@ -129,7 +129,7 @@ TEST_SUITE("server.audit") {
                                           AuditKind::push, AuditKind::workerSetTeams,
                                           AuditKind::enrollIssue, AuditKind::deviceRevoke});
     const AuditEntry& second = entries[6];
-    CHECK(second.actor == "alice");
+    CHECK(second.actor == "worker-a");
     CHECK(second.device == device.deviceId);
     REQUIRE(second.changes.size() == 3);
     CHECK(second.changes[0].outcome == protocol::ChangeOutcome::duplicate);
@@ -163,7 +163,7 @@ TEST_SUITE("server.audit") {
       expectedWords = "altered";
     }
     SUBCASE("an entry's actor edited") {
-      tamper(data, "UPDATE audit_log SET actor = 'bob' WHERE seq = 2");
+      tamper(data, "UPDATE audit_log SET actor = 'worker-b' WHERE seq = 2");
       expectedBad = 2;
       expectedWords = "altered";
     }
@@ -358,15 +358,15 @@ TEST_SUITE("server.audit") {
     CHECK(queryInt(data, "SELECT COUNT(*) FROM writes") == 4);
     // A write keeps its last change's number: a device that had pulled up to change 3
     // (record 1's first two writes) gets exactly the rest.
-    const protocol::PullReply rest = store->pull(*store->findWorker("alice"), {}, 3, 100);
+    const protocol::PullReply rest = store->pull(*store->findWorker("worker-a"), {}, 3, 100);
     REQUIRE(rest.changes.size() == 2);
     CHECK(std::get<std::string>(rest.changes[0].value) == "medium");
     CHECK(std::get<std::string>(rest.changes[1].value) == "low");
     CHECK(rest.changes[1].recordId == rec2);
-    const protocol::PullReply all = store->pull(*store->findWorker("alice"), {}, 0, 100);
+    const protocol::PullReply all = store->pull(*store->findWorker("worker-a"), {}, 0, 100);
     CHECK(all.changes.size() == 5);
     CHECK(all.nextCursor == 5);
-    CHECK(store->pull(*store->findWorker("carol"), {}, 0, 100).changes.empty());
+    CHECK(store->pull(*store->findWorker("worker-c"), {}, 0, 100).changes.empty());
     // The ids survive, derived or not.
     CHECK(all.changes[1].field == "school");
     CHECK(all.changes[1].changeId !=
@@ -378,7 +378,7 @@ TEST_SUITE("server.audit") {
     CHECK(view->conflictFields == std::vector<std::string>{"risk"});
     CHECK(store->conflicts().size() == 1);
     // New pushes continue after the old numbers, and the chain still verifies.
-    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const protocol::DeviceRecord device{newId(), {}, "worker-a", "north", false};
     (void)pushAs(*store, device, {changeBy(device, newId(), "child", "risk", std::string("x"))});
     CHECK(store->lastSequence() == 6);
     CHECK(store->verifyAudit().intact);
@@ -393,7 +393,7 @@ TEST_SUITE("server.audit") {
     Context ctx;
     DataFolder data(ctx);
     auto store = data.store();
-    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const protocol::DeviceRecord device{newId(), {}, "worker-a", "north", false};
     const protocol::Uuid record = newId();
     std::vector<protocol::Change> write;
     for (const char* field : {"a", "b", "c", "d"}) {
@@ -451,7 +451,7 @@ TEST_SUITE("server.audit") {
     Context ctx;
     DataFolder data(ctx);
     auto store = data.store();
-    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const protocol::DeviceRecord device{newId(), {}, "worker-a", "north", false};
     // New records whose ids are left out: stored without deriving them.
     std::vector<protocol::Change> changes;
     for (std::size_t i = 0; i <= protocol::limits::kChanges; ++i) {
@@ -508,8 +508,8 @@ TEST_SUITE("server.audit") {
     Context ctx;
     DataFolder data(ctx);
     auto store = data.store();
-    const protocol::DeviceRecord a{newId(), {}, "alice", "north", false};
-    const protocol::DeviceRecord b{newId(), {}, "bob", "north", false};
+    const protocol::DeviceRecord a{newId(), {}, "worker-a", "north", false};
+    const protocol::DeviceRecord b{newId(), {}, "worker-b", "north", false};
     const protocol::Uuid note = newId();
     const auto addendum = [](std::string text) {
       return protocol::Value(std::string(R"({"at":"2026-01-01T10:00:00Z","by":"w","text":")") +
@@ -543,8 +543,8 @@ TEST_SUITE("server.audit") {
                          [](const FieldPolicy& p) { return p.policy == sync::MergePolicy::lww; }));
       Device da(ctx);
       Device db(ctx);
-      enrollAs(data, srv, da, "alice");
-      enrollAs(data, srv, db, "bob");
+      enrollAs(data, srv, da, "worker-a");
+      enrollAs(data, srv, db, "worker-b");
       (void)da.hello();
       (void)db.hello();
       auto c1 = da.change(note, "addenda", addendum("one"));

@@ -67,16 +67,16 @@ TEST_SUITE("server.cli") {
       CHECK(second.err.find("already") != std::string::npos);
       CHECK(slurp(fs::path(data) / "keys" / "server-static.key") == keyBefore);
 
-      const Run noTeam = ctl(scratch, "--data " + data + " worker add alice --team north");
+      const Run noTeam = ctl(scratch, "--data " + data + " worker add worker-a --team north");
       CHECK(noTeam.status == 1);
       CHECK(noTeam.err.find("team add") != std::string::npos);
       CHECK(ctl(scratch, "--data " + data + " team add north").status == 0);
       CHECK(ctl(scratch, "--data " + data + " team add north").status == 1);
-      CHECK(ctl(scratch, "--data " + data + " worker add alice --team north").status == 0);
+      CHECK(ctl(scratch, "--data " + data + " worker add worker-a --team north").status == 0);
       CHECK(ctl(scratch, "--data " + data + " enroll nobody").status == 1);
-      CHECK(ctl(scratch, "--data " + data + " worker set-teams alice --team south").status == 1);
+      CHECK(ctl(scratch, "--data " + data + " worker set-teams worker-a --team south").status == 1);
       CHECK(ctl(scratch, "--data " + data + " worker set-teams nobody --team north").status == 1);
-      CHECK(ctl(scratch, "--data " + data + " enroll alice --ttl forever").status == 1);
+      CHECK(ctl(scratch, "--data " + data + " enroll worker-a --ttl forever").status == 1);
       CHECK(ctl(scratch, "--data " + data + " revoke not-a-uuid").status == 1);
       CHECK(
           ctl(scratch, "--data " + data + " revoke 00000000-0000-4000-8000-000000000000").status ==
@@ -96,8 +96,8 @@ TEST_SUITE("server.cli") {
     const std::string d = "--data " + data.string();
     REQUIRE(ctl(scratch, d + " init").status == 0);
     REQUIRE(ctl(scratch, d + " team add north").status == 0);
-    REQUIRE(ctl(scratch, d + " worker add alice --team north").status == 0);
-    REQUIRE(ctl(scratch, d + " worker add bob --team north").status == 0);
+    REQUIRE(ctl(scratch, d + " worker add worker-a --team north").status == 0);
+    REQUIRE(ctl(scratch, d + " worker add worker-b --team north").status == 0);
 
     ServerProcess server(data);
     const std::string line = server.firstLine();
@@ -107,8 +107,8 @@ TEST_SUITE("server.cli") {
 
     Device a(ctx);
     Device b(ctx);
-    for (const auto& [device, worker] : {std::pair<Device*, std::string>{&a, "alice"},
-                                         std::pair<Device*, std::string>{&b, "bob"}}) {
+    for (const auto& [device, worker] : {std::pair<Device*, std::string>{&a, "worker-a"},
+                                         std::pair<Device*, std::string>{&b, "worker-b"}}) {
       const Run issued =
           ctl(scratch, d + " --json enroll " + worker + " --ttl 1h --server 127.0.0.1:" + port);
       REQUIRE(issued.status == 0);
@@ -245,8 +245,8 @@ TEST_SUITE("server.cli") {
   TEST_CASE("audit verify: intact, then a change row altered is found, naming the entry") {
     Context ctx;
     DataFolder data(ctx); // 5 administrative entries
-    pushRecords(data, "alice", 3);
-    pushRecords(data, "carol", 2); // entry 7: change seqs 4 and 5
+    pushRecords(data, "worker-a", 3);
+    pushRecords(data, "worker-c", 2); // entry 7: change seqs 4 and 5
     TempDir scratch;
     const std::string d = "--data " + data.dir.path.string();
 
@@ -263,7 +263,7 @@ TEST_SUITE("server.cli") {
     const auto entries = nlohmann::json::parse(list.out);
     REQUIRE(entries.size() == 2);
     CHECK(entries[1].at("kind") == "push");
-    CHECK(entries[1].at("actor") == "carol");
+    CHECK(entries[1].at("actor") == "worker-c");
     CHECK(entries[1].at("detail").at("applied") == 2);
 
     {
@@ -283,7 +283,7 @@ TEST_SUITE("server.cli") {
   TEST_CASE("export: a progress bar on stderr with --progress only (stderr is a file here)") {
     Context ctx;
     DataFolder data(ctx);
-    pushRecords(data, "alice", 5);
+    pushRecords(data, "worker-a", 5);
     TempDir scratch;
     const std::string d = "--data " + data.dir.path.string();
     const std::string out = (scratch.path / "records.csv").string();
@@ -304,7 +304,7 @@ TEST_SUITE("server.cli") {
   TEST_CASE("backup copies a live folder consistently, the copy verifies and serves") {
     Context ctx;
     DataFolder data(ctx);
-    pushRecords(data, "alice", 7);
+    pushRecords(data, "worker-a", 7);
     TempDir scratch;
     const std::string d = "--data " + data.dir.path.string();
     // A connection keeps a write transaction open meanwhile: the copy is the last

@@ -213,7 +213,7 @@ TEST_SUITE("server.fault") {
         const std::uint16_t port = server.port();
         REQUIRE(port != 0);
         if (device.port == 0) {
-          enrollWith(data, port, device, "alice");
+          enrollWith(data, port, device, "worker-a");
         }
         device.port = port;
         settledHello(device);
@@ -273,7 +273,7 @@ TEST_SUITE("server.fault") {
     ServerProcess server(data.dir.path);
     const std::uint16_t port = server.port();
     REQUIRE(port != 0);
-    enrollWith(data, port, device, "alice");
+    enrollWith(data, port, device, "worker-a");
     settledHello(device);
     constexpr std::size_t kBatch = 10000;
     const PushBatch batch{newId(), bigBatch(device, kBatch)};
@@ -299,11 +299,11 @@ TEST_SUITE("server.fault") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path, std::chrono::milliseconds(1500)); // 1 MiB messages
     Device honest(ctx);
-    enrollAs(data, srv, honest, "alice");
+    enrollAs(data, srv, honest, "worker-a");
     std::vector<std::unique_ptr<Device>> hostile;
     for (int i = 0; i < 4; ++i) {
       hostile.push_back(std::make_unique<Device>(ctx));
-      enrollAs(data, srv, *hostile.back(), "bob");
+      enrollAs(data, srv, *hostile.back(), "worker-b");
     }
     RawSession oversize(ctx, srv.port(), *hostile[0]);
     RawSession stalled(ctx, srv.port(), *hostile[1]);
@@ -329,7 +329,7 @@ TEST_SUITE("server.fault") {
     // Meanwhile an honest device keeps syncing, unhindered, and a colleague's device
     // pulls what it pushed (a device is not sent its own changes back).
     Device colleague(ctx);
-    enrollAs(data, srv, colleague, "alice");
+    enrollAs(data, srv, colleague, "worker-a");
     (void)colleague.hello();
     (void)honest.hello();
     std::chrono::steady_clock::duration slowest{};
@@ -368,9 +368,9 @@ TEST_SUITE("server.fault") {
     Device poisoned(ctx);
     Device first(ctx);
     Device honest(ctx);
-    enrollAs(data, srv, poisoned, "alice");
-    enrollAs(data, srv, first, "bob");
-    enrollAs(data, srv, honest, "bob");
+    enrollAs(data, srv, poisoned, "worker-a");
+    enrollAs(data, srv, first, "worker-b");
+    enrollAs(data, srv, honest, "worker-b");
     (void)poisoned.hello();
     (void)first.hello();
     (void)honest.hello();

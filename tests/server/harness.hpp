@@ -103,7 +103,7 @@ inline std::uint64_t hlcNow(std::uint64_t logical = 0) {
 }
 
 /// A data folder initialised as `outpostctl init` does, with teams north and south
-/// and workers alice, bob (north) and carol (south).
+/// and workers worker-a, worker-b (north) and worker-c (south).
 struct DataFolder {
   Context& ctx;
   TempDir dir;
@@ -112,9 +112,9 @@ struct DataFolder {
     SqliteServerStore store(ctx, dir.path, keys, true);
     store.addTeam("north");
     store.addTeam("south");
-    store.addWorker("alice", {"north"});
-    store.addWorker("bob", {"north"});
-    store.addWorker("carol", {"south"});
+    store.addWorker("worker-a", {"north"});
+    store.addWorker("worker-b", {"north"});
+    store.addWorker("worker-c", {"south"});
   }
   /// An administrator's connection to the store (as outpostctl opens it).
   [[nodiscard]] std::unique_ptr<SqliteServerStore> store() const {

@@ -44,8 +44,8 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device device(ctx);
-    enrollAs(data, srv, device, "alice");
-    CHECK(device.workerId == "alice");
+    enrollAs(data, srv, device, "worker-a");
+    CHECK(device.workerId == "worker-a");
     const HelloReply hello = device.hello();
     CHECK(hello.version == kProtocolVersionMax);
     const std::uint64_t serverMs = hello.serverHlc >> 16;
@@ -61,8 +61,8 @@ TEST_SUITE("server.sync") {
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
     Device b(ctx);
-    enrollAs(data, srv, a, "alice");
-    enrollAs(data, srv, b, "bob");
+    enrollAs(data, srv, a, "worker-a");
+    enrollAs(data, srv, b, "worker-b");
     (void)a.hello();
     (void)b.hello();
     const Uuid record = newId();
@@ -104,7 +104,7 @@ TEST_SUITE("server.sync") {
     std::vector<std::unique_ptr<Device>> devices;
     for (int i = 0; i < kDevices; ++i) {
       devices.push_back(std::make_unique<Device>(ctx));
-      enrollAs(data, srv, *devices.back(), i % 2 == 0 ? "alice" : "bob");
+      enrollAs(data, srv, *devices.back(), i % 2 == 0 ? "worker-a" : "worker-b");
       (void)devices.back()->hello();
     }
     std::vector<std::size_t> applied(kDevices, 0);
@@ -150,7 +150,7 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
     (void)a.hello();
     const Uuid record = newId();
     const std::vector<Change> changes = {a.change(record, "x", std::string("1")),
@@ -167,7 +167,7 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
     (void)a.hello();
     const Uuid record = newId();
     const Change x = a.change(record, "x", std::string("1"));
@@ -192,8 +192,8 @@ TEST_SUITE("server.sync") {
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
     Device b(ctx);
-    enrollAs(data, srv, a, "alice");
-    enrollAs(data, srv, b, "bob");
+    enrollAs(data, srv, a, "worker-a");
+    enrollAs(data, srv, b, "worker-b");
     (void)a.hello();
     (void)b.hello();
     const Uuid record = newId();
@@ -232,8 +232,8 @@ TEST_SUITE("server.sync") {
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
     Device c(ctx);
-    enrollAs(data, srv, a, "alice");
-    enrollAs(data, srv, c, "carol");
+    enrollAs(data, srv, a, "worker-a");
+    enrollAs(data, srv, c, "worker-c");
     (void)a.hello();
     (void)c.hello();
     const Uuid northRecord = newId();
@@ -259,8 +259,8 @@ TEST_SUITE("server.sync") {
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
     Device c(ctx);
-    enrollAs(data, srv, a, "alice");
-    enrollAs(data, srv, c, "carol");
+    enrollAs(data, srv, a, "worker-a");
+    enrollAs(data, srv, c, "worker-c");
     (void)a.hello();
     const Uuid northRecord = newId();
     REQUIRE(count(a.push({a.change(northRecord, "x", std::string("north"))}),
@@ -311,8 +311,8 @@ TEST_SUITE("server.sync") {
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
     Device b(ctx);
-    enrollAs(data, srv, a, "alice");
-    enrollAs(data, srv, b, "bob");
+    enrollAs(data, srv, a, "worker-a");
+    enrollAs(data, srv, b, "worker-b");
     (void)a.hello();
     (void)b.hello();
     const Uuid record = newId();
@@ -338,9 +338,9 @@ TEST_SUITE("server.sync") {
     Device a(ctx);
     Device b(ctx);
     Device c(ctx);
-    enrollAs(data, srv, a, "alice");
-    enrollAs(data, srv, b, "bob");
-    enrollAs(data, srv, c, "carol");
+    enrollAs(data, srv, a, "worker-a");
+    enrollAs(data, srv, b, "worker-b");
+    enrollAs(data, srv, c, "worker-c");
     (void)a.hello();
     (void)b.hello();
     (void)c.hello();
@@ -369,13 +369,13 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
     CHECK(a.hello().pendingCommands.empty());
     const Uuid record = newId();
     (void)a.push({a.change(record, "x", std::string("north only"))});
     CHECK(a.hello().pendingCommands.empty()); // nothing left the scope
 
-    data.store()->setWorkerTeams("alice", {"south"});
+    data.store()->setWorkerTeams("worker-a", {"south"});
     const HelloReply reply = a.hello();
     REQUIRE(reply.pendingCommands.size() == 1);
     const auto* purge = std::get_if<PurgeRecords>(&reply.pendingCommands[0].action);
@@ -383,8 +383,9 @@ TEST_SUITE("server.sync") {
     CHECK(purge->recordIds == std::vector<Uuid>{record});
     CHECK(a.pull(0).changes.empty());
     CHECK(a.hello().pendingCommands.empty()); // sent once
-    CHECK(codeOf([&] { data.store()->setWorkerTeams("alice", {"nowhere"}); }) == Errc::not_found);
-    CHECK(data.store()->findWorker("alice")->teams == std::vector<std::string>{"south"});
+    CHECK(codeOf([&] { data.store()->setWorkerTeams("worker-a", {"nowhere"}); }) ==
+          Errc::not_found);
+    CHECK(data.store()->findWorker("worker-a")->teams == std::vector<std::string>{"south"});
   }
 
   TEST_CASE("changes stamped more than two minutes ahead are rejected with clock_skew") {
@@ -392,7 +393,7 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
     (void)a.hello();
     Change ahead = a.change(newId(), "x", std::string("later"));
     ahead.hlc = sync::Hlc{hlcNow() + (std::uint64_t{10 * 60 * 1000} << 16)};
@@ -408,7 +409,7 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
     (void)a.hello();
     Change forged = a.change(newId(), "x", std::string("forged"));
     forged.deviceId = newId();
@@ -422,7 +423,7 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
     (void)a.hello();
     CHECK(data.store()->deviceRegistry().revoke(a.deviceId));
     CHECK(codeOf([&] { (void)a.hello(); }) == Errc::revoked);
@@ -433,9 +434,9 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
     (void)a.hello();
-    const Message stray = Hello{1, 1, a.deviceId, "alice", "test", hlcNow(), {}};
+    const Message stray = Hello{1, 1, a.deviceId, "worker-a", "test", hlcNow(), {}};
     const Message reply = a.request(stray);
     REQUIRE(std::holds_alternative<ErrorReply>(reply));
     CHECK(std::get<ErrorReply>(reply).code == Errc::protocol);
@@ -446,7 +447,7 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path, std::chrono::milliseconds(1500));
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
 
     asio::io_context raw;
     const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), srv.port());
@@ -501,7 +502,7 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
     (void)a.hello();
     const protocol::Uuid record = newId();
     const protocol::Message first =
@@ -546,7 +547,7 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
     (void)a.hello();
     constexpr int kBatches = 24;
     std::vector<protocol::Message> batches;
@@ -594,7 +595,7 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
     (void)a.hello();
     const Uuid record = newId();
     const std::vector<Change> changes = {a.change(record, "x", std::string("1")),
@@ -620,7 +621,7 @@ TEST_SUITE("server.sync") {
     const Uuid record = newId();
     {
       RunningServer srv(ctx, data.dir.path);
-      enrollAs(data, srv, a, "alice");
+      enrollAs(data, srv, a, "worker-a");
       (void)a.hello();
       (void)a.push({a.change(record, "x", std::string("kept"))});
       a.channel.reset();
@@ -641,7 +642,7 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
     (void)a.hello();
     const auto file = server::SqliteServerStore::databasePath(data.dir.path);
     const auto before = std::filesystem::file_size(file);
@@ -683,7 +684,7 @@ TEST_SUITE("server.sync") {
     DataFolder data(ctx);
     RunningServer srv(ctx, data.dir.path);
     Device a(ctx);
-    enrollAs(data, srv, a, "alice");
+    enrollAs(data, srv, a, "worker-a");
     (void)a.hello();
     (void)a.push({a.change(newId(), "x", std::string("v"))});
     const auto metricsPort = srv.server->metricsPort();

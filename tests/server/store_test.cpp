@@ -89,12 +89,12 @@ TEST_SUITE("server.store") {
     auto store = data.store();
     CHECK(codeOf([&] { store->addTeam("north"); }) == Errc::already_exists);
     CHECK(codeOf([&] { store->addTeam(""); }) == Errc::invalid_argument);
-    CHECK(codeOf([&] { store->addWorker("dave", {"north", "nowhere"}); }) == Errc::not_found);
-    CHECK_FALSE(store->findWorker("dave").has_value());
-    CHECK(codeOf([&] { store->addWorker("alice", {"south"}); }) == Errc::already_exists);
-    CHECK(store->findWorker("alice")->teams == std::vector<std::string>{"north"});
-    store->addWorker("erin", {"south", "north"});
-    CHECK(store->findWorker("erin")->teams == std::vector<std::string>{"south", "north"});
+    CHECK(codeOf([&] { store->addWorker("worker-d", {"north", "nowhere"}); }) == Errc::not_found);
+    CHECK_FALSE(store->findWorker("worker-d").has_value());
+    CHECK(codeOf([&] { store->addWorker("worker-a", {"south"}); }) == Errc::already_exists);
+    CHECK(store->findWorker("worker-a")->teams == std::vector<std::string>{"north"});
+    store->addWorker("worker-e", {"south", "north"});
+    CHECK(store->findWorker("worker-e")->teams == std::vector<std::string>{"south", "north"});
     CHECK(store->teams() == std::vector<std::string>{"north", "south"});
   }
 
@@ -113,7 +113,7 @@ TEST_SUITE("server.store") {
     Context ctx;
     DataFolder data(ctx);
     auto store = data.store();
-    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const protocol::DeviceRecord device{newId(), {}, "worker-a", "north", false};
     const fs::path wal = SqliteServerStore::databasePath(data.dir.path).string() + "-wal";
     REQUIRE(pushNewRecord(*store, device).applied == 1);
     REQUIRE(fs::file_size(wal) > 0);
@@ -160,7 +160,7 @@ TEST_SUITE("server.store") {
     }
     REQUIRE(pageSize() == 4096);
     auto store = data.store();
-    CHECK(pushNewRecord(*store, {newId(), {}, "alice", "north", false}).applied == 1);
+    CHECK(pushNewRecord(*store, {newId(), {}, "worker-a", "north", false}).applied == 1);
     store.reset();
     CHECK(pageSize() == 4096);
     CHECK(data.store()->recordCount() == 1);
@@ -171,9 +171,9 @@ TEST_SUITE("server.store") {
     Context ctx;
     DataFolder data(ctx);
     auto store = data.store();
-    store->addWorker("erin", {"south", "north"});
+    store->addWorker("worker-e", {"south", "north"});
     protocol::Uuid record{};
-    const PushResult r = pushNewRecord(*store, {newId(), {}, "erin", "south", false}, &record);
+    const PushResult r = pushNewRecord(*store, {newId(), {}, "worker-e", "south", false}, &record);
     CHECK(r.applied == 1);
     CHECK(store->record(sync::Uuid{record})->ownerTeam == "south");
     CHECK(store->recordCount() == 1);
@@ -184,7 +184,7 @@ TEST_SUITE("server.store") {
     Context ctx;
     DataFolder data(ctx);
     auto store = data.store();
-    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const protocol::DeviceRecord device{newId(), {}, "worker-a", "north", false};
     const protocol::Uuid record = newId();
     const std::uint64_t hlc = hlcNow(); // one write: one HLC, whatever the clock does meanwhile
     std::vector<protocol::Change> write;
@@ -199,7 +199,7 @@ TEST_SUITE("server.store") {
       write.push_back(c);
     }
     write[1].changeId = newId(); // one id that is not derived
-    const PushContext context{device, *store->findWorker("alice"),
+    const PushContext context{device, *store->findWorker("worker-a"),
                               static_cast<std::int64_t>(hlcNow() >> 16)};
     const PushResult first = store->push(context, write);
     CHECK(first.applied == 3);
@@ -219,17 +219,17 @@ TEST_SUITE("server.store") {
     CHECK(entry.changes[0].changeId == derived(write[0]));
     CHECK(entry.changes[1].changeId == write[1].changeId);
 
-    const Worker bob = *store->findWorker("bob");
-    const protocol::PullReply full = store->pull(bob, newId(), 0, 100);
+    const Worker puller = *store->findWorker("worker-b");
+    const protocol::PullReply full = store->pull(puller, newId(), 0, 100);
     REQUIRE(full.changes.size() == 3);
     CHECK(full.changes[0].changeId == derived(write[0]));
     CHECK(full.changes[1].changeId == write[1].changeId);
-    const protocol::PullReply elided = store->pull(bob, newId(), 0, 100, true);
+    const protocol::PullReply elided = store->pull(puller, newId(), 0, 100, true);
     REQUIRE(elided.changes.size() == 3);
     CHECK(protocol::isElidedId(elided.changes[0].changeId));
     CHECK(elided.changes[1].changeId == write[1].changeId);
     // The device's own write is never sent back to it.
-    CHECK(store->pull(bob, device.deviceId, 0, 100).changes.empty());
+    CHECK(store->pull(puller, device.deviceId, 0, 100).changes.empty());
 
     // Resent (ids now spelled out): nothing is applied twice.
     std::vector<protocol::Change> again = write;
@@ -255,8 +255,8 @@ TEST_SUITE("server.store") {
       auto store = data.store();
       REQUIRE(store->setFieldPolicies({{"child", "notes", sync::MergePolicy::appendOnly}}) == 1);
       std::mt19937_64 rng(seed);
-      const std::vector<protocol::DeviceRecord> devices{{newId(), {}, "alice", "north", false},
-                                                        {newId(), {}, "bob", "north", false}};
+      const std::vector<protocol::DeviceRecord> devices{{newId(), {}, "worker-a", "north", false},
+                                                        {newId(), {}, "worker-b", "north", false}};
       const std::vector<protocol::Uuid> records{newId(), newId(), newId()};
       const std::vector<std::string> fields{std::string(sync::kRecordField), "notes", "risk",
                                             "school"};
@@ -431,8 +431,8 @@ TEST_SUITE("server.store") {
     Context ctx;
     DataFolder data(ctx);
     auto store = data.store();
-    const protocol::DeviceRecord a{newId(), {}, "alice", "north", false};
-    const protocol::DeviceRecord b{newId(), {}, "bob", "north", false};
+    const protocol::DeviceRecord a{newId(), {}, "worker-a", "north", false};
+    const protocol::DeviceRecord b{newId(), {}, "worker-b", "north", false};
     const protocol::Uuid record = newId();
     const auto change = [&](const protocol::DeviceRecord& device, std::uint64_t hlc,
                             const char* field, std::string value) {
@@ -545,7 +545,7 @@ TEST_SUITE("server.store") {
     CHECK(store->lastAuditEntries(1).front().kind == AuditKind::templatePublish);
     CHECK(store->verifyAudit().intact);
 
-    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const protocol::DeviceRecord device{newId(), {}, "worker-a", "north", false};
     const auto lacking = store->pendingCommands(device, {"cse-screening@1"}).commands;
     REQUIRE(lacking.size() == 1);
     const auto* update = std::get_if<protocol::TemplateUpdate>(&lacking[0].action);
@@ -558,7 +558,7 @@ TEST_SUITE("server.store") {
     Context ctx;
     DataFolder data(ctx);
     auto store = data.store();
-    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const protocol::DeviceRecord device{newId(), {}, "worker-a", "north", false};
     std::vector<protocol::Change> changes;
     for (int w = 0; w < 3; ++w) { // three writes of 4 changes each
       const protocol::Uuid record = newId();
@@ -575,19 +575,19 @@ TEST_SUITE("server.store") {
         changes.push_back(c);
       }
     }
-    const PushContext context{device, *store->findWorker("alice"),
+    const PushContext context{device, *store->findWorker("worker-a"),
                               static_cast<std::int64_t>(hlcNow() >> 16)};
     CHECK(store->push(context, changes).applied == 12);
-    const Worker bob = *store->findWorker("bob");
-    const protocol::PullReply a = store->pull(bob, newId(), 0, 6);
+    const Worker puller = *store->findWorker("worker-b");
+    const protocol::PullReply a = store->pull(puller, newId(), 0, 6);
     CHECK(a.changes.size() == 4);
     CHECK(a.more);
     CHECK(a.nextCursor == 1);
-    const protocol::PullReply b = store->pull(bob, newId(), a.nextCursor, 8);
+    const protocol::PullReply b = store->pull(puller, newId(), a.nextCursor, 8);
     CHECK(b.changes.size() == 8);
     CHECK_FALSE(b.more);
     // A limit smaller than one write still returns that write.
-    CHECK(store->pull(bob, newId(), 0, 1).changes.size() == 4);
+    CHECK(store->pull(puller, newId(), 0, 1).changes.size() == 4);
   }
 }
 
@@ -596,7 +596,7 @@ TEST_SUITE("server.store") {
     Context ctx;
     DataFolder data(ctx);
     auto store = data.store();
-    const protocol::DeviceRecord device{newId(), {}, "alice", "north", false};
+    const protocol::DeviceRecord device{newId(), {}, "worker-a", "north", false};
     CHECK(store->pendingCommands(device).commands.empty());
     CHECK_FALSE(store->pendingCommands(device).recorded); // first session: recorded at ack
     store->acknowledgeScope(device, store->pendingCommands(device).teams);
@@ -604,7 +604,7 @@ TEST_SUITE("server.store") {
     protocol::Uuid record{};
     CHECK(pushNewRecord(*store, device, &record).applied == 1);
     CHECK(store->pendingCommands(device).commands.empty());
-    store->setWorkerTeams("alice", {"south"});
+    store->setWorkerTeams("worker-a", {"south"});
     const auto [commands, teams, recorded] = store->pendingCommands(device);
     CHECK_FALSE(recorded);
     CHECK(teams == std::vector<std::string>{"south"});
@@ -624,8 +624,8 @@ TEST_SUITE("server.store") {
     auto store = data.store();
     store->addTeam("east");
     store->addWorker("worker-1", {"north", "south", "east"});
-    const protocol::DeviceRecord north{newId(), {}, "bob", "north", false};
-    const protocol::DeviceRecord south{newId(), {}, "carol", "south", false};
+    const protocol::DeviceRecord north{newId(), {}, "worker-b", "north", false};
+    const protocol::DeviceRecord south{newId(), {}, "worker-c", "south", false};
     const auto pushOne = [&](const protocol::DeviceRecord& device) {
       const PushResult r = pushNewRecord(*store, device);
       REQUIRE(r.applied == 1);
@@ -653,7 +653,7 @@ TEST_SUITE("server.store") {
     CHECK(seen == pushed);
     CHECK(cursor == 17);
     // A worker of one team sees only that team's.
-    CHECK(store->pull(*store->findWorker("carol"), {}, 0, 100).changes.size() == 6);
+    CHECK(store->pull(*store->findWorker("worker-c"), {}, 0, 100).changes.size() == 6);
     // Sequence order across teams, and a cursor in the middle resumes exactly.
     const protocol::PullReply middle = store->pull(worker, {}, 8, 100);
     CHECK(middle.changes.size() == 9);

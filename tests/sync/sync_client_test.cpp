@@ -117,11 +117,11 @@ void checkConvergence(unsigned seed) {
   CAPTURE(seed);
   Context ctx;
   DataFolder data(ctx);
-  data.store()->addWorker("dave", {"north"});
+  data.store()->addWorker("worker-d", {"north"});
   RunningServer server(ctx, data.dir.path);
   CuttingProxy proxy(server.port());
   std::vector<std::unique_ptr<FieldDevice>> devices;
-  for (const char* w : {"alice", "bob", "dave"}) {
+  for (const char* w : {"worker-a", "worker-b", "worker-d"}) {
     SyncOptions o;
     o.pushBatch = 5;
     o.pullBatch = 7;
@@ -204,8 +204,8 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
-    FieldDevice b(data, "bob", server.port());
+    FieldDevice a(data, "worker-a", server.port());
+    FieldDevice b(data, "worker-b", server.port());
 
     const auto child = a.addChild("north", "Child One");
     CHECK(a.store->journal().status(child)->state == model::SyncState::pending);
@@ -299,8 +299,8 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
-    FieldDevice b(data, "bob", server.port());
+    FieldDevice a(data, "worker-a", server.port());
+    FieldDevice b(data, "worker-b", server.port());
     const auto child = a.addChild("north", "Child One");
     (void)a.sync();
     a.store->update(child, {{"school", std::string("Northfield Academy")}});
@@ -339,8 +339,8 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
-    FieldDevice b(data, "bob", server.port());
+    FieldDevice a(data, "worker-a", server.port());
+    FieldDevice b(data, "worker-b", server.port());
     // A type whose append-only field keeps a merge state row from its first write.
     addMemoType(a);
     addMemoType(b);
@@ -380,8 +380,8 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
-    FieldDevice b(data, "bob", server.port());
+    FieldDevice a(data, "worker-a", server.port());
+    FieldDevice b(data, "worker-b", server.port());
     addMemoType(a);
     addMemoType(b);
     const auto first = a.store->create(
@@ -446,12 +446,12 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice b(data, "bob", server.port());
+    FieldDevice b(data, "worker-b", server.port());
     // The one write of the record B sees replaced a version B never sees (its author's
     // first write, which did not reach the server).
     using server::testing::hlcNow;
     using server::testing::newId;
-    const protocol::DeviceRecord other{newId(), {}, "alice", "north", false};
+    const protocol::DeviceRecord other{newId(), {}, "worker-a", "north", false};
     const protocol::Uuid record = newId();
     const std::uint64_t hlc = hlcNow();
     std::vector<protocol::Change> write;
@@ -469,7 +469,7 @@ TEST_SUITE("sync.client") {
     write[0].baseDeviceId = sync::Uuid{other.deviceId};
     {
       auto store = data.store();
-      const server::PushContext context{other, *store->findWorker("alice"),
+      const server::PushContext context{other, *store->findWorker("worker-a"),
                                         static_cast<std::int64_t>(hlc >> 16)};
       REQUIRE(store->push(context, write).applied == 2);
     }
@@ -487,13 +487,14 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
+    FieldDevice a(data, "worker-a", server.port());
     // A second store on a fresh enrolled vault, written before any SyncClient.
     test::VaultFixture vf;
     platform::SystemClock clock;
     auto vault = vf.create();
-    (void)enrollDevice(vf.context, *vault, enrollmentPayload(data, "bob", server.port()), "test");
-    model::RecordStore store(vf.context, *vault, clock, model::RecordStoreOptions{"bob"});
+    (void)enrollDevice(vf.context, *vault, enrollmentPayload(data, "worker-b", server.port()),
+                       "test");
+    model::RecordStore store(vf.context, *vault, clock, model::RecordStoreOptions{"worker-b"});
     const auto child = store.create("child", {{"owner_team", std::string("north")},
                                               {"name", std::string("Early")},
                                               {"local_authority", std::string("L")},
@@ -516,8 +517,8 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
-    FieldDevice b(data, "bob", server.port());
+    FieldDevice a(data, "worker-a", server.port());
+    FieldDevice b(data, "worker-b", server.port());
     const auto child = a.addChild("north", "Taken");
     (void)a.sync();
     // B, before it has pulled A's record, writes another type under the same id:
@@ -548,8 +549,8 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice byName(data, "alice", server.port(), {}, "localhost");
-    FieldDevice byAddress(data, "bob", server.port());
+    FieldDevice byName(data, "worker-a", server.port(), {}, "localhost");
+    FieldDevice byAddress(data, "worker-b", server.port());
     const auto child = byName.addChild("north", "Named");
     CHECK(byName.sync().writesAcknowledged == 1);
     (void)byAddress.sync();
@@ -561,8 +562,8 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
-    FieldDevice c(data, "carol", server.port()); // south
+    FieldDevice a(data, "worker-a", server.port());
+    FieldDevice c(data, "worker-c", server.port()); // south
     const auto child = a.addChild("north", "Taken");
     (void)a.sync();
     // C writes under the id of a north record: refused, out of C's scope.
@@ -583,7 +584,7 @@ TEST_SUITE("sync.client") {
     CHECK(status->reason == "out_of_scope");
 
     // C's worker joins north: the next push of the record is taken.
-    data.store()->setWorkerTeams("carol", {"south", "north"});
+    data.store()->setWorkerTeams("worker-c", {"south", "north"});
     c.store->update(child, {{"name", std::string("Placed")}});
     const SyncReport taken = c.sync();
     CHECK(taken.changesRejected == 0);
@@ -600,9 +601,9 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
-    FieldDevice b(data, "bob", server.port());
-    FieldDevice c(data, "carol", server.port());
+    FieldDevice a(data, "worker-a", server.port());
+    FieldDevice b(data, "worker-b", server.port());
+    FieldDevice c(data, "worker-c", server.port());
     const auto child = a.addChild("north", "Child Two");
     (void)a.sync();
     (void)b.sync();
@@ -612,7 +613,7 @@ TEST_SUITE("sync.client") {
 
     // An unsent edit on B when B's worker moves to the south team.
     b.store->update(child, {{"school", std::string("Unsent")}});
-    data.store()->setWorkerTeams("bob", {"south"});
+    data.store()->setWorkerTeams("worker-b", {"south"});
     const SyncReport r = b.sync();
     REQUIRE(r.purged.size() == 1);
     REQUIRE(r.purged[0].records.size() == 1);
@@ -635,20 +636,20 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port()); // north
-    FieldDevice b(data, "bob", server.port());   // north
-    FieldDevice c(data, "carol", server.port()); // south
+    FieldDevice a(data, "worker-a", server.port()); // north
+    FieldDevice b(data, "worker-b", server.port()); // north
+    FieldDevice c(data, "worker-c", server.port()); // south
     const auto south = c.addChild("south", "South child");
     (void)c.sync();
-    // Bob's later north records: pulling them moves alice's cursor past carol's.
+    // Worker-b's later north records: pulling them moves worker-a's cursor past worker-c's.
     const auto north = b.addChild("north", "North child");
     (void)b.sync();
     (void)a.sync();
     REQUIRE(a.store->get(north).has_value());
     CHECK_FALSE(a.store->get(south).has_value());
-    REQUIRE(a.client->status().cursor == 2); // past carol's write (1)
+    REQUIRE(a.client->status().cursor == 2); // past worker-c's write (1)
 
-    data.store()->setWorkerTeams("alice", {"north", "south"});
+    data.store()->setWorkerTeams("worker-a", {"north", "south"});
     const SyncReport joined = a.sync();
     CHECK(joined.purged.empty());
     REQUIRE(a.store->get(south).has_value());
@@ -658,10 +659,10 @@ TEST_SUITE("sync.client") {
     CHECK(a.sync().changesPulled == 0);
 
     // Out of south (purged), then back in: south's record returns.
-    data.store()->setWorkerTeams("alice", {"north"});
+    data.store()->setWorkerTeams("worker-a", {"north"});
     REQUIRE(a.sync().purged.size() == 1);
     CHECK_FALSE(a.store->get(south).has_value());
-    data.store()->setWorkerTeams("alice", {"north", "south"});
+    data.store()->setWorkerTeams("worker-a", {"north", "south"});
     (void)a.sync();
     REQUIRE(a.store->get(south).has_value());
     CHECK(a.store->get(north).has_value());
@@ -672,7 +673,7 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
+    FieldDevice a(data, "worker-a", server.port());
     // Version 2 of the shipped template: the same questions, published anew.
     const std::string v2 = server::testing::shippedTemplateAs(2);
     CHECK(a.sync().templatesInstalled == 0); // nothing published yet
@@ -691,7 +692,7 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
+    FieldDevice a(data, "worker-a", server.port());
     (void)a.addChild("north", "Child Three");
     (void)a.sync();
     const auto identity = loadDeviceIdentity(*a.vault);
@@ -712,8 +713,8 @@ TEST_SUITE("sync.client") {
     SyncOptions small;
     small.pushBatch = 40; // several batches
     small.pullBatch = 25;
-    FieldDevice a(data, "alice", proxy.port(), small);
-    FieldDevice b(data, "bob", proxy.port(), small);
+    FieldDevice a(data, "worker-a", proxy.port(), small);
+    FieldDevice b(data, "worker-b", proxy.port(), small);
     const std::vector<sync::Uuid> ids = a.addChildren(24);
     // The server numbers writes (one record's changes at one HLC): one each.
     const std::int64_t writesMade = a.store->journal().pendingCount();
@@ -755,7 +756,7 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
+    FieldDevice a(data, "worker-a", server.port());
     const std::vector<sync::Uuid> ids = a.addChildren(30);
     (void)a.sync();
 
@@ -774,7 +775,7 @@ TEST_SUITE("sync.client") {
         }
       }
     };
-    FieldDevice b(data, "bob", server.port(), small);
+    FieldDevice b(data, "worker-b", server.port(), small);
     target = b.client.get();
     CHECK(codeOf([&] { (void)b.sync(); }) == Errc::cancelled);
     CHECK(mergedBeforeCancel.load() == 2);
@@ -804,7 +805,7 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
+    FieldDevice a(data, "worker-a", server.port());
     const std::vector<sync::Uuid> ids = a.addChildren(40);
     // Edits after the creates: merged after them, whichever transaction each is in.
     for (int i = 0; i < 40; i += 3) {
@@ -815,7 +816,7 @@ TEST_SUITE("sync.client") {
 
     SyncOptions small;
     small.pullBatch = 8; // a write or so per batch: many batches
-    FieldDevice b(data, "bob", server.port(), small);
+    FieldDevice b(data, "worker-b", server.port(), small);
     const SyncReport r = b.sync();
     CHECK(r.recordsUpdated >= ids.size());
     CHECK(r.roundTrips > 40); // so more than one merge transaction (PullMerger::kGroup)
@@ -841,8 +842,8 @@ TEST_SUITE("sync.client") {
     Context ctx;
     DataFolder data(ctx);
     RunningServer server(ctx, data.dir.path);
-    FieldDevice a(data, "alice", server.port());
-    FieldDevice b(data, "bob", server.port());
+    FieldDevice a(data, "worker-a", server.port());
+    FieldDevice b(data, "worker-b", server.port());
     for (int i = 0; i < 400; ++i) {
       (void)a.addChild("north", "From A " + std::to_string(i));
     }
@@ -863,8 +864,8 @@ TEST_SUITE("sync.client") {
       const pid_t pid = fork();
       REQUIRE(pid >= 0);
       if (pid == 0) {
-        execl(SYNC_VICTIM_PATH, SYNC_VICTIM_PATH, vaultDir.c_str(), keyDir.c_str(), "2468", "bob",
-              static_cast<char*>(nullptr));
+        execl(SYNC_VICTIM_PATH, SYNC_VICTIM_PATH, vaultDir.c_str(), keyDir.c_str(), "2468",
+              "worker-b", static_cast<char*>(nullptr));
         _exit(127);
       }
       std::this_thread::sleep_for(
@@ -904,13 +905,13 @@ TEST_SUITE("sync.client") {
     test::TempDir tmp;
     outpost_vault* v = nullptr;
     outpost_error err{};
-    REQUIRE(outpost_vault_create((tmp / "vault").c_str(), (tmp / "keys").c_str(), "2468", "alice",
-                                 &v, &err) == OUTPOST_OK);
+    REQUIRE(outpost_vault_create((tmp / "vault").c_str(), (tmp / "keys").c_str(), "2468",
+                                 "worker-a", &v, &err) == OUTPOST_OK);
     char* report = nullptr;
     CHECK(outpost_sync(v, &report, &err) == static_cast<int32_t>(Errc::invalid_argument));
     CHECK(outpost_device_enroll(v, "outpost-enroll:v1:nonsense", "1.0", &err) ==
           static_cast<int32_t>(Errc::invalid_argument));
-    const std::string payload = enrollmentPayload(data, "alice", server.port());
+    const std::string payload = enrollmentPayload(data, "worker-a", server.port());
     REQUIRE(outpost_device_enroll(v, payload.c_str(), "1.0", &err) == OUTPOST_OK);
     char id[37];
     REQUIRE(
@@ -943,7 +944,7 @@ TEST_SUITE("sync.client") {
     o.onResult = [&](const SyncReport* r, const std::exception_ptr&) {
       (r ? successes : failures).fetch_add(1);
     };
-    FieldDevice a(data, "alice", proxy.port(), o);
+    FieldDevice a(data, "worker-a", proxy.port(), o);
     proxy.cutAfter(0); // the server is unreachable
     a.client->start();
     const auto child = a.addChild("north", "Child Four");
