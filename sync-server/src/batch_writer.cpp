@@ -35,8 +35,7 @@ BatchWriter::start(const PushContext& context, const std::vector<protocol::Chang
   auto ticket = std::make_shared<Ticket>();
   const auto tracked = asio::prefer(executor, asio::execution::outstanding_work.tracked);
   submit(Job{
-      &context,
-      &changes,
+      &context, &changes,
       [ticket, tracked, onDone = std::move(onDone)](std::exception_ptr error, PushResult result) {
         asio::post(tracked, [ticket, onDone, error, result = std::move(result)]() mutable {
           ticket->result = std::move(result);
@@ -44,33 +43,8 @@ BatchWriter::start(const PushContext& context, const std::vector<protocol::Chang
           ticket->done = true;
           onDone();
         });
-      },
-      {}});
+      }});
   return ticket;
-}
-
-asio::awaitable<void> BatchWriter::write(std::function<void(ServerStore&)> task) {
-  const auto executor = co_await asio::this_coro::executor;
-  const auto tracked = asio::prefer(executor, asio::execution::outstanding_work.tracked);
-  asio::steady_timer wake(executor, asio::steady_timer::time_point::max());
-  auto ticket = std::make_shared<Ticket>();
-  Job job;
-  job.task = std::move(task);
-  job.done = [ticket, tracked, &wake](std::exception_ptr error, PushResult) {
-    asio::post(tracked, [ticket, error, &wake] {
-      ticket->error = error;
-      ticket->done = true;
-      wake.cancel();
-    });
-  };
-  submit(std::move(job));
-  while (!ticket->done) {
-    boost::system::error_code ignored;
-    co_await wake.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-  }
-  if (ticket->error) {
-    std::rethrow_exception(ticket->error);
-  }
 }
 
 void BatchWriter::run() {
@@ -87,16 +61,8 @@ void BatchWriter::run() {
       if (jobs_.empty()) {
         return; // stopping, and nothing left
       }
-      if (jobs_.front().task) {
-        Job job = std::move(jobs_.front());
-        jobs_.pop_front();
-        lock.unlock();
-        runTask(store, job);
-        continue;
-      }
-      // The pushes waiting, up to the next task.
       std::size_t changes = 0;
-      while (!jobs_.empty() && !jobs_.front().task &&
+      while (!jobs_.empty() &&
              (group.empty() || changes + jobs_.front().changes->size() <= maxGroupChanges_)) {
         changes += jobs_.front().changes->size();
         group.push_back(std::move(jobs_.front()));
@@ -148,22 +114,6 @@ void BatchWriter::idle(std::unique_ptr<ServerStore>& store) {
     // The log stays as it is (the checkpointer still copies it); the next push or
     // idle round starts from a fresh connection.
     store.reset();
-  }
-}
-
-void BatchWriter::runTask(std::unique_ptr<ServerStore>& store, Job& job) {
-  try {
-    if (!store) {
-      store = open_();
-    }
-    {
-      const std::lock_guard lock(writeMutex_);
-      job.task(*store);
-    }
-    job.done(nullptr, PushResult{});
-  } catch (...) {
-    store.reset(); // a fresh connection from here on, as after a failed push
-    job.done(std::current_exception(), PushResult{});
   }
 }
 

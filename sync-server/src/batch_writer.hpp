@@ -61,31 +61,19 @@ public:
                                 const asio::any_io_executor& executor,
                                 std::function<void()> onDone);
 
-  /// Runs `task` on the writer's own connection, alone, between two groups (under the
-  /// write mutex; the task makes its own transaction), and resumes the caller on its
-  /// executor once it ran; rethrows what it threw. A session's other writes go this
-  /// way so that the server's one writing connection is the writer's: SQLite drops a
-  /// connection's whole page cache at its next transaction once another connection
-  /// has committed, and the writer would then read again every page it merges into.
-  asio::awaitable<void> write(std::function<void(ServerStore&)> task);
-
   /// Batches committed so far, and the transactions that held them.
   [[nodiscard]] std::uint64_t batches() const noexcept;
   [[nodiscard]] std::uint64_t commits() const noexcept;
 
 private:
-  /// A push batch (context and changes) or a task (write()).
   struct Job {
-    const PushContext* context = nullptr;
-    const std::vector<protocol::Change>* changes = nullptr;
+    const PushContext* context;
+    const std::vector<protocol::Change>* changes;
     std::function<void(std::exception_ptr, PushResult)> done;
-    std::function<void(ServerStore&)> task;
   };
 
   void submit(Job job);
   void run();
-  /// A write() task, alone.
-  void runTask(std::unique_ptr<ServerStore>& store, Job& job);
   /// One batch in its own transaction (after its group failed).
   void pushAlone(std::unique_ptr<ServerStore>& store, Job& job, const PushRequest& request);
   /// ServerStore::idle on the writer's connection (opened if need be).

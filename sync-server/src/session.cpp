@@ -301,9 +301,9 @@ asio::awaitable<void> runSession(Server::Impl& server, tcp::socket socket,
       channel.compactAcks();
     }
     if (!deviceScope.recorded) {
-      // On the writer's connection, as every write of a session.
-      co_await server.writer.write(
-          [&](ServerStore& store) { store.acknowledgeScope(session.device, deviceScope.teams); });
+      const auto lease = server.stores.take();
+      const std::lock_guard lock(server.writeMutex);
+      lease->acknowledgeScope(session.device, deviceScope.teams);
     }
     if (purges > 0) {
       server.context.log().info("sent {} command(s) to device {}", purges,
