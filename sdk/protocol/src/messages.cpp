@@ -274,13 +274,10 @@ void build(capnp::List<w::Change>::Builder list, const std::vector<Change>& chan
   }
 }
 
-bool isZero(const Uuid& id) noexcept {
-  return std::all_of(id.begin(), id.end(), [](std::uint8_t b) { return b == 0; });
-}
-
 /// What the compact PushAck layout leaves out.
 bool plainApplied(const ChangeResult& r) noexcept {
-  return r.outcome == ChangeOutcome::applied && r.reason == Errc::ok && isZero(r.changeId);
+  return r.outcome == ChangeOutcome::applied && r.reason == Errc::ok &&
+         sync::Uuid(r.changeId).isNil();
 }
 
 /// The changes as RecordWrites: each run of consecutive changes of one write

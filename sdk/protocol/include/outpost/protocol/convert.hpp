@@ -8,8 +8,7 @@
 
 namespace outpost::protocol {
 
-/// True for the all-zero id that stands for the derived one.
-[[nodiscard]] bool isElidedId(const Uuid& id) noexcept;
+/// True for the all-zero id that stands for the derived one (a wire array converts).
 [[nodiscard]] inline bool isElidedId(const sync::Uuid& id) noexcept { return id.isNil(); }
 /// The change's id, derived when the wire left it out.
 [[nodiscard]] sync::Uuid effectiveChangeId(const Change& change);
