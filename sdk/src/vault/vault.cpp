@@ -10,12 +10,14 @@
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <unistd.h>
 
 namespace outpost {
@@ -37,6 +39,15 @@ std::string hexId(const DatabaseId& id) {
   char hex[vault::kDatabaseIdBytes * 2 + 1];
   sodium_bin2hex(hex, sizeof hex, id.data(), id.size());
   return hex;
+}
+
+/// The seal helpers an option asks for: -1 is one fewer than the cores, at most 3.
+unsigned sealHelpers(int option) {
+  if (option >= 0) {
+    return static_cast<unsigned>(option);
+  }
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores > 1 ? std::min(cores - 1, 3u) : 0u;
 }
 
 void touchFile(const fs::path& path) {
@@ -132,7 +143,7 @@ struct Vault::Impl {
   void openDatabase(const SecretBytes& databaseKey, bool create) {
     vfs = std::make_unique<vault::EncryptingVfs>(
         PageKeys::derive(databaseKey.bytes(), keyFile.databaseId), options.baseVfs,
-        options.walFrameCache, options.durableCommits);
+        options.walFrameCache, options.durableCommits, sealHelpers(options.sealHelpers));
     sealKey = vault::deriveSubkey(databaseKey.bytes(), vault::kCounterSealSubkey);
     if (!create && !fs::exists(dbPath())) {
       closeDatabase();

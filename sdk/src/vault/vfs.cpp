@@ -32,6 +32,13 @@ struct VaultFile {
 
 constexpr std::size_t kRealOffset = (sizeof(VaultFile) + 15) & ~std::size_t{15};
 
+/// New WAL frames sealed together (about 1 MiB).
+constexpr std::uint32_t kBatchFrames = 256;
+/// Frames per write to the underlying VFS: SQLite's unix VFS writes at most
+/// 128 KiB - 1 bytes per call (it masks the length) and reports the rest as a
+/// full disk.
+constexpr std::uint32_t kFramesPerWrite = 0x1ffff / kFrameBytes;
+
 struct FileState {
   EncryptingVfs* vfs = nullptr;
   FileRole role = FileRole::database;
@@ -94,7 +101,24 @@ struct FileState {
     }
     frameCache.clear();
   }
-  ~FileState() { clearFrameCache(); }
+  ~FileState() {
+    clearFrameCache();
+    sodium_memzero(batch.plain.data(), batch.plain.size());
+  }
+
+  // WAL: new frames appended at the end, in plaintext (header as SQLite wrote it,
+  // then the page), waiting to be sealed together, on the pool's threads too, and
+  // written with one call. Written at a commit frame, when full, and before
+  // anything else reads, syncs, sizes, truncates or rewrites the WAL; so a commit
+  // returns only once all its frames are in the file, as without the batch.
+  struct Batch {
+    std::uint32_t first = 0; // index of the first frame held
+    std::uint32_t count = 0;
+    std::vector<unsigned char> plain;  // kBatchFrames frames
+    std::vector<unsigned char> sealed; // kBatchFrames frames, as they go to the file
+    std::vector<Nonce> nonces;
+    std::vector<CachedFrame*> slots;
+  } batch;
 
   // Rollback journal: the page image just before a 4-byte checksum.
   std::int64_t journalPageEnd = -1;
@@ -255,6 +279,84 @@ int walLoadFrame(FileState& s, std::uint32_t index) {
   return SQLITE_IOERR_DATA;
 }
 
+/// Seals the batched frames (spread over the seal pool), writes them to the file
+/// in one call and keeps them in the frame cache.
+int walWriteBatch(FileState& s) {
+  auto& b = s.batch;
+  if (b.count == 0) {
+    return SQLITE_OK;
+  }
+  const std::uint32_t n = b.count;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    b.slots[i] = s.frameSlot(b.first + i); // may throw bad_alloc: the batch stays
+    if (b.slots[i] != nullptr) {
+      b.slots[i]->valid = false;
+    }
+  }
+  for (std::uint32_t i = 0; i < n; ++i) {
+    b.nonces[i] = s.vfs->nextNonce();
+  }
+  const auto& keys = s.vfs->keys();
+  s.vfs->sealPool().run(n, [&](std::size_t i) {
+    const unsigned char* plain = b.plain.data() + i * kFrameBytes;
+    unsigned char* sealed = b.sealed.data() + i * kFrameBytes;
+    sealFrame(keys, b.first + static_cast<std::uint32_t>(i),
+              std::span<const unsigned char, kFrameHeaderBytes>(plain, kFrameHeaderBytes),
+              std::span(plain + kFrameHeaderBytes, kPageSize), b.nonces[i],
+              std::span(sealed, kFrameBytes));
+    if (FileState::CachedFrame* frame = b.slots[i]; frame != nullptr) {
+      std::memcpy(frame->plain.data(), plain, kFrameHeaderBytes + kUsableBytes);
+      std::memset(frame->plain.data() + kFrameHeaderBytes + kUsableBytes, 0, kReserveBytes);
+      std::memcpy(frame->sealed.data(), sealed + kFrameHeaderBytes, kPageSize);
+    }
+  });
+  b.count = 0;
+  s.vfs->stats().pagesSealed += n;
+  s.vfs->stats().walBatches++;
+  s.maxWrittenFrame = std::max(s.maxWrittenFrame, b.first + n - 1);
+  int rc = SQLITE_OK;
+  for (std::uint32_t at = 0; at < n && rc == SQLITE_OK; at += kFramesPerWrite) {
+    const std::uint32_t len = std::min(kFramesPerWrite, n - at);
+    rc = realWrite(s, b.sealed.data() + std::size_t{at} * kFrameBytes,
+                   std::size_t{len} * kFrameBytes, frameOffset(b.first + at));
+  }
+  if (rc == SQLITE_OK) {
+    for (std::uint32_t i = 0; i < n; ++i) {
+      if (b.slots[i] != nullptr) {
+        b.slots[i]->valid = true;
+      }
+    }
+  }
+  return rc;
+}
+
+/// Adds a new frame to the batch; writes the batch at a commit frame or when full.
+int walAppendFrame(FileState& s, std::uint32_t index, const unsigned char* header,
+                   const unsigned char* page) {
+  auto& b = s.batch;
+  if (b.count > 0 && index != b.first + b.count) {
+    const int rc = walWriteBatch(s);
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+  }
+  if (b.plain.empty()) {
+    b.plain.resize(kBatchFrames * kFrameBytes);
+    b.sealed.resize(kBatchFrames * kFrameBytes);
+    b.nonces.resize(kBatchFrames);
+    b.slots.resize(kBatchFrames);
+  }
+  if (b.count == 0) {
+    b.first = index;
+  }
+  unsigned char* slot = b.plain.data() + std::size_t{b.count} * kFrameBytes;
+  std::memcpy(slot, header, kFrameHeaderBytes);
+  std::memcpy(slot + kFrameHeaderBytes, page, kPageSize);
+  ++b.count;
+  const bool commit = getBigEndian32(header + 4) != 0;
+  return commit || b.count == kBatchFrames ? walWriteBatch(s) : SQLITE_OK;
+}
+
 int walStoreFrame(FileState& s, std::uint32_t index, const unsigned char* header,
                   const unsigned char* page) {
   std::array<unsigned char, kFrameHeaderBytes> h{};
@@ -280,13 +382,17 @@ int walStoreFrame(FileState& s, std::uint32_t index, const unsigned char* header
   return SQLITE_OK;
 }
 
-/// A frame header written alone rewrites an existing frame's checksums (SQLite's
-/// walRewriteChecksums): re-seal the stored page under the new header.
+/// Writes out what waits: the batch of new frames, then a frame header that came
+/// alone. A header written alone rewrites an existing frame's checksums (SQLite's
+/// walRewriteChecksums): the stored page is sealed again under the new header.
 int walFlushPending(FileState& s) {
   if (!s.pendingHeader) {
-    return SQLITE_OK;
+    return walWriteBatch(s);
   }
   s.pendingHeader = false;
+  if (const int rc = walWriteBatch(s); rc != SQLITE_OK) {
+    return rc;
+  }
   const std::uint32_t index = frameIndexAt(s.pendingOffset);
   const int rc = walLoadFrame(s, index);
   if (rc == SQLITE_IOERR_SHORT_READ || (rc == SQLITE_OK && s.lastFrameIgnored)) {
@@ -340,7 +446,12 @@ int walRead(FileState& s, unsigned char* out, std::size_t amt, std::int64_t off)
 int walWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_t off) {
   const bool pageOfPending = s.pendingHeader && amt == kPageSize &&
                              off == s.pendingOffset + static_cast<std::int64_t>(kFrameHeaderBytes);
-  if (!pageOfPending) {
+  // A frame header waits for its page; a new frame joins the batch. Anything
+  // else first writes out what waits.
+  const bool frameHeader = !s.pendingHeader && off >= static_cast<std::int64_t>(kWalHeaderBytes) &&
+                           amt == kFrameHeaderBytes;
+  const bool wholeNewFrame = !s.pendingHeader && amt == kFrameBytes;
+  if (!pageOfPending && !frameHeader && !wholeNewFrame) {
     const int rc = walFlushPending(s);
     if (rc != SQLITE_OK) {
       return rc;
@@ -365,7 +476,7 @@ int walWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_
   if (rel == static_cast<std::int64_t>(kFrameHeaderBytes) && amt == kPageSize) {
     if (pageOfPending) {
       s.pendingHeader = false;
-      return walStoreFrame(s, index, s.header.data(), in);
+      return walAppendFrame(s, index, s.header.data(), in);
     }
     // A page rewritten in place within one transaction: keep the stored header
     // until SQLite rewrites it.
@@ -381,7 +492,7 @@ int walWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_
     return walStoreFrame(s, index, header.data(), in);
   }
   if (rel == 0 && amt == kFrameBytes) {
-    return walStoreFrame(s, index, in, in + kFrameHeaderBytes);
+    return walAppendFrame(s, index, in, in + kFrameHeaderBytes);
   }
   return SQLITE_IOERR_WRITE;
 }
@@ -545,6 +656,9 @@ int xSync(sqlite3_file* f, int flags) {
 int xFileSize(sqlite3_file* f, sqlite3_int64* size) {
   FileState& s = stateOf(f);
   const int rc = s.real->pMethods->xFileSize(s.real, size);
+  if (rc == SQLITE_OK && s.role == FileRole::wal && s.batch.count > 0) {
+    *size = std::max<sqlite3_int64>(*size, frameOffset(s.batch.first + s.batch.count));
+  }
   if (rc == SQLITE_OK && s.role == FileRole::wal && s.pendingHeader) {
     *size = std::max<sqlite3_int64>(*size, s.pendingOffset +
                                                static_cast<sqlite3_int64>(kFrameHeaderBytes));
@@ -806,9 +920,9 @@ std::atomic<std::uint64_t> gInstanceCounter{0}; // names only; no shared state
 } // namespace
 
 EncryptingVfs::EncryptingVfs(PageKeys keys, const char* baseVfs, std::size_t frameCacheLimit,
-                             bool syncedCommits)
+                             bool syncedCommits, unsigned sealHelpers)
     : keys_(std::move(keys)), base_(sqlite3_vfs_find(baseVfs)), frameCacheLimit_(frameCacheLimit),
-      syncedCommits_(syncedCommits) {
+      syncedCommits_(syncedCommits), sealPool_(sealHelpers) {
   if (base_ == nullptr) {
     throw Error(Errc::internal,
                 std::string("no SQLite VFS named ") + (baseVfs != nullptr ? baseVfs : "(default)"));

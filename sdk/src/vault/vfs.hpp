@@ -15,6 +15,7 @@
 /// - writes that are not whole pages / whole frame parts are refused.
 
 #include "page_cipher.hpp"
+#include "seal_pool.hpp"
 
 #include <sqlite3.h>
 
@@ -33,6 +34,7 @@ struct VfsStats {
   std::atomic<std::uint64_t> frameCacheHits{0};     ///< WAL reads served without decryption
   std::atomic<std::uint64_t> authFailures{0};
   std::atomic<std::uint64_t> walFramesIgnored{0}; ///< torn or stale frames hidden from SQLite
+  std::atomic<std::uint64_t> walBatches{0};       ///< writes of sealed WAL frames to the file
 };
 
 class EncryptingVfs {
@@ -42,8 +44,10 @@ public:
   /// Throws Error{internal} if the base VFS does not exist.
   /// `syncedCommits`: the connection runs with synchronous=FULL, which lets the
   /// open-time WAL scan tell tampering from a torn tail (see scanWal).
+  /// `sealHelpers`: threads that seal a commit's WAL frames beside the committing
+  /// thread (zero: it seals them alone).
   EncryptingVfs(PageKeys keys, const char* baseVfs, std::size_t frameCacheLimit = 1024,
-                bool syncedCommits = true);
+                bool syncedCommits = true, unsigned sealHelpers = 0);
   ~EncryptingVfs();
   EncryptingVfs(const EncryptingVfs&) = delete;
   EncryptingVfs& operator=(const EncryptingVfs&) = delete;
@@ -67,6 +71,7 @@ public:
   };
   [[nodiscard]] LastWalPage& lastWalPage() noexcept { return lastWalPage_; }
   [[nodiscard]] std::size_t frameCacheLimit() const noexcept { return frameCacheLimit_; }
+  [[nodiscard]] SealPool& sealPool() noexcept { return sealPool_; }
   [[nodiscard]] bool syncedCommits() const noexcept { return syncedCommits_; }
   /// Set when an open found a WAL that was tampered with.
   [[nodiscard]] bool walTamperDetected() const noexcept { return walTampered_.load(); }
@@ -82,6 +87,7 @@ private:
   LastWalPage lastWalPage_;
   std::size_t frameCacheLimit_;
   bool syncedCommits_;
+  SealPool sealPool_;
   std::atomic<bool> walTampered_{false};
 };
 
