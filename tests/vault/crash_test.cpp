@@ -182,6 +182,80 @@ TEST_SUITE("vault.crash") {
     MESSAGE("crash points: " << total << " per policy (" << writes << " writes), runs: " << runs);
   }
 
+  TEST_CASE("with synchronous=NORMAL a commit's frames are in the file when it returns") {
+    // The commit frame sends its batch out: a process that dies right after the
+    // commit returned (every write so far kept, nothing after it) keeps it.
+    const Context context;
+    FaultVfs fault;
+    VaultFixture f;
+    VaultOptions o = faultOptions();
+    o.durableCommits = false;
+    o.walAutoCheckpointPages = 10000;
+    auto v = f.create(o);
+    addNotes(*v, 0, 20, kMarker);
+    addNotes(*v, 100, 300, kMarker);
+    fault.crashAtOperation(1); // the next write or sync (the close's) never happens
+    v.reset();
+    CHECK(fault.crashed());
+    fault.materialise(CrashPolicy::keepAll);
+    CHECK(countNotes(*f.openUnlocked()) == 320);
+  }
+
+  TEST_CASE("a failed write of held frames during a read loses none of them") {
+    // Pages SQLite spills from a small cache wait in the batch; a read then
+    // writes them out. If that write fails (disk full) the statement fails, but
+    // the transaction goes on and commits: the held frames must reach the file
+    // with the commit, not be dropped.
+    const Context context;
+    FaultVfs fault;
+    for (const int before : {40, 600}) { // 600: the WAL is reused after a checkpoint
+      CAPTURE(before);
+      VaultFixture f;
+      VaultOptions o = faultOptions();
+      o.cacheKiB = 64;
+      o.walAutoCheckpointPages = 10000;
+      auto v = f.create(o);
+      addNotes(*v, 0, before, kMarker);
+      if (before > 100) {
+        v->read([](sql::Database& db) { db.exec("PRAGMA wal_checkpoint(PASSIVE)"); });
+      }
+      bool statementFailed = false;
+      v->write([&](sql::Database& db) {
+        sql::Statement ins(db, "INSERT INTO notes(id, body) VALUES (?1, ?2)");
+        for (int i = 10000; i < 10100; ++i) { // spills
+          ins.bind(1, std::int64_t{i}).bind(2, kMarker + std::string(1000, 'y'));
+          ins.run();
+          ins.reset();
+        }
+        db.exec("CREATE TABLE copy(id INTEGER PRIMARY KEY, body TEXT NOT NULL)");
+        fault.diskFullFromWrite(1);
+        try {
+          db.exec("INSERT INTO copy(id, body) SELECT id, body FROM notes");
+        } catch (const Error& e) {
+          statementFailed = true;
+          CHECK(e.code() == Errc::disk_full);
+        }
+        fault.disarm();
+      });
+      CHECK(statementFailed);
+      std::string integrity;
+      std::int64_t copied = -1;
+      v->read([&](sql::Database& db) {
+        integrity = db.queryText("PRAGMA integrity_check");
+        copied = db.queryInt("SELECT count(*) FROM copy");
+      });
+      CHECK(integrity == "ok");
+      CHECK(copied == 0);
+      CHECK(countNotes(*v) == before + 100);
+      v.reset();
+      fault.materialise(CrashPolicy::keepAll);
+      auto again = f.openUnlocked();
+      CHECK(countNotes(*again) == before + 100);
+      again->read([&](sql::Database& db) { integrity = db.queryText("PRAGMA integrity_check"); });
+      CHECK(integrity == "ok");
+    }
+  }
+
   TEST_CASE("an I/O error at any write fails that transaction only and changes nothing else") {
     const Context context;
     FaultVfs fault;

@@ -6,7 +6,7 @@ namespace outpost::vault {
 
 namespace {
 /// Below this many items, waking a helper costs more than it saves.
-constexpr std::size_t kMinParallelItems = 4;
+constexpr std::size_t kMinParallelItems = 16;
 } // namespace
 
 SealPool::~SealPool() {

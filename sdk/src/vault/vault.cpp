@@ -41,10 +41,11 @@ std::string hexId(const DatabaseId& id) {
   return hex;
 }
 
-/// The seal helpers an option asks for: -1 is one fewer than the cores, at most 3.
+/// The seal helpers an option asks for: -1 (any negative) is one fewer than the
+/// cores, at most 3; more than 8 is 8.
 unsigned sealHelpers(int option) {
   if (option >= 0) {
-    return static_cast<unsigned>(option);
+    return std::min(static_cast<unsigned>(option), 8u);
   }
   const unsigned cores = std::thread::hardware_concurrency();
   return cores > 1 ? std::min(cores - 1, 3u) : 0u;

@@ -108,9 +108,10 @@ struct FileState {
 
   // WAL: new frames appended at the end, in plaintext (header as SQLite wrote it,
   // then the page), waiting to be sealed together, on the pool's threads too, and
-  // written with one call. Written at a commit frame, when full, and before
-  // anything else reads, syncs, sizes, truncates or rewrites the WAL; so a commit
-  // returns only once all its frames are in the file, as without the batch.
+  // written in a few large calls. Written at a commit frame, when full, and before
+  // anything else reads, syncs, truncates or rewrites the WAL (xFileSize counts
+  // them); so a commit returns only once all its frames are in the file, as
+  // without the batch. Wiped once written.
   struct Batch {
     std::uint32_t first = 0; // index of the first frame held
     std::uint32_t count = 0;
@@ -279,16 +280,28 @@ int walLoadFrame(FileState& s, std::uint32_t index) {
   return SQLITE_IOERR_DATA;
 }
 
+/// What a failed write of the batch leaves. On SQLite's write paths a failed WAL
+/// write fails the whole transaction (SQLite rolls it back), so its frames are
+/// dead: `drop`. A read, sync or truncate that fails does not end the
+/// transaction, and SQLite still counts on frames it was told are written: `keep`
+/// them for the next write of the batch (the commit frame's at the latest). A
+/// commit frame is never kept: its own write is a write path.
+enum class OnFailure { keep, drop };
+
 /// Seals the batched frames (spread over the seal pool), writes them to the file
-/// in one call and keeps them in the frame cache.
-int walWriteBatch(FileState& s) {
+/// in as few calls as the underlying VFS allows, and keeps them in the frame cache.
+int walWriteBatch(FileState& s, OnFailure onFailure) {
   auto& b = s.batch;
   if (b.count == 0) {
     return SQLITE_OK;
   }
   const std::uint32_t n = b.count;
   for (std::uint32_t i = 0; i < n; ++i) {
-    b.slots[i] = s.frameSlot(b.first + i); // may throw bad_alloc: the batch stays
+    try {
+      b.slots[i] = s.frameSlot(b.first + i);
+    } catch (const std::bad_alloc&) {
+      b.slots[i] = nullptr; // the cache is an optimisation: the frame is read back instead
+    }
     if (b.slots[i] != nullptr) {
       b.slots[i]->valid = false;
     }
@@ -310,15 +323,18 @@ int walWriteBatch(FileState& s) {
       std::memcpy(frame->sealed.data(), sealed + kFrameHeaderBytes, kPageSize);
     }
   });
-  b.count = 0;
   s.vfs->stats().pagesSealed += n;
-  s.vfs->stats().walBatches++;
-  s.maxWrittenFrame = std::max(s.maxWrittenFrame, b.first + n - 1);
   int rc = SQLITE_OK;
   for (std::uint32_t at = 0; at < n && rc == SQLITE_OK; at += kFramesPerWrite) {
     const std::uint32_t len = std::min(kFramesPerWrite, n - at);
     rc = realWrite(s, b.sealed.data() + std::size_t{at} * kFrameBytes,
                    std::size_t{len} * kFrameBytes, frameOffset(b.first + at));
+    if (rc == SQLITE_OK) {
+      s.maxWrittenFrame = std::max(s.maxWrittenFrame, b.first + at + len - 1);
+    }
+  }
+  if (rc != SQLITE_OK && onFailure == OnFailure::keep) {
+    return rc; // frame cache slots stay invalid; the batch is written again later
   }
   if (rc == SQLITE_OK) {
     for (std::uint32_t i = 0; i < n; ++i) {
@@ -326,7 +342,10 @@ int walWriteBatch(FileState& s) {
         b.slots[i]->valid = true;
       }
     }
+    s.vfs->stats().walBatches++;
   }
+  sodium_memzero(b.plain.data(), std::size_t{n} * kFrameBytes);
+  b.count = 0;
   return rc;
 }
 
@@ -334,8 +353,16 @@ int walWriteBatch(FileState& s) {
 int walAppendFrame(FileState& s, std::uint32_t index, const unsigned char* header,
                    const unsigned char* page) {
   auto& b = s.batch;
+  if (b.count > 0 && index < b.first + b.count) {
+    // SQLite appends again where held frames are: it rolled back to a savepoint
+    // or the transaction failed. The frames from `index` on are dead.
+    const std::uint32_t live = index > b.first ? index - b.first : 0;
+    sodium_memzero(b.plain.data() + std::size_t{live} * kFrameBytes,
+                   std::size_t{b.count - live} * kFrameBytes);
+    b.count = live;
+  }
   if (b.count > 0 && index != b.first + b.count) {
-    const int rc = walWriteBatch(s);
+    const int rc = walWriteBatch(s, OnFailure::drop);
     if (rc != SQLITE_OK) {
       return rc;
     }
@@ -354,7 +381,7 @@ int walAppendFrame(FileState& s, std::uint32_t index, const unsigned char* heade
   std::memcpy(slot + kFrameHeaderBytes, page, kPageSize);
   ++b.count;
   const bool commit = getBigEndian32(header + 4) != 0;
-  return commit || b.count == kBatchFrames ? walWriteBatch(s) : SQLITE_OK;
+  return commit || b.count == kBatchFrames ? walWriteBatch(s, OnFailure::drop) : SQLITE_OK;
 }
 
 int walStoreFrame(FileState& s, std::uint32_t index, const unsigned char* header,
@@ -365,7 +392,12 @@ int walStoreFrame(FileState& s, std::uint32_t index, const unsigned char* header
   s.vfs->stats().pagesSealed++;
   s.maxWrittenFrame = std::max(s.maxWrittenFrame, index);
   const int rc = realWrite(s, s.page.data(), kFrameBytes, frameOffset(index));
-  FileState::CachedFrame* frame = s.frameSlot(index);
+  FileState::CachedFrame* frame = nullptr;
+  try {
+    frame = s.frameSlot(index);
+  } catch (const std::bad_alloc&) {
+    // Without a cache slot the frame is read back from the file.
+  }
   if (rc != SQLITE_OK) {
     if (frame != nullptr) {
       frame->valid = false;
@@ -385,14 +417,14 @@ int walStoreFrame(FileState& s, std::uint32_t index, const unsigned char* header
 /// Writes out what waits: the batch of new frames, then a frame header that came
 /// alone. A header written alone rewrites an existing frame's checksums (SQLite's
 /// walRewriteChecksums): the stored page is sealed again under the new header.
-int walFlushPending(FileState& s) {
-  if (!s.pendingHeader) {
-    return walWriteBatch(s);
-  }
-  s.pendingHeader = false;
-  if (const int rc = walWriteBatch(s); rc != SQLITE_OK) {
+int walFlushPending(FileState& s, OnFailure onFailure) {
+  if (const int rc = walWriteBatch(s, onFailure); rc != SQLITE_OK) {
     return rc;
   }
+  if (!s.pendingHeader) {
+    return SQLITE_OK;
+  }
+  s.pendingHeader = false;
   const std::uint32_t index = frameIndexAt(s.pendingOffset);
   const int rc = walLoadFrame(s, index);
   if (rc == SQLITE_IOERR_SHORT_READ || (rc == SQLITE_OK && s.lastFrameIgnored)) {
@@ -407,7 +439,7 @@ int walFlushPending(FileState& s) {
 }
 
 int walRead(FileState& s, unsigned char* out, std::size_t amt, std::int64_t off) {
-  int rc = walFlushPending(s);
+  int rc = walFlushPending(s, OnFailure::keep);
   if (rc != SQLITE_OK) {
     return rc;
   }
@@ -452,7 +484,7 @@ int walWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_
                            amt == kFrameHeaderBytes;
   const bool wholeNewFrame = !s.pendingHeader && amt == kFrameBytes;
   if (!pageOfPending && !frameHeader && !wholeNewFrame) {
-    const int rc = walFlushPending(s);
+    const int rc = walFlushPending(s, OnFailure::drop);
     if (rc != SQLITE_OK) {
       return rc;
     }
@@ -577,7 +609,7 @@ int xClose(sqlite3_file* f) {
   int rc = SQLITE_OK;
   if (s != nullptr) {
     if (s->role == FileRole::wal) {
-      (void)walFlushPending(*s);
+      (void)walFlushPending(*s, OnFailure::drop);
     }
     if (s->real != nullptr && s->real->pMethods != nullptr) {
       rc = s->real->pMethods->xClose(s->real);
@@ -629,7 +661,7 @@ int xWrite(sqlite3_file* f, const void* buf, int amt, sqlite3_int64 off) {
 int xTruncate(sqlite3_file* f, sqlite3_int64 size) {
   FileState& s = stateOf(f);
   if (s.role == FileRole::wal) {
-    const int rc = walFlushPending(s);
+    const int rc = walFlushPending(s, OnFailure::keep);
     if (rc != SQLITE_OK) {
       return rc;
     }
@@ -645,7 +677,7 @@ int xTruncate(sqlite3_file* f, sqlite3_int64 size) {
 int xSync(sqlite3_file* f, int flags) {
   FileState& s = stateOf(f);
   if (s.role == FileRole::wal) {
-    const int rc = walFlushPending(s);
+    const int rc = walFlushPending(s, OnFailure::keep);
     if (rc != SQLITE_OK) {
       return rc;
     }

@@ -34,7 +34,7 @@ struct VfsStats {
   std::atomic<std::uint64_t> frameCacheHits{0};     ///< WAL reads served without decryption
   std::atomic<std::uint64_t> authFailures{0};
   std::atomic<std::uint64_t> walFramesIgnored{0}; ///< torn or stale frames hidden from SQLite
-  std::atomic<std::uint64_t> walBatches{0};       ///< writes of sealed WAL frames to the file
+  std::atomic<std::uint64_t> walBatches{0};       ///< batches of new WAL frames written to the file
 };
 
 class EncryptingVfs {
