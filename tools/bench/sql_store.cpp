@@ -1,6 +1,7 @@
 #include "sql_store.hpp"
 
 #include <outpost/error.hpp>
+#include <outpost/vault.hpp>
 
 #include <chrono>
 
@@ -107,6 +108,7 @@ void SqlW1Store::checkpointAndClose() {
 namespace {
 class PlainSqliteStore final : public SqlW1Store {
 public:
+  explicit PlainSqliteStore(bool vaultSettings) : vaultSettings_(vaultSettings) {}
   [[nodiscard]] bool encrypted() const override { return false; }
 
 protected:
@@ -114,15 +116,23 @@ protected:
     const int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     db_ = std::make_unique<sql::Database>(databaseFile().string(), flags);
     db_->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    if (vaultSettings_) {
+      const VaultOptions vault;
+      db_->exec("PRAGMA cache_size=-" + std::to_string(vault.cacheKiB) +
+                "; PRAGMA wal_autocheckpoint=" + std::to_string(vault.walAutoCheckpointPages));
+    }
     return *db_;
   }
   void disconnect() override { db_.reset(); }
 
 private:
+  bool vaultSettings_;
   std::unique_ptr<sql::Database> db_;
 };
 } // namespace
 
-std::unique_ptr<W1Store> makePlainSqliteStore() { return std::make_unique<PlainSqliteStore>(); }
+std::unique_ptr<W1Store> makePlainSqliteStore(bool vaultSettings) {
+  return std::make_unique<PlainSqliteStore>(vaultSettings);
+}
 
 } // namespace outpost::bench

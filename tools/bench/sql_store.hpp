@@ -51,6 +51,9 @@ private:
 };
 
 /// Plain SQLite, WAL, synchronous=NORMAL: the ceiling (`w1.sqlite`).
-[[nodiscard]] std::unique_ptr<W1Store> makePlainSqliteStore();
+/// Plain SQLite. `vaultSettings`: with the vault's page cache and checkpoint
+/// interval (VaultOptions defaults) instead of SQLite's, to tell what the vault's
+/// settings gain from what its encryption costs.
+[[nodiscard]] std::unique_ptr<W1Store> makePlainSqliteStore(bool vaultSettings = false);
 
 } // namespace outpost::bench

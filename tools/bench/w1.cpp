@@ -199,6 +199,9 @@ const std::vector<W1Runner>& w1Runners() {
        [](const W1Options& o) { return makeVaultStore(o.vaultCacheKiB); }},
       {"sdk", "the W1 records through the public record API (vault, journal, audit)",
        [](const W1Options& o) { return makeSdkStore(o.vaultCacheKiB); }},
+      {"sqlite_vault_settings",
+       "plain SQLite with the vault's page cache and checkpoint interval (not encrypted)",
+       [](const W1Options&) { return makePlainSqliteStore(true); }, false},
   };
   return runners;
 }
@@ -206,7 +209,7 @@ const std::vector<W1Runner>& w1Runners() {
 bool runW1(const W1Options& options, Report& report) {
   std::vector<const W1Runner*> selected;
   for (const W1Runner& r : w1Runners()) {
-    if (options.only.empty() ||
+    if ((options.only.empty() && r.inDefaultRun) ||
         std::find(options.only.begin(), options.only.end(), r.name) != options.only.end()) {
       selected.push_back(&r);
     }

@@ -56,9 +56,11 @@ struct W1Runner {
   std::string name; ///< "sqlite" -> result id "w1.sqlite"
   std::string description;
   std::function<std::unique_ptr<W1Store>(const W1Options&)> make;
+  /// False: runs only when `--only` names it.
+  bool inDefaultRun = true;
 };
 
-/// Every W1 runner, in the order they run when `--only` is absent.
+/// Every W1 runner, in the order they run.
 [[nodiscard]] const std::vector<W1Runner>& w1Runners();
 
 struct W1Options {
