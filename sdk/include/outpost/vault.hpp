@@ -47,8 +47,8 @@ struct VaultOptions {
   /// checkpoints and re-reads need no decryption. Wiped at lock.
   std::size_t walFrameCache = 2048;
   /// Threads that seal a commit's WAL pages beside the committing thread, started
-  /// at the first commit that can use them. -1: one fewer than the cores, at most
-  /// 3; 0: the committing thread seals alone.
+  /// at the first commit that can use them. -1 (any negative): one fewer than the
+  /// cores, at most 3; 0: the committing thread seals alone; at most 8.
   int sealHelpers = -1;
   /// `PRAGMA synchronous=FULL` (every commit is durable when it returns). NORMAL
   /// is faster but a power loss can undo the last commits.
