@@ -447,8 +447,13 @@ struct PreparedWrite {
   std::optional<Record> before;
   std::int64_t rid = 0;
   FieldValues after;
+  /// The fields this write changes; for a new record that is every field of
+  /// `after`, which `changes()` then answers without a copy.
   FieldValues changed;
+  bool created = false;
   Uuid id;
+
+  [[nodiscard]] const FieldValues& changes() const noexcept { return created ? after : changed; }
 };
 
 } // namespace
@@ -513,7 +518,7 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
         p.after.emplace_hint(p.after.end(), name, value);
       }
     }
-    p.changed = p.after;
+    p.created = true; // every field is a change
   }
   static const FieldValues kNothing;
   for (const auto& [name, value] : w.id ? w.fields : kNothing) {
@@ -532,8 +537,7 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
   if (!w.id) {
     const auto setDefault = [&](const std::string& name, std::string value) {
       if (!p.after.contains(name)) {
-        p.after.emplace(name, value);
-        p.changed.emplace(name, std::move(value));
+        p.after.emplace(name, std::move(value));
       }
     };
     if (!p.type->statuses.empty()) {
@@ -541,7 +545,6 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
     }
     setDefault("retention_class", "standard");
     p.after.insert_or_assign("created_by", s.options.workerId);
-    p.changed.insert_or_assign("created_by", s.options.workerId);
   }
   const ReferenceLookup lookup = [&](const Uuid& target) -> std::optional<std::string> {
     if (const auto known = s.knownTypes.find(target); known != s.knownTypes.end()) {
@@ -560,13 +563,13 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
     return type;
   };
   problems = checkWrite(s.schema, *p.type, p.before ? &p.before->fields : nullptr, p.after,
-                        p.changed, lookup);
+                        p.changes(), lookup);
   return p;
 }
 
 static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& state,
                        const RecordWrite& w, PreparedWrite& p) {
-  if (p.changed.empty()) {
+  if (p.changes().empty()) {
     return;
   }
   const EntityType& type = *p.type;
@@ -599,7 +602,7 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
     p.rid = db.lastInsertRowid();
   } else {
     auto clocks = p.before->changedClocks;
-    for (const auto& [name, value] : p.changed) {
+    for (const auto& [name, value] : p.changes()) {
       clocks.insert_or_assign(name, FieldClock{hlc, s.device});
     }
     const std::string clockBlob = encodeClocks(clocks);
@@ -618,11 +621,11 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
         .run();
   }
 
-  indexRecord(s, db, type, p.rid, p.before.has_value(), p.after, p.changed);
+  indexRecord(s, db, type, p.rid, p.before.has_value(), p.after, p.changes());
 
   if (p.before) {
     std::map<std::string, JournalBase, std::less<>> bases;
-    for (const auto& [name, value] : p.changed) {
+    for (const auto& [name, value] : p.changes()) {
       JournalBase& b = bases[name];
       // The version replaced: the field's clock when it has a value or was cleared.
       if (p.before->fields.contains(name) || p.before->changedClocks.contains(name)) {
@@ -634,14 +637,14 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
       }
     }
     appendJournal(s, db, p.rid, hlc, &bases);
-    mergeLocalWrite(s, db, p.rid, p.id, type, p.changed, hlc, &bases);
+    mergeLocalWrite(s, db, p.rid, p.id, type, p.changes(), hlc, &bases);
   } else {
     appendJournal(s, db, p.rid, hlc, nullptr);
-    mergeLocalWrite(s, db, p.rid, p.id, type, p.changed, hlc, nullptr);
+    mergeLocalWrite(s, db, p.rid, p.id, type, p.changes(), hlc, nullptr);
   }
 
   AuditAction action = p.before ? AuditAction::edit : AuditAction::create;
-  if (p.before && !type.signedField.empty() && p.changed.contains(type.signedField)) {
+  if (p.before && !type.signedField.empty() && p.changes().contains(type.signedField)) {
     action = AuditAction::sign;
   }
   if (w.action) {
@@ -651,7 +654,7 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
     action = AuditAction::resolve;
   }
   appendAudit(s, db, state, nowMs, action, p.id, type.name,
-              auditDetail(p.before ? &p.before->fields : nullptr, p.changed));
+              auditDetail(p.before ? &p.before->fields : nullptr, p.changes()));
 }
 
 std::vector<Uuid> RecordStore::writeBatch(std::span<const RecordWrite> writes) {
