@@ -105,6 +105,31 @@ void verifyAfterCrash(VaultFixture& f, const Outcome& out, const Scenario& scena
   }
 }
 
+struct CrashRuns {
+  int runs = 0;
+  int crashes = 0; // runs whose armed point was reached
+};
+
+/// Runs the scenario once per crash point 1..total under each power-loss policy,
+/// and checks the vault after each crash.
+CrashRuns crashAtEveryPoint(FaultVfs& fault, std::uint64_t total, const Scenario& scenario = {}) {
+  CrashRuns r;
+  for (const CrashPolicy policy : {CrashPolicy::dropUnsynced, CrashPolicy::keepAll,
+                                   CrashPolicy::tearLast, CrashPolicy::randomSubset}) {
+    for (std::uint64_t n = 1; n <= total; ++n) {
+      CAPTURE(n);
+      CAPTURE(static_cast<int>(policy));
+      VaultFixture f;
+      const Outcome out = runScenario(f, fault, n, scenario);
+      r.crashes += fault.crashed() ? 1 : 0;
+      fault.materialise(policy, static_cast<std::uint32_t>(n));
+      verifyAfterCrash(f, out, scenario);
+      ++r.runs;
+    }
+  }
+  return r;
+}
+
 } // namespace
 
 TEST_SUITE("vault.crash") {
@@ -120,21 +145,7 @@ TEST_SUITE("vault.crash") {
       fault.materialise(CrashPolicy::keepAll);
     }
     REQUIRE(total > 20);
-    int runs = 0;
-    int crashes = 0;
-    for (const CrashPolicy policy : {CrashPolicy::dropUnsynced, CrashPolicy::keepAll,
-                                     CrashPolicy::tearLast, CrashPolicy::randomSubset}) {
-      for (std::uint64_t n = 1; n <= total; ++n) {
-        CAPTURE(n);
-        CAPTURE(static_cast<int>(policy));
-        VaultFixture f;
-        const Outcome out = runScenario(f, fault, n);
-        crashes += fault.crashed() ? 1 : 0;
-        fault.materialise(policy, static_cast<std::uint32_t>(n));
-        verifyAfterCrash(f, out);
-        ++runs;
-      }
-    }
+    const auto [runs, crashes] = crashAtEveryPoint(fault, total);
     MESSAGE("crash points: " << total << " per policy, runs: " << runs << ", crashed: " << crashes);
     CHECK(crashes >= runs - 8); // nearly every armed point is inside the scenario
   }
@@ -166,19 +177,7 @@ TEST_SUITE("vault.crash") {
     // ~300 frames went out in a dozen or so writes, not one write per frame.
     CHECK(writes >= 5);
     CHECK(writes < 30);
-    int runs = 0;
-    for (const CrashPolicy policy : {CrashPolicy::dropUnsynced, CrashPolicy::keepAll,
-                                     CrashPolicy::tearLast, CrashPolicy::randomSubset}) {
-      for (std::uint64_t n = 1; n <= total; ++n) {
-        CAPTURE(n);
-        CAPTURE(static_cast<int>(policy));
-        VaultFixture f;
-        const Outcome out = runScenario(f, fault, n, big);
-        fault.materialise(policy, static_cast<std::uint32_t>(n));
-        verifyAfterCrash(f, out, big);
-        ++runs;
-      }
-    }
+    const int runs = crashAtEveryPoint(fault, total, big).runs;
     MESSAGE("crash points: " << total << " per policy (" << writes << " writes), runs: " << runs);
   }
 

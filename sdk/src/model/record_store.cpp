@@ -447,13 +447,12 @@ struct PreparedWrite {
   std::optional<Record> before;
   std::int64_t rid = 0;
   FieldValues after;
-  /// The fields this write changes; for a new record that is every field of
-  /// `after`, which `changes()` then answers without a copy.
+  /// The fields an edit changes. A new record (no `before`) changes every field
+  /// of `after`, which `changes()` then answers without a copy.
   FieldValues changed;
-  bool created = false;
   Uuid id;
 
-  [[nodiscard]] const FieldValues& changes() const noexcept { return created ? after : changed; }
+  [[nodiscard]] const FieldValues& changes() const noexcept { return before ? changed : after; }
 };
 
 } // namespace
@@ -511,14 +510,13 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
     p.id = w.newId.value_or(Uuid::random());
   }
   if (!w.id) {
-    // A new record: every non-null value is a change. The input is sorted, so the
-    // maps are built by appending (no search per field).
+    // A new record: every non-null value is a change (changes() is `after`). The
+    // input is sorted, so the map is built by appending (no search per field).
     for (const auto& [name, value] : w.fields) {
       if (!std::holds_alternative<sync::Null>(value)) {
         p.after.emplace_hint(p.after.end(), name, value);
       }
     }
-    p.created = true; // every field is a change
   }
   static const FieldValues kNothing;
   for (const auto& [name, value] : w.id ? w.fields : kNothing) {

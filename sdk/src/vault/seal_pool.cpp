@@ -1,6 +1,6 @@
 #include "seal_pool.hpp"
 
-#include <system_error>
+#include <exception>
 
 namespace outpost::vault {
 
@@ -28,9 +28,8 @@ void SealPool::start() noexcept {
     for (unsigned i = 0; i < helpers_; ++i) {
       threads_.emplace_back([this](std::stop_token stop) { helperLoop(std::move(stop)); });
     }
-  } catch (const std::system_error&) {
+  } catch (const std::exception&) { // std::system_error or std::bad_alloc
     // No thread to be had: the helpers that did start serve, or the caller alone.
-  } catch (const std::bad_alloc&) {
   }
 }
 
