@@ -42,4 +42,30 @@ TEST_SUITE("bench.report") {
     CHECK(report.results()[0].value == 17084.5);
     CHECK(report.results()[0].unit == "rec/s");
   }
+
+  TEST_CASE("ratios to a reference are taken within each round") {
+    using R = Report::Result;
+    const std::vector<std::vector<R>> vault = {
+        {{"w1.vault.round1", "read_per_s", 90, "reads/s"}},
+        {{"w1.vault.round2", "read_per_s", 60, "reads/s"}},
+        {{"w1.vault.round3", "insert_rec_per_s", 5, "rec/s"}}, // no reads: left out
+    };
+    const std::vector<std::vector<R>> sqlite = {
+        {{"w1.sqlite.round1", "insert_rec_per_s", 1, "rec/s"},
+         {"w1.sqlite.round1", "read_per_s", 100, "reads/s"}},
+        {{"w1.sqlite.round2", "read_per_s", 50, "reads/s"}},
+        {{"w1.sqlite.round3", "read_per_s", 70, "reads/s"}},
+    };
+    const auto ratios = roundRatios(vault, sqlite, "read_per_s");
+    REQUIRE(ratios.size() == 2);
+    CHECK(ratios[0] == doctest::Approx(0.9));
+    CHECK(ratios[1] == doctest::Approx(1.2));
+    // Not the ratio of medians (75 / 70): the median of the rounds' ratios.
+    CHECK(median(ratios) == doctest::Approx(1.05));
+    CHECK(roundRatios(vault, sqlite, "db_bytes_per_record").empty());
+    CHECK(valueOf(sqlite[0], "read_per_s") == 100);
+    CHECK_FALSE(valueOf(sqlite[1], "insert_rec_per_s").has_value());
+    const std::vector<std::vector<R>> zero = {{{"w1.sqlite", "read_per_s", 0, "reads/s"}}};
+    CHECK(roundRatios(std::span(vault).first(1), zero, "read_per_s").empty());
+  }
 }

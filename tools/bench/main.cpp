@@ -72,6 +72,11 @@ int main(int argc, char** argv) {
       ->add_option("--vault-cache-kib", w1.vaultCacheKiB,
                    "page cache of the vault and sdk runners in KiB (default: the vault's own)")
       ->check(CLI::Range(100, 1 << 20));
+  w1cmd
+      ->add_option("--rounds", w1.rounds,
+                   "runs of every selected runner, one after another; each metric's median "
+                   "and the median of the per-round ratios to w1.sqlite are shown (default 1)")
+      ->check(CLI::Range(1u, 100u));
   w1cmd->add_option("--dir", dir, "folder for the stores (default: a new temp folder, removed)");
 
   W2Options w2;

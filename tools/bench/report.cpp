@@ -50,4 +50,27 @@ double median(std::vector<double> samples) {
   return samples.size() % 2 == 1 ? samples[mid] : (samples[mid - 1] + samples[mid]) / 2;
 }
 
+std::optional<double> valueOf(std::span<const Report::Result> results, std::string_view metric) {
+  for (const Report::Result& r : results) {
+    if (r.metric == metric) {
+      return r.value;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<double> roundRatios(std::span<const std::vector<Report::Result>> runner,
+                                std::span<const std::vector<Report::Result>> reference,
+                                std::string_view metric) {
+  std::vector<double> ratios;
+  for (std::size_t k = 0; k < std::min(runner.size(), reference.size()); ++k) {
+    const auto mine = valueOf(runner[k], metric);
+    const auto base = valueOf(reference[k], metric);
+    if (mine && base && *base != 0) {
+      ratios.push_back(*mine / *base);
+    }
+  }
+  return ratios;
+}
+
 } // namespace outpost::bench

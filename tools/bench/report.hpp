@@ -4,6 +4,8 @@
 /// `CHECK <id> <what> ok|FAILED ...`. A failed CHECK makes the program exit non-zero.
 
 #include <cstdio>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,5 +43,16 @@ private:
 /// The median of unsorted samples (the mean of the middle two for an even count); 0
 /// for none.
 [[nodiscard]] double median(std::vector<double> samples);
+
+/// The value of `metric` among `results`, or nullopt.
+[[nodiscard]] std::optional<double> valueOf(std::span<const Report::Result> results,
+                                            std::string_view metric);
+
+/// Per round, `metric` of a runner divided by the same metric of the reference runner
+/// in that round; rounds where either lacks it (or the reference is 0) are left out.
+/// `runner[k]` and `reference[k]` are round k's results.
+[[nodiscard]] std::vector<double>
+roundRatios(std::span<const std::vector<Report::Result>> runner,
+            std::span<const std::vector<Report::Result>> reference, std::string_view metric);
 
 } // namespace outpost::bench

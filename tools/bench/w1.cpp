@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -50,9 +51,9 @@ FileScan scanFile(const fs::path& file, std::string_view marker) {
   return scan;
 }
 
-void runOne(const W1Runner& runner, const W1Options& options, std::span<const Record> records,
-            std::span<const std::string> payloads, Report& report) {
-  const std::string id = "w1." + runner.name;
+void runOne(const W1Runner& runner, const std::string& id, const W1Options& options,
+            std::span<const Record> records, std::span<const std::string> payloads,
+            Report& report) {
   const auto n = static_cast<std::uint32_t>(records.size());
   auto store = runner.make(options);
   const fs::path dir = options.dir / runner.name;
@@ -227,8 +228,60 @@ bool runW1(const W1Options& options, Report& report) {
     records.push_back(generate(i, options.records));
     payloads.push_back(records.back().json());
   }
-  for (const W1Runner* runner : selected) {
-    runOne(*runner, options, records, payloads, report);
+  // rounds[r][k]: the RESULT lines of runner r in round k.
+  std::vector<std::vector<std::vector<Report::Result>>> rounds(selected.size());
+  for (unsigned k = 1; k <= options.rounds; ++k) {
+    for (std::size_t r = 0; r < selected.size(); ++r) {
+      const std::string id = "w1." + selected[r]->name +
+                             (options.rounds > 1 ? ".round" + std::to_string(k) : std::string());
+      const std::size_t first = report.results().size();
+      runOne(*selected[r], id, options, records, payloads, report);
+      const auto& all = report.results();
+      rounds[r].emplace_back(all.begin() + static_cast<std::ptrdiff_t>(first), all.end());
+    }
+  }
+  if (options.rounds > 1) {
+    report.info("w1", "the median of " + std::to_string(options.rounds) +
+                          " rounds; each round runs every runner, one after another");
+    for (std::size_t r = 0; r < selected.size(); ++r) {
+      for (const Report::Result& m : rounds[r].front()) {
+        std::vector<double> values;
+        for (const auto& round : rounds[r]) {
+          if (const auto v = valueOf(round, m.metric)) {
+            values.push_back(*v);
+          }
+        }
+        report.result("w1." + selected[r]->name, m.metric, median(values), m.unit);
+      }
+    }
+  }
+  // Ratios to plain SQLite, taken within each round (the same machine, minutes
+  // apart), then their median.
+  const auto sqlite = std::find_if(selected.begin(), selected.end(),
+                                   [](const W1Runner* r) { return r->name == "sqlite"; });
+  if (sqlite != selected.end()) {
+    const auto& reference = rounds[static_cast<std::size_t>(sqlite - selected.begin())];
+    for (std::size_t r = 0; r < selected.size(); ++r) {
+      if (selected[r] == *sqlite) {
+        continue;
+      }
+      const std::string id = "w1." + selected[r]->name;
+      for (const std::string_view metric :
+           {"insert_rec_per_s", "read_per_s", "db_bytes_per_record"}) {
+        const std::vector<double> ratios = roundRatios(rounds[r], reference, metric);
+        const std::string name = std::string(metric) + "_vs_sqlite";
+        if (options.rounds > 1) {
+          std::string each;
+          for (const double x : ratios) {
+            char text[16];
+            std::snprintf(text, sizeof text, " %.3f", x);
+            each += text;
+          }
+          report.info(id, name + " per round:" + each);
+        }
+        report.result(id, name, median(ratios), "x");
+      }
+    }
   }
   return report.allChecksPassed();
 }

@@ -68,10 +68,14 @@ struct W1Options {
   std::vector<std::string> only; ///< empty: all runners
   std::filesystem::path dir;     ///< where stores are created (one sub-folder each)
   int vaultCacheKiB = 0;         ///< page cache of the vault runners; 0: the vault's default
+  unsigned rounds = 1;           ///< runs of every selected runner; >1: medians are reported
 };
 
-/// Runs W1 for the selected runners, one after the other, printing RESULT / INFO /
-/// CHECK lines to `report`. Returns false if any CHECK failed.
+/// Runs W1 for the selected runners, one after the other (`rounds` times), printing
+/// RESULT / INFO / CHECK lines to `report`, then each runner's ratios to `w1.sqlite`
+/// (`<metric>_vs_sqlite`, taken within each round; their median over rounds). With
+/// several rounds, each round's lines carry ids `w1.<runner>.round<k>` and the medians
+/// follow under `w1.<runner>`. Returns false if any CHECK failed.
 [[nodiscard]] bool runW1(const W1Options& options, Report& report);
 
 } // namespace outpost::bench
