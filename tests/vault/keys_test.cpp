@@ -185,6 +185,8 @@ TEST_SUITE("vault.keys") {
     CHECK_FALSE(fs::exists(f.dir / "vault.key"));
     CHECK_FALSE(fs::exists(f.dir / "vault.db"));
     CHECK_FALSE(fs::exists(f.dir / "vault.db-wal"));
+    CHECK_FALSE(fs::exists(f.dir / "vault.db-pages0"));
+    CHECK_FALSE(fs::exists(f.dir / "vault.db-pages1"));
     CHECK(v->unlock("2468").status == UnlockStatus::shredded);
     CHECK_THROWS_AS((void)f.open(), Error);
     // A new vault can be created in the same place.

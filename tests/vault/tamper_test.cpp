@@ -263,10 +263,56 @@ TEST_SUITE("vault.tamper") {
     CHECK(v->isLocked());
   }
 
-  TEST_CASE(
-      "an older version of one database page put back is reported" * doctest::skip(true) *
-      doctest::description("not detected yet: a page replayed at its own position authenticates; "
-                           "needs a page-version tree (docs/security-model.md, known limits)")) {
+  TEST_CASE("a page table removed, damaged or put back older is reported") {
+    VaultFixture f;
+    {
+      auto v = f.create();
+      addNotes(*v, 0, 60, kMarker);
+    }
+    const fs::path slots[] = {f.dir / "vault.db-pages0", f.dir / "vault.db-pages1"};
+    const auto sequence = [](const std::vector<unsigned char>& b) {
+      std::uint64_t s = 0;
+      for (std::size_t i = 8; i < 16; ++i) {
+        s = (s << 8) | b.at(i);
+      }
+      return s;
+    };
+    const auto slot0 = readFile(slots[0]);
+    const auto slot1 = readFile(slots[1]);
+    const std::size_t newest = sequence(slot1) > sequence(slot0) ? 1 : 0;
+    const fs::path copy = f.dir.parent_path() / "table";
+    {
+      INFO("both slots removed");
+      copyDir(f.dir, copy);
+      fs::remove(copy / slots[0].filename());
+      fs::remove(copy / slots[1].filename());
+      requireReportedAsTampering(openAndReadAll(f, copy));
+    }
+    {
+      INFO("a byte of the newest slot changed: the older one no longer matches the pages");
+      copyDir(f.dir, copy);
+      auto bytes = readFile(slots[newest]);
+      bytes[bytes.size() / 2] ^= 0x01;
+      writeFile(copy / slots[newest].filename(), bytes);
+      requireReportedAsTampering(openAndReadAll(f, copy));
+    }
+    {
+      INFO("the newest slot replaced by the older one");
+      copyDir(f.dir, copy);
+      writeFile(copy / slots[newest].filename(), readFile(slots[1 - newest]));
+      requireReportedAsTampering(openAndReadAll(f, copy));
+    }
+    {
+      INFO("control: the older slot damaged, the newest is used");
+      copyDir(f.dir, copy);
+      auto bytes = readFile(slots[1 - newest]);
+      bytes[bytes.size() / 2] ^= 0x01;
+      writeFile(copy / slots[1 - newest].filename(), bytes);
+      CHECK(openAndReadAll(f, copy).notes.size() == 60);
+    }
+  }
+
+  TEST_CASE("an older version of one database page put back is reported") {
     VaultFixture f;
     {
       auto v = f.create();
@@ -277,9 +323,29 @@ TEST_SUITE("vault.tamper") {
       auto v = f.openUnlocked();
       v->write([](sql::Database& db) { db.exec("UPDATE notes SET body = 'changed'"); });
     }
-    auto bytes = readFile(f.dir / "vault.db");
-    std::copy_n(older.begin() + 2 * kPage, kPage, bytes.begin() + 2 * kPage);
-    writeFile(f.dir / "vault.db", bytes);
-    requireReportedAsTampering(openAndReadAll(f, f.dir));
+    const auto newer = readFile(f.dir / "vault.db");
+    REQUIRE(fs::exists(f.dir / "vault.db-pages0"));
+    REQUIRE(fs::exists(f.dir / "vault.db-pages1"));
+    const fs::path copy = f.dir.parent_path() / "replayed";
+    int changed = 0;
+    for (std::size_t p = 0; p < std::min(older.size(), newer.size()) / kPage; ++p) {
+      if (std::equal(older.begin() + static_cast<std::ptrdiff_t>(p * kPage),
+                     older.begin() + static_cast<std::ptrdiff_t>((p + 1) * kPage),
+                     newer.begin() + static_cast<std::ptrdiff_t>(p * kPage))) {
+        continue; // not rewritten since: nothing to replay
+      }
+      CAPTURE(p);
+      ++changed;
+      copyDir(f.dir, copy);
+      auto bytes = newer;
+      std::copy_n(older.begin() + static_cast<std::ptrdiff_t>(p * kPage), kPage,
+                  bytes.begin() + static_cast<std::ptrdiff_t>(p * kPage));
+      writeFile(copy / "vault.db", bytes);
+      requireReportedAsTampering(openAndReadAll(f, copy));
+    }
+    MESSAGE("database pages replayed: " << changed);
+    CHECK(changed >= 2);
+    copyDir(f.dir, copy);
+    CHECK(openAndReadAll(f, copy).notes.size() == 60); // control: the current pages read
   }
 }

@@ -20,6 +20,8 @@ enum SubkeyId : std::uint64_t {
   kJournalSubkey = 4,
   kJournalMaskSubkey = 5,
   kWalMacSubkey = 6,
+  // 7 seals the commit counter (page_cipher.hpp)
+  kPageTableSubkey = 8,
 };
 
 /// A page key as the cipher takes it (every page key is kKeyBytes long).
@@ -50,6 +52,7 @@ PageKeys PageKeys::derive(std::span<const unsigned char> databaseKey, const Data
   keys.walMac = deriveSubkey(databaseKey, kWalMacSubkey);
   keys.journal = deriveSubkey(databaseKey, kJournalSubkey);
   keys.journalMask = deriveSubkey(databaseKey, kJournalMaskSubkey);
+  keys.pageTable = deriveSubkey(databaseKey, kPageTableSubkey);
   return keys;
 }
 

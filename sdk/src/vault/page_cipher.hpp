@@ -41,12 +41,13 @@ struct PageKeys {
   SecretBytes walMac;      ///< binds a WAL page to its frame (index, header)
   SecretBytes journal;     ///< page images in the rollback journal
   SecretBytes journalMask; ///< masks rollback-journal page checksums
+  SecretBytes pageTable;   ///< authenticates the page table (page_table.hpp)
 
   static PageKeys derive(std::span<const unsigned char> databaseKey, const DatabaseId& id);
 };
 
-/// A 32-byte subkey of the database key, for purpose `id` (1-6 are the page keys
-/// above; 7 seals the commit counter).
+/// A 32-byte subkey of the database key, for purpose `id` (1-6 and 8 are the page
+/// keys above; 7 seals the commit counter).
 [[nodiscard]] SecretBytes deriveSubkey(std::span<const unsigned char> databaseKey,
                                        std::uint64_t id);
 inline constexpr std::uint64_t kCounterSealSubkey = 7;

@@ -438,7 +438,7 @@ void Vault::wipe() {
   impl_->closeDatabase();
   impl_->shred("wiped");
   std::error_code ec;
-  for (const char* suffix : {"", "-wal", "-journal", "-shm"}) {
+  for (const char* suffix : {"", "-wal", "-journal", "-shm", "-pages0", "-pages1"}) {
     fs::remove(impl_->dir / (std::string(kDatabaseName) + suffix), ec);
   }
 }

@@ -1,5 +1,6 @@
 #include "vfs.hpp"
 
+#include "page_table.hpp"
 #include "wal_format.hpp"
 
 #include <outpost/error.hpp>
@@ -30,6 +31,9 @@ struct VaultFile {
   FileState* state;
 };
 
+/// Where a sealed page keeps its tag: after the usable bytes and the nonce.
+constexpr std::size_t kTagOffset = kUsableBytes + kNonceBytes;
+
 constexpr std::size_t kRealOffset = (sizeof(VaultFile) + 15) & ~std::size_t{15};
 
 /// New WAL frames sealed together (about 1 MiB).
@@ -46,6 +50,8 @@ struct FileState {
   std::vector<unsigned char> memory; // contents of an in-memory temp file
   std::vector<unsigned char> page;   // scratch: one page or frame
   std::vector<unsigned char> plain;  // scratch: one decoded page or frame
+  // Database file: the tag each page was last written with (page_table.hpp).
+  PageTable table;
 
   // WAL: a frame header waits here until its page arrives (SQLite writes them
   // separately) so that both are sealed together.
@@ -172,10 +178,13 @@ int dbRead(FileState& s, unsigned char* out, std::size_t amt, std::int64_t off) 
       return rc;
     }
     // A whole page (SQLite's usual read) is opened straight into SQLite's buffer.
+    // A page the vault did not write last (an older version put back) is refused
+    // before it is opened, like a forged one.
     const bool whole = within == 0 && n == kPageSize;
     const std::span<unsigned char> plain =
         whole ? std::span<unsigned char>(out + done, kPageSize) : std::span(s.plain);
-    if (!openPage(keys.database, PageAad(keys.databaseId, FileRole::database, pgno), s.page,
+    if (!s.table.matches(pgno, s.page.data() + kTagOffset) ||
+        !openPage(keys.database, PageAad(keys.databaseId, FileRole::database, pgno), s.page,
                   plain)) {
       if (pgno == 1 && off + static_cast<std::int64_t>(amt) <= kHeaderPeek) {
         // SQLite peeks at the header straight from the file before it opens the
@@ -223,6 +232,7 @@ int dbWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_t
     if (rc != SQLITE_OK) {
       return rc;
     }
+    s.table.record(pgno, s.page.data() + kTagOffset);
   }
   return SQLITE_OK;
 }
@@ -611,6 +621,9 @@ int xClose(sqlite3_file* f) {
     if (s->role == FileRole::wal) {
       (void)walFlushPending(*s, OnFailure::drop);
     }
+    if (s->role == FileRole::database) {
+      s->table.close();
+    }
     if (s->real != nullptr && s->real->pMethods != nullptr) {
       rc = s->real->pMethods->xClose(s->real);
     }
@@ -671,7 +684,11 @@ int xTruncate(sqlite3_file* f, sqlite3_int64 size) {
     s.invalidateFramesFrom(kept + 1);
     s.scanValidFrames = std::min(s.scanValidFrames, kept);
   }
-  return s.real->pMethods->xTruncate(s.real, size);
+  const int rc = s.real->pMethods->xTruncate(s.real, size);
+  if (rc == SQLITE_OK && s.role == FileRole::database) {
+    s.table.truncate(static_cast<std::uint64_t>(size) / kPageSize);
+  }
+  return rc;
 }
 
 int xSync(sqlite3_file* f, int flags) {
@@ -682,7 +699,14 @@ int xSync(sqlite3_file* f, int flags) {
       return rc;
     }
   }
-  return s.real->pMethods->xSync(s.real, flags);
+  const int rc = s.real->pMethods->xSync(s.real, flags);
+  if (rc != SQLITE_OK || s.role != FileRole::database) {
+    return rc;
+  }
+  // The pages are on disk: now the table that vouches for them. A crash between
+  // the two leaves the older table, and the pages it does not match are still in
+  // the WAL, which SQLite reads them from (docs/security-model.md).
+  return s.table.persist();
 }
 
 int xFileSize(sqlite3_file* f, sqlite3_int64* size) {
@@ -878,6 +902,19 @@ int vfsOpen(sqlite3_vfs* v, sqlite3_filename name, sqlite3_file* file, int flags
   if (rc != SQLITE_OK) {
     state->real->pMethods = nullptr;
     return rc;
+  }
+  if (state->role == FileRole::database) {
+    const std::int64_t bytes = realSize(*state, rc);
+    if (rc == SQLITE_OK) {
+      rc = state->table.open(owner.base(), name, owner.keys().databaseId,
+                             owner.keys().pageTable.bytes(), bytes);
+    }
+    if (rc != SQLITE_OK) {
+      state->table.close();
+      state->real->pMethods->xClose(state->real);
+      state->real->pMethods = nullptr;
+      return rc;
+    }
   }
   vf->state = state.release();
   vf->base.pMethods = &kVaultMethods;

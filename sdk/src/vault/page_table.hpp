@@ -1,0 +1,75 @@
+#pragma once
+/// \file
+/// The page table of a vault's database file: the tag of every page as the vault
+/// last wrote it, so that a page put back in an older version (which authenticates:
+/// it was sealed for that position) is told from the current one. Kept in memory
+/// while the database is open and written, whole and authenticated, to one of two
+/// slot files beside it (`<db>-pages0`, `<db>-pages1`) after each sync of the
+/// database file. docs/security-model.md explains why that order survives crashes.
+///
+/// Slot layout: magic 8 | sequence 8 | page count 4 | tag 16 x count |
+/// BLAKE2b-256 (keyed with the page-table subkey) of the database id and all before.
+
+#include "page_cipher.hpp"
+
+#include <sqlite3.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace outpost::vault {
+
+using PageTag = std::array<unsigned char, kTagBytes>;
+
+class PageTable {
+public:
+  /// Opens (creating if needed) the two slot files of database `dbPath` on `base`
+  /// and loads the newest slot that authenticates. `databaseBytes`: the database
+  /// file's size. A database with pages but no valid slot leaves the table broken
+  /// (every page then fails to verify); a new, empty database starts an empty table
+  /// and writes it at once, so that a valid slot exists before any page does.
+  /// Returns an SQLite error code for I/O failures.
+  int open(sqlite3_vfs* base, const std::string& dbPath, const DatabaseId& id,
+           std::span<const unsigned char> macKey, std::int64_t databaseBytes);
+  /// Writes the table if it changed (best effort), then closes the slot files.
+  void close() noexcept;
+
+  /// Whether page `pgno` (1-based) was last written with `tag`.
+  [[nodiscard]] bool matches(std::uint64_t pgno, const unsigned char* tag) const noexcept;
+  /// Page `pgno` was written with `tag`.
+  void record(std::uint64_t pgno, const unsigned char* tag);
+  /// The database file now holds `pages` pages.
+  void truncate(std::uint64_t pages);
+  /// Writes the table to the older slot and syncs it, if it changed since the last
+  /// write. Call after the database file is synced.
+  int persist();
+
+  [[nodiscard]] bool broken() const noexcept { return broken_; }
+  [[nodiscard]] std::uint64_t sequence() const noexcept { return sequence_; }
+  [[nodiscard]] std::size_t pages() const noexcept { return tags_.size(); }
+
+private:
+  struct Slot {
+    std::unique_ptr<unsigned char[]> storage;
+    sqlite3_file* file = nullptr; // null until opened
+  };
+  [[nodiscard]] std::string encode(std::uint64_t sequence) const;
+  bool decode(const std::string& bytes, std::uint64_t& sequence, std::vector<PageTag>& tags) const;
+  int readSlot(Slot& slot, std::string& out);
+
+  sqlite3_vfs* base_ = nullptr;
+  DatabaseId id_{};
+  std::span<const unsigned char> macKey_;
+  std::array<Slot, 2> slots_;
+  std::array<std::string, 2> paths_; // the VFS keeps pointers to them while open
+  std::vector<PageTag> tags_;
+  std::uint64_t sequence_ = 0;
+  bool dirty_ = false;
+  bool broken_ = false;
+};
+
+} // namespace outpost::vault
