@@ -29,14 +29,14 @@ constexpr std::size_t kBatch = 100;
 constexpr int kReads = 10000;
 constexpr int kQueries = 1000;
 
-/// Whether `needle` occurs anywhere in the file, or the file starts with `prefix`.
+/// What a file of a store shows: SQLite's header, any of the markers, schema text.
 struct FileScan {
   bool startsWithSqliteHeader = false;
   bool containsMarker = false;
   bool containsSchema = false;
 };
 
-FileScan scanFile(const fs::path& file, std::string_view marker) {
+FileScan scanFile(const fs::path& file, const std::vector<std::string>& markers) {
   std::ifstream in(file, std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   FileScan scan;
@@ -46,7 +46,8 @@ FileScan scanFile(const fs::path& file, std::string_view marker) {
                        std::boyer_moore_horspool_searcher(needle.begin(), needle.end())) !=
            bytes.end();
   };
-  scan.containsMarker = contains(marker);
+  scan.containsMarker = std::any_of(markers.begin(), markers.end(),
+                                    [&](const std::string& m) { return contains(m); });
   scan.containsSchema = contains("CREATE TABLE");
   return scan;
 }
@@ -164,27 +165,45 @@ void runOne(const W1Runner& runner, const std::string& id, const W1Options& opti
   report.result(id, "db_file_bytes", static_cast<double>(dbBytes), "B");
   report.result(id, "db_bytes_per_record", static_cast<double>(dbBytes) / n, "B/rec");
   report.result(id, "wal_file_bytes_after_close", static_cast<double>(walBytes), "B");
+  // Every file the store keeps beside its database (the vault's page table too).
+  std::uintmax_t storeBytes = 0;
+  for (const auto& entry : fs::directory_iterator(store->databaseFile().parent_path())) {
+    if (entry.is_regular_file()) {
+      storeBytes += entry.file_size();
+    }
+  }
+  report.result(id, "store_bytes_per_record", static_cast<double>(storeBytes) / n, "B/rec");
 
-  const std::string& marker = records.front().id;
+  // Every file under the runner's folder, sub-folders too (a vault lives in one).
+  // Markers: the first record's id (in W1 payloads) and its subject id (a field
+  // of every store, the SDK's too).
+  const std::vector<std::string> markers = {records.front().id, records.front().subjectId};
+  int files = 0;
   int headers = 0;
-  int markers = 0;
+  int withMarker = 0;
   int schemas = 0;
-  for (const auto& entry : fs::directory_iterator(dir)) {
+  bool scannedDatabase = false;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
     if (!entry.is_regular_file()) {
       continue;
     }
-    const FileScan scan = scanFile(entry.path(), marker);
+    ++files;
+    scannedDatabase = scannedDatabase || entry.path() == store->databaseFile();
+    const FileScan scan = scanFile(entry.path(), markers);
     headers += scan.startsWithSqliteHeader ? 1 : 0;
-    markers += scan.containsMarker ? 1 : 0;
+    withMarker += scan.containsMarker ? 1 : 0;
     schemas += scan.containsSchema ? 1 : 0;
   }
+  report.check(id, "files_scanned", scannedDatabase,
+               std::to_string(files) + " file(s), the database among them");
   if (store->encrypted()) {
     report.check(id, "no_sqlite_header", headers == 0, std::to_string(headers) + " file(s)");
-    report.check(id, "no_marker_in_files", markers == 0, std::to_string(markers) + " file(s)");
+    report.check(id, "no_marker_in_files", withMarker == 0,
+                 std::to_string(withMarker) + " file(s)");
     report.check(id, "no_schema_in_files", schemas == 0, std::to_string(schemas) + " file(s)");
   } else {
     // The plain ceiling stores plaintext; saying so shows the scan itself works.
-    report.info(id, std::string("plaintext_visible ") + (markers > 0 ? "yes" : "no") +
+    report.info(id, std::string("plaintext_visible ") + (withMarker > 0 ? "yes" : "no") +
                         " (unencrypted reference)");
   }
   fs::remove_all(dir);
@@ -267,7 +286,7 @@ bool runW1(const W1Options& options, Report& report) {
       }
       const std::string id = "w1." + selected[r]->name;
       for (const std::string_view metric :
-           {"insert_rec_per_s", "read_per_s", "db_bytes_per_record"}) {
+           {"insert_rec_per_s", "read_per_s", "db_bytes_per_record", "store_bytes_per_record"}) {
         const std::vector<double> ratios = roundRatios(rounds[r], reference, metric);
         const std::string name = std::string(metric) + "_vs_sqlite";
         if (options.rounds > 1) {
