@@ -151,9 +151,8 @@ int PageTable::open(sqlite3_vfs* base, const std::string& dbPath, const Database
 }
 
 void PageTable::close() noexcept {
-  if (dirty_ && !broken_) {
-    (void)persist();
-  }
+  // Not written here: the table is written only after the database file's sync,
+  // and pages written since the last one are still in the WAL.
   for (Slot& slot : slots_) {
     if (slot.file != nullptr) {
       slot.file->pMethods->xClose(slot.file);

@@ -35,7 +35,9 @@ public:
   /// Returns an SQLite error code for I/O failures.
   int open(sqlite3_vfs* base, const std::string& dbPath, const DatabaseId& id,
            std::span<const unsigned char> macKey, std::int64_t databaseBytes);
-  /// Writes the table if it changed (best effort), then closes the slot files.
+  /// Closes the slot files. Changes since the last `persist` are not written: only
+  /// a synced database file may be vouched for, and the pages written since its
+  /// last sync are still in the WAL.
   void close() noexcept;
 
   /// Whether page `pgno` (1-based) was last written with `tag`.
