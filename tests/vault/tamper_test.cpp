@@ -312,6 +312,34 @@ TEST_SUITE("vault.tamper") {
     }
   }
 
+  TEST_CASE("an older database file and page table put back under a newer WAL are reported") {
+    VaultFixture f;
+    {
+      auto v = f.create();
+      addNotes(*v, 0, 60, kMarker);
+    } // closed: checkpointed, no WAL
+    const fs::path older = f.dir.parent_path() / "older";
+    copyDir(f.dir, older);
+    const fs::path mixed = f.dir.parent_path() / "mixed";
+    const fs::path control = f.dir.parent_path() / "control";
+    {
+      auto v = f.openUnlocked();
+      v->write([](sql::Database& db) { db.exec("UPDATE notes SET body = 'changed'"); });
+      // The database file and its table move on; the WAL starts a new generation.
+      v->read([](sql::Database& db) { db.exec("PRAGMA wal_checkpoint(TRUNCATE)"); });
+      addNotes(*v, 100, 5, "later");
+      copyDir(f.dir, mixed); // taken while open: the WAL holds the last commits
+      copyDir(f.dir, control);
+    }
+    REQUIRE(fs::file_size(mixed / "vault.db-wal") > 0);
+    CHECK(openAndReadAll(f, control).notes.size() == 65); // the copy as taken reads
+    for (const char* name : {"vault.db", "vault.db-pages0", "vault.db-pages1"}) {
+      fs::copy_file(older / name, mixed / name, fs::copy_options::overwrite_existing);
+    }
+    // Without the check the 60 older notes would read back unchanged.
+    requireReportedAsTampering(openAndReadAll(f, mixed));
+  }
+
   TEST_CASE("an older version of one database page put back is reported") {
     VaultFixture f;
     {

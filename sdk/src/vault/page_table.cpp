@@ -38,6 +38,10 @@ std::string PageTable::encode(std::uint64_t sequence) const {
   for (const PageTag& t : tags_) {
     out.append(reinterpret_cast<const char*>(t.data()), t.size());
   }
+  out.push_back(static_cast<char>(generations_.size()));
+  for (const WalSalts& g : generations_) {
+    out.append(reinterpret_cast<const char*>(g.data()), g.size());
+  }
   std::array<unsigned char, kMacBytes> mac{};
   crypto_generichash_state st;
   crypto_generichash_init(&st, macKey_.data(), macKey_.size(), mac.size());
@@ -50,15 +54,20 @@ std::string PageTable::encode(std::uint64_t sequence) const {
 }
 
 bool PageTable::decode(const std::string& bytes, std::uint64_t& sequence,
-                       std::vector<PageTag>& tags) const {
+                       std::vector<PageTag>& tags, std::vector<WalSalts>& generations) const {
   if (bytes.size() < kHeaderBytes + kMacBytes ||
       std::memcmp(bytes.data(), kMagic.data(), kMagic.size()) != 0) {
     return false;
   }
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   const std::uint64_t count = getBig(p + 16, 4);
-  const std::size_t body = kHeaderBytes + count * kTagBytes;
-  if (bytes.size() < body + kMacBytes) {
+  const std::size_t afterTags = kHeaderBytes + count * kTagBytes;
+  if (bytes.size() < afterTags + 1 + kMacBytes) {
+    return false;
+  }
+  const std::size_t generationCount = p[afterTags];
+  const std::size_t body = afterTags + 1 + generationCount * sizeof(WalSalts);
+  if (generationCount > 2 || bytes.size() < body + kMacBytes) {
     return false;
   }
   std::array<unsigned char, kMacBytes> mac{};
@@ -75,6 +84,10 @@ bool PageTable::decode(const std::string& bytes, std::uint64_t& sequence,
   tags.resize(count);
   for (std::size_t i = 0; i < count; ++i) {
     std::memcpy(tags[i].data(), p + kHeaderBytes + i * kTagBytes, kTagBytes);
+  }
+  generations.resize(generationCount);
+  for (std::size_t i = 0; i < generationCount; ++i) {
+    std::memcpy(generations[i].data(), p + afterTags + 1 + i * sizeof(WalSalts), sizeof(WalSalts));
   }
   return true;
 }
@@ -132,10 +145,12 @@ int PageTable::open(sqlite3_vfs* base, const std::string& dbPath, const Database
     }
     std::uint64_t sequence = 0;
     std::vector<PageTag> tags;
-    if (decode(bytes, sequence, tags) && (!found || sequence > best)) {
+    std::vector<WalSalts> generations;
+    if (decode(bytes, sequence, tags, generations) && (!found || sequence > best)) {
       best = sequence;
       found = true;
       tags_ = std::move(tags);
+      generations_ = std::move(generations);
     }
   }
   if (found) {
@@ -181,6 +196,26 @@ void PageTable::truncate(std::uint64_t pages) {
     tags_.resize(pages);
     dirty_ = true;
   }
+}
+
+int PageTable::admitWalGeneration(const WalSalts& salts) {
+  if (broken_) {
+    return SQLITE_IOERR_DATA;
+  }
+  if (!generations_.empty() && generations_.back() == salts) {
+    return SQLITE_OK;
+  }
+  if (generations_.size() == 2) {
+    generations_.erase(generations_.begin());
+  }
+  generations_.push_back(salts);
+  dirty_ = true;
+  return persist();
+}
+
+bool PageTable::admits(const WalSalts& salts) const noexcept {
+  return !broken_ &&
+         std::find(generations_.begin(), generations_.end(), salts) != generations_.end();
 }
 
 int PageTable::persist() {

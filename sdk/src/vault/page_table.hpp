@@ -7,8 +7,13 @@
 /// slot files beside it (`<db>-pages0`, `<db>-pages1`) after each sync of the
 /// database file. docs/security-model.md explains why that order survives crashes.
 ///
+/// The table also names the WAL generations (the salts of a WAL header) that may
+/// accompany it: a WAL whose frames carry other salts was not written on top of
+/// this database file, e.g. an older file and table put back under a newer WAL.
+///
 /// Slot layout: magic 8 | sequence 8 | page count 4 | tag 16 x count |
-/// BLAKE2b-256 (keyed with the page-table subkey) of the database id and all before.
+/// generation count 1 | salts 8 x that | BLAKE2b-256 (keyed with the page-table
+/// subkey) of the database id and all before.
 
 #include "page_cipher.hpp"
 
@@ -24,6 +29,8 @@
 namespace outpost::vault {
 
 using PageTag = std::array<unsigned char, kTagBytes>;
+/// The two salts of a WAL header (bytes 16-23), which every frame repeats.
+using WalSalts = std::array<unsigned char, 8>;
 
 class PageTable {
 public:
@@ -50,6 +57,13 @@ public:
   /// write. Call after the database file is synced.
   int persist();
 
+  /// A new WAL generation with `salts` is about to start: the table names it (and
+  /// the one before, in case the new header never reaches the disk) and is written
+  /// before the header is.
+  int admitWalGeneration(const WalSalts& salts);
+  /// Whether a WAL with frames of this generation may accompany the table.
+  [[nodiscard]] bool admits(const WalSalts& salts) const noexcept;
+
   [[nodiscard]] bool broken() const noexcept { return broken_; }
   [[nodiscard]] std::uint64_t sequence() const noexcept { return sequence_; }
   [[nodiscard]] std::size_t pages() const noexcept { return tags_.size(); }
@@ -60,7 +74,8 @@ private:
     sqlite3_file* file = nullptr; // null until opened
   };
   [[nodiscard]] std::string encode(std::uint64_t sequence) const;
-  bool decode(const std::string& bytes, std::uint64_t& sequence, std::vector<PageTag>& tags) const;
+  bool decode(const std::string& bytes, std::uint64_t& sequence, std::vector<PageTag>& tags,
+              std::vector<WalSalts>& generations) const;
   int readSlot(Slot& slot, std::string& out);
 
   sqlite3_vfs* base_ = nullptr;
@@ -69,6 +84,7 @@ private:
   std::array<Slot, 2> slots_;
   std::array<std::string, 2> paths_; // the VFS keeps pointers to them while open
   std::vector<PageTag> tags_;
+  std::vector<WalSalts> generations_; // at most two, the newest last
   std::uint64_t sequence_ = 0;
   bool dirty_ = false;
   bool broken_ = false;

@@ -31,6 +31,8 @@ struct VaultFile {
   FileState* state;
 };
 
+/// Where a WAL header keeps its two salts.
+constexpr std::size_t kWalSaltOffset = 16;
 /// Where a sealed page keeps its tag: after the usable bytes and the nonce.
 constexpr std::size_t kTagOffset = kUsableBytes + kNonceBytes;
 
@@ -501,6 +503,14 @@ int walWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_
   }
   if (off == 0 && amt == kWalHeaderBytes) {
     s.invalidateFramesFrom(1); // a new header starts a new generation of frames
+    if (PageTable* table = s.vfs->pageTable(); table != nullptr) {
+      // The database's page table names the generation before it exists.
+      WalSalts salts{};
+      std::memcpy(salts.data(), in + kWalSaltOffset, salts.size());
+      if (const int rc = table->admitWalGeneration(salts); rc != SQLITE_OK) {
+        return rc;
+      }
+    }
     return realWrite(s, in, amt, off);
   }
   if (off < static_cast<std::int64_t>(kWalHeaderBytes)) {
@@ -553,6 +563,16 @@ int walScanOnOpen(FileState& s) {
   }
   const WalScan scan = scanWal(s.vfs->keys(), bytes, s.vfs->syncedCommits());
   s.scanValidFrames = scan.validFrames;
+  WalSalts salts{};
+  std::memcpy(salts.data(), bytes.data() + kWalSaltOffset, salts.size());
+  const PageTable* table = s.vfs->pageTable();
+  if (scan.validFrames > 0 && table != nullptr && !table->admits(salts)) {
+    // Authentic frames of a generation the database's table does not name: this
+    // WAL was not written on top of this database file.
+    s.vfs->stats().authFailures++;
+    s.vfs->noteWalTampered();
+    return SQLITE_IOERR_DATA;
+  }
   if (scan.tampered) {
     s.vfs->noteWalTampered();
     return SQLITE_IOERR_DATA;
@@ -623,6 +643,9 @@ int xClose(sqlite3_file* f) {
     }
     if (s->role == FileRole::database) {
       s->table.close();
+      if (s->vfs->pageTable() == &s->table) {
+        s->vfs->attachPageTable(nullptr);
+      }
     }
     if (s->real != nullptr && s->real->pMethods != nullptr) {
       rc = s->real->pMethods->xClose(s->real);
@@ -918,6 +941,9 @@ int vfsOpen(sqlite3_vfs* v, sqlite3_filename name, sqlite3_file* file, int flags
   }
   vf->state = state.release();
   vf->base.pMethods = &kVaultMethods;
+  if (vf->state->role == FileRole::database) {
+    owner.attachPageTable(&vf->state->table);
+  }
   if (vf->state->role == FileRole::wal) {
     rc = walScanOnOpen(*vf->state);
     if (rc != SQLITE_OK) {

@@ -26,6 +26,8 @@
 
 namespace outpost::vault {
 
+class PageTable;
+
 /// Counters a test or the vault can read.
 struct VfsStats {
   std::atomic<std::uint64_t> pagesSealed{0};
@@ -75,6 +77,10 @@ public:
   [[nodiscard]] bool syncedCommits() const noexcept { return syncedCommits_; }
   /// Set when an open found a WAL that was tampered with.
   [[nodiscard]] bool walTamperDetected() const noexcept { return walTampered_.load(); }
+  /// The open database file's page table (null while none is open): the WAL names
+  /// its generations there.
+  [[nodiscard]] PageTable* pageTable() const noexcept { return pageTable_; }
+  void attachPageTable(PageTable* table) noexcept { pageTable_ = table; }
   void noteWalTampered() noexcept { walTampered_ = true; }
 
 private:
@@ -89,6 +95,7 @@ private:
   bool syncedCommits_;
   SealPool sealPool_;
   std::atomic<bool> walTampered_{false};
+  PageTable* pageTable_ = nullptr;
 };
 
 } // namespace outpost::vault
