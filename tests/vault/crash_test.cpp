@@ -321,4 +321,27 @@ TEST_SUITE("vault.crash") {
     fault.materialise(CrashPolicy::keepAll);
     CHECK(countNotes(*f.openUnlocked()) == 230);
   }
+
+  TEST_CASE("a page-table write that fails before a new WAL header, retried, then a crash: "
+            "every commit is there") {
+    FaultVfs fault;
+    VaultFixture f;
+    VaultOptions o = fastOptions();
+    o.baseVfs = FaultVfs::kName;
+    o.walAutoCheckpointPages = 100000;
+    auto v = f.create(o);
+    addNotes(*v, 0, 20, "a");
+    // Every frame in the database file: the next transaction starts a new WAL
+    // generation, whose header the page table must name first.
+    v->read([](sql::Database& db) { db.exec("PRAGMA wal_checkpoint(PASSIVE)"); });
+    fault.ioErrorAtWrite(1); // that naming: the first write of the transaction
+    CHECK_THROWS_AS(addNotes(*v, 100, 5, "lost"), Error);
+    fault.disarm();
+    addNotes(*v, 200, 5, "kept"); // SQLite writes the same header again; committed
+    fault.crashAtOperation(1);
+    v.reset();
+    fault.materialise(CrashPolicy::dropUnsynced);
+    auto w = f.openUnlocked(o);
+    CHECK(countNotes(*w) == 25);
+  }
 }

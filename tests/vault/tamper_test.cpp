@@ -57,6 +57,27 @@ OpenResult openAndReadAll(VaultFixture& f, const fs::path& dir, VaultOptions o =
   return r;
 }
 
+/// Opens the vault in `dir` and reads every note without an integrity check first,
+/// so that an error comes from the page that fails, with its own code.
+OpenResult openAndSelectAll(VaultFixture& f, const fs::path& dir) {
+  OpenResult r;
+  try {
+    auto v = Vault::open(f.context, dir, f.keyStore, fastOptions());
+    const auto u = v->unlock("2468");
+    REQUIRE(u.status == UnlockStatus::unlocked);
+    v->read([&](sql::Database& db) {
+      sql::Statement st(db, "SELECT id, body FROM notes ORDER BY id");
+      while (st.step()) {
+        r.notes.emplace(st.columnInt(0), std::string(st.columnText(1)));
+      }
+    });
+  } catch (const Error& e) {
+    r.failed = true;
+    r.code = e.code();
+  }
+  return r;
+}
+
 void copyDir(const fs::path& from, const fs::path& to) {
   fs::remove_all(to);
   fs::copy(from, to, fs::copy_options::recursive);
@@ -340,6 +361,51 @@ TEST_SUITE("vault.tamper") {
     requireReportedAsTampering(openAndReadAll(f, mixed));
   }
 
+  TEST_CASE("a WAL of the previous generation put back replays nothing older") {
+    VaultFixture f;
+    VaultOptions o = fastOptions();
+    o.walAutoCheckpointPages = 100000;
+    auto v = f.create(o);
+    addNotes(*v, 0, 20, "older-body");
+    const fs::path firstWal = f.dir.parent_path() / "first-wal";
+    copyDir(f.dir, firstWal); // the app killed here: its WAL holds the notes
+    v->read([](sql::Database& db) { db.exec("PRAGMA wal_checkpoint(PASSIVE)"); });
+    v->write([](sql::Database& db) { db.exec("UPDATE notes SET body = 'newer-body'"); });
+    v->read([](sql::Database& db) { db.exec("PRAGMA wal_checkpoint(PASSIVE)"); });
+    const fs::path later = f.dir.parent_path() / "later";
+    copyDir(f.dir, later); // killed again: the table names both generations
+    const fs::path keys = f.dir.parent_path() / "keystore";
+    const fs::path keysThen = f.dir.parent_path() / "keystore-later";
+    copyDir(keys, keysThen);
+    v.reset(); // a killed app would not have sealed the counter at lock
+    copyDir(keysThen, keys);
+    copyDir(later, f.dir);
+    fs::copy_file(firstWal / "vault.db-wal", f.dir / "vault.db-wal",
+                  fs::copy_options::overwrite_existing);
+    const OpenResult r = openAndSelectAll(f, f.dir);
+    if (!r.failed) {
+      REQUIRE(r.notes.size() == 20);
+      for (const auto& [id, body] : r.notes) {
+        CHECK(body == "newer-body");
+      }
+    } else {
+      CHECK((r.code == Errc::tampered || r.code == Errc::rollback));
+    }
+  }
+
+  TEST_CASE("a page-table slot far larger than any table is not read") {
+    VaultFixture f;
+    {
+      auto v = f.create();
+      addNotes(*v, 0, 5, kMarker);
+    }
+    fs::resize_file(f.dir / "vault.db-pages0", std::uintmax_t{1} << 40); // sparse
+    fs::resize_file(f.dir / "vault.db-pages1", std::uintmax_t{1} << 40);
+    const OpenResult r = openAndSelectAll(f, f.dir); // an Error, nothing else, escapes
+    CHECK(r.failed);
+    CHECK(r.code == Errc::tampered);
+  }
+
   TEST_CASE("an older version of one database page put back is reported") {
     VaultFixture f;
     {
@@ -370,6 +436,12 @@ TEST_SUITE("vault.tamper") {
                   bytes.begin() + static_cast<std::ptrdiff_t>(p * kPage));
       writeFile(copy / "vault.db", bytes);
       requireReportedAsTampering(openAndReadAll(f, copy));
+      // Reported by the page table itself, not by SQLite's structural checks.
+      copyDir(f.dir, copy);
+      writeFile(copy / "vault.db", bytes);
+      const OpenResult direct = openAndSelectAll(f, copy);
+      CHECK(direct.failed);
+      CHECK(direct.code == Errc::tampered);
     }
     MESSAGE("database pages replayed: " << changed);
     CHECK(changed >= 2);

@@ -55,16 +55,16 @@ std::string PageTable::encode(std::uint64_t sequence) const {
 
 bool PageTable::decode(const std::string& bytes, std::uint64_t& sequence,
                        std::vector<PageTag>& tags, std::vector<WalSalts>& generations) const {
-  if (bytes.size() < kHeaderBytes + kMacBytes ||
+  if (bytes.size() < kHeaderBytes + 1 + kMacBytes ||
       std::memcmp(bytes.data(), kMagic.data(), kMagic.size()) != 0) {
     return false;
   }
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   const std::uint64_t count = getBig(p + 16, 4);
-  const std::size_t afterTags = kHeaderBytes + count * kTagBytes;
-  if (bytes.size() < afterTags + 1 + kMacBytes) {
+  if (count > (bytes.size() - kHeaderBytes - 1 - kMacBytes) / kTagBytes) {
     return false;
   }
+  const std::size_t afterTags = kHeaderBytes + static_cast<std::size_t>(count) * kTagBytes;
   const std::size_t generationCount = p[afterTags];
   const std::size_t body = afterTags + 1 + generationCount * sizeof(WalSalts);
   if (generationCount > 2 || bytes.size() < body + kMacBytes) {
@@ -98,6 +98,10 @@ int PageTable::readSlot(Slot& slot, std::string& out) {
   if (rc != SQLITE_OK) {
     return rc;
   }
+  if (size > maxSlotBytes) {
+    out.clear(); // larger than any table of this database: not read, not valid
+    return SQLITE_OK;
+  }
   out.assign(static_cast<std::size_t>(size), '\0');
   for (std::size_t at = 0; at < out.size(); at += kChunk) {
     const std::size_t n = std::min(kChunk, out.size() - at);
@@ -119,6 +123,11 @@ int PageTable::open(sqlite3_vfs* base, const std::string& dbPath, const Database
   base_ = base;
   id_ = id;
   macKey_ = macKey;
+  // A table names at most the database's pages (and some the file lost to a crash
+  // before the table caught up); anything far larger is not one.
+  maxSlotBytes = static_cast<sqlite3_int64>(kHeaderBytes + 1 + 2 * sizeof(WalSalts) + kMacBytes) +
+                 (databaseBytes / static_cast<std::int64_t>(kPageSize) + 65536) *
+                     static_cast<sqlite3_int64>(kTagBytes);
   std::uint64_t best = 0;
   bool found = false;
   for (std::size_t k = 0; k < slots_.size(); ++k) {
@@ -203,19 +212,30 @@ int PageTable::admitWalGeneration(const WalSalts& salts) {
     return SQLITE_IOERR_DATA;
   }
   if (!generations_.empty() && generations_.back() == salts) {
-    return SQLITE_OK;
+    // Named already; but if naming it failed to reach the disk (SQLite then writes
+    // the same header again), write it now.
+    return persist();
   }
+  const std::vector<WalSalts> before = generations_;
   if (generations_.size() == 2) {
     generations_.erase(generations_.begin());
   }
   generations_.push_back(salts);
   dirty_ = true;
-  return persist();
+  const int rc = persist();
+  if (rc != SQLITE_OK) {
+    generations_ = before; // what the disk still says
+  }
+  return rc;
 }
 
 bool PageTable::admits(const WalSalts& salts) const noexcept {
   return !broken_ &&
          std::find(generations_.begin(), generations_.end(), salts) != generations_.end();
+}
+
+bool PageTable::isCurrentGeneration(const WalSalts& salts) const noexcept {
+  return !broken_ && !generations_.empty() && generations_.back() == salts;
 }
 
 int PageTable::persist() {

@@ -34,6 +34,10 @@ using WalSalts = std::array<unsigned char, 8>;
 
 class PageTable {
 public:
+  PageTable() = default;
+  PageTable(const PageTable&) = delete; // the slot files' VFS keeps pointers into it
+  PageTable& operator=(const PageTable&) = delete;
+
   /// Opens (creating if needed) the two slot files of database `dbPath` on `base`
   /// and loads the newest slot that authenticates. `databaseBytes`: the database
   /// file's size. A database with pages but no valid slot leaves the table broken
@@ -63,6 +67,11 @@ public:
   int admitWalGeneration(const WalSalts& salts);
   /// Whether a WAL with frames of this generation may accompany the table.
   [[nodiscard]] bool admits(const WalSalts& salts) const noexcept;
+  /// Whether it is the newest generation named. Frames of the one before are all
+  /// in the database file already (SQLite starts a new generation only after a
+  /// complete checkpoint), so a WAL of that generation found at open has nothing
+  /// to replay, and may be an older WAL put back: its frames are ignored.
+  [[nodiscard]] bool isCurrentGeneration(const WalSalts& salts) const noexcept;
 
   [[nodiscard]] bool broken() const noexcept { return broken_; }
   [[nodiscard]] std::uint64_t sequence() const noexcept { return sequence_; }
@@ -77,6 +86,8 @@ private:
   bool decode(const std::string& bytes, std::uint64_t& sequence, std::vector<PageTag>& tags,
               std::vector<WalSalts>& generations) const;
   int readSlot(Slot& slot, std::string& out);
+
+  sqlite3_int64 maxSlotBytes = 0;
 
   sqlite3_vfs* base_ = nullptr;
   DatabaseId id_{};

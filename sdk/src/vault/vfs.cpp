@@ -63,6 +63,7 @@ struct FileState {
   std::uint32_t scanValidFrames = 0; // valid prefix found at open
   std::uint32_t maxWrittenFrame = 0; // frames this handle wrote
   bool lastFrameIgnored = false;     // the last frame loaded was torn or stale
+  bool ignoreOldFrames = false;      // the WAL found at open is of a past generation
   // Frames this handle wrote, sealed and in plaintext, so that reading them back
   // (checkpoints, pages evicted from SQLite's cache) costs no decryption. Slots
   // are indexed by frame and reused across WAL generations; allocated once.
@@ -265,6 +266,13 @@ int walLoadFrame(FileState& s, std::uint32_t index) {
     std::memcpy(s.plain.data(), hit->plain.data(), kFrameBytes);
     rememberLastWalPage(s, s.plain.data(), hit->sealed.data());
     s.vfs->stats().frameCacheHits++;
+    return SQLITE_OK;
+  }
+  if (s.ignoreOldFrames && index > s.maxWrittenFrame) {
+    // A past generation's frame (walScanOnOpen): zeros, the end of the log.
+    std::fill(s.plain.begin(), s.plain.end(), 0);
+    s.vfs->stats().walFramesIgnored++;
+    s.lastFrameIgnored = true;
     return SQLITE_OK;
   }
   const int rc = realRead(s, s.page.data(), kFrameBytes, frameOffset(index));
@@ -503,6 +511,7 @@ int walWrite(FileState& s, const unsigned char* in, std::size_t amt, std::int64_
   }
   if (off == 0 && amt == kWalHeaderBytes) {
     s.invalidateFramesFrom(1); // a new header starts a new generation of frames
+    s.ignoreOldFrames = false;
     if (PageTable* table = s.vfs->pageTable(); table != nullptr) {
       // The database's page table names the generation before it exists.
       WalSalts salts{};
@@ -566,12 +575,22 @@ int walScanOnOpen(FileState& s) {
   WalSalts salts{};
   std::memcpy(salts.data(), bytes.data() + kWalSaltOffset, salts.size());
   const PageTable* table = s.vfs->pageTable();
-  if (scan.validFrames > 0 && table != nullptr && !table->admits(salts)) {
-    // Authentic frames of a generation the database's table does not name: this
-    // WAL was not written on top of this database file.
-    s.vfs->stats().authFailures++;
-    s.vfs->noteWalTampered();
-    return SQLITE_IOERR_DATA;
+  if (scan.validFrames > 0 && table != nullptr) {
+    if (!table->admits(salts)) {
+      // Authentic frames of a generation the database's table does not name: this
+      // WAL was not written on top of this database file.
+      s.vfs->stats().authFailures++;
+      s.vfs->noteWalTampered();
+      return SQLITE_IOERR_DATA;
+    }
+    if (!table->isCurrentGeneration(salts)) {
+      // The generation before the newest: every frame of it is in the database
+      // file already, so there is nothing to replay (and an older WAL put back
+      // would replay older pages). SQLite sees an empty log.
+      s.scanValidFrames = 0;
+      s.ignoreOldFrames = true;
+      return SQLITE_OK;
+    }
   }
   if (scan.tampered) {
     s.vfs->noteWalTampered();
@@ -729,7 +748,11 @@ int xSync(sqlite3_file* f, int flags) {
   // The pages are on disk: now the table that vouches for them. A crash between
   // the two leaves the older table, and the pages it does not match are still in
   // the WAL, which SQLite reads them from (docs/security-model.md).
-  return s.table.persist();
+  try {
+    return s.table.persist();
+  } catch (const std::bad_alloc&) {
+    return SQLITE_NOMEM;
+  }
 }
 
 int xFileSize(sqlite3_file* f, sqlite3_int64* size) {
@@ -928,9 +951,16 @@ int vfsOpen(sqlite3_vfs* v, sqlite3_filename name, sqlite3_file* file, int flags
   }
   if (state->role == FileRole::database) {
     const std::int64_t bytes = realSize(*state, rc);
+    if (rc == SQLITE_OK && owner.pageTable() != nullptr) {
+      rc = SQLITE_CANTOPEN; // one database per vault: its WAL names its generations
+    }
     if (rc == SQLITE_OK) {
-      rc = state->table.open(owner.base(), name, owner.keys().databaseId,
-                             owner.keys().pageTable.bytes(), bytes);
+      try {
+        rc = state->table.open(owner.base(), name, owner.keys().databaseId,
+                               owner.keys().pageTable.bytes(), bytes);
+      } catch (const std::bad_alloc&) {
+        rc = SQLITE_NOMEM;
+      }
     }
     if (rc != SQLITE_OK) {
       state->table.close();
