@@ -471,6 +471,13 @@ int walRead(FileState& s, unsigned char* out, std::size_t amt, std::int64_t off)
       // The WAL header holds no plaintext-derived value: magic, sizes, salts and a
       // checksum over those.
       const std::size_t n = std::min(amt - done, kWalHeaderBytes - static_cast<std::size_t>(pos));
+      if (s.ignoreOldFrames) {
+        // A past generation's WAL reads as no WAL at all, so that SQLite starts a
+        // generation of its own (fresh salts) rather than continue that one's.
+        std::memset(out + done, 0, n);
+        done += n;
+        continue;
+      }
       rc = realRead(s, out + done, n, pos);
       if (rc == SQLITE_IOERR_SHORT_READ) {
         shortRead = true;
