@@ -98,7 +98,7 @@ int PageTable::readSlot(Slot& slot, std::string& out) {
   if (rc != SQLITE_OK) {
     return rc;
   }
-  if (size > maxSlotBytes) {
+  if (size > maxSlotBytes_) {
     out.clear(); // larger than any table of this database: not read, not valid
     return SQLITE_OK;
   }
@@ -125,9 +125,9 @@ int PageTable::open(sqlite3_vfs* base, const std::string& dbPath, const Database
   macKey_ = macKey;
   // A table names at most the database's pages (and some the file lost to a crash
   // before the table caught up); anything far larger is not one.
-  maxSlotBytes = static_cast<sqlite3_int64>(kHeaderBytes + 1 + 2 * sizeof(WalSalts) + kMacBytes) +
-                 (databaseBytes / static_cast<std::int64_t>(kPageSize) + 65536) *
-                     static_cast<sqlite3_int64>(kTagBytes);
+  maxSlotBytes_ = static_cast<sqlite3_int64>(kHeaderBytes + 1 + 2 * sizeof(WalSalts) + kMacBytes) +
+                  (databaseBytes / static_cast<std::int64_t>(kPageSize) + 65536) *
+                      static_cast<sqlite3_int64>(kTagBytes);
   std::uint64_t best = 0;
   bool found = false;
   for (std::size_t k = 0; k < slots_.size(); ++k) {

@@ -87,7 +87,7 @@ private:
               std::vector<WalSalts>& generations) const;
   int readSlot(Slot& slot, std::string& out);
 
-  sqlite3_int64 maxSlotBytes = 0;
+  sqlite3_int64 maxSlotBytes_ = 0;
 
   sqlite3_vfs* base_ = nullptr;
   DatabaseId id_{};
