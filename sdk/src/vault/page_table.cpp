@@ -11,7 +11,8 @@ namespace {
 
 constexpr std::array<char, 8> kMagic = {'O', 'P', 'V', 'P', 'G', 'T', 'B', '1'};
 constexpr std::size_t kHeaderBytes = 8 + 8 + 4;
-constexpr std::size_t kMacBytes = crypto_generichash_BYTES; // 32
+constexpr std::size_t kMacBytes = kSlotMacBytes;
+static_assert(kMacBytes == crypto_generichash_BYTES);
 /// SQLite's unix VFS writes at most 128 KiB - 1 per call: stay well below.
 constexpr std::size_t kChunk = 64 * 1024;
 
@@ -42,15 +43,21 @@ std::string PageTable::encode(std::uint64_t sequence) const {
   for (const WalSalts& g : generations_) {
     out.append(reinterpret_cast<const char*>(g.data()), g.size());
   }
+  const auto mac = macOf(std::span(reinterpret_cast<const unsigned char*>(out.data()), out.size()));
+  out.append(reinterpret_cast<const char*>(mac.data()), mac.size());
+  return out;
+}
+
+std::array<unsigned char, kSlotMacBytes>
+PageTable::macOf(std::span<const unsigned char> body) const {
   std::array<unsigned char, kMacBytes> mac{};
   crypto_generichash_state st;
   crypto_generichash_init(&st, macKey_.data(), macKey_.size(), mac.size());
   crypto_generichash_update(&st, id_.data(), id_.size());
-  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(out.data()), out.size());
+  crypto_generichash_update(&st, body.data(), body.size());
   crypto_generichash_final(&st, mac.data(), mac.size());
   sodium_memzero(&st, sizeof st);
-  out.append(reinterpret_cast<const char*>(mac.data()), mac.size());
-  return out;
+  return mac;
 }
 
 bool PageTable::decode(const std::string& bytes, std::uint64_t& sequence,
@@ -70,13 +77,7 @@ bool PageTable::decode(const std::string& bytes, std::uint64_t& sequence,
   if (generationCount > 2 || bytes.size() < body + kMacBytes) {
     return false;
   }
-  std::array<unsigned char, kMacBytes> mac{};
-  crypto_generichash_state st;
-  crypto_generichash_init(&st, macKey_.data(), macKey_.size(), mac.size());
-  crypto_generichash_update(&st, id_.data(), id_.size());
-  crypto_generichash_update(&st, p, body);
-  crypto_generichash_final(&st, mac.data(), mac.size());
-  sodium_memzero(&st, sizeof st);
+  const auto mac = macOf(std::span(p, body));
   if (sodium_memcmp(mac.data(), p + body, mac.size()) != 0) {
     return false;
   }
@@ -120,7 +121,6 @@ int PageTable::readSlot(Slot& slot, std::string& out) {
 
 int PageTable::open(sqlite3_vfs* base, const std::string& dbPath, const DatabaseId& id,
                     std::span<const unsigned char> macKey, std::int64_t databaseBytes) {
-  base_ = base;
   id_ = id;
   macKey_ = macKey;
   // A table names at most the database's pages (and some the file lost to a crash
@@ -132,7 +132,7 @@ int PageTable::open(sqlite3_vfs* base, const std::string& dbPath, const Database
   bool found = false;
   for (std::size_t k = 0; k < slots_.size(); ++k) {
     Slot& slot = slots_[k];
-    paths_[k] = dbPath + "-pages" + std::to_string(k);
+    paths_[k] = dbPath + kSlotSuffixes[k];
     slot.storage = std::make_unique<unsigned char[]>(static_cast<std::size_t>(base->szOsFile));
     auto* file = reinterpret_cast<sqlite3_file*>(slot.storage.get());
     file->pMethods = nullptr;

@@ -29,6 +29,10 @@
 namespace outpost::vault {
 
 using PageTag = std::array<unsigned char, kTagBytes>;
+/// Bytes of a slot's MAC (BLAKE2b-256).
+inline constexpr std::size_t kSlotMacBytes = 32;
+/// The slot files' names: the database file's name and these.
+inline constexpr const char* kSlotSuffixes[] = {"-pages0", "-pages1"};
 /// The two salts of a WAL header (bytes 16-23), which every frame repeats.
 using WalSalts = std::array<unsigned char, 8>;
 
@@ -74,7 +78,6 @@ public:
   [[nodiscard]] bool isCurrentGeneration(const WalSalts& salts) const noexcept;
 
   [[nodiscard]] bool broken() const noexcept { return broken_; }
-  [[nodiscard]] std::uint64_t sequence() const noexcept { return sequence_; }
   [[nodiscard]] std::size_t pages() const noexcept { return tags_.size(); }
 
 private:
@@ -83,13 +86,15 @@ private:
     sqlite3_file* file = nullptr; // null until opened
   };
   [[nodiscard]] std::string encode(std::uint64_t sequence) const;
+  /// The slot MAC: keyed BLAKE2b-256 of the database id and `body`.
+  [[nodiscard]] std::array<unsigned char, kSlotMacBytes>
+  macOf(std::span<const unsigned char> body) const;
   bool decode(const std::string& bytes, std::uint64_t& sequence, std::vector<PageTag>& tags,
               std::vector<WalSalts>& generations) const;
   int readSlot(Slot& slot, std::string& out);
 
   sqlite3_int64 maxSlotBytes_ = 0;
 
-  sqlite3_vfs* base_ = nullptr;
   DatabaseId id_{};
   std::span<const unsigned char> macKey_;
   std::array<Slot, 2> slots_;

@@ -2,6 +2,7 @@
 
 #include "key_file.hpp"
 #include "page_aead.hpp"
+#include "page_table.hpp"
 #include "vfs.hpp"
 
 #include <outpost/error.hpp>
@@ -438,7 +439,8 @@ void Vault::wipe() {
   impl_->closeDatabase();
   impl_->shred("wiped");
   std::error_code ec;
-  for (const char* suffix : {"", "-wal", "-journal", "-shm", "-pages0", "-pages1"}) {
+  for (const char* suffix :
+       {"", "-wal", "-journal", "-shm", vault::kSlotSuffixes[0], vault::kSlotSuffixes[1]}) {
     fs::remove(impl_->dir / (std::string(kDatabaseName) + suffix), ec);
   }
 }

@@ -77,11 +77,11 @@ public:
   [[nodiscard]] bool syncedCommits() const noexcept { return syncedCommits_; }
   /// Set when an open found a WAL that was tampered with.
   [[nodiscard]] bool walTamperDetected() const noexcept { return walTampered_.load(); }
+  void noteWalTampered() noexcept { walTampered_ = true; }
   /// The open database file's page table (null while none is open): the WAL names
   /// its generations there.
   [[nodiscard]] PageTable* pageTable() const noexcept { return pageTable_; }
   void attachPageTable(PageTable* table) noexcept { pageTable_ = table; }
-  void noteWalTampered() noexcept { walTampered_ = true; }
 
 private:
   PageKeys keys_;
