@@ -1,9 +1,14 @@
 #include "../journal/manual_clock.hpp"
+#include "vault/page_aead.hpp"
 #include "vault_fixture.hpp"
 
 #include <doctest/doctest.h>
 
+#include <array>
 #include <filesystem>
+#include <future>
+#include <string_view>
+#include <thread>
 
 using namespace outpost;
 using namespace outpost::test;
@@ -174,6 +179,43 @@ TEST_SUITE("vault.keys") {
     forgotten.reset(); // finalised after the lock: the connection was kept for it
     CHECK(v->unlock("2468").status == UnlockStatus::unlocked);
     CHECK(countNotes(*v) == 5);
+  }
+
+  TEST_CASE("no page's key stays in a libcrypto context once the vault locks") {
+    if (vault::aead::implementation() != std::string_view("openssl")) {
+      MESSAGE("pages are sealed by libsodium alone here: no libcrypto context to check");
+      return;
+    }
+    VaultFixture f;
+    auto v = f.create(fastOptions());
+    addNotes(*v, 0, 50, "forget-me");
+
+    // Another thread's context holds its last message too, until the lock.
+    std::promise<void> sealed;
+    std::promise<void> locked;
+    std::thread other([&, lockedDone = locked.get_future()] {
+      const std::array<unsigned char, 32> key{1};
+      const std::array<unsigned char, 24> nonce{2};
+      const std::array<unsigned char, 64> plain{3};
+      std::array<unsigned char, 64> out{};
+      std::array<unsigned char, 16> tag{};
+      vault::aead::seal(key, nonce, {}, plain, out.data(), tag.data());
+      sealed.set_value();
+      lockedDone.wait();
+    });
+    sealed.get_future().wait();
+    CHECK(vault::aead::testing::contextsHoldingMessage() >= 2);
+    v->lock();
+    CHECK(vault::aead::testing::contextsHoldingMessage() == 0);
+    locked.set_value();
+    other.join();
+
+    // The contexts still serve the next unlock.
+    REQUIRE(v->unlock("2468").status == UnlockStatus::unlocked);
+    CHECK(countNotes(*v) == 50);
+    CHECK(vault::aead::testing::contextsHoldingMessage() >= 1);
+    v.reset(); // closing forgets too
+    CHECK(vault::aead::testing::contextsHoldingMessage() == 0);
   }
 
   TEST_CASE("wipe destroys the key material and the files") {

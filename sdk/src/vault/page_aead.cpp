@@ -12,8 +12,12 @@
 #include <cassert>
 #include <climits>
 #include <cstring>
+#include <exception>
 #include <functional>
+#include <mutex>
+#include <new>
 #include <utility>
+#include <vector>
 
 namespace outpost::vault::aead {
 
@@ -73,46 +77,39 @@ const EVP_CIPHER* chachaPoly() noexcept {
   return cipher;
 }
 
-// The thread's cipher context. Plain thread_locals (no destructor of their own),
-// so that a seal from a destructor that runs after the owner's finds either the
-// context or `threadContextGone`, and falls back to libsodium.
-thread_local EVP_CIPHER_CTX* threadCtx = nullptr;
-thread_local bool threadContextGone = false;
-
-struct ThreadContextOwner {
-  ThreadContextOwner() = default;
-  ~ThreadContextOwner() {
-    EVP_CIPHER_CTX_free(threadCtx); // libcrypto wipes the key it holds
-    threadCtx = nullptr;
-    threadContextGone = true;
-  }
-  ThreadContextOwner(const ThreadContextOwner&) = delete;
-  ThreadContextOwner& operator=(const ThreadContextOwner&) = delete;
+/// One thread's cipher context, set to the cipher once: each message then only sets
+/// its key and nonce. The last message's key stays in it until the thread's next
+/// message or until forgetMessages(), which a vault calls when it drops its page
+/// keys (lock, close, wipe): re-keying after every message cost an eighth of a
+/// page's seal and open.
+struct ThreadCipher {
+  std::mutex mutex; // held by the thread for each message, and by forgetMessages()
+  EVP_CIPHER_CTX* ctx = nullptr;
+  bool holdsMessage = false; // a message's key or state may be in ctx
 };
 
-/// One cipher context per thread (a vault connection is used by one thread at a
-/// time, but several vaults may be open on several threads), set to the cipher
-/// once: each message then only sets its key and nonce. nullptr if libcrypto
-/// cannot give one.
-EVP_CIPHER_CTX* threadContext() noexcept {
-  if (threadCtx != nullptr || threadContextGone) {
-    return threadCtx;
-  }
-  thread_local const ThreadContextOwner owner;
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  if (ctx == nullptr || chachaPoly() == nullptr ||
-      EVP_CipherInit_ex2(ctx, chachaPoly(), nullptr, nullptr, 1, nullptr) != 1) {
-    EVP_CIPHER_CTX_free(ctx);
-    return nullptr;
-  }
-  threadCtx = ctx;
-  return ctx;
+/// Every thread's cipher, for forgetMessages(). Never destroyed: threads can end
+/// after static destruction.
+struct CipherRegistry {
+  std::mutex mutex;
+  std::vector<ThreadCipher*> ciphers;
+};
+
+CipherRegistry& registry() noexcept {
+  static auto* const r = new CipherRegistry;
+  return *r;
 }
 
-/// Leaves nothing of the last message in the thread's context: re-keyed with
-/// zeros, which replaces the key, then one byte encrypted under that, which
-/// replaces the buffered keystream block (the message's last one, or its Poly1305
-/// key) and the Poly1305 state.
+// The thread's cipher. Plain thread_locals (no destructor of their own), so that
+// a seal from a destructor that runs after the owner's finds either the cipher or
+// `threadCipherGone`, and falls back to libsodium.
+thread_local ThreadCipher* threadCipherPtr = nullptr;
+thread_local bool threadCipherGone = false;
+
+/// Leaves nothing of the last message in `ctx`: re-keyed with zeros, which replaces
+/// the key, then one byte encrypted under that, which replaces the buffered
+/// keystream block (the message's last one, or its Poly1305 key) and the Poly1305
+/// state.
 void forgetMessage(EVP_CIPHER_CTX* ctx) noexcept {
   static constexpr std::array<unsigned char, 32> kZeroKey{};
   static constexpr std::array<unsigned char, 12> kZeroIv{};
@@ -121,6 +118,59 @@ void forgetMessage(EVP_CIPHER_CTX* ctx) noexcept {
   if (EVP_CipherInit_ex2(ctx, nullptr, kZeroKey.data(), kZeroIv.data(), 1, nullptr) == 1) {
     (void)EVP_CipherUpdate(ctx, &scratch, &len, &scratch, 1);
   }
+}
+
+struct ThreadCipherOwner {
+  ThreadCipherOwner() = default;
+  ~ThreadCipherOwner() {
+    ThreadCipher* const cipher = std::exchange(threadCipherPtr, nullptr);
+    threadCipherGone = true;
+    if (cipher == nullptr) {
+      return;
+    }
+    {
+      CipherRegistry& r = registry();
+      const std::lock_guard lock(r.mutex);
+      std::erase(r.ciphers, cipher);
+    }
+    EVP_CIPHER_CTX_free(cipher->ctx); // libcrypto wipes the key it holds
+    delete cipher;
+  }
+  ThreadCipherOwner(const ThreadCipherOwner&) = delete;
+  ThreadCipherOwner& operator=(const ThreadCipherOwner&) = delete;
+};
+
+/// One cipher per thread (a vault connection is used by one thread at a time, but
+/// several vaults may be open on several threads). nullptr if libcrypto cannot
+/// give one.
+ThreadCipher* threadCipher() noexcept {
+  if (threadCipherPtr != nullptr || threadCipherGone) {
+    return threadCipherPtr;
+  }
+  thread_local const ThreadCipherOwner owner;
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  if (ctx == nullptr || chachaPoly() == nullptr ||
+      EVP_CipherInit_ex2(ctx, chachaPoly(), nullptr, nullptr, 1, nullptr) != 1) {
+    EVP_CIPHER_CTX_free(ctx);
+    return nullptr;
+  }
+  auto* cipher = new (std::nothrow) ThreadCipher;
+  if (cipher == nullptr) {
+    EVP_CIPHER_CTX_free(ctx);
+    return nullptr;
+  }
+  cipher->ctx = ctx;
+  try {
+    CipherRegistry& r = registry();
+    const std::lock_guard lock(r.mutex);
+    r.ciphers.push_back(cipher);
+  } catch (const std::exception&) { // std::bad_alloc, std::system_error
+    EVP_CIPHER_CTX_free(ctx);
+    delete cipher;
+    return nullptr;
+  }
+  threadCipherPtr = cipher;
+  return cipher;
 }
 
 bool fitsInt(std::size_t n) noexcept { return n <= static_cast<std::size_t>(INT_MAX); }
@@ -149,10 +199,13 @@ Result sslSeal(std::span<const unsigned char, kKeyBytes> key,
                std::span<const unsigned char, kNonceBytes> nonce,
                std::span<const unsigned char> aad, std::span<const unsigned char> plain,
                unsigned char* out, unsigned char* tag) noexcept {
-  EVP_CIPHER_CTX* ctx = threadContext();
-  if (ctx == nullptr || !fitsInt(plain.size()) || !fitsInt(aad.size())) {
+  ThreadCipher* const cipher = threadCipher();
+  if (cipher == nullptr || !fitsInt(plain.size()) || !fitsInt(aad.size())) {
     return Result::unavailable;
   }
+  const std::lock_guard lock(cipher->mutex);
+  EVP_CIPHER_CTX* const ctx = cipher->ctx;
+  cipher->holdsMessage = true;
   const ErrorQueueMark mark;
   const Subkey sub(key, nonce);
   int len = 0;
@@ -165,7 +218,6 @@ Result sslSeal(std::span<const unsigned char, kKeyBytes> key,
        EVP_EncryptUpdate(ctx, out, &len, plain.data(), static_cast<int>(plain.size())) == 1) &&
       !injectedFailure() && EVP_EncryptFinal_ex(ctx, out, &tail) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagBytes), tag) == 1;
-  forgetMessage(ctx);
   return ok ? Result::ok : Result::unavailable;
 }
 
@@ -173,10 +225,13 @@ Result sslOpen(std::span<const unsigned char, kKeyBytes> key,
                std::span<const unsigned char, kNonceBytes> nonce,
                std::span<const unsigned char> aad, std::span<const unsigned char> sealed,
                const unsigned char* tag, unsigned char* out) noexcept {
-  EVP_CIPHER_CTX* ctx = threadContext();
-  if (ctx == nullptr || !fitsInt(sealed.size()) || !fitsInt(aad.size())) {
+  ThreadCipher* const cipher = threadCipher();
+  if (cipher == nullptr || !fitsInt(sealed.size()) || !fitsInt(aad.size())) {
     return Result::unavailable;
   }
+  const std::lock_guard lock(cipher->mutex);
+  EVP_CIPHER_CTX* const ctx = cipher->ctx;
+  cipher->holdsMessage = true;
   const ErrorQueueMark mark;
   const Subkey sub(key, nonce);
   std::array<unsigned char, kTagBytes> expected{};
@@ -193,7 +248,6 @@ Result sslOpen(std::span<const unsigned char, kKeyBytes> key,
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, static_cast<int>(expected.size()),
                           expected.data()) == 1;
   const bool authentic = ready && EVP_DecryptFinal_ex(ctx, out, &tail) == 1;
-  forgetMessage(ctx);
   if (!authentic && !sealed.empty()) {
     // Decrypted before the tag was checked: nothing of it may stay.
     sodium_memzero(out, sealed.size());
@@ -306,7 +360,35 @@ bool open(std::span<const unsigned char, kKeyBytes> key,
   return sodiumOpen(key, nonce, aad, sealed, tag, out);
 }
 
+void forgetMessages() noexcept {
+#if OUTPOST_HAVE_OPENSSL
+  CipherRegistry& r = registry();
+  const std::lock_guard lock(r.mutex);
+  const ErrorQueueMark mark;
+  for (ThreadCipher* const cipher : r.ciphers) {
+    const std::lock_guard held(cipher->mutex);
+    if (cipher->holdsMessage) {
+      forgetMessage(cipher->ctx);
+      cipher->holdsMessage = false;
+    }
+  }
+#endif
+}
+
 namespace testing {
+std::size_t contextsHoldingMessage() noexcept {
+  std::size_t n = 0;
+#if OUTPOST_HAVE_OPENSSL
+  CipherRegistry& r = registry();
+  const std::lock_guard lock(r.mutex);
+  for (ThreadCipher* const cipher : r.ciphers) {
+    const std::lock_guard held(cipher->mutex);
+    n += cipher->holdsMessage ? 1 : 0;
+  }
+#endif
+  return n;
+}
+
 void failLibcrypto(int calls) noexcept {
 #if OUTPOST_HAVE_OPENSSL
   injectedFailures = calls;

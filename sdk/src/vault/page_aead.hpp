@@ -41,6 +41,13 @@ void seal(std::span<const unsigned char, kKeyBytes> key,
                         std::span<const unsigned char> aad, std::span<const unsigned char> sealed,
                         const unsigned char* tag, unsigned char* out) noexcept;
 
+/// Wipes the key and state of the last message from every thread's libcrypto
+/// context. A context keeps its thread's last message key until that thread's next
+/// message; a vault calls this when it drops its page keys (EncryptingVfs's
+/// destructor), so that none outlives them. Waits for a message in progress on
+/// another thread.
+void forgetMessages() noexcept;
+
 /// Which library computes ChaCha20-Poly1305 in this process: "openssl" or
 /// "libsodium".
 [[nodiscard]] std::string_view implementation() noexcept;
@@ -50,6 +57,8 @@ namespace testing {
 /// seals and opens on this thread (0 stops it): the fallback to libsodium is then
 /// what runs. For tests; without libcrypto it does nothing.
 void failLibcrypto(int calls) noexcept;
+/// Threads whose libcrypto context may hold a message's key now (tests).
+[[nodiscard]] std::size_t contextsHoldingMessage() noexcept;
 } // namespace testing
 
 } // namespace outpost::vault::aead

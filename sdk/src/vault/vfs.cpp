@@ -1,5 +1,6 @@
 #include "vfs.hpp"
 
+#include "page_aead.hpp"
 #include "page_table.hpp"
 #include "wal_format.hpp"
 
@@ -1088,6 +1089,7 @@ EncryptingVfs::EncryptingVfs(PageKeys keys, const char* baseVfs, std::size_t fra
 
 EncryptingVfs::~EncryptingVfs() {
   sqlite3_vfs_unregister(&vfs_);
+  aead::forgetMessages(); // the page keys go with this object
   sodium_memzero(lastWalPage_.plain.data(), lastWalPage_.plain.size());
 }
 
