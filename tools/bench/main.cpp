@@ -74,9 +74,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(100, 1 << 20));
   w1cmd
       ->add_option("--rounds", w1.rounds,
-                   "runs of every selected runner, one after another; each metric's median "
+                   "rounds of every selected runner; each metric's median "
                    "and the median of the per-round ratios to w1.sqlite are shown (default 1)")
       ->check(CLI::Range(1u, 100u));
+  w1cmd->add_flag("--sequential", w1.sequential,
+                  "run each runner's whole pass before the next one's, instead of letting the "
+                  "runners take turns within each step");
   w1cmd->add_option("--dir", dir, "folder for the stores (default: a new temp folder, removed)");
 
   W2Options w2;

@@ -28,6 +28,9 @@ double msSince(Clock::time_point start) {
 constexpr std::size_t kBatch = 100;
 constexpr int kReads = 10000;
 constexpr int kQueries = 1000;
+/// Interleaved runs take turns every this many reads, and queries.
+constexpr int kReadChunk = 250;
+constexpr int kQueryChunk = 50;
 
 /// What a file of a store shows: SQLite's header, any of the markers, schema text.
 struct FileScan {
@@ -52,161 +55,303 @@ FileScan scanFile(const fs::path& file, const std::vector<std::string>& markers)
   return scan;
 }
 
-void runOne(const W1Runner& runner, const std::string& id, const W1Options& options,
-            std::span<const Record> records, std::span<const std::string> payloads,
-            Report& report) {
-  const auto n = static_cast<std::uint32_t>(records.size());
-  auto store = runner.make(options);
-  const fs::path dir = options.dir / runner.name;
-  report.info(id, runner.description);
-  if (runner.name == "vault" || runner.name == "sdk") {
-    const int kib = options.vaultCacheKiB > 0 ? options.vaultCacheKiB : defaultVaultCacheKiB();
-    report.info(id, "page cache " + std::to_string(kib) + " KiB");
+/// The lines of one runner's round, held until the round ends: the runners' steps
+/// may interleave, their lines print together.
+class Lines {
+public:
+  void info(std::string id, std::string what) {
+    lines_.push_back({Kind::info, std::move(id), std::move(what), 0, {}, true});
   }
+  void result(std::string id, std::string metric, double value, std::string unit) {
+    lines_.push_back(
+        {Kind::result, std::move(id), std::move(metric), value, std::move(unit), true});
+  }
+  void check(std::string id, std::string what, bool ok, std::string detail = {}) {
+    lines_.push_back({Kind::check, std::move(id), std::move(what), 0, std::move(detail), ok});
+  }
+  void printTo(Report& report) const {
+    for (const Line& l : lines_) {
+      switch (l.kind) {
+      case Kind::info:
+        report.info(l.id, l.text);
+        break;
+      case Kind::result:
+        report.result(l.id, l.text, l.value, l.extra);
+        break;
+      case Kind::check:
+        report.check(l.id, l.text, l.ok, l.extra);
+        break;
+      }
+    }
+  }
+
+private:
+  enum class Kind { info, result, check };
+  struct Line {
+    Kind kind;
+    std::string id;
+    std::string text; // info text, metric or check name
+    double value;
+    std::string extra; // unit or check detail
+    bool ok;
+  };
+  std::vector<Line> lines_;
+};
+
+/// One runner's pass through W1's steps. The steps are methods so that a round can
+/// run the runners one after another or interleave them step by step.
+class W1Run {
+public:
+  W1Run(const W1Runner& runner, std::string id, const W1Options& options,
+        std::span<const Record> records, std::span<const std::string> payloads)
+      : runner_(runner), id_(std::move(id)), options_(options), records_(records),
+        payloads_(payloads), n_(static_cast<std::uint32_t>(records.size())),
+        dir_(options.dir / runner.name), store_(runner.make(options)) {}
 
   // 0. schema
-  store->create(dir);
-
-  // 1. insert in transactions of 100
-  std::vector<double> txMs;
-  txMs.reserve(records.size() / kBatch + 1);
-  const auto insertStart = Clock::now();
-  for (std::size_t at = 0; at < records.size(); at += kBatch) {
-    const std::size_t len = std::min(kBatch, records.size() - at);
-    const auto t = Clock::now();
-    store->insert(records.subspan(at, len), payloads.subspan(at, len));
-    txMs.push_back(msSince(t));
+  void create() {
+    lines_.info(id_, runner_.description);
+    if (runner_.name == "vault" || runner_.name == "sdk") {
+      const int kib = options_.vaultCacheKiB > 0 ? options_.vaultCacheKiB : defaultVaultCacheKiB();
+      lines_.info(id_, "page cache " + std::to_string(kib) + " KiB");
+    }
+    store_->create(dir_);
+    txMs_.reserve(records_.size() / kBatch + 1);
   }
-  const double insertS = msSince(insertStart) / 1000.0;
-  report.result(id, "insert_total_s", insertS, "s");
-  report.result(id, "insert_rec_per_s", static_cast<double>(n) / insertS, "rec/s");
-  report.result(id, "insert_tx_p50_ms", percentile(txMs, 50), "ms");
-  report.result(id, "insert_tx_p99_ms", percentile(txMs, 99), "ms");
-  report.result(id, "insert_tx_max_ms", *std::max_element(txMs.begin(), txMs.end()), "ms");
-  store->close();
+
+  // 1. one transaction of (up to) 100 records, from record `at`
+  void insertBatch(std::size_t at) {
+    const std::size_t len = std::min(kBatch, records_.size() - at);
+    const auto t = Clock::now();
+    store_->insert(records_.subspan(at, len), payloads_.subspan(at, len));
+    txMs_.push_back(msSince(t));
+  }
+
+  void finishInserts() {
+    double totalMs = 0;
+    for (const double ms : txMs_) {
+      totalMs += ms;
+    }
+    const double insertS = totalMs / 1000.0;
+    lines_.result(id_, "insert_total_s", insertS, "s");
+    lines_.result(id_, "insert_rec_per_s", static_cast<double>(n_) / insertS, "rec/s");
+    lines_.result(id_, "insert_tx_p50_ms", percentile(txMs_, 50), "ms");
+    lines_.result(id_, "insert_tx_p99_ms", percentile(txMs_, 99), "ms");
+    lines_.result(id_, "insert_tx_max_ms", *std::max_element(txMs_.begin(), txMs_.end()), "ms");
+    store_->close();
+  }
 
   // 2. open
-  const OpenTimes open = store->open();
-  report.result(id, "open_ms", open.openMs, "ms");
-  if (open.unlockMs) {
-    report.result(id, "unlock_ms", *open.unlockMs, "ms");
+  void open() {
+    const OpenTimes open = store_->open();
+    lines_.result(id_, "open_ms", open.openMs, "ms");
+    if (open.unlockMs) {
+      lines_.result(id_, "unlock_ms", *open.unlockMs, "ms");
+    }
+    readUs_.reserve(kReads);
   }
 
-  // 3. point reads
-  Stream readStream = derivedStream(kReadTag);
-  std::vector<double> readUs;
-  readUs.reserve(kReads);
-  int readMismatches = 0;
-  const auto readStart = Clock::now();
-  for (int k = 0; k < kReads; ++k) {
-    const std::uint32_t idx = readStream.next() % n;
-    const auto t = Clock::now();
-    const auto payload = store->read(records[idx].id);
-    readUs.push_back(msSince(t) * 1000.0);
-    if (!payload || *payload != payloads[idx]) {
-      ++readMismatches;
+  // 3. the next `count` point reads
+  void reads(int count) {
+    const auto start = Clock::now();
+    for (int k = 0; k < count; ++k) {
+      const std::uint32_t idx = readStream_.next() % n_;
+      const auto t = Clock::now();
+      const auto payload = store_->read(records_[idx].id);
+      readUs_.push_back(msSince(t) * 1000.0);
+      if (!payload || *payload != payloads_[idx]) {
+        ++readMismatches_;
+      }
     }
+    readMs_ += msSince(start);
   }
-  const double readMs = msSince(readStart);
-  report.result(id, "read_total_ms", readMs, "ms");
-  report.result(id, "read_per_s", kReads / (readMs / 1000.0), "reads/s");
-  report.result(id, "read_p50_us", percentile(readUs, 50), "us");
-  report.result(id, "read_p99_us", percentile(readUs, 99), "us");
-  report.check(id, "read_payloads_match", readMismatches == 0,
-               std::to_string(readMismatches) + " of " + std::to_string(kReads) + " differ");
+
+  void finishReads() {
+    lines_.result(id_, "read_total_ms", readMs_, "ms");
+    lines_.result(id_, "read_per_s", kReads / (readMs_ / 1000.0), "reads/s");
+    lines_.result(id_, "read_p50_us", percentile(readUs_, 50), "us");
+    lines_.result(id_, "read_p99_us", percentile(readUs_, 99), "us");
+    lines_.check(id_, "read_payloads_match", readMismatches_ == 0 && readUs_.size() == kReads,
+                 std::to_string(readMismatches_) + " of " + std::to_string(readUs_.size()) +
+                     " differ");
+  }
 
   // 4. queries; expected answers come from the generated records themselves.
-  const std::uint32_t subjects = subjectCount(n);
-  std::vector<std::uint32_t> expectedHigh(subjects, 0);
-  for (const Record& r : records) {
-    if (r.riskLevel == "high") {
-      ++expectedHigh[std::stoul(r.subjectId.substr(5))];
+  void startQueries() {
+    subjects_ = subjectCount(n_);
+    expectedHigh_.assign(subjects_, 0);
+    for (const Record& r : records_) {
+      if (r.riskLevel == "high") {
+        ++expectedHigh_[std::stoul(r.subjectId.substr(5))];
+      }
+    }
+    const std::uint32_t probe = 42 % subjects_;
+    const auto t = Clock::now();
+    const auto one = store_->highRiskIds(subjectName(probe));
+    lines_.result(id_, "query_one_subject_us", msSince(t) * 1000.0, "us");
+    lines_.check(id_, "query_one_subject_count", one.size() == expectedHigh_[probe],
+                 "got " + std::to_string(one.size()) + ", expected " +
+                     std::to_string(expectedHigh_[probe]));
+    queryUs_.reserve(kQueries);
+  }
+
+  /// The next `count` subject queries.
+  void queries(int count) {
+    for (int k = 0; k < count; ++k) {
+      const std::uint32_t subject = queryStream_.next() % subjects_;
+      const auto t = Clock::now();
+      hits_ += store_->highRiskIds(subjectName(subject)).size();
+      queryUs_.push_back(msSince(t) * 1000.0);
+      expectedHits_ += expectedHigh_[subject];
     }
   }
-  const std::uint32_t probe = 42 % subjects;
-  auto t = Clock::now();
-  const auto one = store->highRiskIds(subjectName(probe));
-  report.result(id, "query_one_subject_us", msSince(t) * 1000.0, "us");
-  report.check(id, "query_one_subject_count", one.size() == expectedHigh[probe],
-               "got " + std::to_string(one.size()) + ", expected " +
-                   std::to_string(expectedHigh[probe]));
 
-  Stream queryStream = derivedStream(kQueryTag);
-  std::vector<double> queryUs;
-  queryUs.reserve(kQueries);
-  std::size_t hits = 0;
-  std::size_t expectedHits = 0;
-  for (int k = 0; k < kQueries; ++k) {
-    const std::uint32_t subject = queryStream.next() % subjects;
-    t = Clock::now();
-    hits += store->highRiskIds(subjectName(subject)).size();
-    queryUs.push_back(msSince(t) * 1000.0);
-    expectedHits += expectedHigh[subject];
-  }
-  double sum = 0;
-  for (const double us : queryUs) {
-    sum += us;
-  }
-  report.result(id, "query_mean_us", sum / kQueries, "us");
-  report.result(id, "query_p99_us", percentile(queryUs, 99), "us");
-  report.check(id, "query_hits", hits == expectedHits,
-               "got " + std::to_string(hits) + ", expected " + std::to_string(expectedHits));
-  if (n == 100000) {
-    // WORKLOADS.md pins these for the reference set.
-    report.check(id, "reference_counts", expectedHigh[42] == 2 && expectedHits == 2013,
-                 "subj-000042 " + std::to_string(expectedHigh[42]) + " (2), all " +
-                     std::to_string(expectedHits) + " (2013)");
+  void finishQueries() {
+    double sum = 0;
+    for (const double us : queryUs_) {
+      sum += us;
+    }
+    lines_.result(id_, "query_mean_us", sum / kQueries, "us");
+    lines_.result(id_, "query_p99_us", percentile(queryUs_, 99), "us");
+    lines_.check(id_, "query_hits", hits_ == expectedHits_ && queryUs_.size() == kQueries,
+                 "got " + std::to_string(hits_) + ", expected " + std::to_string(expectedHits_));
+    if (n_ == 100000) {
+      // WORKLOADS.md pins these for the reference set.
+      lines_.check(id_, "reference_counts", expectedHigh_[42] == 2 && expectedHits_ == 2013,
+                   "subj-000042 " + std::to_string(expectedHigh_[42]) + " (2), all " +
+                       std::to_string(expectedHits_) + " (2013)");
+    }
   }
 
   // 5. size and plaintext
-  store->checkpointAndClose();
-  const auto dbBytes = fs::file_size(store->databaseFile());
-  const auto walBytes = fs::exists(store->walFile()) ? fs::file_size(store->walFile()) : 0;
-  report.result(id, "db_file_bytes", static_cast<double>(dbBytes), "B");
-  report.result(id, "db_bytes_per_record", static_cast<double>(dbBytes) / n, "B/rec");
-  report.result(id, "wal_file_bytes_after_close", static_cast<double>(walBytes), "B");
-  // Every file the store keeps beside its database (the vault's page table too).
-  std::uintmax_t storeBytes = 0;
-  for (const auto& entry : fs::directory_iterator(store->databaseFile().parent_path())) {
-    if (entry.is_regular_file()) {
-      storeBytes += entry.file_size();
+  void sizeAndPlaintext() {
+    store_->checkpointAndClose();
+    const auto dbBytes = fs::file_size(store_->databaseFile());
+    const auto walBytes = fs::exists(store_->walFile()) ? fs::file_size(store_->walFile()) : 0;
+    lines_.result(id_, "db_file_bytes", static_cast<double>(dbBytes), "B");
+    lines_.result(id_, "db_bytes_per_record", static_cast<double>(dbBytes) / n_, "B/rec");
+    lines_.result(id_, "wal_file_bytes_after_close", static_cast<double>(walBytes), "B");
+    // Every file the store keeps beside its database (the vault's page table too).
+    std::uintmax_t storeBytes = 0;
+    for (const auto& entry : fs::directory_iterator(store_->databaseFile().parent_path())) {
+      if (entry.is_regular_file()) {
+        storeBytes += entry.file_size();
+      }
     }
-  }
-  report.result(id, "store_bytes_per_record", static_cast<double>(storeBytes) / n, "B/rec");
+    lines_.result(id_, "store_bytes_per_record", static_cast<double>(storeBytes) / n_, "B/rec");
 
-  // Every file under the runner's folder, sub-folders too (a vault lives in one).
-  // Markers: the first record's id (in W1 payloads) and its subject id (a field
-  // of every store, the SDK's too).
-  const std::vector<std::string> markers = {records.front().id, records.front().subjectId};
-  int files = 0;
-  int headers = 0;
-  int withMarker = 0;
-  int schemas = 0;
-  bool scannedDatabase = false;
-  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file()) {
-      continue;
+    // Every file under the runner's folder, sub-folders too (a vault lives in one).
+    // Markers: the first record's id (in W1 payloads) and its subject id (a field
+    // of every store, the SDK's too).
+    const std::vector<std::string> markers = {records_.front().id, records_.front().subjectId};
+    int files = 0;
+    int headers = 0;
+    int withMarker = 0;
+    int schemas = 0;
+    bool scannedDatabase = false;
+    for (const auto& entry : fs::recursive_directory_iterator(dir_)) {
+      if (!entry.is_regular_file()) {
+        continue;
+      }
+      ++files;
+      scannedDatabase = scannedDatabase || entry.path() == store_->databaseFile();
+      const FileScan scan = scanFile(entry.path(), markers);
+      headers += scan.startsWithSqliteHeader ? 1 : 0;
+      withMarker += scan.containsMarker ? 1 : 0;
+      schemas += scan.containsSchema ? 1 : 0;
     }
-    ++files;
-    scannedDatabase = scannedDatabase || entry.path() == store->databaseFile();
-    const FileScan scan = scanFile(entry.path(), markers);
-    headers += scan.startsWithSqliteHeader ? 1 : 0;
-    withMarker += scan.containsMarker ? 1 : 0;
-    schemas += scan.containsSchema ? 1 : 0;
+    lines_.check(id_, "files_scanned", scannedDatabase,
+                 std::to_string(files) + " file(s), the database among them");
+    if (store_->encrypted()) {
+      lines_.check(id_, "no_sqlite_header", headers == 0, std::to_string(headers) + " file(s)");
+      lines_.check(id_, "no_marker_in_files", withMarker == 0,
+                   std::to_string(withMarker) + " file(s)");
+      lines_.check(id_, "no_schema_in_files", schemas == 0, std::to_string(schemas) + " file(s)");
+    } else {
+      // The plain ceiling stores plaintext; saying so shows the scan itself works.
+      lines_.info(id_, std::string("plaintext_visible ") + (withMarker > 0 ? "yes" : "no") +
+                           " (unencrypted reference)");
+    }
+    store_.reset();
+    fs::remove_all(dir_);
   }
-  report.check(id, "files_scanned", scannedDatabase,
-               std::to_string(files) + " file(s), the database among them");
-  if (store->encrypted()) {
-    report.check(id, "no_sqlite_header", headers == 0, std::to_string(headers) + " file(s)");
-    report.check(id, "no_marker_in_files", withMarker == 0,
-                 std::to_string(withMarker) + " file(s)");
-    report.check(id, "no_schema_in_files", schemas == 0, std::to_string(schemas) + " file(s)");
-  } else {
-    // The plain ceiling stores plaintext; saying so shows the scan itself works.
-    report.info(id, std::string("plaintext_visible ") + (withMarker > 0 ? "yes" : "no") +
-                        " (unencrypted reference)");
+
+  [[nodiscard]] const Lines& lines() const noexcept { return lines_; }
+
+private:
+  const W1Runner& runner_;
+  std::string id_;
+  const W1Options& options_;
+  std::span<const Record> records_;
+  std::span<const std::string> payloads_;
+  std::uint32_t n_;
+  fs::path dir_;
+  std::unique_ptr<W1Store> store_;
+  Lines lines_;
+
+  std::vector<double> txMs_;
+  Stream readStream_ = derivedStream(kReadTag);
+  std::vector<double> readUs_;
+  double readMs_ = 0;
+  int readMismatches_ = 0;
+  std::uint32_t subjects_ = 0;
+  std::vector<std::uint32_t> expectedHigh_;
+  Stream queryStream_ = derivedStream(kQueryTag);
+  std::vector<double> queryUs_;
+  std::size_t hits_ = 0;
+  std::size_t expectedHits_ = 0;
+};
+
+/// Every step of W1 for one runner after another.
+void runSequentially(std::span<const std::unique_ptr<W1Run>> runs, std::size_t records) {
+  for (const auto& run : runs) {
+    run->create();
+    for (std::size_t at = 0; at < records; at += kBatch) {
+      run->insertBatch(at);
+    }
+    run->finishInserts();
+    run->open();
+    run->reads(kReads);
+    run->finishReads();
+    run->startQueries();
+    run->queries(kQueries);
+    run->finishQueries();
+    run->sizeAndPlaintext();
   }
-  fs::remove_all(dir);
+}
+
+/// Every step of W1 for all runners together: each insert transaction, each chunk
+/// of reads and of queries, is taken by every runner in turn (the first one
+/// rotating), so that whatever else the machine is doing falls on all of them alike.
+void runInterleaved(std::span<const std::unique_ptr<W1Run>> runs, std::size_t records) {
+  const auto inTurn = [&](std::size_t step, const std::function<void(W1Run&)>& work) {
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      work(*runs[(step + i) % runs.size()]);
+    }
+  };
+  inTurn(0, [](W1Run& r) { r.create(); });
+  std::size_t step = 0;
+  for (std::size_t at = 0; at < records; at += kBatch) {
+    inTurn(step++, [at](W1Run& r) { r.insertBatch(at); });
+  }
+  inTurn(0, [](W1Run& r) { r.finishInserts(); });
+  inTurn(0, [](W1Run& r) { r.open(); });
+  for (int done = 0; done < kReads; done += kReadChunk) {
+    const int count = std::min(kReadChunk, kReads - done);
+    inTurn(step++, [count](W1Run& r) { r.reads(count); });
+  }
+  inTurn(0, [](W1Run& r) {
+    r.finishReads();
+    r.startQueries();
+  });
+  for (int done = 0; done < kQueries; done += kQueryChunk) {
+    const int count = std::min(kQueryChunk, kQueries - done);
+    inTurn(step++, [count](W1Run& r) { r.queries(count); });
+  }
+  inTurn(0, [](W1Run& r) {
+    r.finishQueries();
+    r.sizeAndPlaintext();
+  });
 }
 
 } // namespace
@@ -226,9 +371,11 @@ const std::vector<W1Runner>& w1Runners() {
   return runners;
 }
 
-bool runW1(const W1Options& options, Report& report) {
+bool runW1(const W1Options& options, Report& report) { return runW1(w1Runners(), options, report); }
+
+bool runW1(std::span<const W1Runner> runners, const W1Options& options, Report& report) {
   std::vector<const W1Runner*> selected;
-  for (const W1Runner& r : w1Runners()) {
+  for (const W1Runner& r : runners) {
     if ((options.only.empty() && r.inDefaultRun) ||
         std::find(options.only.begin(), options.only.end(), r.name) != options.only.end()) {
       selected.push_back(&r);
@@ -249,19 +396,33 @@ bool runW1(const W1Options& options, Report& report) {
   }
   // rounds[r][k]: the RESULT lines of runner r in round k.
   std::vector<std::vector<std::vector<Report::Result>>> rounds(selected.size());
+  report.info("w1", options.sequential
+                        ? "each round runs every runner, one after another"
+                        : "each round runs every runner together, taking turns: each insert "
+                          "transaction, every " +
+                              std::to_string(kReadChunk) + " reads and every " +
+                              std::to_string(kQueryChunk) + " queries");
   for (unsigned k = 1; k <= options.rounds; ++k) {
-    for (std::size_t r = 0; r < selected.size(); ++r) {
-      const std::string id = "w1." + selected[r]->name +
+    std::vector<std::unique_ptr<W1Run>> runs;
+    for (const W1Runner* runner : selected) {
+      const std::string id = "w1." + runner->name +
                              (options.rounds > 1 ? ".round" + std::to_string(k) : std::string());
+      runs.push_back(std::make_unique<W1Run>(*runner, id, options, records, payloads));
+    }
+    if (options.sequential) {
+      runSequentially(runs, records.size());
+    } else {
+      runInterleaved(runs, records.size());
+    }
+    for (std::size_t r = 0; r < runs.size(); ++r) {
       const std::size_t first = report.results().size();
-      runOne(*selected[r], id, options, records, payloads, report);
+      runs[r]->lines().printTo(report);
       const auto& all = report.results();
       rounds[r].emplace_back(all.begin() + static_cast<std::ptrdiff_t>(first), all.end());
     }
   }
   if (options.rounds > 1) {
-    report.info("w1", "the median of " + std::to_string(options.rounds) +
-                          " rounds; each round runs every runner, one after another");
+    report.info("w1", "the median of " + std::to_string(options.rounds) + " rounds");
     for (std::size_t r = 0; r < selected.size(); ++r) {
       for (const Report::Result& m : rounds[r].front()) {
         std::vector<double> values;
@@ -274,8 +435,8 @@ bool runW1(const W1Options& options, Report& report) {
       }
     }
   }
-  // Ratios to plain SQLite, taken within each round (the same machine, minutes
-  // apart), then their median.
+  // Ratios to plain SQLite, taken within each round (the same machine, at the same
+  // time when interleaved), then their median.
   const auto sqlite = std::find_if(selected.begin(), selected.end(),
                                    [](const W1Runner* r) { return r->name == "sqlite"; });
   if (sqlite != selected.end()) {

@@ -69,13 +69,21 @@ struct W1Options {
   std::filesystem::path dir;     ///< where stores are created (one sub-folder each)
   int vaultCacheKiB = 0;         ///< page cache of the vault runners; 0: the vault's default
   unsigned rounds = 1;           ///< runs of every selected runner; >1: medians are reported
+  /// false (the default): within a round the runners take turns, transaction by
+  /// transaction and chunk by chunk of reads and queries; true: one runner's whole
+  /// pass after another's.
+  bool sequential = false;
 };
 
-/// Runs W1 for the selected runners, one after the other (`rounds` times), printing
+/// Runs W1 for the selected runners (`rounds` times; in each round taking turns, or
+/// one after the other with `sequential`), printing
 /// RESULT / INFO / CHECK lines to `report`, then each runner's ratios to `w1.sqlite`
 /// (`<metric>_vs_sqlite`, taken within each round; their median over rounds). With
 /// several rounds, each round's lines carry ids `w1.<runner>.round<k>` and the medians
 /// follow under `w1.<runner>`. Returns false if any CHECK failed.
 [[nodiscard]] bool runW1(const W1Options& options, Report& report);
+/// runW1 over `runners` instead of w1Runners() (tests).
+[[nodiscard]] bool runW1(std::span<const W1Runner> runners, const W1Options& options,
+                         Report& report);
 
 } // namespace outpost::bench

@@ -1,0 +1,143 @@
+// The W1 driver's order of steps, with stores that keep records in memory and log
+// every call: interleaved rounds (the default) let the runners take turns, a
+// sequential round runs one runner's whole pass before the next.
+
+#include "w1.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace outpost::bench;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// "<runner> <step>" per call, in call order.
+using CallLog = std::vector<std::string>;
+
+class MemoryStore final : public W1Store {
+public:
+  MemoryStore(std::string name, CallLog& log) : name_(std::move(name)), log_(log) {}
+
+  void create(const fs::path& dir) override {
+    log("create");
+    dir_ = dir;
+    fs::create_directories(dir_);
+    std::ofstream(databaseFile()) << "memory store";
+  }
+  void insert(std::span<const Record> batch, std::span<const std::string> payloads) override {
+    log("insert");
+    for (std::size_t k = 0; k < batch.size(); ++k) {
+      payloads_[batch[k].id] = payloads[k];
+      if (batch[k].riskLevel == "high") {
+        high_[batch[k].subjectId].push_back(batch[k].id);
+      }
+    }
+  }
+  void close() override { log("close"); }
+  OpenTimes open() override {
+    log("open");
+    return {};
+  }
+  std::optional<std::string> read(std::string_view id) override {
+    log("read");
+    const auto it = payloads_.find(std::string(id));
+    return it == payloads_.end() ? std::nullopt : std::optional(it->second);
+  }
+  std::vector<std::string> highRiskIds(std::string_view subject) override {
+    log("query");
+    return high_[std::string(subject)];
+  }
+  void checkpointAndClose() override { log("size"); }
+  [[nodiscard]] fs::path databaseFile() const override { return dir_ / "memory.db"; }
+  [[nodiscard]] fs::path walFile() const override { return dir_ / "memory.db-wal"; }
+  [[nodiscard]] bool encrypted() const override { return false; }
+
+private:
+  void log(const char* step) {
+    // Consecutive calls of one step by one runner are one entry.
+    std::string entry = name_ + " " + step;
+    if (log_.empty() || log_.back() != entry) {
+      log_.push_back(std::move(entry));
+    }
+  }
+
+  std::string name_;
+  CallLog& log_;
+  fs::path dir_;
+  std::map<std::string, std::string> payloads_;
+  std::map<std::string, std::vector<std::string>> high_;
+};
+
+struct Harness {
+  CallLog log;
+  std::vector<W1Runner> runners;
+  W1Options options;
+  fs::path dir = fs::temp_directory_path() / ("outpost-w1-test-" + std::to_string(::getpid()));
+
+  Harness() {
+    for (const char* name : {"a", "b"}) {
+      runners.push_back({name, "memory store", [this, name](const W1Options&) {
+                           return std::make_unique<MemoryStore>(name, log);
+                         }});
+    }
+    options.records = 300;
+    options.dir = dir;
+  }
+  ~Harness() { fs::remove_all(dir); }
+
+  bool run() {
+    std::FILE* sink = std::tmpfile();
+    REQUIRE(sink != nullptr);
+    Report report(sink);
+    const bool ok = runW1(runners, options, report);
+    std::fclose(sink);
+    return ok;
+  }
+
+  [[nodiscard]] std::size_t count(const std::string& entry) const {
+    return static_cast<std::size_t>(std::count(log.begin(), log.end(), entry));
+  }
+};
+
+} // namespace
+
+TEST_SUITE("bench.w1") {
+  TEST_CASE("by default the runners take turns: every transaction and chunk of reads") {
+    Harness h;
+    REQUIRE(h.run());
+    // 300 records, 3 transactions each. The first of each turn rotates (a b, b a,
+    // a b), and the log merges repeats: a, b, a, b.
+    CHECK(h.count("a insert") == 2);
+    CHECK(h.count("b insert") == 2);
+    // 10000 reads in 40 chunks of 250, likewise: about 20 entries each, where one
+    // runner after the other would give 1.
+    CHECK(h.count("a read") >= 20);
+    CHECK(h.count("b read") >= 20);
+    CHECK(h.count("a query") >= 10);
+    // Both stores were open at once: b created before a inserted.
+    const auto at = [&](const std::string& e) {
+      return std::find(h.log.begin(), h.log.end(), e) - h.log.begin();
+    };
+    CHECK(at("b create") < at("a insert"));
+    CHECK(at("b read") < at("a size"));
+  }
+
+  TEST_CASE("--sequential runs one runner's whole pass, then the next one's") {
+    Harness h;
+    h.options.sequential = true;
+    REQUIRE(h.run());
+    const CallLog expectedA = {"a create", "a insert", "a close", "a open",
+                               "a read",   "a query",  "a size"};
+    REQUIRE(h.log.size() == 2 * expectedA.size());
+    CHECK(std::equal(expectedA.begin(), expectedA.end(), h.log.begin()));
+    CHECK(h.log[expectedA.size()] == "b create");
+  }
+}
