@@ -1,6 +1,7 @@
 // The W1 driver's order of steps, with stores that keep records in memory and log
-// every call: interleaved rounds (the default) let the runners take turns, a
-// sequential round runs one runner's whole pass before the next.
+// every call: by default the runners insert one after another and then take turns
+// reading and querying; a sequential round runs one runner's whole pass before the
+// next.
 
 #include "w1.hpp"
 
@@ -110,24 +111,27 @@ struct Harness {
 } // namespace
 
 TEST_SUITE("bench.w1") {
-  TEST_CASE("by default the runners take turns: every transaction and chunk of reads") {
+  TEST_CASE("by default the runners insert one after another, then take turns reading and "
+            "querying") {
     Harness h;
     REQUIRE(h.run());
-    // 300 records, 3 transactions each. The first of each turn rotates (a b, b a,
-    // a b), and the log merges repeats: a, b, a, b.
-    CHECK(h.count("a insert") == 2);
-    CHECK(h.count("b insert") == 2);
-    // 10000 reads in 40 chunks of 250, likewise: about 20 entries each, where one
-    // runner after the other would give 1.
-    CHECK(h.count("a read") >= 20);
-    CHECK(h.count("b read") >= 20);
-    CHECK(h.count("a query") >= 10);
-    // Both stores were open at once: b created before a inserted.
     const auto at = [&](const std::string& e) {
       return std::find(h.log.begin(), h.log.end(), e) - h.log.begin();
     };
-    CHECK(at("b create") < at("a insert"));
-    CHECK(at("b read") < at("a size"));
+    // Each inserts alone: a's transactions all come before b's store is made.
+    CHECK(h.count("a insert") == 1);
+    CHECK(h.count("b insert") == 1);
+    CHECK(at("a close") < at("b create"));
+    // Both stores are open before either reads.
+    CHECK(at("b open") < at("a read"));
+    // 10000 reads in 40 turns of 250; the first of each turn rotates (a b, b a, ...)
+    // and the log merges repeats: about 20 entries each, where one runner after the
+    // other would give 1. The same for 1000 queries in turns of 50.
+    CHECK(h.count("a read") >= 20);
+    CHECK(h.count("b read") >= 20);
+    CHECK(h.count("a query") >= 10);
+    CHECK(h.count("b query") >= 10);
+    CHECK(at("b query") < at("a size"));
   }
 
   TEST_CASE("--sequential runs one runner's whole pass, then the next one's") {

@@ -13,6 +13,8 @@
 #include <functional>
 #include <iterator>
 
+#include <unistd.h>
+
 namespace outpost::bench {
 
 namespace fs = std::filesystem;
@@ -28,7 +30,9 @@ double msSince(Clock::time_point start) {
 constexpr std::size_t kBatch = 100;
 constexpr int kReads = 10000;
 constexpr int kQueries = 1000;
-/// Interleaved runs take turns every this many reads, and queries.
+/// Runners in turns read and query this many at a time (a few milliseconds), so
+/// that what else the machine does falls on every runner alike. (Turns of 1000
+/// reads gave the same median ratios with a wider spread: docs/benchmarks.md.)
 constexpr int kReadChunk = 250;
 constexpr int kQueryChunk = 50;
 
@@ -320,21 +324,28 @@ void runSequentially(std::span<const std::unique_ptr<W1Run>> runs, std::size_t r
   }
 }
 
-/// Every step of W1 for all runners together: each insert transaction, each chunk
-/// of reads and of queries, is taken by every runner in turn (the first one
-/// rotating), so that whatever else the machine is doing falls on all of them alike.
-void runInterleaved(std::span<const std::unique_ptr<W1Run>> runs, std::size_t records) {
+/// W1 with the runners' reads and queries in turns. Each runner inserts alone, one
+/// after another: its transactions then compete with no other runner's writes (nor
+/// with the kernel writing back another store's files: each store's files are
+/// flushed, untimed, once its inserts are done). Then every store is opened and the
+/// runners take turns, every 250 reads and every 50 queries (the first one
+/// rotating), so that whatever else the machine does in a given second falls on
+/// all of them alike.
+void runInTurns(std::span<const std::unique_ptr<W1Run>> runs, std::size_t records) {
   const auto inTurn = [&](std::size_t step, const std::function<void(W1Run&)>& work) {
     for (std::size_t i = 0; i < runs.size(); ++i) {
       work(*runs[(step + i) % runs.size()]);
     }
   };
-  inTurn(0, [](W1Run& r) { r.create(); });
-  std::size_t step = 0;
-  for (std::size_t at = 0; at < records; at += kBatch) {
-    inTurn(step++, [at](W1Run& r) { r.insertBatch(at); });
+  for (const auto& run : runs) {
+    run->create();
+    for (std::size_t at = 0; at < records; at += kBatch) {
+      run->insertBatch(at);
+    }
+    run->finishInserts();
+    ::sync();
   }
-  inTurn(0, [](W1Run& r) { r.finishInserts(); });
+  std::size_t step = 0;
   inTurn(0, [](W1Run& r) { r.open(); });
   for (int done = 0; done < kReads; done += kReadChunk) {
     const int count = std::min(kReadChunk, kReads - done);
@@ -398,9 +409,9 @@ bool runW1(std::span<const W1Runner> runners, const W1Options& options, Report& 
   std::vector<std::vector<std::vector<Report::Result>>> rounds(selected.size());
   report.info("w1", options.sequential
                         ? "each round runs every runner, one after another"
-                        : "each round runs every runner together, taking turns: each insert "
-                          "transaction, every " +
-                              std::to_string(kReadChunk) + " reads and every " +
+                        : "each round: every runner inserts alone, one after another; then "
+                          "they take turns, every " +
+                              std::to_string(kReadChunk) + " reads and " +
                               std::to_string(kQueryChunk) + " queries");
   for (unsigned k = 1; k <= options.rounds; ++k) {
     std::vector<std::unique_ptr<W1Run>> runs;
@@ -412,7 +423,7 @@ bool runW1(std::span<const W1Runner> runners, const W1Options& options, Report& 
     if (options.sequential) {
       runSequentially(runs, records.size());
     } else {
-      runInterleaved(runs, records.size());
+      runInTurns(runs, records.size());
     }
     for (std::size_t r = 0; r < runs.size(); ++r) {
       const std::size_t first = report.results().size();
