@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1u, 100u));
   w1cmd->add_flag("--sequential", w1.sequential,
                   "run each runner's whole pass before the next one's, instead of letting the "
-                  "runners take turns within each step");
+                  "runners take turns at reading and querying");
   w1cmd->add_option("--dir", dir, "folder for the stores (default: a new temp folder, removed)");
 
   W2Options w2;

@@ -69,14 +69,14 @@ struct W1Options {
   std::filesystem::path dir;     ///< where stores are created (one sub-folder each)
   int vaultCacheKiB = 0;         ///< page cache of the vault runners; 0: the vault's default
   unsigned rounds = 1;           ///< runs of every selected runner; >1: medians are reported
-  /// false (the default): within a round the runners take turns, transaction by
-  /// transaction and chunk by chunk of reads and queries; true: one runner's whole
-  /// pass after another's.
+  /// false (the default): within a round each runner inserts alone, one after
+  /// another, then the runners take turns, a chunk of reads (then of queries) each;
+  /// true: one runner's whole pass after another's.
   bool sequential = false;
 };
 
-/// Runs W1 for the selected runners (`rounds` times; in each round taking turns, or
-/// one after the other with `sequential`), printing
+/// Runs W1 for the selected runners (`rounds` times; in each round reading in turns,
+/// or one after the other with `sequential`), printing
 /// RESULT / INFO / CHECK lines to `report`, then each runner's ratios to `w1.sqlite`
 /// (`<metric>_vs_sqlite`, taken within each round; their median over rounds). With
 /// several rounds, each round's lines carry ids `w1.<runner>.round<k>` and the medians
