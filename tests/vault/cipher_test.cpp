@@ -15,6 +15,7 @@
 #include <fstream>
 #include <random>
 #include <set>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -176,6 +177,41 @@ TEST_SUITE("vault.cipher") {
     aead::testing::failLibcrypto(1);
     CHECK_FALSE(aead::open(key, nonce, aad, sealed, tag.data(), out.data()));
     CHECK(std::all_of(out.begin(), out.end(), [](unsigned char b) { return b == 0; }));
+  }
+
+  TEST_CASE("a context libcrypto fails to clear is freed and made again, and keeps serving") {
+    const Context context;
+    if (aead::implementation() != std::string_view("openssl")) {
+      MESSAGE("pages are sealed by libsodium alone here: no libcrypto context to clear");
+      return;
+    }
+    std::array<unsigned char, 32> key{};
+    std::array<unsigned char, 24> nonce{};
+    key[0] = 7;
+    std::vector<unsigned char> plain(kUsableBytes, 0x5a);
+    std::vector<unsigned char> sealed(plain.size());
+    std::array<unsigned char, 16> tag{};
+    aead::seal(key, nonce, {}, plain, sealed.data(), tag.data());
+    REQUIRE(aead::testing::contextsHoldingMessage() == 1);
+
+    const FailLibcrypto stop(0);
+    aead::testing::failLibcrypto(1);
+    aead::forgetMessages();
+    CHECK(aead::testing::replacedContexts() == 1);
+    CHECK(aead::testing::contextsHoldingMessage() == 0);
+
+    // The new context seals libsodium's bytes, through libcrypto.
+    const auto before = aead::testing::libcryptoMessages();
+    std::vector<unsigned char> again(plain.size());
+    std::array<unsigned char, 16> againTag{};
+    aead::seal(key, nonce, {}, plain, again.data(), againTag.data());
+    CHECK(aead::testing::libcryptoMessages() == before + 1);
+    CHECK(again == sealed);
+    CHECK(againTag == tag);
+    std::vector<unsigned char> out(plain.size());
+    CHECK(aead::open(key, nonce, {}, again, againTag.data(), out.data()));
+    CHECK(out == plain);
+    CHECK(aead::testing::libcryptoMessages() == before + 2);
   }
 
   TEST_CASE("the page cipher gives libsodium's bytes at every length and refuses any change") {

@@ -5,6 +5,7 @@
 #include <outpost/records.hpp>
 #include <outpost/vault.hpp>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <unordered_map>
@@ -147,60 +148,109 @@ void appendIsoTime(std::string& out, std::int64_t unixSeconds) {
   out.push_back('Z');
 }
 
-const std::string& textField(const model::Record& r, std::string_view name) {
-  static const std::string kEmpty;
-  const auto* s = std::get_if<std::string>(&r.get(name));
-  return s ? *s : kEmpty;
-}
+/// The fields W1's JSON shows, found in one pass over the record's fields (they
+/// are in name order; W1's keys are not).
+struct W1Fields {
+  enum Slot : std::size_t {
+    templateName,
+    schemaVersion,
+    subjectId,
+    assessorId,
+    status,
+    riskLevel,
+    assessedAt,
+    revisedAt,
+    note,
+    count
+  };
+  std::array<const sync::Value*, count> named{};
+  std::array<const sync::Value*, kIndicators + 1> indicators{};
 
-std::int64_t intField(const model::Record& r, std::string_view name) {
-  const auto* i = std::get_if<std::int64_t>(&r.get(name));
-  return i ? *i : 0;
-}
+  explicit W1Fields(const model::Record& r) {
+    static constexpr std::array<std::pair<std::string_view, Slot>, count> kNames = {{
+        {"template", templateName},
+        {"schema_version", schemaVersion},
+        {"subject_id", subjectId},
+        {"assessor_id", assessorId},
+        {"status", status},
+        {"risk_level", riskLevel},
+        {"assessed_at", assessedAt},
+        {"revised_at", revisedAt},
+        {"note", note},
+    }};
+    for (const auto& [name, value] : r.fields) {
+      const std::string_view n = name;
+      if (n.size() == 6 && n.starts_with("ind_")) {
+        const int k = (n[4] - '0') * 10 + (n[5] - '0');
+        if (k >= 1 && k <= kIndicators) {
+          indicators[static_cast<std::size_t>(k)] = &value;
+        }
+        continue;
+      }
+      for (const auto& [known, slot] : kNames) {
+        if (n == known) {
+          named[slot] = &value;
+          break;
+        }
+      }
+    }
+  }
+
+  [[nodiscard]] std::string_view text(Slot slot) const {
+    const auto* s = named[slot] ? std::get_if<std::string>(named[slot]) : nullptr;
+    return s ? std::string_view(*s) : std::string_view();
+  }
+  [[nodiscard]] std::int64_t integer(Slot slot) const {
+    const auto* i = named[slot] ? std::get_if<std::int64_t>(named[slot]) : nullptr;
+    return i ? *i : 0;
+  }
+};
 
 /// The W1 JSON of a record read back through the API (keys in the fixed order).
 std::string w1Json(const model::Record& r) {
+  const W1Fields f(r);
   std::string out;
   out.reserve(1200);
   out += R"({"id":")";
   out += r.id.toString();
   out += R"(","template":")";
-  out += textField(r, "template");
+  out += f.text(W1Fields::templateName);
   out += R"(","schema_version":)";
-  out += std::to_string(intField(r, "schema_version"));
+  out += std::to_string(f.integer(W1Fields::schemaVersion));
   out += R"(,"subject_id":")";
-  out += textField(r, "subject_id");
+  out += f.text(W1Fields::subjectId);
   out += R"(","assessor_id":")";
-  out += textField(r, "assessor_id");
+  out += f.text(W1Fields::assessorId);
   out += R"(","status":")";
-  out += textField(r, "status");
+  out += f.text(W1Fields::status);
   out += R"(","risk_level":")";
-  out += textField(r, "risk_level");
+  out += f.text(W1Fields::riskLevel);
   out += R"(","created_at":")";
-  appendIsoTime(out, intField(r, "assessed_at") / 1000);
+  appendIsoTime(out, f.integer(W1Fields::assessedAt) / 1000);
   out += R"(","updated_at":")";
-  appendIsoTime(out, intField(r, "revised_at") / 1000);
+  appendIsoTime(out, f.integer(W1Fields::revisedAt) / 1000);
   out += R"(","indicators":{)";
   for (int k = 1; k <= kIndicators; ++k) {
-    const std::string& name = indicatorName(k);
     out += '"';
-    out += name;
+    out += indicatorName(k);
     out += "\":";
-    const sync::Value& v = r.get(name);
-    if (const auto* b = std::get_if<bool>(&v)) {
+    const sync::Value* v = f.indicators[static_cast<std::size_t>(k)];
+    if (v == nullptr) {
+      // missing: left out, so the payload check fails
+    } else if (const auto* b = std::get_if<bool>(v)) {
       out += *b ? "true" : "false";
-    } else if (const auto* i = std::get_if<std::int64_t>(&v)) {
+    } else if (const auto* i = std::get_if<std::int64_t>(v)) {
       out += std::to_string(*i);
-    } else if (const auto* s = std::get_if<std::string>(&v)) {
+    } else if (const auto* t = std::get_if<std::string>(v)) {
       out += '"';
-      out += *s;
+      out += *t;
       out += '"';
     }
     out += ',';
   }
   out.back() = '}';
   out += R"(,"note":")";
-  out += textField(r, "note");
+  out += f.text(W1Fields::note);
   out += "\"}";
   return out;
 }

@@ -9,8 +9,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cassert>
 #include <climits>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -77,15 +80,27 @@ const EVP_CIPHER* chachaPoly() noexcept {
   return cipher;
 }
 
-/// One thread's cipher context, set to the cipher once: each message then only sets
-/// its key and nonce. The last message's key stays in it until the thread's next
-/// message or until forgetMessages(), which a vault calls when it drops its page
-/// keys (lock, close, wipe): re-keying after every message cost an eighth of a
-/// page's seal and open.
+/// A new context set to the cipher (each message then only sets its key and
+/// nonce), or nullptr if libcrypto cannot give one.
+EVP_CIPHER_CTX* newContext() noexcept {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  if (ctx == nullptr || chachaPoly() == nullptr ||
+      EVP_CipherInit_ex2(ctx, chachaPoly(), nullptr, nullptr, 1, nullptr) != 1) {
+    EVP_CIPHER_CTX_free(ctx);
+    return nullptr;
+  }
+  return ctx;
+}
+
+/// One thread's cipher context. The last message's key stays in it until the
+/// thread's next message or until forgetMessages(), which a vault calls when it
+/// drops its page keys (lock, close, wipe): re-keying after every message cost a
+/// sixth of a page's seal and open.
 struct ThreadCipher {
-  std::mutex mutex; // held by the thread for each message, and by forgetMessages()
-  EVP_CIPHER_CTX* ctx = nullptr;
-  bool holdsMessage = false; // a message's key or state may be in ctx
+  std::mutex mutex;              // held by the thread for each message, and by forgetMessages()
+  EVP_CIPHER_CTX* ctx = nullptr; // nullptr: libcrypto failed; the thread uses libsodium
+  bool holdsMessage = false;     // a message's key or state may be in ctx
+  std::uint64_t messages = 0;    // sealed or opened by libcrypto (tests)
 };
 
 /// Every thread's cipher, for forgetMessages(). Never destroyed: threads can end
@@ -95,10 +110,16 @@ struct CipherRegistry {
   std::vector<ThreadCipher*> ciphers;
 };
 
-CipherRegistry& registry() noexcept {
-  static auto* const r = new CipherRegistry;
-  return *r;
+/// nullptr only if the registry could not be allocated (then no thread uses
+/// libcrypto).
+CipherRegistry* registry() noexcept {
+  static auto* const r = new (std::nothrow) CipherRegistry;
+  return r;
 }
+
+/// Set at exit, just before libcrypto cleans itself up: from then on libsodium
+/// seals and opens every page, and contexts are no longer touched.
+std::atomic<bool> libcryptoClosed{false};
 
 // The thread's cipher. Plain thread_locals (no destructor of their own), so that
 // a seal from a destructor that runs after the owner's finds either the cipher or
@@ -106,18 +127,46 @@ CipherRegistry& registry() noexcept {
 thread_local ThreadCipher* threadCipherPtr = nullptr;
 thread_local bool threadCipherGone = false;
 
+/// Failures injected by tests (testing::failLibcrypto), counted down per thread
+/// (messages, and clearing a context in forgetMessages).
+thread_local int injectedFailures = 0;
+
+bool injectedFailure() noexcept {
+  if (injectedFailures > 0) {
+    --injectedFailures;
+    return true;
+  }
+  return false;
+}
+
+/// Contexts freed and made again because libcrypto failed to clear them (tests).
+std::atomic<std::uint64_t> replacedContexts{0};
+
 /// Leaves nothing of the last message in `ctx`: re-keyed with zeros, which replaces
 /// the key, then one byte encrypted under that, which replaces the buffered
 /// keystream block (the message's last one, or its Poly1305 key) and the Poly1305
-/// state.
-void forgetMessage(EVP_CIPHER_CTX* ctx) noexcept {
+/// state. False if libcrypto failed to.
+bool forgetMessage(EVP_CIPHER_CTX* ctx) noexcept {
   static constexpr std::array<unsigned char, 32> kZeroKey{};
   static constexpr std::array<unsigned char, 12> kZeroIv{};
   unsigned char scratch = 0;
   int len = 0;
-  if (EVP_CipherInit_ex2(ctx, nullptr, kZeroKey.data(), kZeroIv.data(), 1, nullptr) == 1) {
-    (void)EVP_CipherUpdate(ctx, &scratch, &len, &scratch, 1);
+  return EVP_CipherInit_ex2(ctx, nullptr, kZeroKey.data(), kZeroIv.data(), 1, nullptr) == 1 &&
+         EVP_CipherUpdate(ctx, &scratch, &len, &scratch, 1) == 1;
+}
+
+/// Clears the cipher's last message (its mutex held). If libcrypto fails to, the
+/// context is freed, which wipes it, and a new one takes its place.
+void clearMessage(ThreadCipher& cipher) noexcept {
+  if (!cipher.holdsMessage) {
+    return;
   }
+  if (cipher.ctx != nullptr && (injectedFailure() || !forgetMessage(cipher.ctx))) {
+    EVP_CIPHER_CTX_free(cipher.ctx);
+    cipher.ctx = newContext();
+    replacedContexts.fetch_add(1, std::memory_order_relaxed);
+  }
+  cipher.holdsMessage = false;
 }
 
 struct ThreadCipherOwner {
@@ -128,12 +177,14 @@ struct ThreadCipherOwner {
     if (cipher == nullptr) {
       return;
     }
+    CipherRegistry* const r = registry(); // not null: the cipher is registered in it
     {
-      CipherRegistry& r = registry();
-      const std::lock_guard lock(r.mutex);
-      std::erase(r.ciphers, cipher);
+      const std::lock_guard lock(r->mutex);
+      std::erase(r->ciphers, cipher);
     }
-    EVP_CIPHER_CTX_free(cipher->ctx); // libcrypto wipes the key it holds
+    if (!libcryptoClosed.load()) {
+      EVP_CIPHER_CTX_free(cipher->ctx); // libcrypto wipes the key it holds
+    }                                   // else: forgotten at exit already, and libcrypto is gone
     delete cipher;
   }
   ThreadCipherOwner(const ThreadCipherOwner&) = delete;
@@ -147,23 +198,21 @@ ThreadCipher* threadCipher() noexcept {
   if (threadCipherPtr != nullptr || threadCipherGone) {
     return threadCipherPtr;
   }
-  thread_local const ThreadCipherOwner owner;
-  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-  if (ctx == nullptr || chachaPoly() == nullptr ||
-      EVP_CipherInit_ex2(ctx, chachaPoly(), nullptr, nullptr, 1, nullptr) != 1) {
-    EVP_CIPHER_CTX_free(ctx);
+  CipherRegistry* const r = registry();
+  if (r == nullptr) {
     return nullptr;
   }
-  auto* cipher = new (std::nothrow) ThreadCipher;
+  thread_local const ThreadCipherOwner owner;
+  EVP_CIPHER_CTX* const ctx = newContext();
+  auto* const cipher = ctx != nullptr ? new (std::nothrow) ThreadCipher : nullptr;
   if (cipher == nullptr) {
     EVP_CIPHER_CTX_free(ctx);
     return nullptr;
   }
   cipher->ctx = ctx;
   try {
-    CipherRegistry& r = registry();
-    const std::lock_guard lock(r.mutex);
-    r.ciphers.push_back(cipher);
+    const std::lock_guard lock(r->mutex);
+    r->ciphers.push_back(cipher);
   } catch (const std::exception&) { // std::bad_alloc, std::system_error
     EVP_CIPHER_CTX_free(ctx);
     delete cipher;
@@ -173,18 +222,24 @@ ThreadCipher* threadCipher() noexcept {
   return cipher;
 }
 
-bool fitsInt(std::size_t n) noexcept { return n <= static_cast<std::size_t>(INT_MAX); }
-
-/// Failures injected by tests (testing::failLibcrypto), counted down per thread.
-thread_local int injectedFailures = 0;
-
-bool injectedFailure() noexcept {
-  if (injectedFailures > 0) {
-    --injectedFailures;
-    return true;
+/// Registered with atexit after libcrypto's first use, so it runs before
+/// libcrypto's own clean-up: forgets every message, then stops libcrypto's use.
+void closeLibcrypto() noexcept {
+  forgetMessages();
+  CipherRegistry* const r = registry();
+  if (r == nullptr) {
+    libcryptoClosed.store(true);
+    return;
   }
-  return false;
+  const std::lock_guard lock(r->mutex);
+  libcryptoClosed.store(true);
+  for (ThreadCipher* const cipher : r->ciphers) {
+    // Waits for a message in progress; a message that starts later sees the flag.
+    const std::lock_guard held(cipher->mutex);
+  }
 }
+
+bool fitsInt(std::size_t n) noexcept { return n <= static_cast<std::size_t>(INT_MAX); }
 
 /// Errors libcrypto queues on this thread during one message are dropped with it,
 /// so that they never reach another user of OpenSSL in the app.
@@ -199,14 +254,21 @@ Result sslSeal(std::span<const unsigned char, kKeyBytes> key,
                std::span<const unsigned char, kNonceBytes> nonce,
                std::span<const unsigned char> aad, std::span<const unsigned char> plain,
                unsigned char* out, unsigned char* tag) noexcept {
+  if (libcryptoClosed.load(std::memory_order_acquire) || !fitsInt(plain.size()) ||
+      !fitsInt(aad.size())) {
+    return Result::unavailable;
+  }
+  const ErrorQueueMark mark;
   ThreadCipher* const cipher = threadCipher();
-  if (cipher == nullptr || !fitsInt(plain.size()) || !fitsInt(aad.size())) {
+  if (cipher == nullptr) {
     return Result::unavailable;
   }
   const std::lock_guard lock(cipher->mutex);
   EVP_CIPHER_CTX* const ctx = cipher->ctx;
+  if (ctx == nullptr || libcryptoClosed.load(std::memory_order_relaxed)) {
+    return Result::unavailable;
+  }
   cipher->holdsMessage = true;
-  const ErrorQueueMark mark;
   const Subkey sub(key, nonce);
   int len = 0;
   int tail = 0;
@@ -218,6 +280,7 @@ Result sslSeal(std::span<const unsigned char, kKeyBytes> key,
        EVP_EncryptUpdate(ctx, out, &len, plain.data(), static_cast<int>(plain.size())) == 1) &&
       !injectedFailure() && EVP_EncryptFinal_ex(ctx, out, &tail) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagBytes), tag) == 1;
+  cipher->messages += ok ? 1 : 0;
   return ok ? Result::ok : Result::unavailable;
 }
 
@@ -225,14 +288,21 @@ Result sslOpen(std::span<const unsigned char, kKeyBytes> key,
                std::span<const unsigned char, kNonceBytes> nonce,
                std::span<const unsigned char> aad, std::span<const unsigned char> sealed,
                const unsigned char* tag, unsigned char* out) noexcept {
+  if (libcryptoClosed.load(std::memory_order_acquire) || !fitsInt(sealed.size()) ||
+      !fitsInt(aad.size())) {
+    return Result::unavailable;
+  }
+  const ErrorQueueMark mark;
   ThreadCipher* const cipher = threadCipher();
-  if (cipher == nullptr || !fitsInt(sealed.size()) || !fitsInt(aad.size())) {
+  if (cipher == nullptr) {
     return Result::unavailable;
   }
   const std::lock_guard lock(cipher->mutex);
   EVP_CIPHER_CTX* const ctx = cipher->ctx;
+  if (ctx == nullptr || libcryptoClosed.load(std::memory_order_relaxed)) {
+    return Result::unavailable;
+  }
   cipher->holdsMessage = true;
-  const ErrorQueueMark mark;
   const Subkey sub(key, nonce);
   std::array<unsigned char, kTagBytes> expected{};
   std::memcpy(expected.data(), tag, expected.size());
@@ -255,6 +325,7 @@ Result sslOpen(std::span<const unsigned char, kKeyBytes> key,
   if (!ready) {
     return Result::unavailable;
   }
+  cipher->messages += authentic ? 1 : 0;
   return authentic ? Result::ok : Result::rejected;
 }
 
@@ -314,7 +385,13 @@ bool opensslAgrees() noexcept {
 }
 
 bool useOpenssl() noexcept {
-  static const bool use = opensslAgrees();
+  static const bool use = [] {
+    const bool agrees = opensslAgrees();
+    // libcrypto is initialised now (and registered its clean-up at exit, if it
+    // does): this handler runs before that clean-up.
+    (void)std::atexit(closeLibcrypto);
+    return agrees;
+  }();
   return use;
 }
 
@@ -362,31 +439,63 @@ bool open(std::span<const unsigned char, kKeyBytes> key,
 
 void forgetMessages() noexcept {
 #if OUTPOST_HAVE_OPENSSL
-  CipherRegistry& r = registry();
-  const std::lock_guard lock(r.mutex);
+  CipherRegistry* const r = registry();
+  if (r == nullptr || libcryptoClosed.load()) {
+    return;
+  }
   const ErrorQueueMark mark;
-  for (ThreadCipher* const cipher : r.ciphers) {
+  const std::lock_guard lock(r->mutex);
+  for (ThreadCipher* const cipher : r->ciphers) {
     const std::lock_guard held(cipher->mutex);
-    if (cipher->holdsMessage) {
-      forgetMessage(cipher->ctx);
-      cipher->holdsMessage = false;
-    }
+    clearMessage(*cipher);
   }
 #endif
 }
 
 namespace testing {
-std::size_t contextsHoldingMessage() noexcept {
-  std::size_t n = 0;
+namespace {
+/// Sums `what` over every registered thread's cipher.
+template <typename What>
+std::uint64_t sumOverCiphers([[maybe_unused]] What what) noexcept {
+  std::uint64_t n = 0;
 #if OUTPOST_HAVE_OPENSSL
-  CipherRegistry& r = registry();
-  const std::lock_guard lock(r.mutex);
-  for (ThreadCipher* const cipher : r.ciphers) {
+  CipherRegistry* const r = registry();
+  if (r == nullptr) {
+    return 0;
+  }
+  const std::lock_guard lock(r->mutex);
+  for (ThreadCipher* const cipher : r->ciphers) {
     const std::lock_guard held(cipher->mutex);
-    n += cipher->holdsMessage ? 1 : 0;
+    n += what(*cipher);
   }
 #endif
   return n;
+}
+} // namespace
+
+std::size_t contextsHoldingMessage() noexcept {
+#if OUTPOST_HAVE_OPENSSL
+  return static_cast<std::size_t>(
+      sumOverCiphers([](const ThreadCipher& c) -> std::uint64_t { return c.holdsMessage; }));
+#else
+  return 0;
+#endif
+}
+
+std::uint64_t replacedContexts() noexcept {
+#if OUTPOST_HAVE_OPENSSL
+  return aead::replacedContexts.load();
+#else
+  return 0;
+#endif
+}
+
+std::uint64_t libcryptoMessages() noexcept {
+#if OUTPOST_HAVE_OPENSSL
+  return sumOverCiphers([](const ThreadCipher& c) { return c.messages; });
+#else
+  return 0;
+#endif
 }
 
 void failLibcrypto(int calls) noexcept {

@@ -19,6 +19,7 @@
 /// libsodium; a page libcrypto refuses is checked again by libsodium.
 
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string_view>
 
@@ -55,10 +56,15 @@ void forgetMessages() noexcept;
 namespace testing {
 /// Makes libcrypto's step fail, after it processed the data, for the next `calls`
 /// seals and opens on this thread (0 stops it): the fallback to libsodium is then
-/// what runs. For tests; without libcrypto it does nothing.
+/// what runs. A forgetMessages() on this thread counts too: the context it fails
+/// to clear is replaced. For tests; without libcrypto it does nothing.
 void failLibcrypto(int calls) noexcept;
 /// Threads whose libcrypto context may hold a message's key now (tests).
 [[nodiscard]] std::size_t contextsHoldingMessage() noexcept;
+/// Contexts that libcrypto failed to clear, and that were freed and made again.
+[[nodiscard]] std::uint64_t replacedContexts() noexcept;
+/// Messages libcrypto sealed or opened, over the threads alive now (tests).
+[[nodiscard]] std::uint64_t libcryptoMessages() noexcept;
 } // namespace testing
 
 } // namespace outpost::vault::aead
