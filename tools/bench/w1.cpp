@@ -318,14 +318,19 @@ private:
   std::size_t expectedHits_ = 0;
 };
 
+/// Steps 0 and 1 for one runner: its store, then all its transactions.
+void createAndInsert(W1Run& run, std::size_t records) {
+  run.create();
+  for (std::size_t at = 0; at < records; at += kBatch) {
+    run.insertBatch(at);
+  }
+  run.finishInserts();
+}
+
 /// Every step of W1 for one runner after another.
 void runSequentially(std::span<const std::unique_ptr<W1Run>> runs, std::size_t records) {
   for (const auto& run : runs) {
-    run->create();
-    for (std::size_t at = 0; at < records; at += kBatch) {
-      run->insertBatch(at);
-    }
-    run->finishInserts();
+    createAndInsert(*run, records);
     run->open();
     run->reads(kReads);
     run->finishReads();
@@ -350,27 +355,24 @@ void runInTurns(std::span<const std::unique_ptr<W1Run>> runs, std::size_t record
     }
   };
   for (const auto& run : runs) {
-    run->create();
-    for (std::size_t at = 0; at < records; at += kBatch) {
-      run->insertBatch(at);
-    }
-    run->finishInserts();
+    createAndInsert(*run, records);
     run->flushFiles();
   }
   std::size_t step = 0;
+  // `total` calls of `work`, `chunk` per runner per turn.
+  const auto inChunks = [&](int total, int chunk, void (W1Run::*work)(int)) {
+    for (int done = 0; done < total; done += chunk) {
+      const int count = std::min(chunk, total - done);
+      inTurn(step++, [work, count](W1Run& r) { (r.*work)(count); });
+    }
+  };
   inTurn(0, [](W1Run& r) { r.open(); });
-  for (int done = 0; done < kReads; done += kReadChunk) {
-    const int count = std::min(kReadChunk, kReads - done);
-    inTurn(step++, [count](W1Run& r) { r.reads(count); });
-  }
+  inChunks(kReads, kReadChunk, &W1Run::reads);
   inTurn(0, [](W1Run& r) {
     r.finishReads();
     r.startQueries();
   });
-  for (int done = 0; done < kQueries; done += kQueryChunk) {
-    const int count = std::min(kQueryChunk, kQueries - done);
-    inTurn(step++, [count](W1Run& r) { r.queries(count); });
-  }
+  inChunks(kQueries, kQueryChunk, &W1Run::queries);
   inTurn(0, [](W1Run& r) {
     r.finishQueries();
     r.sizeAndPlaintext();

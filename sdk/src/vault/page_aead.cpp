@@ -250,6 +250,41 @@ struct ErrorQueueMark {
   ErrorQueueMark& operator=(const ErrorQueueMark&) = delete;
 };
 
+/// The calling thread's cipher, held (its mutex locked) for one message, which it
+/// marks as held in the context. ctx() is nullptr when libcrypto is not to be used:
+/// no context, or libcrypto closing at exit.
+class HeldCipher {
+public:
+  HeldCipher() noexcept : cipher_(threadCipher()) {
+    if (cipher_ == nullptr) {
+      return;
+    }
+    cipher_->mutex.lock();
+    if (cipher_->ctx == nullptr || libcryptoClosed.load(std::memory_order_relaxed)) {
+      cipher_->mutex.unlock();
+      cipher_ = nullptr;
+      return;
+    }
+    cipher_->holdsMessage = true;
+  }
+  ~HeldCipher() {
+    if (cipher_ != nullptr) {
+      cipher_->mutex.unlock();
+    }
+  }
+  HeldCipher(const HeldCipher&) = delete;
+  HeldCipher& operator=(const HeldCipher&) = delete;
+
+  [[nodiscard]] EVP_CIPHER_CTX* ctx() const noexcept {
+    return cipher_ != nullptr ? cipher_->ctx : nullptr;
+  }
+  /// Counts a message libcrypto completed (tests).
+  void counted(bool done) noexcept { cipher_->messages += done ? 1 : 0; }
+
+private:
+  ThreadCipher* cipher_;
+};
+
 Result sslSeal(std::span<const unsigned char, kKeyBytes> key,
                std::span<const unsigned char, kNonceBytes> nonce,
                std::span<const unsigned char> aad, std::span<const unsigned char> plain,
@@ -259,16 +294,11 @@ Result sslSeal(std::span<const unsigned char, kKeyBytes> key,
     return Result::unavailable;
   }
   const ErrorQueueMark mark;
-  ThreadCipher* const cipher = threadCipher();
-  if (cipher == nullptr) {
+  HeldCipher cipher;
+  EVP_CIPHER_CTX* const ctx = cipher.ctx();
+  if (ctx == nullptr) {
     return Result::unavailable;
   }
-  const std::lock_guard lock(cipher->mutex);
-  EVP_CIPHER_CTX* const ctx = cipher->ctx;
-  if (ctx == nullptr || libcryptoClosed.load(std::memory_order_relaxed)) {
-    return Result::unavailable;
-  }
-  cipher->holdsMessage = true;
   const Subkey sub(key, nonce);
   int len = 0;
   int tail = 0;
@@ -280,7 +310,7 @@ Result sslSeal(std::span<const unsigned char, kKeyBytes> key,
        EVP_EncryptUpdate(ctx, out, &len, plain.data(), static_cast<int>(plain.size())) == 1) &&
       !injectedFailure() && EVP_EncryptFinal_ex(ctx, out, &tail) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagBytes), tag) == 1;
-  cipher->messages += ok ? 1 : 0;
+  cipher.counted(ok);
   return ok ? Result::ok : Result::unavailable;
 }
 
@@ -293,16 +323,11 @@ Result sslOpen(std::span<const unsigned char, kKeyBytes> key,
     return Result::unavailable;
   }
   const ErrorQueueMark mark;
-  ThreadCipher* const cipher = threadCipher();
-  if (cipher == nullptr) {
+  HeldCipher cipher;
+  EVP_CIPHER_CTX* const ctx = cipher.ctx();
+  if (ctx == nullptr) {
     return Result::unavailable;
   }
-  const std::lock_guard lock(cipher->mutex);
-  EVP_CIPHER_CTX* const ctx = cipher->ctx;
-  if (ctx == nullptr || libcryptoClosed.load(std::memory_order_relaxed)) {
-    return Result::unavailable;
-  }
-  cipher->holdsMessage = true;
   const Subkey sub(key, nonce);
   std::array<unsigned char, kTagBytes> expected{};
   std::memcpy(expected.data(), tag, expected.size());
@@ -325,7 +350,7 @@ Result sslOpen(std::span<const unsigned char, kKeyBytes> key,
   if (!ready) {
     return Result::unavailable;
   }
-  cipher->messages += authentic ? 1 : 0;
+  cipher.counted(authentic);
   return authentic ? Result::ok : Result::rejected;
 }
 
