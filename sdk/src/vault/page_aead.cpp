@@ -222,22 +222,15 @@ ThreadCipher* threadCipher() noexcept {
   return cipher;
 }
 
+/// Clears every thread's last message, each cipher's mutex held in turn (waiting
+/// for a message in progress). With `close`, first stops libcrypto's use (under the
+/// registry's lock, so a message that starts after its cipher is cleared finds the
+/// flag set and uses libsodium).
+void clearEveryCipher(bool close) noexcept;
+
 /// Registered with atexit after libcrypto's first use, so it runs before
-/// libcrypto's own clean-up: forgets every message, then stops libcrypto's use.
-void closeLibcrypto() noexcept {
-  forgetMessages();
-  CipherRegistry* const r = registry();
-  if (r == nullptr) {
-    libcryptoClosed.store(true);
-    return;
-  }
-  const std::lock_guard lock(r->mutex);
-  libcryptoClosed.store(true);
-  for (ThreadCipher* const cipher : r->ciphers) {
-    // Waits for a message in progress; a message that starts later sees the flag.
-    const std::lock_guard held(cipher->mutex);
-  }
-}
+/// libcrypto's own clean-up.
+void closeLibcrypto() noexcept { clearEveryCipher(true); }
 
 bool fitsInt(std::size_t n) noexcept { return n <= static_cast<std::size_t>(INT_MAX); }
 
@@ -462,20 +455,33 @@ bool open(std::span<const unsigned char, kKeyBytes> key,
   return sodiumOpen(key, nonce, aad, sealed, tag, out);
 }
 
-void forgetMessages() noexcept {
+namespace {
+void clearEveryCipher(bool close) noexcept {
 #if OUTPOST_HAVE_OPENSSL
   CipherRegistry* const r = registry();
-  if (r == nullptr || libcryptoClosed.load()) {
+  if (r == nullptr) { // no thread ever had a context
+    if (close) {
+      libcryptoClosed.store(true);
+    }
     return;
   }
-  const ErrorQueueMark mark;
   const std::lock_guard lock(r->mutex);
+  if (libcryptoClosed.load()) {
+    return; // cleared when it closed, and libcrypto may be gone
+  }
+  libcryptoClosed.store(close);
+  const ErrorQueueMark mark;
   for (ThreadCipher* const cipher : r->ciphers) {
     const std::lock_guard held(cipher->mutex);
     clearMessage(*cipher);
   }
+#else
+  (void)close;
 #endif
 }
+} // namespace
+
+void forgetMessages() noexcept { clearEveryCipher(false); }
 
 namespace testing {
 namespace {
