@@ -234,10 +234,12 @@ std::string w1Json(const model::Record& r) {
     out += '"';
     out += indicatorName(k);
     out += "\":";
+    static const sync::Value kMissing; // shows nothing, so the payload check fails
     const sync::Value* v = f.indicators[static_cast<std::size_t>(k)];
     if (v == nullptr) {
-      // missing: left out, so the payload check fails
-    } else if (const auto* b = std::get_if<bool>(v)) {
+      v = &kMissing;
+    }
+    if (const auto* b = std::get_if<bool>(v)) {
       out += *b ? "true" : "false";
     } else if (const auto* i = std::get_if<std::int64_t>(v)) {
       out += std::to_string(*i);
