@@ -95,6 +95,22 @@ TEST_SUITE("sync.value") {
     }
   }
 
+  TEST_CASE("stored fields out of name order, repeated or over-counted are reported as corrupt") {
+    const std::string a = encodeFields({{"a", true}}).substr(1); // without the count
+    const std::string b = encodeFields({{"b", true}}).substr(1);
+    CHECK(decodeFields("\x02" + a + b).size() == 2);
+    for (const std::string& bad : {"\x02" + b + a, "\x02" + a + a,
+                                   // a count of 2^35 - 1 with one field: no huge reservation
+                                   std::string("\xff\xff\xff\xff\x7f") + a}) {
+      try {
+        (void)decodeFields(bad);
+        FAIL("no throw");
+      } catch (const outpost::Error& e) {
+        CHECK(e.code() == outpost::Errc::corrupt);
+      }
+    }
+  }
+
   TEST_CASE("merge policies have stable names") {
     CHECK(mergePolicyName(MergePolicy::appendOnly) == "append-only");
     CHECK(parseMergePolicy("immutable-after-sign") == MergePolicy::immutableAfterSign);

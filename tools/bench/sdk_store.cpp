@@ -6,6 +6,7 @@
 #include <outpost/vault.hpp>
 
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <unordered_map>
@@ -22,6 +23,13 @@ using sync::FieldValues;
 using sync::Uuid;
 
 constexpr std::string_view kPin = "bench-pin-1234";
+
+struct TextHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
 constexpr std::string_view kSubjectType = "w1.subject";
 
 } // namespace
@@ -93,28 +101,30 @@ std::vector<model::RecordWrite> w1Writes(std::span<const Record> batch,
   for (const Record& r : batch) {
     model::RecordWrite w;
     w.type = std::string(kAssessmentType);
+    // Fields in name order: each one then lands at the end of the flat map.
     FieldValues& f = w.fields;
-    f.emplace("owner_team", std::string("team-1"));
-    f.emplace("status", std::string(r.status));
-    f.emplace("subject", subjects[r.subjectId].toString());
-    f.emplace("subject_id", r.subjectId);
-    f.emplace("assessor_id", r.assessorId);
-    f.emplace("template", std::string("cse-risk-v1"));
-    f.emplace("schema_version", std::int64_t{1});
-    f.emplace("risk_level", std::string(r.riskLevel));
-    f.emplace("assessed_at", r.created * 1000);
-    f.emplace("revised_at", r.updated * 1000);
-    f.emplace("note", r.note);
+    f.reserve(11 + kIndicators);
+    f.emplace_hint(f.end(), "assessed_at", r.created * 1000);
+    f.emplace_hint(f.end(), "assessor_id", r.assessorId);
     int k = 1;
     for (const bool b : r.flags) {
-      f.emplace(indicatorName(k++), b);
+      f.emplace_hint(f.end(), indicatorName(k++), b);
     }
     for (const std::uint32_t c : r.counts) {
-      f.emplace(indicatorName(k++), std::int64_t{c});
+      f.emplace_hint(f.end(), indicatorName(k++), std::int64_t{c});
     }
     for (const std::string_view st : r.states) {
-      f.emplace(indicatorName(k++), std::string(st));
+      f.emplace_hint(f.end(), indicatorName(k++), std::string(st));
     }
+    f.emplace_hint(f.end(), "note", r.note);
+    f.emplace_hint(f.end(), "owner_team", std::string("team-1"));
+    f.emplace_hint(f.end(), "revised_at", r.updated * 1000);
+    f.emplace_hint(f.end(), "risk_level", std::string(r.riskLevel));
+    f.emplace_hint(f.end(), "schema_version", std::int64_t{1});
+    f.emplace_hint(f.end(), "status", std::string(r.status));
+    f.emplace_hint(f.end(), "subject", subjects[r.subjectId].toString());
+    f.emplace_hint(f.end(), "subject_id", r.subjectId);
+    f.emplace_hint(f.end(), "template", std::string("cse-risk-v1"));
     writes.push_back(std::move(w));
   }
   return writes;
@@ -206,17 +216,24 @@ struct W1Fields {
   }
 };
 
-/// The W1 JSON of a record read back through the API (keys in the fixed order).
-std::string w1Json(const model::Record& r) {
+void appendInteger(std::string& out, std::int64_t v) {
+  char buf[24];
+  const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
+  out.append(buf, end);
+}
+
+/// The W1 JSON of a record read back through the API (keys in the fixed order),
+/// showing `id`: the generator's id, which the API does not store.
+std::string w1Json(const model::Record& r, std::string_view id) {
   const W1Fields f(r);
   std::string out;
   out.reserve(1200);
   out += R"({"id":")";
-  out += r.id.toString();
+  out += id;
   out += R"(","template":")";
   out += f.text(W1Fields::templateName);
   out += R"(","schema_version":)";
-  out += std::to_string(f.integer(W1Fields::schemaVersion));
+  appendInteger(out, f.integer(W1Fields::schemaVersion));
   out += R"(,"subject_id":")";
   out += f.text(W1Fields::subjectId);
   out += R"(","assessor_id":")";
@@ -242,7 +259,7 @@ std::string w1Json(const model::Record& r) {
     if (const auto* b = std::get_if<bool>(v)) {
       out += *b ? "true" : "false";
     } else if (const auto* i = std::get_if<std::int64_t>(v)) {
-      out += std::to_string(*i);
+      appendInteger(out, *i);
     } else if (const auto* t = std::get_if<std::string>(v)) {
       out += '"';
       out += *t;
@@ -305,7 +322,7 @@ public:
 
   [[nodiscard]] std::optional<std::string> read(std::string_view id) override {
     // W1 ids are UUIDv4 text but not the ids the store made: map them.
-    const auto it = ids_.find(std::string(id));
+    const auto it = ids_.find(id);
     if (it == ids_.end()) {
       return std::nullopt;
     }
@@ -313,10 +330,7 @@ public:
     if (!r) {
       return std::nullopt;
     }
-    std::string json = w1Json(*r);
-    // The payload carries the generator's id, which the API does not store.
-    json.replace(7, 36, id);
-    return json;
+    return w1Json(*r, id);
   }
 
   [[nodiscard]] std::vector<std::string> highRiskIds(std::string_view subject) override {
@@ -373,8 +387,9 @@ private:
   std::unique_ptr<Vault> vault_;
   std::unique_ptr<model::RecordStore> store_;
   std::unordered_map<std::string, Uuid> subjects_;
-  std::unordered_map<std::string, Uuid> ids_; // generator id -> record id
-  int cacheKiB_;                              // 0: the vault's own
+  /// generator id -> record id (looked up by string_view: no copy per read)
+  std::unordered_map<std::string, Uuid, TextHash, std::equal_to<>> ids_;
+  int cacheKiB_; // 0: the vault's own
 };
 
 } // namespace

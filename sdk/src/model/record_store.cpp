@@ -512,6 +512,7 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
   if (!w.id) {
     // A new record: every non-null value is a change (changes() is `after`). The
     // input is sorted, so the map is built by appending (no search per field).
+    p.after.reserve(w.fields.size() + 3); // and the defaults below
     for (const auto& [name, value] : w.fields) {
       if (!std::holds_alternative<sync::Null>(value)) {
         p.after.emplace_hint(p.after.end(), name, value);

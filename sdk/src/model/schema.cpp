@@ -372,9 +372,17 @@ std::vector<FieldProblem> checkWrite(const Schema& schema, const EntityType& typ
   std::vector<FieldProblem> problems;
   const std::string prefix = type.name + ".";
   std::string where; // reused: no allocation per field
+  // The changed fields and the type's fields are both in name order: one merge
+  // walk finds each field's spec.
+  const auto specs = schema.fieldsByName(type);
+  auto nextSpec = specs.begin();
   for (const auto& [name, value] : changed) {
     where.assign(prefix).append(name);
-    const FieldSpec* spec = schema.field(type, name);
+    while (nextSpec != specs.end() && (*nextSpec)->name < name) {
+      ++nextSpec;
+    }
+    const FieldSpec* spec =
+        nextSpec != specs.end() && (*nextSpec)->name == name ? *nextSpec : nullptr;
     if (!spec) {
       problems.push_back({prefix + name, "is not a field of " + type.name});
       continue;
@@ -404,16 +412,18 @@ std::vector<FieldProblem> checkWrite(const Schema& schema, const EntityType& typ
       problems.push_back({prefix + name, "is signed and frozen: add an addendum instead"});
     }
   }
-  // Required fields must hold a value after the write.
-  for (const std::string_view common : kCommonFields) {
-    const FieldSpec* spec = schema.field(type, common);
-    if (spec && spec->required && !after.contains(common)) {
-      problems.push_back({prefix + std::string(common), "is required"});
+  // Required fields (the common ones and the type's, in name order) must hold a
+  // value after the write: a second merge walk, over `after`.
+  auto have = after.begin();
+  for (const FieldSpec* spec : specs) {
+    if (!spec->required) {
+      continue;
     }
-  }
-  for (const FieldSpec& spec : type.fields) {
-    if (spec.required && !after.contains(spec.name)) {
-      problems.push_back({prefix + spec.name, "is required"});
+    while (have != after.end() && have->first < spec->name) {
+      ++have;
+    }
+    if (have == after.end() || have->first != spec->name) {
+      problems.push_back({prefix + spec->name, "is required"});
     }
   }
   if (problems.empty()) {

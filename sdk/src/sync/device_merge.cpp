@@ -27,14 +27,6 @@ std::span<const unsigned char> blobOf(const std::string& s) {
   return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
 }
 
-sync::MergePolicy policyOf(const Schema& schema, const EntityType* type, std::string_view field) {
-  if (type == nullptr) {
-    return sync::MergePolicy::lww;
-  }
-  const FieldSpec* spec = schema.field(*type, field);
-  return spec ? spec->policy : sync::MergePolicy::lww;
-}
-
 /// The merge policies of one record's fields, asked for in name order (a record's
 /// changes sorted by field): the type's fields are walked once, not looked up.
 class PolicyWalk {
@@ -106,6 +98,8 @@ void setClock(Record& record, const std::string& field, const FieldClock& clock)
 /// Sets the record's value and clock of a field from its merge state. With `take`,
 /// the current version's value is moved out of `state` (which is then not needed).
 /// Fields materialised in name order into a new record go in at the end (the hint).
+/// `field` must not be a key of `record.fields`: erasing from the flat map moves
+/// the keys after it.
 void materialise(Record& record, const std::string& field, sync::FieldState& state,
                  sync::MergePolicy policy, bool take = false) {
   if (field == sync::kRecordField) {
@@ -296,8 +290,9 @@ void mergeLocalWrite(RecordStore::Impl& s, sql::Database& db, std::int64_t rid, 
   // A record this write creates has no stored state (its rid is new, and a purge
   // deletes a record's states with it): nothing to look up, field by field.
   const bool created = bases == nullptr;
+  PolicyWalk policies(s.schema, &type); // `changed` is in name order
   for (const auto& [name, value] : changed) {
-    const sync::MergePolicy policy = policyOf(s.schema, &type, name);
+    const sync::MergePolicy policy = policies(name);
     if (created && policy != sync::MergePolicy::appendOnly) {
       continue; // local history only: derived when needed
     }

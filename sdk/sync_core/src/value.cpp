@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sodium.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -265,16 +266,23 @@ std::string encodeFields(const FieldValues& fields) {
 }
 
 FieldValues decodeFields(std::string_view in) {
-  FieldValues fields;
   const std::uint64_t n = getVarint(in);
+  // The fields are stored in name order, so the map is adopted as it is read. A
+  // field takes at least two bytes: a count beyond that is refused by the reads.
+  FieldValues::sequence_type seq;
+  seq.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, in.size() / 2)));
   for (std::uint64_t k = 0; k < n; ++k) {
-    std::string name(getChunk(in));
-    Value v = decodeValue(in);
-    fields.emplace_hint(fields.end(), std::move(name), std::move(v));
+    const std::string_view name = getChunk(in);
+    if (!seq.empty() && !(std::string_view(seq.back().first) < name)) {
+      malformed(); // out of order or repeated: not what encodeFields writes
+    }
+    seq.emplace_back(std::string(name), decodeValue(in));
   }
   if (!in.empty()) {
     malformed();
   }
+  FieldValues fields;
+  fields.adopt_sequence(boost::container::ordered_unique_range, std::move(seq));
   return fields;
 }
 

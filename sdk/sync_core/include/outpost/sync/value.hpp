@@ -3,8 +3,9 @@
 /// Field values: what one field of a record holds, on the device, in the journal
 /// and on the wire (the alternatives match the protocol's Value one to one).
 
+#include <boost/container/flat_map.hpp>
+
 #include <cstdint>
-#include <map>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -27,8 +28,10 @@ using StringList = std::vector<std::string>;
 using Value =
     std::variant<Null, Tombstone, bool, std::int64_t, double, std::string, Bytes, StringList>;
 
-/// A record's fields by name.
-using FieldValues = std::map<std::string, Value, std::less<>>;
+/// A record's fields by name, in name order: a sorted vector (a record has tens of
+/// fields, read far more often than changed). Inserting or erasing a field moves the
+/// ones after it: iterators and references into the map do not survive a change.
+using FieldValues = boost::container::flat_map<std::string, Value, std::less<>>;
 
 /// The canonical JSON of a value, used for export and anywhere a value is shown as
 /// text: null; {"$tombstone":true}; true/false; an integer; a number with a
