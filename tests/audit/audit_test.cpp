@@ -18,6 +18,22 @@ void tamper(RecordsFixture& f, const std::string& sqlText) {
   f.vault->write([&](sql::Database& db) { db.exec(sqlText); });
 }
 
+/// A create (event 1), then `views` views of it that reach the chain together, as
+/// one row (events 2 ..): views of "test.case" take 8 + 16 + 4 + 9 = 37 bytes each
+/// in the row's `views` column, all but the row's own (last) one.
+Uuid createAndView(RecordsFixture& f, int views) {
+  auto o = RecordsFixture::defaultOptions();
+  o.viewFlushEvery = 1000;
+  f.restart(o);
+  const Uuid id = f.store->create("test.case", f.caseFields());
+  for (int i = 0; i < views; ++i) {
+    f.clock.advance(std::chrono::milliseconds(1));
+    (void)f.store->view(id);
+  }
+  f.store->flushViews();
+  return id;
+}
+
 } // namespace
 
 TEST_SUITE("audit") {
@@ -159,6 +175,97 @@ TEST_SUITE("audit") {
     CHECK(f.store->audit().publicKey() == key);
     fill(f, 3);
     CHECK(f.store->audit().verify().signaturesChecked == 1);
+    CHECK(f.store->audit().verify().intact);
+  }
+
+  TEST_CASE("views flushed together share a row, and each is still an event of the chain") {
+    RecordsFixture f;
+    const Uuid id = createAndView(f, 10);
+    CHECK(f.count("SELECT count(*) FROM audit") == 2);
+    CHECK(f.count("SELECT length(views) FROM audit WHERE seq = 11") == 9 * 37);
+    CHECK(f.store->audit().size() == 11);
+    const auto v = f.store->audit().verify();
+    CHECK(v.intact);
+    CHECK(v.eventsChecked == 11);
+    CHECK(v.signaturesChecked == 1); // one row holds checkpoints 4 and 8: it signs its head
+    const auto all = f.store->audit().events(0, 100);
+    REQUIRE(all.size() == 11);
+    for (std::size_t k = 1; k < all.size(); ++k) {
+      CHECK(all[k].seq == static_cast<std::int64_t>(k + 1));
+      CHECK(all[k].action == model::AuditAction::view);
+      CHECK(all[k].record == id);
+      CHECK(all[k].recordType == "test.case");
+      CHECK(all[k].actor == "worker-7");
+      CHECK(all[k].atMs == all[1].atMs + static_cast<std::int64_t>(k - 1)); // in view order
+      CHECK(all[k].hash != all[k - 1].hash);
+      CHECK(all[k].signedCheckpoint == (k + 1 == 11));
+    }
+    // Paging from inside the row gives the same events, hashes included.
+    const auto some = f.store->audit().events(5, 3);
+    REQUIRE(some.size() == 3);
+    for (std::size_t k = 0; k < 3; ++k) {
+      CHECK(some[k].seq == all[5 + k].seq);
+      CHECK(some[k].hash == all[5 + k].hash);
+      CHECK(some[k].atMs == all[5 + k].atMs);
+    }
+    // A later write continues the chain after the row's last view.
+    (void)f.store->create("test.case", f.caseFields());
+    CHECK(f.store->audit().size() == 12);
+    CHECK(f.store->audit().verify().intact);
+  }
+
+  TEST_CASE("a view changed, removed or moved inside a shared row is found") {
+    RecordsFixture f;
+    (void)createAndView(f, 10);
+    REQUIRE(f.store->audit().verify().intact);
+    const auto check = [&](std::int64_t badSeq, std::string_view problem) {
+      const auto v = f.store->audit().verify();
+      CHECK_FALSE(v.intact);
+      CHECK(v.firstBadSeq == badSeq);
+      CHECK(v.problem.find(problem) != std::string::npos);
+    };
+    SUBCASE("a view's record") {
+      tamper(f, "UPDATE audit SET views = substr(views, 1, 45) || zeroblob(16) || "
+                "substr(views, 62) WHERE seq = 11"); // the second view's record id
+      check(2, "hash does not chain");
+    }
+    SUBCASE("a view's time") {
+      tamper(f, "UPDATE audit SET views = x'7f' || substr(views, 2) WHERE seq = 11");
+      check(2, "hash does not chain");
+    }
+    SUBCASE("two views swapped") {
+      tamper(f, "UPDATE audit SET views = substr(views, 38, 37) || substr(views, 1, 37) || "
+                "substr(views, 75) WHERE seq = 11");
+      check(2, "hash does not chain");
+    }
+    SUBCASE("the first view removed") {
+      tamper(f, "UPDATE audit SET views = substr(views, 38) WHERE seq = 11");
+      check(2, "skips a position");
+    }
+    SUBCASE("the first view removed and the row renumbered") {
+      tamper(f, "UPDATE audit SET views = substr(views, 38), seq = 10 WHERE seq = 11");
+      check(2, "hash does not chain");
+    }
+    SUBCASE("a view cut short") {
+      tamper(f, "UPDATE audit SET views = substr(views, 1, 30) WHERE seq = 11");
+      check(2, "malformed");
+    }
+    SUBCASE("views given to an event that is not a view") {
+      tamper(f, "UPDATE audit SET views = (SELECT views FROM audit WHERE seq = 11) WHERE seq = 1");
+      check(1, "malformed");
+    }
+  }
+
+  TEST_CASE("a trail begun before rows held several views gains the column and goes on") {
+    RecordsFixture f;
+    f.store.reset();
+    tamper(f, "DROP TABLE audit; CREATE TABLE audit(seq INTEGER PRIMARY KEY, at INTEGER NOT "
+              "NULL, actor TEXT NOT NULL, device BLOB NOT NULL, action INTEGER NOT NULL, record "
+              "BLOB NOT NULL, type TEXT NOT NULL, detail TEXT NOT NULL, hash BLOB NOT NULL, sig "
+              "BLOB)");
+    (void)createAndView(f, 3);
+    CHECK(f.count("SELECT count(*) FROM pragma_table_info('audit') WHERE name = 'views'") == 1);
+    CHECK(f.store->audit().size() == 4);
     CHECK(f.store->audit().verify().intact);
   }
 

@@ -5,6 +5,12 @@
 /// (DESIGN.md §9). Event n's hash is BLAKE2b-256(hash n-1 || canonical bytes of n);
 /// every `auditSignEvery` events the device signs the chain head with its Ed25519
 /// key (kept in the vault, made at first use).
+///
+/// Storage: one row per event, except that views appended together (a batch of
+/// `viewFlushEvery`, up to 256 a row) share a row. Each view is still an event with
+/// its own position and hash; the row stores the hash after its last event, and a
+/// row that holds a checkpoint position carries one signature, of that last hash.
+/// `verify()` checks such a row as a whole.
 
 #include <outpost/export.h>
 #include <outpost/records.hpp>
@@ -33,14 +39,17 @@ struct AuditEvent {
   /// (changes pulled from other devices) {"fields":[names]} of the fields merged, or
   /// {"fields":n} for a record new to this device; otherwise {} or what the action adds.
   std::string detail;
-  std::array<std::uint8_t, 32> hash{};
+  std::array<std::uint8_t, 32> hash{}; ///< the chain's hash after this event
+  /// This event's chain head is signed: the event at a multiple of `auditSignEvery`
+  /// or, when views share a row, the last event of a row that holds one.
   bool signedCheckpoint = false;
 };
 
 /// The outcome of `verify`. Tampering is an expected finding here, so a value.
 struct AuditVerification {
   bool intact = true;
-  /// The position (1-based seq) of the first event that does not verify.
+  /// The position (1-based seq) of the first event that does not verify (for a
+  /// row of views, its first view's).
   std::optional<std::int64_t> firstBadSeq;
   std::string problem;
   std::int64_t eventsChecked = 0;

@@ -265,7 +265,8 @@ struct RecordStoreOptions {
   /// Sign an audit checkpoint every this many events.
   unsigned auditSignEvery = 64;
   /// View events are appended to the audit trail in batches of this size (and at
-  /// every write, `flushViews()` and destruction). 1 appends each view at once.
+  /// every write, `flushViews()` and destruction), which share a row (audit.hpp).
+  /// 1 appends each view at once.
   unsigned viewFlushEvery = 64;
   /// Register the built-in safeguarding types (safeguarding.hpp).
   bool builtinTypes = true;

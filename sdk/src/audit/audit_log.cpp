@@ -6,6 +6,9 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+#include <optional>
+
 namespace outpost::model {
 
 namespace {
@@ -76,9 +79,14 @@ std::array<std::uint8_t, 32> hashColumn(const sql::Statement& s, int column) {
 void createAuditTables(sql::Database& db) {
   db.exec("CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, "
           "actor TEXT NOT NULL, device BLOB NOT NULL, action INTEGER NOT NULL, record BLOB NOT "
-          "NULL, type TEXT NOT NULL, detail TEXT NOT NULL, hash BLOB NOT NULL, sig BLOB);"
+          "NULL, type TEXT NOT NULL, detail TEXT NOT NULL, hash BLOB NOT NULL, sig BLOB, "
+          "views BLOB);"
           "CREATE TABLE IF NOT EXISTS device_keys(name TEXT PRIMARY KEY, secret BLOB NOT NULL, "
           "public BLOB NOT NULL) WITHOUT ROWID;");
+  // A trail begun before view rows held several views has no `views` column.
+  if (db.queryInt("SELECT count(*) FROM pragma_table_info('audit') WHERE name = 'views'") == 0) {
+    db.exec("ALTER TABLE audit ADD COLUMN views BLOB");
+  }
 }
 
 void loadAuditKey(RecordStore::Impl& store, sql::Database& db) {
@@ -101,26 +109,38 @@ void loadAuditKey(RecordStore::Impl& store, sql::Database& db) {
       .run();
 }
 
-void appendAudit(RecordStore::Impl& store, sql::Database& db, WriteState& state, std::int64_t atMs,
-                 AuditAction action, const Uuid& record, std::string_view recordType,
-                 std::string_view detail) {
-  AuditTail& tail = state.audit;
-  if (!tail.loaded) {
-    StatementUse s(store.stmt(db, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"));
-    if (s->step()) {
-      tail.seq = s->columnInt(0);
-      tail.hash = hashColumn(*s, 1);
-    }
-    tail.loaded = true;
+namespace {
+
+void loadTail(RecordStore::Impl& store, sql::Database& db, AuditTail& tail) {
+  if (tail.loaded) {
+    return;
   }
-  const std::int64_t seq = tail.seq + 1;
-  const std::string bytes = canonicalBytes(seq, atMs, store.options.workerId, store.device, action,
-                                           record, recordType, detail);
-  const auto hash = chainHash(tail.hash, bytes);
+  StatementUse s(store.stmt(db, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"));
+  if (s->step()) {
+    tail.seq = s->columnInt(0); // a row's seq is the position of its (last) event
+    tail.hash = hashColumn(*s, 1);
+  }
+  tail.loaded = true;
+}
+
+/// Whether the events at positions first..last include a checkpoint (a multiple of
+/// `every`): the row that holds them then carries a signature of its chain head.
+bool holdsCheckpoint(std::int64_t first, std::int64_t last, unsigned every) noexcept {
+  return every > 0 && last / every > (first - 1) / every;
+}
+
+/// Appends one row: the event at position `last` and, for a row of views, the view
+/// events before it (`earlier`, from position tail.seq + 1; encoded by
+/// encodeViews). `head` is the chain's hash after the event at `last`.
+void insertRow(RecordStore::Impl& store, sql::Database& db, AuditTail& tail, std::int64_t atMs,
+               AuditAction action, const Uuid& record, std::string_view recordType,
+               std::string_view detail, const std::string* earlier, std::int64_t last,
+               const std::array<std::uint8_t, 32>& head) {
+  const std::int64_t first = tail.seq + 1;
   StatementUse ins(store.stmt(db, "INSERT INTO audit(seq, at, actor, device, action, record, "
-                                  "type, detail, hash, sig) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                                  "?8, ?9, ?10)"));
-  ins->bind(1, seq)
+                                  "type, detail, hash, sig, views) VALUES (?1, ?2, ?3, ?4, ?5, "
+                                  "?6, ?7, ?8, ?9, ?10, ?11)"));
+  ins->bind(1, last)
       .bind(2, atMs)
       .bindStatic(3, store.options.workerId)
       .bindBlob(4, uuidBytes(store.device))
@@ -128,10 +148,9 @@ void appendAudit(RecordStore::Impl& store, sql::Database& db, WriteState& state,
       .bindBlob(6, uuidBytes(record))
       .bindStatic(7, recordType)
       .bindStatic(8, detail)
-      .bindBlob(9, hash);
-  const unsigned every = store.options.auditSignEvery;
-  if (every > 0 && seq % every == 0) {
-    const std::string m = checkpointMessage(seq, hash);
+      .bindBlob(9, head);
+  if (holdsCheckpoint(first, last, store.options.auditSignEvery)) {
+    const std::string m = checkpointMessage(last, head);
     std::array<std::uint8_t, crypto_sign_BYTES> sig{};
     crypto_sign_detached(sig.data(), nullptr, reinterpret_cast<const unsigned char*>(m.data()),
                          m.size(), store.signingKey.data());
@@ -139,9 +158,78 @@ void appendAudit(RecordStore::Impl& store, sql::Database& db, WriteState& state,
   } else {
     ins->bindNull(10);
   }
+  if (earlier) {
+    ins->bindBlob(
+        11, std::span(reinterpret_cast<const unsigned char*>(earlier->data()), earlier->size()));
+  } else {
+    ins->bindNull(11);
+  }
   ins->run();
-  tail.seq = seq;
-  tail.hash = hash;
+  tail.seq = last;
+  tail.hash = head;
+}
+
+constexpr std::string_view kViewDetail = "{}";
+/// Views per row at most (a row of 256 views takes about 10 KB).
+constexpr std::size_t kViewsPerRow = 256;
+
+/// The views of a row before its own (last) one, in order: for each, the time (8
+/// bytes), the record id (16) and the type (4-byte length, then the text); numbers
+/// big-endian.
+std::string encodeViews(std::span<const PendingView> views) {
+  std::string out;
+  out.reserve(views.size() * 40);
+  for (const PendingView& v : views) {
+    putU64(out, static_cast<std::uint64_t>(v.atMs));
+    out.append(reinterpret_cast<const char*>(v.record.bytes.data()), v.record.bytes.size());
+    const auto n = static_cast<std::uint32_t>(v.type.size()); // a type name is short
+    for (int k = 3; k >= 0; --k) {
+      out.push_back(static_cast<char>((n >> (8 * k)) & 0xFF));
+    }
+    out.append(v.type);
+  }
+  return out;
+}
+
+} // namespace
+
+void appendAudit(RecordStore::Impl& store, sql::Database& db, WriteState& state, std::int64_t atMs,
+                 AuditAction action, const Uuid& record, std::string_view recordType,
+                 std::string_view detail) {
+  AuditTail& tail = state.audit;
+  loadTail(store, db, tail);
+  const std::int64_t seq = tail.seq + 1;
+  const auto hash =
+      chainHash(tail.hash, canonicalBytes(seq, atMs, store.options.workerId, store.device, action,
+                                          record, recordType, detail));
+  insertRow(store, db, tail, atMs, action, record, recordType, detail, nullptr, seq, hash);
+}
+
+void appendViewEvents(RecordStore::Impl& store, sql::Database& db, WriteState& state,
+                      std::span<const PendingView> views) {
+  AuditTail& tail = state.audit;
+  loadTail(store, db, tail);
+  while (!views.empty()) {
+    const auto row = views.first(std::min(views.size(), kViewsPerRow));
+    views = views.subspan(row.size());
+    // Each view is an event of the chain, hashed as a single one would be.
+    std::int64_t seq = tail.seq;
+    auto head = tail.hash;
+    for (const PendingView& v : row) {
+      head = chainHash(head, canonicalBytes(++seq, v.atMs, store.options.workerId, store.device,
+                                            AuditAction::view, v.record, v.type, kViewDetail));
+    }
+    // The row's columns are its last view; the views before it go in `views`.
+    const PendingView& last = row.back();
+    if (row.size() == 1) {
+      insertRow(store, db, tail, last.atMs, AuditAction::view, last.record, last.type, kViewDetail,
+                nullptr, seq, head);
+    } else {
+      const std::string earlier = encodeViews(row.first(row.size() - 1));
+      insertRow(store, db, tail, last.atMs, AuditAction::view, last.record, last.type, kViewDetail,
+                &earlier, seq, head);
+    }
+  }
 }
 
 std::string_view auditActionName(AuditAction action) noexcept {
@@ -171,22 +259,78 @@ std::string_view auditActionName(AuditAction action) noexcept {
 namespace {
 
 constexpr const char* kSelectEvents =
-    "SELECT seq, at, actor, device, action, record, type, detail, hash, sig FROM audit "
+    "SELECT seq, at, actor, device, action, record, type, detail, hash, sig, views FROM audit "
     "WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 
-AuditEvent eventFromRow(const sql::Statement& s) {
-  AuditEvent e;
-  e.seq = s.columnInt(0);
-  e.atMs = s.columnInt(1);
-  e.actor = std::string(s.columnText(2));
-  e.device = uuidColumn(s, 3);
-  e.action = static_cast<AuditAction>(s.columnInt(4));
-  e.record = uuidColumn(s, 5);
-  e.recordType = std::string(s.columnText(6));
-  e.detail = std::string(s.columnText(7));
-  e.hash = hashColumn(s, 8);
-  e.signedCheckpoint = !s.columnIsNull(9);
-  return e;
+/// One stored row's events, in order: the views it holds before its own event
+/// (column `views`), then the row's event, which is at position `seq`. Hashes are
+/// the stored one for the row's event and none (zero) for the views before it: the
+/// caller chains them. Returns nullopt for a row that is malformed.
+std::optional<std::vector<AuditEvent>> rowEvents(const sql::Statement& s) {
+  AuditEvent own;
+  own.seq = s.columnInt(0);
+  own.atMs = s.columnInt(1);
+  own.actor = std::string(s.columnText(2));
+  const auto device = Uuid::fromBytes(s.columnBlob(3));
+  own.action = static_cast<AuditAction>(s.columnInt(4));
+  const auto record = Uuid::fromBytes(s.columnBlob(5));
+  own.recordType = std::string(s.columnText(6));
+  own.detail = std::string(s.columnText(7));
+  const auto stored = s.columnBlob(8);
+  if (!device || !record || stored.size() != own.hash.size()) {
+    return std::nullopt;
+  }
+  own.device = *device;
+  own.record = *record;
+  std::copy(stored.begin(), stored.end(), own.hash.begin());
+  own.signedCheckpoint = !s.columnIsNull(9);
+  std::vector<AuditEvent> events;
+  if (!s.columnIsNull(10)) {
+    if (own.action != AuditAction::view) {
+      return std::nullopt; // only views share a row
+    }
+    auto in = s.columnBlob(10);
+    while (!in.empty()) {
+      if (in.size() < 28) {
+        return std::nullopt;
+      }
+      AuditEvent e;
+      for (std::size_t k = 0; k < 8; ++k) {
+        e.atMs = static_cast<std::int64_t>((static_cast<std::uint64_t>(e.atMs) << 8) | in[k]);
+      }
+      std::copy(in.begin() + 8, in.begin() + 24, e.record.bytes.begin());
+      std::size_t n = 0;
+      for (std::size_t k = 24; k < 28; ++k) {
+        n = (n << 8) | in[k];
+      }
+      if (in.size() - 28 < n) {
+        return std::nullopt;
+      }
+      e.recordType.assign(reinterpret_cast<const char*>(in.data()) + 28, n);
+      in = in.subspan(28 + n);
+      e.actor = own.actor;
+      e.device = own.device;
+      e.action = AuditAction::view;
+      e.detail = std::string(kViewDetail);
+      events.push_back(std::move(e));
+    }
+    if (events.empty()) {
+      return std::nullopt;
+    }
+  }
+  const auto firstSeq = own.seq - static_cast<std::int64_t>(events.size());
+  for (std::size_t k = 0; k < events.size(); ++k) {
+    events[k].seq = firstSeq + static_cast<std::int64_t>(k);
+  }
+  events.push_back(std::move(own));
+  return events;
+}
+
+/// The chain's hash after event `e`, given the hash before it.
+std::array<std::uint8_t, 32> eventHash(const std::array<std::uint8_t, 32>& prev,
+                                       const AuditEvent& e) {
+  return chainHash(prev, canonicalBytes(e.seq, e.atMs, e.actor, e.device, e.action, e.record,
+                                        e.recordType, e.detail));
 }
 
 } // namespace
@@ -195,9 +339,31 @@ std::vector<AuditEvent> AuditLog::events(std::int64_t afterSeq, std::size_t limi
   std::vector<AuditEvent> out;
   store_.read([&](sql::Database& db) {
     StatementUse s(store_.stmt(db, kSelectEvents));
+    // Every row holds at least one event after afterSeq: `limit` rows are enough.
     s->bind(1, afterSeq).bind(2, static_cast<std::int64_t>(limit));
-    while (s->step()) {
-      out.push_back(eventFromRow(*s));
+    std::optional<std::array<std::uint8_t, 32>> prev; // the hash before the row
+    while (out.size() < limit && s->step()) {
+      auto events = rowEvents(*s);
+      if (!events) {
+        throw Error(Errc::corrupt, "the audit trail holds a malformed event: run verify()");
+      }
+      if (events->size() > 1 && !prev) {
+        // The views before the row's own event chain from the row before it.
+        StatementUse p(
+            store_.stmt(db, "SELECT hash FROM audit WHERE seq < ?1 ORDER BY seq DESC LIMIT 1"));
+        p->bind(1, events->front().seq);
+        prev = p->step() ? hashColumn(*p, 0) : std::array<std::uint8_t, 32>{};
+      }
+      for (std::size_t k = 0; k + 1 < events->size(); ++k) {
+        (*events)[k].hash = eventHash(*prev, (*events)[k]);
+        prev = (*events)[k].hash;
+      }
+      prev = events->back().hash;
+      for (AuditEvent& e : *events) {
+        if (e.seq > afterSeq && out.size() < limit) {
+          out.push_back(std::move(e));
+        }
+      }
     }
   });
   return out;
@@ -205,7 +371,9 @@ std::vector<AuditEvent> AuditLog::events(std::int64_t afterSeq, std::size_t limi
 
 std::int64_t AuditLog::size() {
   std::int64_t n = 0;
-  store_.read([&](sql::Database& db) { n = db.queryInt("SELECT count(*) FROM audit"); });
+  // Positions run 1, 2, 3, ... and a row's seq is the position of its last event.
+  store_.read(
+      [&](sql::Database& db) { n = db.queryInt("SELECT coalesce(max(seq), 0) FROM audit"); });
   return n;
 }
 
@@ -227,52 +395,51 @@ AuditVerification AuditLog::verify() {
     v.problem = std::move(problem);
   };
   store_.read([&](sql::Database& db) {
-    sql::Statement s(db, "SELECT seq, at, actor, device, action, record, type, detail, hash, sig "
-                         "FROM audit ORDER BY rowid");
+    sql::Statement s(db, "SELECT seq, at, actor, device, action, record, type, detail, hash, "
+                         "sig, views FROM audit ORDER BY rowid");
     std::array<std::uint8_t, 32> prev{};
     std::int64_t expected = 1;
     const unsigned every = store_.options.auditSignEvery;
     while (s.step()) {
-      const std::int64_t seq = s.columnInt(0);
-      if (seq != expected) {
-        fail(expected, seq > expected ? "event missing (the chain skips a position)"
-                                      : "event out of order or inserted");
+      const auto events = rowEvents(s);
+      if (!events) {
+        fail(expected, "event malformed");
         return;
       }
-      const auto device = Uuid::fromBytes(s.columnBlob(3));
-      const auto record = Uuid::fromBytes(s.columnBlob(5));
-      const auto stored = s.columnBlob(8);
-      if (!device || !record || stored.size() != 32) {
-        fail(seq, "event malformed");
+      const std::int64_t first = events->front().seq;
+      const std::int64_t last = events->back().seq;
+      if (first != expected) {
+        fail(expected, first > expected ? "event missing (the chain skips a position)"
+                                        : "event out of order or inserted");
         return;
       }
-      const std::string bytes = canonicalBytes(seq, s.columnInt(1), s.columnText(2), *device,
-                                               static_cast<AuditAction>(s.columnInt(4)), *record,
-                                               s.columnText(6), s.columnText(7));
-      const auto hash = chainHash(prev, bytes);
-      if (sodium_memcmp(hash.data(), stored.data(), hash.size()) != 0) {
-        fail(seq, "event edited, removed before it, or reordered (hash does not chain)");
+      std::array<std::uint8_t, 32> hash = prev;
+      for (const AuditEvent& e : *events) {
+        hash = eventHash(hash, e);
+      }
+      // A row of views is checked as a whole: a change to any of them shows here.
+      if (sodium_memcmp(hash.data(), events->back().hash.data(), hash.size()) != 0) {
+        fail(first, "event edited, removed before it, or reordered (hash does not chain)");
         return;
       }
-      const bool checkpoint = every > 0 && seq % every == 0;
-      if (checkpoint) {
+      if (holdsCheckpoint(first, last, every)) {
         const auto sig = s.columnBlob(9);
-        const std::string m = checkpointMessage(seq, hash);
+        const std::string m = checkpointMessage(last, hash);
         if (sig.size() != crypto_sign_BYTES ||
             crypto_sign_verify_detached(sig.data(),
                                         reinterpret_cast<const unsigned char*>(m.data()), m.size(),
                                         store_.publicKey.data()) != 0) {
-          fail(seq, "checkpoint signature missing or invalid");
+          fail(last, "checkpoint signature missing or invalid");
           return;
         }
         ++v.signaturesChecked;
       } else if (!s.columnIsNull(9)) {
-        fail(seq, "unexpected signature");
+        fail(last, "unexpected signature");
         return;
       }
       prev = hash;
-      ++v.eventsChecked;
-      ++expected;
+      v.eventsChecked += static_cast<std::int64_t>(events->size());
+      expected = last + 1;
     }
   });
   return v;

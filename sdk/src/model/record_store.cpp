@@ -351,9 +351,7 @@ void RecordStore::Impl::read(const std::function<void(sql::Database&)>& work) {
 }
 
 void RecordStore::Impl::appendViews(sql::Database& db, WriteState& state) {
-  for (const PendingView& v : views) {
-    appendAudit(*this, db, state, v.atMs, AuditAction::view, v.record, v.type, "{}");
-  }
+  appendViewEvents(*this, db, state, views);
 }
 
 void RecordStore::Impl::saveHlc(sql::Database& db) {

@@ -215,6 +215,10 @@ void loadAuditKey(RecordStore::Impl& store, sql::Database& db);
 void appendAudit(RecordStore::Impl& store, sql::Database& db, WriteState& state, std::int64_t atMs,
                  AuditAction action, const Uuid& record, std::string_view recordType,
                  std::string_view detail);
+/// Appends view events, each an event of the chain, in rows of up to 256: a row's
+/// columns are its last view, column `views` holds the ones before it.
+void appendViewEvents(RecordStore::Impl& store, sql::Database& db, WriteState& state,
+                      std::span<const PendingView> views);
 
 /// 16 bytes of a UUID for binding.
 inline std::span<const unsigned char> uuidBytes(const Uuid& id) noexcept {

@@ -74,6 +74,8 @@ struct Vault::Impl {
   // Present only while unlocked. Destruction order: db before vfs.
   std::unique_ptr<vault::EncryptingVfs> vfs;
   std::unique_ptr<sql::Database> db;
+  /// Counts a commit (made at the first write; finalised before `db` closes).
+  std::unique_ptr<sql::Statement> countCommit;
   SecretBytes sealKey;
   std::uint64_t commits = 0;
   std::uint64_t lastSealed = 0;
@@ -209,6 +211,7 @@ struct Vault::Impl {
           context.log().error("vault: a lock observer failed: {}", e.what());
         }
       }
+      countCommit.reset();
       sqlite3_stmt* open = sqlite3_next_stmt(db->handle(), nullptr);
       const std::string firstOpen = open != nullptr ? sqlite3_sql(open) : "";
       if (!db->tryClose()) {
@@ -451,7 +454,17 @@ void Vault::write(const std::function<void(sql::Database&)>& work) {
   {
     sql::Transaction tx(*impl_->db);
     work(*impl_->db);
-    impl_->db->exec("UPDATE vault_state SET commits = commits + 1 WHERE id = 1");
+    if (!impl_->countCommit) {
+      impl_->countCommit = std::make_unique<sql::Statement>(
+          *impl_->db, "UPDATE vault_state SET commits = commits + 1 WHERE id = 1");
+    }
+    try {
+      impl_->countCommit->run();
+    } catch (...) {
+      impl_->countCommit->reset();
+      throw;
+    }
+    impl_->countCommit->reset();
     tx.commit();
   }
   ++impl_->commits;
