@@ -403,3 +403,109 @@ TEST_CASE("records: a type's fields in name order, common fields included, each 
   other.name = "acme.other";
   CHECK(schema.fieldsByName(other).empty());
 }
+
+TEST_SUITE("records.field_names") {
+  using outpost::model::RecordWrite;
+
+  TEST_CASE("a record's fields name each field by its number, kept once per store") {
+    RecordsFixture f;
+    FieldValues fields = f.caseFields("a title");
+    fields.emplace("level", std::string("high"));
+    const Uuid id = f.store->create("test.case", fields);
+    (void)f.store->create("test.case", f.caseFields("another"));
+    // status, owner_team, retention_class, created_by, title and level: once each
+    CHECK(f.count("SELECT count(*) FROM field_names") == 6);
+    CHECK(f.count("SELECT count(*) FROM records WHERE instr(fields, 'retention_class') > 0 OR "
+                  "instr(fields, 'owner_team') > 0") == 0);
+    f.restart();
+    const auto r = f.store->get(id);
+    REQUIRE(r);
+    CHECK(std::get<std::string>(r->get("title")) == "a title");
+    CHECK(std::get<std::string>(r->get("level")) == "high");
+    CHECK(std::get<std::string>(r->get("retention_class")) == "standard");
+  }
+
+  TEST_CASE("a name first used by a write that rolls back is not kept") {
+    RecordsFixture f;
+    (void)f.store->create("test.case", f.caseFields());
+    // `count` is new to the store; the batch fails at its second write.
+    std::vector<RecordWrite> batch(2);
+    batch[0].type = "test.case";
+    batch[0].fields = f.caseFields();
+    batch[0].fields.emplace("count", std::int64_t{7});
+    batch[1].type = "test.case"; // no title: refused
+    CHECK(errorCode([&] { (void)f.store->writeBatch(batch); }) == Errc::validation);
+    // `count` is written again, then a new name, which may take the number the
+    // rolled-back `count` had.
+    const Uuid counted = f.store->create("test.case", batch[0].fields);
+    FieldValues withFlag = f.caseFields();
+    withFlag.emplace("flag", true);
+    const Uuid flagged = f.store->create("test.case", withFlag);
+    f.restart();
+    CHECK(f.store->get(counted)->fields.contains("count"));
+    CHECK_FALSE(f.store->get(counted)->fields.contains("flag"));
+    CHECK(f.store->get(flagged)->fields.contains("flag"));
+    CHECK_FALSE(f.store->get(flagged)->fields.contains("count"));
+  }
+
+  TEST_CASE("a store made anew on the same unlocked vault reads what the last one wrote") {
+    RecordsFixture f;
+    FieldValues fields = f.caseFields();
+    fields.emplace("when", std::string("2026-01-02"));
+    const Uuid id = f.store->create("test.case", fields);
+    f.store.reset();
+    f.store = f.makeStore();
+    const auto r = f.store->get(id);
+    REQUIRE(r);
+    CHECK(std::get<std::string>(r->get("when")) == "2026-01-02");
+  }
+
+  TEST_CASE("records stored with names in full are numbered when the store opens") {
+    RecordsFixture f;
+    FieldValues fields = f.caseFields("kept");
+    fields.emplace("notes", sync::StringList{"one", "two"});
+    std::vector<Uuid> ids;
+    for (int i = 0; i < 1500; ++i) { // more than one batch of the conversion
+      ids.push_back(f.store->create("test.case", fields));
+    }
+    const auto before = f.store->get(ids.back());
+    f.store.reset();
+    // Back to the earlier form: names in full, no format key, no names table rows.
+    f.vault->write([&](sql::Database& db) {
+      sql::Statement rows(db, "SELECT rid FROM records");
+      std::vector<std::int64_t> rids;
+      while (rows.step()) {
+        rids.push_back(rows.columnInt(0));
+      }
+      for (const std::int64_t rid : rids) {
+        const std::string raw = sync::encodeFields(before->fields); // all alike
+        sql::Statement(db, "UPDATE records SET fields = ?2 WHERE rid = ?1")
+            .bind(1, rid)
+            .bindBlob(2, std::span(reinterpret_cast<const unsigned char*>(raw.data()), raw.size()))
+            .run();
+      }
+      db.exec("DELETE FROM store_meta WHERE key = 'fields_format'; DELETE FROM field_names");
+    });
+    f.store = f.makeStore();
+    CHECK(f.count("SELECT count(*) FROM records WHERE instr(fields, 'retention_class') > 0") == 0);
+    const auto after = f.store->get(ids.back());
+    REQUIRE(after);
+    CHECK(after->fields == before->fields);
+    CHECK(std::get<std::string>(f.store->get(ids.front())->get("title")) == "kept");
+  }
+
+  TEST_CASE("a store of a later format is refused with what to do") {
+    RecordsFixture f;
+    f.store.reset();
+    f.vault->write([](sql::Database& db) {
+      db.exec("UPDATE store_meta SET value = 3 WHERE key = 'fields_format'");
+    });
+    try {
+      (void)f.makeStore();
+      FAIL("no throw");
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::corrupt);
+      CHECK(std::string(e.what()).find("update the app") != std::string::npos);
+    }
+  }
+}

@@ -194,7 +194,7 @@ std::vector<JournalEntry> pendingWrites(RecordStore::Impl& store, std::size_t ma
       // A create of a record with no merge state lists the stored fields as it
       // reads them; otherwise the record is decoded whole.
       const bool streamFields = isCreate && states.empty();
-      Record record = recordFromRow(*s, 3, !streamFields);
+      Record record = recordFromRow(*s, 3, store.fieldNames.codec(), !streamFields);
       const std::size_t first = out.size();
       const auto emit = [&](std::string_view field, Value value, const JournalBase* base) {
         JournalEntry& e = out.emplace_back();
@@ -247,7 +247,8 @@ std::vector<JournalEntry> pendingWrites(RecordStore::Impl& store, std::size_t ma
         if (streamFields) {
           // ownField without merge state: the field's clock is this device's.
           const auto raw = s->columnBlob(6);
-          sync::FieldReader fields({reinterpret_cast<const char*>(raw.data()), raw.size()});
+          sync::FieldReader fields({reinterpret_cast<const char*>(raw.data()), raw.size()},
+                                   &store.fieldNames.codec());
           std::string_view field;
           Value value;
           while (fields.next(field, value)) {

@@ -46,6 +46,7 @@ CREATE INDEX IF NOT EXISTS records_rejected_idx ON records(rid) WHERE sync_state
 CREATE TABLE IF NOT EXISTS record_links(target BLOB NOT NULL, rid INTEGER NOT NULL,
   PRIMARY KEY(target, rid)) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS record_text USING fts5(body);
+CREATE TABLE IF NOT EXISTS field_names(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 )sql";
 
 constexpr const char* kSelectRecord =
@@ -110,13 +111,15 @@ std::map<std::string, FieldClock, std::less<>> decodeClocks(std::string_view raw
   return clocks;
 }
 
-Record recordFromRow(const sql::Statement& s, int at, bool withFields) {
+Record recordFromRow(const sql::Statement& s, int at, const sync::FieldNameCodec& names,
+                     bool withFields) {
   Record r;
   r.id = uuidColumn(s, at + 1);
   r.type = std::string(s.columnText(at + 2));
   if (withFields) {
     const auto fields = s.columnBlob(at + 3);
-    r.fields = sync::decodeFields({reinterpret_cast<const char*>(fields.data()), fields.size()});
+    r.fields =
+        sync::decodeFields({reinterpret_cast<const char*>(fields.data()), fields.size()}, names);
   }
   if (!s.columnIsNull(at + 4)) {
     const auto clocks = s.columnBlob(at + 4);
@@ -219,6 +222,76 @@ Uuid uuidColumn(const sql::Statement& s, int column) {
 // Impl
 // ---------------------------------------------------------------------------
 
+FieldNames::FieldNames() {
+  codec_.number = [this](std::string_view n) { return number(n); };
+  codec_.name = [this](std::uint64_t k) { return name(k); };
+}
+
+void FieldNames::load(sql::Database& db) {
+  db_ = &db;
+  names_.clear();
+  numbers_.clear();
+  added_.clear();
+  sql::Statement s(db, "SELECT id, name FROM field_names");
+  while (s.step()) {
+    (void)remember(static_cast<std::uint64_t>(s.columnInt(0)), std::string(s.columnText(1)));
+  }
+}
+
+const std::string& FieldNames::remember(std::uint64_t number, std::string name) {
+  if (const auto it = names_.find(number); it != names_.end()) {
+    numbers_.erase(std::string_view(it->second)); // its key views the string replaced
+  }
+  const std::string& kept = names_.insert_or_assign(number, std::move(name)).first->second;
+  numbers_.insert_or_assign(std::string_view(kept), number);
+  return kept;
+}
+
+std::uint64_t FieldNames::number(std::string_view name) {
+  if (const auto it = numbers_.find(name); it != numbers_.end()) {
+    return it->second;
+  }
+  if (db_ == nullptr) {
+    throw Error(Errc::internal, "the record store's field names are not loaded");
+  }
+  // Another store on this vault may have added it; otherwise it is added now, in
+  // the open write transaction.
+  sql::Statement find(*db_, "SELECT id FROM field_names WHERE name = ?1");
+  find.bind(1, name);
+  if (find.step()) {
+    const auto n = static_cast<std::uint64_t>(find.columnInt(0));
+    (void)remember(n, std::string(name));
+    return n;
+  }
+  sql::Statement(*db_, "INSERT INTO field_names(name) VALUES (?1)").bind(1, name).run();
+  const auto n = static_cast<std::uint64_t>(db_->lastInsertRowid());
+  (void)remember(n, std::string(name));
+  added_.push_back(n);
+  return n;
+}
+
+const std::string* FieldNames::name(std::uint64_t number) {
+  if (const auto it = names_.find(number); it != names_.end()) {
+    return &it->second;
+  }
+  if (db_ == nullptr || number > static_cast<std::uint64_t>(INT64_MAX)) {
+    return nullptr;
+  }
+  sql::Statement find(*db_, "SELECT name FROM field_names WHERE id = ?1");
+  find.bind(1, static_cast<std::int64_t>(number));
+  return find.step() ? &remember(number, std::string(find.columnText(0))) : nullptr;
+}
+
+void FieldNames::rollback() noexcept {
+  for (const std::uint64_t n : added_) {
+    if (const auto it = names_.find(n); it != names_.end()) {
+      numbers_.erase(std::string_view(it->second));
+      names_.erase(it);
+    }
+  }
+  added_.clear();
+}
+
 void PendingWrites::load(sql::Database& db) {
   clear();
   sql::Statement s(db, "SELECT rid, count(*) FROM journal GROUP BY rid");
@@ -281,6 +354,7 @@ void RecordStore::Impl::attach(sql::Database& db) {
     throw Error(Errc::internal, "could not register the record store's SQL function");
   }
   pending.load(db);
+  fieldNames.load(db);
   cachedFor_ = db.handle();
 }
 
@@ -333,9 +407,11 @@ void RecordStore::Impl::write(const std::function<void(sql::Database&, WriteStat
   } catch (...) {
     knownTypes.clear(); // it may name records of the rolled-back transaction
     pending.rollback();
+    fieldNames.rollback();
     throw;
   }
   pending.commit();
+  fieldNames.commit();
   savedHlc = hlc.last();
   views.clear();
 }
@@ -372,8 +448,51 @@ std::optional<Record> RecordStore::Impl::load(sql::Database& db, const Uuid& id,
   if (rid) {
     *rid = s->columnInt(0);
   }
-  return recordFromRow(*s, 0);
+  return recordFromRow(*s, 0, fieldNames.codec());
 }
+
+namespace {
+
+/// Records written before field names were numbered (store_meta has no
+/// 'fields_format') name their fields in full: they are re-encoded, in batches by
+/// rid, in the store's first write transaction.
+void numberFieldNames(RecordStore::Impl& impl, sql::Database& db) {
+  sql::Statement format(db, "SELECT value FROM store_meta WHERE key = 'fields_format'");
+  if (format.step()) {
+    if (format.columnInt(0) != 2) {
+      throw Error(Errc::corrupt, "the record store's format is unknown: update the app");
+    }
+    return;
+  }
+  std::int64_t last = 0;
+  for (bool more = true; more;) {
+    std::vector<std::pair<std::int64_t, std::string>> batch;
+    {
+      sql::Statement rows(db, "SELECT rid, fields FROM records WHERE rid > ?1 ORDER BY rid "
+                              "LIMIT 1000");
+      rows.bind(1, last);
+      while (rows.step()) {
+        const auto raw = rows.columnBlob(1);
+        const auto fields =
+            sync::decodeFields({reinterpret_cast<const char*>(raw.data()), raw.size()});
+        batch.emplace_back(rows.columnInt(0), sync::encodeFields(fields, impl.fieldNames.codec()));
+      }
+    }
+    sql::Statement update(db, "UPDATE records SET fields = ?2 WHERE rid = ?1");
+    for (const auto& [rid, fields] : batch) {
+      update.bind(1, rid)
+          .bindBlob(2,
+                    std::span(reinterpret_cast<const unsigned char*>(fields.data()), fields.size()))
+          .run();
+      update.reset();
+      last = rid;
+    }
+    more = !batch.empty();
+  }
+  sql::Statement(db, "INSERT INTO store_meta(key, value) VALUES ('fields_format', 2)").run();
+}
+
+} // namespace
 
 // ---------------------------------------------------------------------------
 // RecordStore
@@ -393,23 +512,29 @@ RecordStore::RecordStore(Context& context, Vault& vault, const platform::Clock& 
     createJournalTables(db);
     createSyncTables(db);
     createAuditTables(db);
-    sql::Statement dev(db, "SELECT value FROM store_meta WHERE key = 'device'");
-    if (dev.step()) {
-      impl_->device = uuidColumn(dev, 0);
-    } else {
-      impl_->device = Uuid::random();
-      sql::Statement(db, "INSERT INTO store_meta(key, value) VALUES ('device', ?1)")
-          .bindBlob(1, uuidBytes(impl_->device))
-          .run();
-    }
-    sql::Statement h(db, "SELECT value FROM store_meta WHERE key = 'hlc'");
-    if (h.step()) {
-      impl_->hlc.restore(Hlc{static_cast<std::uint64_t>(h.columnInt(0))});
-      impl_->savedHlc = impl_->hlc.last();
+    {
+      sql::Statement dev(db, "SELECT value FROM store_meta WHERE key = 'device'");
+      if (dev.step()) {
+        impl_->device = uuidColumn(dev, 0);
+      } else {
+        impl_->device = Uuid::random();
+        sql::Statement(db, "INSERT INTO store_meta(key, value) VALUES ('device', ?1)")
+            .bindBlob(1, uuidBytes(impl_->device))
+            .run();
+      }
+      sql::Statement h(db, "SELECT value FROM store_meta WHERE key = 'hlc'");
+      if (h.step()) {
+        impl_->hlc.restore(Hlc{static_cast<std::uint64_t>(h.columnInt(0))});
+        impl_->savedHlc = impl_->hlc.last();
+      }
     }
     loadAuditKey(*impl_, db);
+    // No statement may be running here: SQLite refuses to register the store's SQL
+    // function again (a store made anew on the same unlocked vault) while one is.
     impl_->attach(db); // the pending set is loaded with the store, not by its first use
+    numberFieldNames(*impl_, db);
   });
+  impl_->fieldNames.commit();
   // Cached statements must go before the connection closes, however the vault
   // locks (auto-lock included). Registered last: a constructor that throws leaves
   // nothing behind.
@@ -572,7 +697,7 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
   const EntityType& type = *p.type;
   const Hlc hlc = s.hlc.now();
   const std::int64_t nowMs = s.clock.unixMillis();
-  const std::string fields = sync::encodeFields(p.after);
+  const std::string fields = sync::encodeFields(p.after, s.fieldNames.codec());
   const std::string* status = textOf(p.after, "status");
   const std::string* risk = type.riskField.empty() ? nullptr : textOf(p.after, type.riskField);
   std::optional<std::int64_t> due;
@@ -938,7 +1063,7 @@ std::optional<std::string> runQuery(RecordStore::Impl& impl, const RecordQuery& 
 RecordPage RecordStore::query(const RecordQuery& q) {
   RecordPage page;
   page.next = runQuery(*impl_, q, true, [&](const sql::Statement& s) {
-    page.records.push_back(recordFromRow(s, 0));
+    page.records.push_back(recordFromRow(s, 0, impl_->fieldNames.codec()));
   });
   return page;
 }

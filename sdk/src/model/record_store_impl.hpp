@@ -81,6 +81,36 @@ private:
   std::unordered_map<std::int64_t, std::int64_t> open_; ///< changes not yet committed
 };
 
+/// Field names kept once, in table `field_names`: a record's `fields` blob gives
+/// each field by its number there (sync::FieldNameCodec), so a name takes a byte
+/// or two per record instead of its length. Numbers are never changed or reused.
+/// Names are cached: every name at attach, a name another store added at its first
+/// use. A name added in a write transaction that rolls back is forgotten with it.
+class FieldNames {
+public:
+  FieldNames();
+  FieldNames(const FieldNames&) = delete;
+  FieldNames& operator=(const FieldNames&) = delete;
+  /// A new connection: the names are read again.
+  void load(sql::Database& db);
+  /// Numbers for names (a new name is added in the open write transaction) and
+  /// names for numbers, over the connection given to `load`.
+  [[nodiscard]] const sync::FieldNameCodec& codec() const noexcept { return codec_; }
+  void commit() noexcept { added_.clear(); }
+  void rollback() noexcept;
+
+private:
+  std::uint64_t number(std::string_view name);
+  const std::string* name(std::uint64_t number);
+  const std::string& remember(std::uint64_t number, std::string name);
+
+  sql::Database* db_ = nullptr;
+  std::unordered_map<std::uint64_t, std::string> names_;        ///< nodes never move
+  std::unordered_map<std::string_view, std::uint64_t> numbers_; ///< keys: names_'s strings
+  std::vector<std::uint64_t> added_; ///< numbers given in the open transaction
+  sync::FieldNameCodec codec_;
+};
+
 struct RecordStore::Impl {
   Impl(Context& ctx, Vault& v, const platform::Clock& c, RecordStoreOptions o)
       : context(ctx), vault(v), clock(c), options(std::move(o)), hlc(c) {}
@@ -109,6 +139,8 @@ struct RecordStore::Impl {
   /// Records with writes in the journal; reloaded for every new connection (attach).
   /// Used under `mutex` only.
   PendingWrites pending;
+  /// The numbers of field names in records' `fields` blobs. Used under `mutex` only.
+  FieldNames fieldNames;
 
   /// A prepared statement for `sql` (a string literal), cached per connection.
   sql::Statement& stmt(sql::Database& db, const char* sqlText);
@@ -143,7 +175,9 @@ std::map<std::string, FieldClock, std::less<>> decodeClocks(std::string_view raw
 /// The record in a row whose columns from `at` are rid, id, type, fields, clocks,
 /// created_hlc, device, created_at, updated_at, sync_state (of `records`); without
 /// its fields when `withFields` is false (for a caller that reads them itself).
-Record recordFromRow(const sql::Statement& s, int at, bool withFields = true);
+/// `names`: the store's FieldNames codec.
+Record recordFromRow(const sql::Statement& s, int at, const sync::FieldNameCodec& names,
+                     bool withFields = true);
 /// Updates a record's links and full-text entry after a write of `changed`.
 void indexRecord(RecordStore::Impl& s, sql::Database& db, const EntityType& type, std::int64_t rid,
                  bool existed, const FieldValues& after, const FieldValues& changed);

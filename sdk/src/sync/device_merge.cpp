@@ -575,7 +575,7 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const RemoteBatch>
 
       // A new record: as many fields as the changes name (each once for oneCreate).
       const std::size_t fieldCount = oneCreate ? group.size() : merges.size();
-      const std::string fields = sync::encodeFields(rec.fields);
+      const std::string fields = sync::encodeFields(rec.fields, s.fieldNames.codec());
       const std::string clocks = encodeClocks(rec.changedClocks);
       const auto textOrNull = [&](sql::Statement& st, int index, std::string_view name) {
         const auto* t = name.empty() ? nullptr : std::get_if<std::string>(&rec.get(name));

@@ -254,25 +254,46 @@ Value decodeValue(std::string_view& in) {
   }
 }
 
-std::string encodeFields(const FieldValues& fields) {
+namespace {
+
+void putName(std::string_view name, const FieldNameCodec* names, std::string& out) {
+  if (names) {
+    putVarint(names->number(name), out);
+  } else {
+    putChunk(name, out);
+  }
+}
+
+std::string_view getName(std::string_view& in, const FieldNameCodec* names) {
+  if (!names) {
+    return getChunk(in);
+  }
+  const std::string* name = names->name(getVarint(in));
+  if (name == nullptr) {
+    malformed(); // a number the store never gave out
+  }
+  return *name;
+}
+
+std::string encodeWith(const FieldValues& fields, const FieldNameCodec* names) {
   std::string out;
   out.reserve(64 + fields.size() * 16);
   putVarint(fields.size(), out);
   for (const auto& [name, value] : fields) {
-    putChunk(name, out);
+    putName(name, names, out);
     encodeValue(value, out);
   }
   return out;
 }
 
-FieldValues decodeFields(std::string_view in) {
+FieldValues decodeWith(std::string_view in, const FieldNameCodec* names) {
   const std::uint64_t n = getVarint(in);
   // The fields are stored in name order, so the map is adopted as it is read. A
   // field takes at least two bytes: a count beyond that is refused by the reads.
   FieldValues::sequence_type seq;
   seq.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, in.size() / 2)));
   for (std::uint64_t k = 0; k < n; ++k) {
-    const std::string_view name = getChunk(in);
+    const std::string_view name = getName(in, names);
     if (!seq.empty() && !(std::string_view(seq.back().first) < name)) {
       malformed(); // out of order or repeated: not what encodeFields writes
     }
@@ -286,7 +307,22 @@ FieldValues decodeFields(std::string_view in) {
   return fields;
 }
 
-FieldReader::FieldReader(std::string_view encoded) : in_(encoded), left_(getVarint(in_)) {}
+} // namespace
+
+std::string encodeFields(const FieldValues& fields) { return encodeWith(fields, nullptr); }
+
+FieldValues decodeFields(std::string_view in) { return decodeWith(in, nullptr); }
+
+std::string encodeFields(const FieldValues& fields, const FieldNameCodec& names) {
+  return encodeWith(fields, &names);
+}
+
+FieldValues decodeFields(std::string_view in, const FieldNameCodec& names) {
+  return decodeWith(in, &names);
+}
+
+FieldReader::FieldReader(std::string_view encoded, const FieldNameCodec* names)
+    : in_(encoded), left_(getVarint(in_)), names_(names) {}
 
 bool FieldReader::next(std::string_view& name, Value& value) {
   if (left_ == 0) {
@@ -296,7 +332,7 @@ bool FieldReader::next(std::string_view& name, Value& value) {
     return false;
   }
   --left_;
-  name = getChunk(in_);
+  name = getName(in_, names_);
   value = decodeValue(in_);
   return true;
 }

@@ -6,6 +6,7 @@
 #include <boost/container/flat_map.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -55,19 +56,35 @@ void encodeValue(const Value& value, std::string& out);
 [[nodiscard]] std::string encodeFields(const FieldValues& fields);
 [[nodiscard]] FieldValues decodeFields(std::string_view in);
 
+/// Field names as numbers, for a store that keeps each name once: `number` gives a
+/// name's number (making one for a new name), `name` a number's name (nullptr for a
+/// number it never gave, which decoding reports as corrupt). The names' strings must
+/// stay where they are while a decoded name is in use.
+struct FieldNameCodec {
+  std::function<std::uint64_t(std::string_view)> number;
+  std::function<const std::string*(std::uint64_t)> name;
+};
+
+/// The binary form of a field map with each name replaced by its number (a varint),
+/// and its inverse.
+[[nodiscard]] std::string encodeFields(const FieldValues& fields, const FieldNameCodec& names);
+[[nodiscard]] FieldValues decodeFields(std::string_view in, const FieldNameCodec& names);
+
 /// Reads the binary form of a field map one field at a time, in name order,
 /// without building the map: for a caller that takes each value once. Reads
 /// `encoded` in place (it must outlive the reader); throws Error{corrupt} as
-/// `decodeFields` does.
+/// `decodeFields` does. With `names`, the form with numbered names.
 class FieldReader {
 public:
-  explicit FieldReader(std::string_view encoded);
-  /// The next field, or false after the last one. `name` points into `encoded`.
+  explicit FieldReader(std::string_view encoded, const FieldNameCodec* names = nullptr);
+  /// The next field, or false after the last one. `name` points into `encoded` (or
+  /// at the codec's string for it).
   [[nodiscard]] bool next(std::string_view& name, Value& value);
 
 private:
   std::string_view in_;
   std::uint64_t left_ = 0;
+  const FieldNameCodec* names_ = nullptr;
 };
 
 /// "null", "tombstone", "bool", "integer", "double", "text", "bytes", "list".
