@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -104,6 +105,41 @@ TEST_SUITE("sync.value") {
                                    std::string("\xff\xff\xff\xff\x7f") + a}) {
       try {
         (void)decodeFields(bad);
+        FAIL("no throw");
+      } catch (const outpost::Error& e) {
+        CHECK(e.code() == outpost::Errc::corrupt);
+      }
+    }
+  }
+
+  TEST_CASE("fields with numbered names round-trip, and an unknown number is corrupt") {
+    const std::vector<std::string> known = {"", "alpha", "beta", "gamma"};
+    outpost::sync::FieldNameCodec names;
+    names.number = [&](std::string_view n) -> std::uint64_t {
+      return static_cast<std::uint64_t>(std::find(known.begin(), known.end(), n) - known.begin());
+    };
+    names.name = [&](std::uint64_t k) -> const std::string* {
+      return k > 0 && k < known.size() ? &known[k] : nullptr;
+    };
+    const FieldValues fields{{"alpha", std::string("x")}, {"gamma", std::int64_t{3}}};
+    const std::string encoded = encodeFields(fields, names);
+    CHECK(encoded.size() < encodeFields(fields).size());
+    CHECK(encoded.find("alpha") == std::string::npos);
+    CHECK(decodeFields(encoded, names) == fields);
+    FieldReader reader(encoded, &names);
+    std::string_view name;
+    Value value;
+    REQUIRE(reader.next(name, value));
+    CHECK(name == "alpha");
+    REQUIRE(reader.next(name, value));
+    CHECK(name == "gamma");
+    CHECK_FALSE(reader.next(name, value));
+    // gamma (3) before alpha (1) in the stored order, and a number never given out
+    std::string swapped = encoded;
+    std::swap(swapped[1], swapped[5]); // the two names' numbers (around alpha's "x")
+    for (const std::string& bad : {swapped, std::string("\x01\x09\x02")}) {
+      try {
+        (void)decodeFields(bad, names);
         FAIL("no throw");
       } catch (const outpost::Error& e) {
         CHECK(e.code() == outpost::Errc::corrupt);
