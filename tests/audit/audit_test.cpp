@@ -19,8 +19,8 @@ void tamper(RecordsFixture& f, const std::string& sqlText) {
 }
 
 /// A create (event 1), then `views` views of it that reach the chain together, as
-/// one row (events 2 ..): views of "test.case" take 8 + 16 + 4 + 9 = 37 bytes each
-/// in the row's `views` column, all but the row's own (last) one.
+/// one row (events 2 ..): views of "test.case" take 8 + 1 + 16 + 4 + 9 + 4 + 2 = 44
+/// bytes each in the row's `earlier` column, all but the row's own (last) one.
 Uuid createAndView(RecordsFixture& f, int views) {
   auto o = RecordsFixture::defaultOptions();
   o.viewFlushEvery = 1000;
@@ -178,11 +178,11 @@ TEST_SUITE("audit") {
     CHECK(f.store->audit().verify().intact);
   }
 
-  TEST_CASE("views flushed together share a row, and each is still an event of the chain") {
+  TEST_CASE("views appended together share a row, and each is still an event of the chain") {
     RecordsFixture f;
     const Uuid id = createAndView(f, 10);
     CHECK(f.count("SELECT count(*) FROM audit") == 2);
-    CHECK(f.count("SELECT length(views) FROM audit WHERE seq = 11") == 9 * 37);
+    CHECK(f.count("SELECT length(earlier) FROM audit WHERE seq = 11") == 9 * 44);
     CHECK(f.store->audit().size() == 11);
     const auto v = f.store->audit().verify();
     CHECK(v.intact);
@@ -214,7 +214,7 @@ TEST_SUITE("audit") {
     CHECK(f.store->audit().verify().intact);
   }
 
-  TEST_CASE("a view changed, removed or moved inside a shared row is found") {
+  TEST_CASE("an event changed, removed or moved inside a shared row is found") {
     RecordsFixture f;
     (void)createAndView(f, 10);
     REQUIRE(f.store->audit().verify().intact);
@@ -225,38 +225,67 @@ TEST_SUITE("audit") {
       CHECK(v.problem.find(problem) != std::string::npos);
     };
     SUBCASE("a view's record") {
-      tamper(f, "UPDATE audit SET views = substr(views, 1, 45) || zeroblob(16) || "
-                "substr(views, 62) WHERE seq = 11"); // the second view's record id
+      tamper(f, "UPDATE audit SET earlier = substr(earlier, 1, 53) || zeroblob(16) || "
+                "substr(earlier, 70) WHERE seq = 11"); // the second view's record id
       check(2, "hash does not chain");
     }
     SUBCASE("a view's time") {
-      tamper(f, "UPDATE audit SET views = x'7f' || substr(views, 2) WHERE seq = 11");
+      tamper(f, "UPDATE audit SET earlier = x'7f' || substr(earlier, 2) WHERE seq = 11");
       check(2, "hash does not chain");
     }
     SUBCASE("two views swapped") {
-      tamper(f, "UPDATE audit SET views = substr(views, 38, 37) || substr(views, 1, 37) || "
-                "substr(views, 75) WHERE seq = 11");
+      tamper(f, "UPDATE audit SET earlier = substr(earlier, 45, 44) || substr(earlier, 1, 44) "
+                "|| substr(earlier, 89) WHERE seq = 11");
       check(2, "hash does not chain");
     }
     SUBCASE("the first view removed") {
-      tamper(f, "UPDATE audit SET views = substr(views, 38) WHERE seq = 11");
+      tamper(f, "UPDATE audit SET earlier = substr(earlier, 45) WHERE seq = 11");
       check(2, "skips a position");
     }
     SUBCASE("the first view removed and the row renumbered") {
-      tamper(f, "UPDATE audit SET views = substr(views, 38), seq = 10 WHERE seq = 11");
+      tamper(f, "UPDATE audit SET earlier = substr(earlier, 45), seq = 10 WHERE seq = 11");
       check(2, "hash does not chain");
     }
     SUBCASE("a view cut short") {
-      tamper(f, "UPDATE audit SET views = substr(views, 1, 30) WHERE seq = 11");
+      tamper(f, "UPDATE audit SET earlier = substr(earlier, 1, 30) WHERE seq = 11");
       check(2, "malformed");
     }
-    SUBCASE("views given to an event that is not a view") {
-      tamper(f, "UPDATE audit SET views = (SELECT views FROM audit WHERE seq = 11) WHERE seq = 1");
-      check(1, "malformed");
+    SUBCASE("a view's action") {
+      tamper(f, "UPDATE audit SET earlier = substr(earlier, 1, 52) || x'02' || "
+                "substr(earlier, 54) WHERE seq = 11"); // the second view made an edit
+      check(2, "hash does not chain");
+    }
+    SUBCASE("events given to a row that had none") {
+      tamper(f, "UPDATE audit SET earlier = (SELECT earlier FROM audit WHERE seq = 11) "
+                "WHERE seq = 1");
+      check(1, "out of order or inserted");
     }
   }
 
-  TEST_CASE("a trail begun before rows held several views gains the column and goes on") {
+  TEST_CASE("the events of one transaction share a row") {
+    RecordsFixture f;
+    std::vector<model::RecordWrite> batch(5);
+    for (auto& w : batch) {
+      w.type = "test.case";
+      w.fields = f.caseFields();
+    }
+    const auto ids = f.store->writeBatch(batch);
+    CHECK(f.count("SELECT count(*) FROM audit") == 1);
+    CHECK(f.store->audit().size() == 5);
+    const auto events = f.store->audit().events(0, 10);
+    REQUIRE(events.size() == 5);
+    for (std::size_t k = 0; k < 5; ++k) {
+      CHECK(events[k].action == model::AuditAction::create);
+      CHECK(events[k].record == ids[k]);
+      CHECK(events[k].detail == events[4].detail);
+    }
+    const auto v = f.store->audit().verify();
+    CHECK(v.intact);
+    CHECK(v.eventsChecked == 5);
+    CHECK(v.signaturesChecked == 1);
+  }
+
+  TEST_CASE("a trail begun before rows held several events gains the column and goes on") {
     RecordsFixture f;
     f.store.reset();
     tamper(f, "DROP TABLE audit; CREATE TABLE audit(seq INTEGER PRIMARY KEY, at INTEGER NOT "
@@ -264,7 +293,7 @@ TEST_SUITE("audit") {
               "BLOB NOT NULL, type TEXT NOT NULL, detail TEXT NOT NULL, hash BLOB NOT NULL, sig "
               "BLOB)");
     (void)createAndView(f, 3);
-    CHECK(f.count("SELECT count(*) FROM pragma_table_info('audit') WHERE name = 'views'") == 1);
+    CHECK(f.count("SELECT count(*) FROM pragma_table_info('audit') WHERE name = 'earlier'") == 1);
     CHECK(f.store->audit().size() == 4);
     CHECK(f.store->audit().verify().intact);
   }

@@ -6,11 +6,11 @@
 /// every `auditSignEvery` events the device signs the chain head with its Ed25519
 /// key (kept in the vault, made at first use).
 ///
-/// Storage: one row per event, except that views appended together (a batch of
-/// `viewFlushEvery`, up to 256 a row) share a row. Each view is still an event with
-/// its own position and hash; the row stores the hash after its last event, and a
-/// row that holds a checkpoint position carries one signature, of that last hash.
-/// `verify()` checks such a row as a whole.
+/// Storage: the events of one transaction (a write batch's creates and edits, the
+/// views buffered before it: up to 256 a row) share a row. Each is still an event
+/// with its own position and hash; the row stores the hash after its last event,
+/// and a row that holds a checkpoint position carries one signature, of that last
+/// hash. `verify()` checks such a row as a whole.
 
 #include <outpost/export.h>
 #include <outpost/records.hpp>
@@ -41,7 +41,7 @@ struct AuditEvent {
   std::string detail;
   std::array<std::uint8_t, 32> hash{}; ///< the chain's hash after this event
   /// This event's chain head is signed: the event at a multiple of `auditSignEvery`
-  /// or, when views share a row, the last event of a row that holds one.
+  /// or, when events share a row, the last event of a row that holds one.
   bool signedCheckpoint = false;
 };
 
@@ -49,7 +49,7 @@ struct AuditEvent {
 struct AuditVerification {
   bool intact = true;
   /// The position (1-based seq) of the first event that does not verify (for a
-  /// row of views, its first view's).
+  /// row of several events, its first event's).
   std::optional<std::int64_t> firstBadSeq;
   std::string problem;
   std::int64_t eventsChecked = 0;

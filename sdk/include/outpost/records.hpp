@@ -265,7 +265,7 @@ struct RecordStoreOptions {
   /// Sign an audit checkpoint every this many events.
   unsigned auditSignEvery = 64;
   /// View events are appended to the audit trail in batches of this size (and at
-  /// every write, `flushViews()` and destruction), which share a row (audit.hpp).
+  /// every write, `flushViews()` and destruction), sharing rows (audit.hpp).
   /// 1 appends each view at once.
   unsigned viewFlushEvery = 64;
   /// Register the built-in safeguarding types (safeguarding.hpp).

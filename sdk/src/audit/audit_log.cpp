@@ -80,12 +80,12 @@ void createAuditTables(sql::Database& db) {
   db.exec("CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, "
           "actor TEXT NOT NULL, device BLOB NOT NULL, action INTEGER NOT NULL, record BLOB NOT "
           "NULL, type TEXT NOT NULL, detail TEXT NOT NULL, hash BLOB NOT NULL, sig BLOB, "
-          "views BLOB);"
+          "earlier BLOB);"
           "CREATE TABLE IF NOT EXISTS device_keys(name TEXT PRIMARY KEY, secret BLOB NOT NULL, "
           "public BLOB NOT NULL) WITHOUT ROWID;");
-  // A trail begun before view rows held several views has no `views` column.
-  if (db.queryInt("SELECT count(*) FROM pragma_table_info('audit') WHERE name = 'views'") == 0) {
-    db.exec("ALTER TABLE audit ADD COLUMN views BLOB");
+  // A trail begun before rows held several events has no `earlier` column.
+  if (db.queryInt("SELECT count(*) FROM pragma_table_info('audit') WHERE name = 'earlier'") == 0) {
+    db.exec("ALTER TABLE audit ADD COLUMN earlier BLOB");
   }
 }
 
@@ -129,26 +129,25 @@ bool holdsCheckpoint(std::int64_t first, std::int64_t last, unsigned every) noex
   return every > 0 && last / every > (first - 1) / every;
 }
 
-/// Appends one row: the event at position `last` and, for a row of views, the view
-/// events before it (`earlier`, from position tail.seq + 1; encoded by
-/// encodeViews). `head` is the chain's hash after the event at `last`.
-void insertRow(RecordStore::Impl& store, sql::Database& db, AuditTail& tail, std::int64_t atMs,
-               AuditAction action, const Uuid& record, std::string_view recordType,
-               std::string_view detail, const std::string* earlier, std::int64_t last,
+/// Appends one row: the event `e` at position `last` and the events before it
+/// (`earlier`, from position tail.seq + 1; encoded by encodeEvents). `head` is the
+/// chain's hash after `e`.
+void insertRow(RecordStore::Impl& store, sql::Database& db, AuditTail& tail, const PendingEvent& e,
+               const std::string* earlier, std::int64_t last,
                const std::array<std::uint8_t, 32>& head) {
   const std::int64_t first = tail.seq + 1;
   StatementUse ins(store.stmt(db, "INSERT INTO audit(seq, at, actor, device, action, record, "
-                                  "type, detail, hash, sig, views) VALUES (?1, ?2, ?3, ?4, ?5, "
+                                  "type, detail, hash, sig, earlier) VALUES (?1, ?2, ?3, ?4, ?5, "
                                   "?6, ?7, ?8, ?9, ?10, ?11)"));
   ins->bind(1, last)
-      .bind(2, atMs)
+      .bind(2, e.atMs)
       .bindStatic(3, store.options.workerId)
       .bindBlob(4, uuidBytes(store.device))
-      .bind(5, static_cast<std::int64_t>(action))
-      .bindBlob(6, uuidBytes(record))
-      .bindStatic(7, recordType)
-      .bindStatic(8, detail)
-      .bindBlob(9, head);
+      .bind(5, static_cast<std::int64_t>(e.action))
+      .bindBlob(6, uuidBytes(e.record))
+      .bindStatic(7, e.type)
+      .bindStatic(8, e.detail);
+  ins->bindBlob(9, head);
   if (holdsCheckpoint(first, last, store.options.auditSignEvery)) {
     const std::string m = checkpointMessage(last, head);
     std::array<std::uint8_t, crypto_sign_BYTES> sig{};
@@ -169,67 +168,66 @@ void insertRow(RecordStore::Impl& store, sql::Database& db, AuditTail& tail, std
   tail.hash = head;
 }
 
-constexpr std::string_view kViewDetail = "{}";
-/// Views per row at most (a row of 256 views takes about 10 KB).
-constexpr std::size_t kViewsPerRow = 256;
+/// Events per row at most.
+constexpr std::size_t kEventsPerRow = 256;
 
-/// The views of a row before its own (last) one, in order: for each, the time (8
-/// bytes), the record id (16) and the type (4-byte length, then the text); numbers
-/// big-endian.
-std::string encodeViews(std::span<const PendingView> views) {
+void putText(std::string& out, std::string_view text) {
+  const auto n = static_cast<std::uint32_t>(text.size());
+  for (int k = 3; k >= 0; --k) {
+    out.push_back(static_cast<char>((n >> (8 * k)) & 0xFF));
+  }
+  out.append(text);
+}
+
+/// The events of a row before its own (last) one, in order: for each, the time (8
+/// bytes), the action (1), the record id (16), the type and the detail (each a
+/// 4-byte length, then the text); numbers big-endian. The actor and the device are
+/// the row's.
+std::string encodeEvents(std::span<const PendingEvent> events) {
   std::string out;
-  out.reserve(views.size() * 40);
-  for (const PendingView& v : views) {
-    putU64(out, static_cast<std::uint64_t>(v.atMs));
-    out.append(reinterpret_cast<const char*>(v.record.bytes.data()), v.record.bytes.size());
-    const auto n = static_cast<std::uint32_t>(v.type.size()); // a type name is short
-    for (int k = 3; k >= 0; --k) {
-      out.push_back(static_cast<char>((n >> (8 * k)) & 0xFF));
-    }
-    out.append(v.type);
+  out.reserve(events.size() * 64);
+  for (const PendingEvent& e : events) {
+    putU64(out, static_cast<std::uint64_t>(e.atMs));
+    out.push_back(static_cast<char>(e.action));
+    out.append(reinterpret_cast<const char*>(e.record.bytes.data()), e.record.bytes.size());
+    putText(out, e.type);
+    putText(out, e.detail);
   }
   return out;
 }
 
 } // namespace
 
-void appendAudit(RecordStore::Impl& store, sql::Database& db, WriteState& state, std::int64_t atMs,
-                 AuditAction action, const Uuid& record, std::string_view recordType,
-                 std::string_view detail) {
-  AuditTail& tail = state.audit;
-  loadTail(store, db, tail);
-  const std::int64_t seq = tail.seq + 1;
-  const auto hash =
-      chainHash(tail.hash, canonicalBytes(seq, atMs, store.options.workerId, store.device, action,
-                                          record, recordType, detail));
-  insertRow(store, db, tail, atMs, action, record, recordType, detail, nullptr, seq, hash);
+void appendAudit(WriteState& state, std::int64_t atMs, AuditAction action, const Uuid& record,
+                 std::string_view recordType, std::string_view detail) {
+  state.events.push_back({atMs, action, record, std::string(recordType), std::string(detail)});
 }
 
-void appendViewEvents(RecordStore::Impl& store, sql::Database& db, WriteState& state,
-                      std::span<const PendingView> views) {
+void appendAuditEvents(RecordStore::Impl& store, sql::Database& db, WriteState& state) {
+  if (state.events.empty()) {
+    return;
+  }
   AuditTail& tail = state.audit;
   loadTail(store, db, tail);
-  while (!views.empty()) {
-    const auto row = views.first(std::min(views.size(), kViewsPerRow));
-    views = views.subspan(row.size());
-    // Each view is an event of the chain, hashed as a single one would be.
+  std::span<const PendingEvent> events = state.events;
+  while (!events.empty()) {
+    const auto row = events.first(std::min(events.size(), kEventsPerRow));
+    events = events.subspan(row.size());
+    // Each is an event of the chain, hashed as it would be alone.
     std::int64_t seq = tail.seq;
     auto head = tail.hash;
-    for (const PendingView& v : row) {
-      head = chainHash(head, canonicalBytes(++seq, v.atMs, store.options.workerId, store.device,
-                                            AuditAction::view, v.record, v.type, kViewDetail));
+    for (const PendingEvent& e : row) {
+      head = chainHash(head, canonicalBytes(++seq, e.atMs, store.options.workerId, store.device,
+                                            e.action, e.record, e.type, e.detail));
     }
-    // The row's columns are its last view; the views before it go in `views`.
-    const PendingView& last = row.back();
     if (row.size() == 1) {
-      insertRow(store, db, tail, last.atMs, AuditAction::view, last.record, last.type, kViewDetail,
-                nullptr, seq, head);
+      insertRow(store, db, tail, row.back(), nullptr, seq, head);
     } else {
-      const std::string earlier = encodeViews(row.first(row.size() - 1));
-      insertRow(store, db, tail, last.atMs, AuditAction::view, last.record, last.type, kViewDetail,
-                &earlier, seq, head);
+      const std::string earlier = encodeEvents(row.first(row.size() - 1));
+      insertRow(store, db, tail, row.back(), &earlier, seq, head);
     }
   }
+  state.events.clear();
 }
 
 std::string_view auditActionName(AuditAction action) noexcept {
@@ -259,12 +257,29 @@ std::string_view auditActionName(AuditAction action) noexcept {
 namespace {
 
 constexpr const char* kSelectEvents =
-    "SELECT seq, at, actor, device, action, record, type, detail, hash, sig, views FROM audit "
-    "WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+    "SELECT seq, at, actor, device, action, record, type, detail, hash, sig, earlier FROM "
+    "audit WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 
-/// One stored row's events, in order: the views it holds before its own event
-/// (column `views`), then the row's event, which is at position `seq`. Hashes are
-/// the stored one for the row's event and none (zero) for the views before it: the
+/// Reads a 4-byte length and that many bytes of text from the front of `in`.
+bool takeText(std::span<const unsigned char>& in, std::string& out) {
+  if (in.size() < 4) {
+    return false;
+  }
+  std::size_t n = 0;
+  for (std::size_t k = 0; k < 4; ++k) {
+    n = (n << 8) | in[k];
+  }
+  if (in.size() - 4 < n) {
+    return false;
+  }
+  out.assign(reinterpret_cast<const char*>(in.data()) + 4, n);
+  in = in.subspan(4 + n);
+  return true;
+}
+
+/// One stored row's events, in order: the events it holds before its own (column
+/// `earlier`), then the row's event, which is at position `seq`. Hashes are the
+/// stored one for the row's event and none (zero) for the ones before it: the
 /// caller chains them. Returns nullopt for a row that is malformed.
 std::optional<std::vector<AuditEvent>> rowEvents(const sql::Statement& s) {
   AuditEvent own;
@@ -286,32 +301,23 @@ std::optional<std::vector<AuditEvent>> rowEvents(const sql::Statement& s) {
   own.signedCheckpoint = !s.columnIsNull(9);
   std::vector<AuditEvent> events;
   if (!s.columnIsNull(10)) {
-    if (own.action != AuditAction::view) {
-      return std::nullopt; // only views share a row
-    }
     auto in = s.columnBlob(10);
     while (!in.empty()) {
-      if (in.size() < 28) {
+      if (in.size() < 25) {
         return std::nullopt;
       }
       AuditEvent e;
       for (std::size_t k = 0; k < 8; ++k) {
         e.atMs = static_cast<std::int64_t>((static_cast<std::uint64_t>(e.atMs) << 8) | in[k]);
       }
-      std::copy(in.begin() + 8, in.begin() + 24, e.record.bytes.begin());
-      std::size_t n = 0;
-      for (std::size_t k = 24; k < 28; ++k) {
-        n = (n << 8) | in[k];
-      }
-      if (in.size() - 28 < n) {
+      e.action = static_cast<AuditAction>(in[8]);
+      std::copy(in.begin() + 9, in.begin() + 25, e.record.bytes.begin());
+      in = in.subspan(25);
+      if (!takeText(in, e.recordType) || !takeText(in, e.detail)) {
         return std::nullopt;
       }
-      e.recordType.assign(reinterpret_cast<const char*>(in.data()) + 28, n);
-      in = in.subspan(28 + n);
       e.actor = own.actor;
       e.device = own.device;
-      e.action = AuditAction::view;
-      e.detail = std::string(kViewDetail);
       events.push_back(std::move(e));
     }
     if (events.empty()) {
@@ -348,7 +354,7 @@ std::vector<AuditEvent> AuditLog::events(std::int64_t afterSeq, std::size_t limi
         throw Error(Errc::corrupt, "the audit trail holds a malformed event: run verify()");
       }
       if (events->size() > 1 && !prev) {
-        // The views before the row's own event chain from the row before it.
+        // The events before the row's own chain from the row before it.
         StatementUse p(
             store_.stmt(db, "SELECT hash FROM audit WHERE seq < ?1 ORDER BY seq DESC LIMIT 1"));
         p->bind(1, events->front().seq);
@@ -381,9 +387,9 @@ std::array<std::uint8_t, 32> AuditLog::publicKey() { return store_.publicKey; }
 
 void AuditLog::recordShare(const Uuid& record, std::string_view recordType,
                            std::string_view detailJson) {
-  store_.write([&](sql::Database& db, WriteState& state) {
-    appendAudit(store_, db, state, store_.clock.unixMillis(), AuditAction::share, record,
-                recordType, detailJson);
+  store_.write([&](sql::Database&, WriteState& state) {
+    appendAudit(state, store_.clock.unixMillis(), AuditAction::share, record, recordType,
+                detailJson);
   });
 }
 
@@ -396,7 +402,7 @@ AuditVerification AuditLog::verify() {
   };
   store_.read([&](sql::Database& db) {
     sql::Statement s(db, "SELECT seq, at, actor, device, action, record, type, detail, hash, "
-                         "sig, views FROM audit ORDER BY rowid");
+                         "sig, earlier FROM audit ORDER BY rowid");
     std::array<std::uint8_t, 32> prev{};
     std::int64_t expected = 1;
     const unsigned every = store_.options.auditSignEvery;
@@ -417,7 +423,7 @@ AuditVerification AuditLog::verify() {
       for (const AuditEvent& e : *events) {
         hash = eventHash(hash, e);
       }
-      // A row of views is checked as a whole: a change to any of them shows here.
+      // A row of several events is checked as a whole: a change to any shows here.
       if (sodium_memcmp(hash.data(), events->back().hash.data(), hash.size()) != 0) {
         fail(first, "event edited, removed before it, or reordered (hash does not chain)");
         return;

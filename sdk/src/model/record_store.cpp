@@ -400,8 +400,9 @@ void RecordStore::Impl::write(const std::function<void(sql::Database&, WriteStat
         attach(db);
       }
       WriteState state;
-      appendViews(db, state);
+      appendViews(state);
       work(db, state);
+      appendAuditEvents(*this, db, state);
       saveHlc(db);
     });
   } catch (...) {
@@ -426,8 +427,10 @@ void RecordStore::Impl::read(const std::function<void(sql::Database&)>& work) {
   });
 }
 
-void RecordStore::Impl::appendViews(sql::Database& db, WriteState& state) {
-  appendViewEvents(*this, db, state, views);
+void RecordStore::Impl::appendViews(WriteState& state) {
+  for (const PendingView& v : views) {
+    appendAudit(state, v.atMs, AuditAction::view, v.record, v.type, "{}");
+  }
 }
 
 void RecordStore::Impl::saveHlc(sql::Database& db) {
@@ -775,7 +778,7 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
   if (!p.resolvesField.empty()) {
     action = AuditAction::resolve;
   }
-  appendAudit(s, db, state, nowMs, action, p.id, type.name,
+  appendAudit(state, nowMs, action, p.id, type.name,
               auditDetail(p.before ? &p.before->fields : nullptr, p.changes()));
 }
 
@@ -931,8 +934,7 @@ std::string RecordStore::exportJson(std::span<const Uuid> ids) {
         fields[name] = nlohmann::json::parse(sync::toJson(value));
       }
       out.push_back({{"id", r->id.toString()}, {"type", r->type}, {"fields", fields}});
-      appendAudit(*impl_, db, state, impl_->clock.unixMillis(), AuditAction::exportData, r->id,
-                  r->type, "{}");
+      appendAudit(state, impl_->clock.unixMillis(), AuditAction::exportData, r->id, r->type, "{}");
     }
   });
   return out.dump();

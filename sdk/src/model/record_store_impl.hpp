@@ -45,9 +45,21 @@ struct AuditTail {
   std::array<std::uint8_t, 32> hash{};
 };
 
+/// An audit event of the open transaction, not yet in the chain.
+struct PendingEvent {
+  std::int64_t atMs = 0;
+  AuditAction action = AuditAction::view;
+  Uuid record;
+  std::string type;
+  std::string detail;
+};
+
 /// Per-transaction state.
 struct WriteState {
   AuditTail audit;
+  /// The transaction's audit events, in order: appended to the chain together,
+  /// sharing rows (appendAuditEvents), when its work is done.
+  std::vector<PendingEvent> events;
 };
 
 struct PendingView {
@@ -154,7 +166,7 @@ struct RecordStore::Impl {
   void write(const std::function<void(sql::Database&, WriteState&)>& work);
   void read(const std::function<void(sql::Database&)>& work);
 
-  void appendViews(sql::Database& db, WriteState& state);
+  void appendViews(WriteState& state);
   void saveHlc(sql::Database& db);
 
   [[nodiscard]] std::optional<Record> load(sql::Database& db, const Uuid& id, std::int64_t* rid);
@@ -246,13 +258,13 @@ void mergeLocalWrite(RecordStore::Impl& store, sql::Database& db, std::int64_t r
 void createAuditTables(sql::Database& db);
 /// Loads (or makes, at first use) the device's signing key.
 void loadAuditKey(RecordStore::Impl& store, sql::Database& db);
-void appendAudit(RecordStore::Impl& store, sql::Database& db, WriteState& state, std::int64_t atMs,
-                 AuditAction action, const Uuid& record, std::string_view recordType,
-                 std::string_view detail);
-/// Appends view events, each an event of the chain, in rows of up to 256: a row's
-/// columns are its last view, column `views` holds the ones before it.
-void appendViewEvents(RecordStore::Impl& store, sql::Database& db, WriteState& state,
-                      std::span<const PendingView> views);
+/// Adds an event to the open transaction's (state.events).
+void appendAudit(WriteState& state, std::int64_t atMs, AuditAction action, const Uuid& record,
+                 std::string_view recordType, std::string_view detail);
+/// Appends the transaction's events to the chain, each an event with its own
+/// position and hash, in rows of up to 256: a row's columns are its last event,
+/// column `earlier` holds the ones before it. Run last in the transaction.
+void appendAuditEvents(RecordStore::Impl& store, sql::Database& db, WriteState& state);
 
 /// 16 bytes of a UUID for binding.
 inline std::span<const unsigned char> uuidBytes(const Uuid& id) noexcept {

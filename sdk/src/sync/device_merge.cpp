@@ -645,7 +645,7 @@ RemoteMergeResult applyRemote(RecordStore::Impl& s, std::span<const RemoteBatch>
         indexRecord(s, db, *type, rid, before, rec.fields, before ? changedValues : rec.fields);
       }
       // A record new here is audited like a create: how many fields it came with.
-      appendAudit(s, db, ws, nowMs, AuditAction::receive, id, rec.type,
+      appendAudit(ws, nowMs, AuditAction::receive, id, rec.type,
                   before ? receivedFieldsDetail(merges)
                          : "{\"fields\":" + std::to_string(fieldCount) + "}");
       ++out.records;
@@ -703,7 +703,7 @@ PurgeResult purgeRecords(RecordStore::Impl& s, std::span<const Uuid> records) {
         d->bind(1, rid).run();
       }
       s.knownTypes.erase(id);
-      appendAudit(s, db, ws, nowMs, AuditAction::purge, id, record->type,
+      appendAudit(ws, nowMs, AuditAction::purge, id, record->type,
                   nlohmann::json{{"discardedWrites", discarded}}.dump());
       out.removed.push_back(id);
       out.discardedWrites += static_cast<std::size_t>(discarded);
