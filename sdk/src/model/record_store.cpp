@@ -231,6 +231,7 @@ void FieldNames::load(sql::Database& db) {
   db_ = &db;
   names_.clear();
   numbers_.clear();
+  byNumber_.clear();
   added_.clear();
   sql::Statement s(db, "SELECT id, name FROM field_names");
   while (s.step()) {
@@ -244,6 +245,13 @@ const std::string& FieldNames::remember(std::uint64_t number, std::string name) 
   }
   const std::string& kept = names_.insert_or_assign(number, std::move(name)).first->second;
   numbers_.insert_or_assign(std::string_view(kept), number);
+  constexpr std::uint64_t kIndexed = 1 << 16;
+  if (number < kIndexed) {
+    if (number >= byNumber_.size()) {
+      byNumber_.resize(static_cast<std::size_t>(number) + 1, nullptr);
+    }
+    byNumber_[static_cast<std::size_t>(number)] = &kept;
+  }
   return kept;
 }
 
@@ -271,6 +279,9 @@ std::uint64_t FieldNames::number(std::string_view name) {
 }
 
 const std::string* FieldNames::name(std::uint64_t number) {
+  if (number < byNumber_.size() && byNumber_[static_cast<std::size_t>(number)] != nullptr) {
+    return byNumber_[static_cast<std::size_t>(number)];
+  }
   if (const auto it = names_.find(number); it != names_.end()) {
     return &it->second;
   }
@@ -284,6 +295,9 @@ const std::string* FieldNames::name(std::uint64_t number) {
 
 void FieldNames::rollback() noexcept {
   for (const std::uint64_t n : added_) {
+    if (n < byNumber_.size()) {
+      byNumber_[static_cast<std::size_t>(n)] = nullptr;
+    }
     if (const auto it = names_.find(n); it != names_.end()) {
       numbers_.erase(std::string_view(it->second));
       names_.erase(it);

@@ -119,6 +119,9 @@ private:
   sql::Database* db_ = nullptr;
   std::unordered_map<std::uint64_t, std::string> names_;        ///< nodes never move
   std::unordered_map<std::string_view, std::uint64_t> numbers_; ///< keys: names_'s strings
+  /// names_ by number up to a bound (numbers are small and dense): a read looks a
+  /// name up by index.
+  std::vector<const std::string*> byNumber_;
   std::vector<std::uint64_t> added_; ///< numbers given in the open transaction
   sync::FieldNameCodec codec_;
 };
