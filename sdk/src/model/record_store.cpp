@@ -472,7 +472,7 @@ namespace {
 
 /// Records written before field names were numbered (store_meta has no
 /// 'fields_format') name their fields in full: they are re-encoded, in batches by
-/// rid, in the store's first write transaction.
+/// rid, in the transaction that opens the store (all or none of them).
 void numberFieldNames(RecordStore::Impl& impl, sql::Database& db) {
   sql::Statement format(db, "SELECT value FROM store_meta WHERE key = 'fields_format'");
   if (format.step()) {
