@@ -15,10 +15,22 @@ namespace {
 
 constexpr std::string_view kSignContext = "outpost-audit-checkpoint-v1";
 
-void putU64(std::string& out, std::uint64_t v) {
-  for (int k = 7; k >= 0; --k) {
+/// `v` in `width` bytes, big-endian.
+void putBigEndian(std::string& out, std::uint64_t v, int width) {
+  for (int k = width - 1; k >= 0; --k) {
     out.push_back(static_cast<char>((v >> (8 * k)) & 0xFF));
   }
+}
+
+void putU64(std::string& out, std::uint64_t v) { putBigEndian(out, v, 8); }
+
+/// The number in the first `width` bytes of `in`, big-endian (`in` holds them).
+std::uint64_t getBigEndian(std::span<const unsigned char> in, std::size_t width) {
+  std::uint64_t v = 0;
+  for (std::size_t k = 0; k < width; ++k) {
+    v = (v << 8) | in[k];
+  }
+  return v;
 }
 
 void putChunk(std::string& out, std::string_view s) {
@@ -172,10 +184,7 @@ void insertRow(RecordStore::Impl& store, sql::Database& db, AuditTail& tail, con
 constexpr std::size_t kEventsPerRow = 256;
 
 void putText(std::string& out, std::string_view text) {
-  const auto n = static_cast<std::uint32_t>(text.size());
-  for (int k = 3; k >= 0; --k) {
-    out.push_back(static_cast<char>((n >> (8 * k)) & 0xFF));
-  }
+  putBigEndian(out, static_cast<std::uint32_t>(text.size()), 4);
   out.append(text);
 }
 
@@ -265,10 +274,7 @@ bool takeText(std::span<const unsigned char>& in, std::string& out) {
   if (in.size() < 4) {
     return false;
   }
-  std::size_t n = 0;
-  for (std::size_t k = 0; k < 4; ++k) {
-    n = (n << 8) | in[k];
-  }
+  const auto n = static_cast<std::size_t>(getBigEndian(in, 4));
   if (in.size() - 4 < n) {
     return false;
   }
@@ -307,9 +313,7 @@ std::optional<std::vector<AuditEvent>> rowEvents(const sql::Statement& s) {
         return std::nullopt;
       }
       AuditEvent e;
-      for (std::size_t k = 0; k < 8; ++k) {
-        e.atMs = static_cast<std::int64_t>((static_cast<std::uint64_t>(e.atMs) << 8) | in[k]);
-      }
+      e.atMs = static_cast<std::int64_t>(getBigEndian(in, 8));
       e.action = static_cast<AuditAction>(in[8]);
       std::copy(in.begin() + 9, in.begin() + 25, e.record.bytes.begin());
       in = in.subspan(25);
