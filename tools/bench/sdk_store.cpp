@@ -24,12 +24,6 @@ using sync::Uuid;
 
 constexpr std::string_view kPin = "bench-pin-1234";
 
-struct TextHash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
-};
 constexpr std::string_view kSubjectType = "w1.subject";
 
 } // namespace
@@ -101,6 +95,12 @@ std::vector<model::RecordWrite> w1Writes(std::span<const Record> batch,
   for (const Record& r : batch) {
     model::RecordWrite w;
     w.type = std::string(kAssessmentType);
+    // W1's ids are UUIDv4 text: the record keeps the generator's id, as an app
+    // importing records made elsewhere would.
+    w.newId = Uuid::parse(r.id);
+    if (!w.newId) {
+      throw Error(Errc::invalid_argument, "W1 record id is not a UUID: " + r.id);
+    }
     // Fields in name order: each one then lands at the end of the flat map.
     FieldValues& f = w.fields;
     f.reserve(11 + kIndicators);
@@ -222,8 +222,7 @@ void appendInteger(std::string& out, std::int64_t v) {
   out.append(buf, end);
 }
 
-/// The W1 JSON of a record read back through the API (keys in the fixed order),
-/// showing `id`: the generator's id, which the API does not store.
+/// The W1 JSON of a record read back through the API (keys in the fixed order).
 std::string w1Json(const model::Record& r, std::string_view id) {
   const W1Fields f(r);
   std::string out;
@@ -285,7 +284,6 @@ public:
     fs::remove_all(dir_ / "keystore", ec);
     fs::create_directories(dir_);
     subjects_.clear();
-    ids_.clear();
     keyStore_ = std::make_unique<platform::FileKeyStore>(dir_ / "keystore");
     vault_ = Vault::create(context_, dir_ / "vault", kPin, *keyStore_, vaultOptions());
     makeStore();
@@ -293,11 +291,7 @@ public:
 
   void insert(std::span<const Record> batch, std::span<const std::string>) override {
     std::size_t firstRecord = 0;
-    const auto writes = w1Writes(batch, subjects_, firstRecord);
-    const auto ids = store_->writeBatch(writes);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      ids_.emplace(batch[i].id, ids[firstRecord + i]);
-    }
+    (void)store_->writeBatch(w1Writes(batch, subjects_, firstRecord));
   }
 
   void close() override {
@@ -321,12 +315,11 @@ public:
   }
 
   [[nodiscard]] std::optional<std::string> read(std::string_view id) override {
-    // W1 ids are UUIDv4 text but not the ids the store made: map them.
-    const auto it = ids_.find(id);
-    if (it == ids_.end()) {
+    const auto uuid = Uuid::parse(id);
+    if (!uuid) {
       return std::nullopt;
     }
-    const auto r = store_->view(it->second);
+    const auto r = store_->view(*uuid);
     if (!r) {
       return std::nullopt;
     }
@@ -387,8 +380,6 @@ private:
   std::unique_ptr<Vault> vault_;
   std::unique_ptr<model::RecordStore> store_;
   std::unordered_map<std::string, Uuid> subjects_;
-  /// generator id -> record id (looked up by string_view: no copy per read)
-  std::unordered_map<std::string, Uuid, TextHash, std::equal_to<>> ids_;
   int cacheKiB_; // 0: the vault's own
 };
 
