@@ -201,7 +201,10 @@ void encodeValue(const Value& value, std::string& out) {
              value);
 }
 
-Value decodeValue(std::string_view& in) {
+namespace {
+
+/// Decodes one value from the front of `in` into `out`, built in place.
+void decodeValueInto(std::string_view& in, Value& out) {
   if (in.empty()) {
     malformed();
   }
@@ -209,16 +212,21 @@ Value decodeValue(std::string_view& in) {
   in.remove_prefix(1);
   switch (tag) {
   case kNull:
-    return Null{};
+    out.emplace<Null>();
+    return;
   case kTombstone:
-    return Tombstone{};
+    out.emplace<Tombstone>();
+    return;
   case kFalse:
-    return false;
+    out.emplace<bool>(false);
+    return;
   case kTrue:
-    return true;
+    out.emplace<bool>(true);
+    return;
   case kInteger: {
     const std::uint64_t z = getVarint(in);
-    return static_cast<std::int64_t>((z >> 1) ^ (~(z & 1) + 1));
+    out.emplace<std::int64_t>(static_cast<std::int64_t>((z >> 1) ^ (~(z & 1) + 1)));
+    return;
   }
   case kDouble: {
     if (in.size() < 8) {
@@ -229,29 +237,40 @@ Value decodeValue(std::string_view& in) {
       bits |= std::uint64_t{static_cast<std::uint8_t>(in[static_cast<std::size_t>(k)])} << (8 * k);
     }
     in.remove_prefix(8);
-    return std::bit_cast<double>(bits);
+    out.emplace<double>(std::bit_cast<double>(bits));
+    return;
   }
   case kText:
-    return std::string(getChunk(in));
+    out.emplace<std::string>(getChunk(in));
+    return;
   case kBytes: {
     const std::string_view raw = getChunk(in);
-    return Bytes(raw.begin(), raw.end());
+    out.emplace<Bytes>(raw.begin(), raw.end());
+    return;
   }
   case kList: {
     const std::uint64_t n = getVarint(in);
     if (n > in.size()) {
       malformed();
     }
-    StringList list;
+    auto& list = out.emplace<StringList>();
     list.reserve(static_cast<std::size_t>(n));
     for (std::uint64_t k = 0; k < n; ++k) {
       list.emplace_back(getChunk(in));
     }
-    return list;
+    return;
   }
   default:
     malformed();
   }
+}
+
+} // namespace
+
+Value decodeValue(std::string_view& in) {
+  Value v;
+  decodeValueInto(in, v);
+  return v;
 }
 
 namespace {
@@ -268,7 +287,13 @@ std::string_view getName(std::string_view& in, const FieldNameCodec* names) {
   if (!names) {
     return getChunk(in);
   }
-  const std::string* name = names->name(getVarint(in));
+  const std::uint64_t number = getVarint(in);
+  if (names->known && number < names->known->size()) {
+    if (const std::string* name = (*names->known)[static_cast<std::size_t>(number)]) {
+      return *name;
+    }
+  }
+  const std::string* name = names->name(number);
   if (name == nullptr) {
     malformed(); // a number the store never gave out
   }
@@ -297,7 +322,10 @@ FieldValues decodeWith(std::string_view in, const FieldNameCodec* names) {
     if (!seq.empty() && !(std::string_view(seq.back().first) < name)) {
       malformed(); // out of order or repeated: not what encodeFields writes
     }
-    seq.emplace_back(std::string(name), decodeValue(in));
+    // Built in place: the name's string, then the value into the pair's own variant.
+    auto& field = seq.emplace_back(std::piecewise_construct, std::forward_as_tuple(name),
+                                   std::forward_as_tuple());
+    decodeValueInto(in, field.second);
   }
   if (!in.empty()) {
     malformed();
@@ -333,7 +361,7 @@ bool FieldReader::next(std::string_view& name, Value& value) {
   }
   --left_;
   name = getName(in_, names_);
-  value = decodeValue(in_);
+  decodeValueInto(in_, value);
   return true;
 }
 

@@ -63,6 +63,9 @@ void encodeValue(const Value& value, std::string& out);
 struct FieldNameCodec {
   std::function<std::uint64_t(std::string_view)> number;
   std::function<const std::string*(std::uint64_t)> name;
+  /// Optional: the names known so far, by number (nullptr where none), looked up
+  /// before calling `name` (which may add to it).
+  const std::vector<const std::string*>* known = nullptr;
 };
 
 /// The binary form of a field map with each name replaced by its number (a varint),
