@@ -167,6 +167,28 @@ TEST_SUITE("audit") {
     CHECK(f.store->audit().verify().intact);
   }
 
+  TEST_CASE("buffered views reach the chain when there are enough of them or they are old") {
+    RecordsFixture f;
+    auto o = RecordsFixture::defaultOptions();
+    o.viewFlushEvery = 3;
+    o.viewFlushAfter = std::chrono::milliseconds(2000);
+    f.restart(o);
+    const Uuid id = f.store->create("test.case", f.caseFields());
+    (void)f.store->view(id);
+    (void)f.store->view(id);
+    CHECK(f.store->audit().size() == 1);
+    (void)f.store->view(id); // the third
+    CHECK(f.store->audit().size() == 4);
+    (void)f.store->view(id);
+    f.clock.advance(std::chrono::milliseconds(1999));
+    (void)f.store->view(id);
+    CHECK(f.store->audit().size() == 4);
+    f.clock.advance(std::chrono::milliseconds(1));
+    (void)f.store->view(id); // the first waiting one is 2 s old
+    CHECK(f.store->audit().size() == 7);
+    CHECK(f.store->audit().verify().intact);
+  }
+
   TEST_CASE("the signing key is made once and kept in the vault") {
     RecordsFixture f;
     const auto key = f.store->audit().publicKey();

@@ -99,6 +99,47 @@ TEST_SUITE("journal") {
     CHECK(f.store->journal().status(a)->state == model::SyncState::pending);
   }
 
+  TEST_CASE("pending and synced follow the journal for any record number, across restarts") {
+    RecordsFixture f;
+    const Uuid low = f.store->create("test.case", f.caseFields("low"));
+    const Uuid high = f.store->create("test.case", f.caseFields("high"));
+    // Record numbers are counted in a vector below 2^22 and in a map above.
+    f.vault->write([&](sql::Database& db) {
+      db.exec("UPDATE journal SET rid = 5000000000 WHERE rid = (SELECT max(rid) FROM records);"
+              "UPDATE records SET rid = 5000000000 WHERE rid = (SELECT max(rid) FROM records)");
+    });
+    f.restart();
+    const auto state = [&](const Uuid& id) { return f.store->get(id)->syncState; };
+    CHECK(f.count("SELECT max(rid) FROM records") == 5000000000);
+    CHECK(state(low) == model::SyncState::pending);
+    CHECK(state(high) == model::SyncState::pending);
+    f.store->update(high, {{"count", std::int64_t{1}}});
+    std::vector<std::int64_t> lowSeqs;
+    std::vector<std::int64_t> highSeqs;
+    for (const auto& e : f.store->journal().pending(100)) {
+      auto& seqs = e.change.recordId == low ? lowSeqs : highSeqs;
+      if (seqs.empty() || seqs.back() != e.seq) {
+        seqs.push_back(e.seq);
+      }
+    }
+    REQUIRE(lowSeqs.size() == 1);
+    REQUIRE(highSeqs.size() == 2);
+    CHECK(f.store->journal().acknowledge(lowSeqs) == 1);
+    CHECK(f.store->journal().acknowledge(std::span(highSeqs.data(), 1)) == 1);
+    CHECK(state(low) == model::SyncState::synced);
+    CHECK(state(high) == model::SyncState::pending); // its edit is still to go
+    f.restart();
+    CHECK(state(low) == model::SyncState::synced);
+    CHECK(state(high) == model::SyncState::pending);
+    CHECK(f.store->journal().acknowledge(highSeqs) == 1);
+    CHECK(state(high) == model::SyncState::synced);
+    f.store->update(low, {{"count", std::int64_t{2}}});
+    CHECK(state(low) == model::SyncState::pending);
+    f.restart();
+    CHECK(state(low) == model::SyncState::pending);
+    CHECK(state(high) == model::SyncState::synced);
+  }
+
   TEST_CASE("a rejection is stored with the reason and outlives acknowledgements and edits") {
     RecordsFixture f;
     const Uuid a = f.store->create("test.case", f.caseFields());

@@ -14,6 +14,7 @@
 #include <outpost/sync/uuid.hpp>
 #include <outpost/sync/value.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -264,10 +265,13 @@ struct RecordStoreOptions {
   std::string workerId;
   /// Sign an audit checkpoint every this many events.
   unsigned auditSignEvery = 64;
-  /// View events are appended to the audit trail in batches of this size (and at
-  /// every write, `flushViews()` and destruction), sharing rows (audit.hpp).
-  /// 1 appends each view at once.
-  unsigned viewFlushEvery = 64;
+  /// View events are appended to the audit trail in batches, sharing rows
+  /// (audit.hpp): when this many are buffered (256 fill one row), ...
+  unsigned viewFlushEvery = 256;
+  /// ... when a view finds the oldest buffered one at least this old, and at every
+  /// write, `flushViews()`, `lock()` and destruction. `viewFlushEvery = 1` appends
+  /// each view at once.
+  std::chrono::milliseconds viewFlushAfter{2000};
   /// Register the built-in safeguarding types (safeguarding.hpp).
   bool builtinTypes = true;
 };

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
 namespace outpost::model {
 
@@ -225,6 +226,7 @@ Uuid uuidColumn(const sql::Statement& s, int column) {
 FieldNames::FieldNames() {
   codec_.number = [this](std::string_view n) { return number(n); };
   codec_.name = [this](std::uint64_t k) { return name(k); };
+  codec_.known = &byNumber_;
 }
 
 void FieldNames::load(sql::Database& db) {
@@ -310,17 +312,44 @@ void PendingWrites::load(sql::Database& db) {
   clear();
   sql::Statement s(db, "SELECT rid, count(*) FROM journal GROUP BY rid");
   while (s.step()) {
-    committed_.emplace(s.columnInt(0), s.columnInt(1));
+    addCommitted(s.columnInt(0), s.columnInt(1));
+  }
+}
+
+std::int64_t PendingWrites::committed(std::int64_t rid) const {
+  if (rid >= 0 && rid < kDenseRids) {
+    const auto k = static_cast<std::size_t>(rid);
+    return k < dense_.size() ? dense_[k] : 0;
+  }
+  const auto it = sparse_.find(rid);
+  return it == sparse_.end() ? 0 : it->second;
+}
+
+void PendingWrites::addCommitted(std::int64_t rid, std::int64_t n) {
+  const std::int64_t now = std::max<std::int64_t>(0, committed(rid) + n);
+  if (rid >= 0 && rid < kDenseRids) {
+    const auto k = static_cast<std::size_t>(rid);
+    if (k >= dense_.size()) {
+      if (now == 0) {
+        return;
+      }
+      dense_.resize(std::max(k + 1, dense_.size() * 2), 0);
+    }
+    dense_[k] = static_cast<std::uint32_t>(
+        std::min<std::int64_t>(now, std::numeric_limits<std::uint32_t>::max()));
+  } else if (now == 0) {
+    sparse_.erase(rid);
+  } else {
+    sparse_[rid] = now;
   }
 }
 
 std::int64_t PendingWrites::count(std::int64_t rid) const {
-  std::int64_t n = 0;
-  if (const auto it = committed_.find(rid); it != committed_.end()) {
-    n += it->second;
-  }
-  if (const auto it = open_.find(rid); it != open_.end()) {
-    n += it->second;
+  std::int64_t n = committed(rid);
+  if (!open_.empty()) {
+    if (const auto it = open_.find(rid); it != open_.end()) {
+      n += it->second;
+    }
   }
   return n;
 }
@@ -333,11 +362,7 @@ bool PendingWrites::has(std::int64_t rid) const { return count(rid) > 0; }
 
 void PendingWrites::commit() {
   for (const auto& [rid, n] : open_) {
-    const auto it = committed_.try_emplace(rid, 0).first;
-    it->second += n;
-    if (it->second <= 0) {
-      committed_.erase(it);
-    }
+    addCommitted(rid, n);
   }
   open_.clear();
 }
@@ -345,7 +370,8 @@ void PendingWrites::commit() {
 void PendingWrites::rollback() noexcept { open_.clear(); }
 
 void PendingWrites::clear() noexcept {
-  committed_.clear();
+  dense_.clear();
+  sparse_.clear();
   open_.clear();
 }
 
@@ -909,8 +935,10 @@ std::optional<Record> RecordStore::view(const Uuid& id) {
   const std::lock_guard guard(impl_->mutex);
   auto r = get(id);
   if (r) {
-    impl_->views.push_back({impl_->clock.unixMillis(), r->id, r->type});
-    if (impl_->views.size() >= std::max(1u, impl_->options.viewFlushEvery)) {
+    const std::int64_t now = impl_->clock.unixMillis();
+    impl_->views.push_back({now, r->id, r->type});
+    if (impl_->views.size() >= std::max(1u, impl_->options.viewFlushEvery) ||
+        now - impl_->views.front().atMs >= impl_->options.viewFlushAfter.count()) {
       flushViews();
     }
   }

@@ -89,8 +89,15 @@ public:
   void clear() noexcept;
 
 private:
-  std::unordered_map<std::int64_t, std::int64_t> committed_;
-  std::unordered_map<std::int64_t, std::int64_t> open_; ///< changes not yet committed
+  /// Rids below this are counted in a vector (rids are handed out in order from
+  /// 1, so it is dense: 4 bytes a record); others in a map.
+  static constexpr std::int64_t kDenseRids = std::int64_t{1} << 22;
+  [[nodiscard]] std::int64_t committed(std::int64_t rid) const;
+  void addCommitted(std::int64_t rid, std::int64_t n);
+
+  std::vector<std::uint32_t> dense_;                      ///< committed rows of rid k at [k]
+  std::unordered_map<std::int64_t, std::int64_t> sparse_; ///< committed rows of other rids
+  std::unordered_map<std::int64_t, std::int64_t> open_;   ///< changes not yet committed
 };
 
 /// Field names kept once, in table `field_names`: a record's `fields` blob gives
