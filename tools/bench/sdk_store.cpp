@@ -216,6 +216,50 @@ struct W1Fields {
   }
 };
 
+/// Whether `v` holds `want`, of the same type.
+template <class T>
+bool holds(const sync::Value* v, const T& want) {
+  const auto* got = v ? std::get_if<T>(v) : nullptr;
+  return got && *got == want;
+}
+bool holdsText(const sync::Value* v, std::string_view want) {
+  const auto* got = v ? std::get_if<std::string>(v) : nullptr;
+  return got && *got == want;
+}
+
+/// Whether the record read holds every field of W1's JSON with the generated
+/// values (as strict as comparing the JSON: times to the millisecond).
+bool matchesGenerated(const model::Record& r, const Record& want) {
+  const W1Fields f(r);
+  using S = W1Fields::Slot;
+  const auto text = [&](S slot, std::string_view v) { return holdsText(f.named[slot], v); };
+  const auto integer = [&](S slot, std::int64_t v) { return holds(f.named[slot], v); };
+  if (!(text(S::templateName, "cse-risk-v1") && integer(S::schemaVersion, 1) &&
+        text(S::subjectId, want.subjectId) && text(S::assessorId, want.assessorId) &&
+        text(S::status, want.status) && text(S::riskLevel, want.riskLevel) &&
+        integer(S::assessedAt, want.created * 1000) && integer(S::revisedAt, want.updated * 1000) &&
+        text(S::note, want.note))) {
+    return false;
+  }
+  std::size_t k = 1;
+  for (const bool b : want.flags) {
+    if (!holds(f.indicators[k++], b)) {
+      return false;
+    }
+  }
+  for (const std::uint32_t c : want.counts) {
+    if (!holds(f.indicators[k++], std::int64_t{c})) {
+      return false;
+    }
+  }
+  for (const std::string_view st : want.states) {
+    if (!holdsText(f.indicators[k++], st)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 void appendInteger(std::string& out, std::int64_t v) {
   char buf[24];
   const auto end = std::to_chars(buf, buf + sizeof buf, v).ptr;
@@ -324,6 +368,15 @@ public:
       return std::nullopt;
     }
     return w1Json(*r, id);
+  }
+
+  [[nodiscard]] bool readMatches(const Record& expected, const std::string&) override {
+    const auto uuid = Uuid::parse(expected.id);
+    if (!uuid) {
+      return false;
+    }
+    const auto r = store_->view(*uuid);
+    return r && r->id == *uuid && matchesGenerated(*r, expected);
   }
 
   [[nodiscard]] std::vector<std::string> highRiskIds(std::string_view subject) override {

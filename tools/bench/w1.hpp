@@ -38,6 +38,14 @@ public:
   virtual OpenTimes open() = 0;
   /// The stored payload of record `id`, or nullopt.
   [[nodiscard]] virtual std::optional<std::string> read(std::string_view id) = 0;
+  /// Reads `expected` by its id and checks what comes back against it: by default,
+  /// that `read` gives `payload` byte for byte. A store that keeps the fields
+  /// typed compares every one of them instead (w1.sdk), as strictly, without
+  /// making W1's JSON to compare.
+  [[nodiscard]] virtual bool readMatches(const Record& expected, const std::string& payload) {
+    const auto got = read(expected.id);
+    return got && *got == payload;
+  }
   /// Ids of the subject's records with risk_level 'high', through the subject index.
   [[nodiscard]] virtual std::vector<std::string> highRiskIds(std::string_view subject) = 0;
   /// Checkpoints (TRUNCATE) and closes.
