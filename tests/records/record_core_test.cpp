@@ -316,6 +316,21 @@ TEST_SUITE("records.core") {
     CHECK(f.store->get(child)->type == "test.child");
     CHECK(errorCode([&] { (void)f.store->writeBatch(std::span(batch.data(), 1)); }) ==
           Errc::already_exists);
+    CHECK(errorCode([&] { (void)f.store->validate(batch[0]); }) == Errc::already_exists);
+    // A batch that fails on a taken id writes none of its records.
+    const auto before = f.count("SELECT count(*) FROM records");
+    const auto auditBefore = f.store->audit().size();
+    batch[0].newId = Uuid::random();
+    batch[1].newId = child;
+    CHECK(errorCode([&] { (void)f.store->writeBatch(batch); }) == Errc::already_exists);
+    CHECK(f.count("SELECT count(*) FROM records") == before);
+    CHECK_FALSE(f.store->get(*batch[0].newId).has_value());
+    CHECK(f.store->audit().size() == auditBefore);
+    CHECK(f.store->audit().verify().intact);
+    // and the store goes on
+    batch[1].newId.reset();
+    batch[1].fields["child"] = batch[0].newId->toString();
+    CHECK(f.store->writeBatch(batch).size() == 2);
   }
 }
 

@@ -54,6 +54,7 @@ constexpr const char* kSelectRecord =
     "SELECT rid, id, type, fields, clocks, created_hlc, device, created_at, "
     "updated_at, " OUTPOST_SYNC_STATE_OF_R " FROM records r WHERE id = ?1";
 constexpr const char* kSelectType = "SELECT type FROM records WHERE id = ?1";
+constexpr const char* kIdTaken = "a record with this id exists";
 constexpr const char* kInsertRecord =
     "INSERT INTO records(id, type, status, risk, due_at, created_at, updated_at, created_hlc, "
     "device, fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9)";
@@ -666,14 +667,8 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
     if (!p.type) {
       throw Error(Errc::validation, w.type + ": no such entity type");
     }
-    if (w.newId) {
-      StatementUse q(s.stmt(db, kSelectType));
-      q->bindBlob(1, uuidBytes(*w.newId));
-      if (q->step()) {
-        throw Error(Errc::already_exists, "a record with this id exists");
-      }
-    }
-    p.id = w.newId.value_or(Uuid::random());
+    // A taken `newId` is found by the insert (records.id is UNIQUE): storeWrite.
+    p.id = w.newId ? *w.newId : Uuid::random();
   }
   if (!w.id) {
     // A new record: every non-null value is a change (changes() is `after`). The
@@ -762,8 +757,15 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
     ins->bind(6, nowMs)
         .bind(7, static_cast<std::int64_t>(hlc.value))
         .bindBlob(8, uuidBytes(s.device))
-        .bindBlob(9, fieldsBlob)
-        .run();
+        .bindBlob(9, fieldsBlob);
+    try {
+      ins->run();
+    } catch (const Error&) {
+      if (sqlite3_extended_errcode(db.handle()) == SQLITE_CONSTRAINT_UNIQUE) {
+        throw Error(Errc::already_exists, kIdTaken); // the id is the only UNIQUE column
+      }
+      throw;
+    }
     p.rid = db.lastInsertRowid();
   } else {
     auto clocks = p.before->changedClocks;
@@ -921,7 +923,16 @@ std::vector<FieldConflict> RecordStore::conflicts(const Uuid& id) {
 
 std::vector<FieldProblem> RecordStore::validate(const RecordWrite& write) {
   std::vector<FieldProblem> problems;
-  impl_->read([&](sql::Database& db) { (void)prepareWrite(*impl_, db, write, problems); });
+  impl_->read([&](sql::Database& db) {
+    if (!write.id && write.newId) {
+      StatementUse q(impl_->stmt(db, kSelectType));
+      q->bindBlob(1, uuidBytes(*write.newId));
+      if (q->step()) {
+        throw Error(Errc::already_exists, kIdTaken);
+      }
+    }
+    (void)prepareWrite(*impl_, db, write, problems);
+  });
   return problems;
 }
 
