@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 using namespace outpost;
@@ -101,43 +102,70 @@ TEST_SUITE("journal") {
 
   TEST_CASE("pending and synced follow the journal for any record number, across restarts") {
     RecordsFixture f;
-    const Uuid low = f.store->create("test.case", f.caseFields("low"));
-    const Uuid high = f.store->create("test.case", f.caseFields("high"));
-    // Record numbers are counted in a vector below 2^22 and in a map above.
-    f.vault->write([&](sql::Database& db) {
-      db.exec("UPDATE journal SET rid = 5000000000 WHERE rid = (SELECT max(rid) FROM records);"
-              "UPDATE records SET rid = 5000000000 WHERE rid = (SELECT max(rid) FROM records)");
-    });
-    f.restart();
-    const auto state = [&](const Uuid& id) { return f.store->get(id)->syncState; };
-    CHECK(f.count("SELECT max(rid) FROM records") == 5000000000);
-    CHECK(state(low) == model::SyncState::pending);
-    CHECK(state(high) == model::SyncState::pending);
-    f.store->update(high, {{"count", std::int64_t{1}}});
-    std::vector<std::int64_t> lowSeqs;
-    std::vector<std::int64_t> highSeqs;
+    // Record numbers below 2^22 are counted in a vector, others in a map: records
+    // on both sides of the line and far beyond it. A record gets the number after
+    // the highest; a placeholder row, removed after, sets the highest.
+    const auto createAt = [&](std::int64_t rid) {
+      const std::string before = std::to_string(rid - 1);
+      if (f.count("SELECT coalesce(max(rid), 0) FROM records") < rid - 1) {
+        f.vault->write([&](sql::Database& db) {
+          db.exec("INSERT INTO records(rid, id, type, created_at, updated_at, created_hlc, "
+                  "device, fields) VALUES (" +
+                  before + ", randomblob(16), 'placeholder', 0, 0, 0, x'00', x'00')");
+        });
+      }
+      const Uuid id = f.store->create("test.case", f.caseFields("r" + std::to_string(rid)));
+      f.vault->write(
+          [&](sql::Database& db) { db.exec("DELETE FROM records WHERE type = 'placeholder'"); });
+      CHECK(f.count("SELECT max(rid) FROM records") == rid);
+      return id;
+    };
+    const Uuid a = createAt(1);
+    const Uuid b = createAt((std::int64_t{1} << 22) - 1);
+    const Uuid c = createAt(std::int64_t{1} << 22);
+    const Uuid d = createAt(5000000000);
+    f.store->update(b, {{"count", std::int64_t{1}}});
+    f.store->update(c, {{"count", std::int64_t{1}}});
+    std::map<Uuid, std::vector<std::int64_t>> seqs;
     for (const auto& e : f.store->journal().pending(100)) {
-      auto& seqs = e.change.recordId == low ? lowSeqs : highSeqs;
-      if (seqs.empty() || seqs.back() != e.seq) {
-        seqs.push_back(e.seq);
+      auto& list = seqs[e.change.recordId];
+      if (list.empty() || list.back() != e.seq) {
+        list.push_back(e.seq);
       }
     }
-    REQUIRE(lowSeqs.size() == 1);
-    REQUIRE(highSeqs.size() == 2);
-    CHECK(f.store->journal().acknowledge(lowSeqs) == 1);
-    CHECK(f.store->journal().acknowledge(std::span(highSeqs.data(), 1)) == 1);
-    CHECK(state(low) == model::SyncState::synced);
-    CHECK(state(high) == model::SyncState::pending); // its edit is still to go
+    REQUIRE(seqs[a].size() == 1);
+    REQUIRE(seqs[b].size() == 2);
+    REQUIRE(seqs[c].size() == 2);
+    REQUIRE(seqs[d].size() == 1);
+    const auto state = [&](const Uuid& id) { return f.store->get(id)->syncState; };
     f.restart();
-    CHECK(state(low) == model::SyncState::synced);
-    CHECK(state(high) == model::SyncState::pending);
-    CHECK(f.store->journal().acknowledge(highSeqs) == 1);
-    CHECK(state(high) == model::SyncState::synced);
-    f.store->update(low, {{"count", std::int64_t{2}}});
-    CHECK(state(low) == model::SyncState::pending);
+    for (const Uuid& id : {a, b, c, d}) {
+      CHECK(state(id) == model::SyncState::pending);
+    }
+    const auto ack = [&](std::vector<std::int64_t> list) {
+      CHECK(f.store->journal().acknowledge(list) == list.size());
+    };
+    ack(seqs[a]);
+    ack({seqs[b].front()});
+    ack(seqs[c]);
+    ack(seqs[d]);
+    const auto expect = [&](model::SyncState sa, model::SyncState sb, model::SyncState sc,
+                            model::SyncState sd) {
+      CHECK(state(a) == sa);
+      CHECK(state(b) == sb);
+      CHECK(state(c) == sc);
+      CHECK(state(d) == sd);
+    };
+    using model::SyncState;
+    expect(SyncState::synced, SyncState::pending, SyncState::synced, SyncState::synced);
     f.restart();
-    CHECK(state(low) == model::SyncState::pending);
-    CHECK(state(high) == model::SyncState::synced);
+    expect(SyncState::synced, SyncState::pending, SyncState::synced, SyncState::synced);
+    ack({seqs[b].back()});
+    f.store->update(d, {{"count", std::int64_t{2}}});
+    f.store->update(c, {{"count", std::int64_t{3}}});
+    expect(SyncState::synced, SyncState::synced, SyncState::pending, SyncState::pending);
+    f.restart();
+    expect(SyncState::synced, SyncState::synced, SyncState::pending, SyncState::pending);
   }
 
   TEST_CASE("a rejection is stored with the reason and outlives acknowledgements and edits") {

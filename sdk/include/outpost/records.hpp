@@ -217,7 +217,8 @@ struct RecordWrite {
   std::optional<AuditAction> action;
   /// For a create: the new record's id, made by the caller with `Uuid::random()`
   /// (so that records of one batch can refer to each other). A taken id throws
-  /// Error{already_exists}.
+  /// Error{already_exists} (values that break the schema throw Error{validation}
+  /// first).
   std::optional<Uuid> newId;
 };
 

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <charconv>
 #include <limits>
+#include <utility>
 
 namespace outpost::model {
 
@@ -334,7 +335,7 @@ void PendingWrites::addCommitted(std::int64_t rid, std::int64_t n) {
       if (now == 0) {
         return;
       }
-      dense_.resize(std::max(k + 1, dense_.size() * 2), 0);
+      dense_.resize(std::min(std::max(k + 1, dense_.size() * 2), std::size_t{kDenseRids}), 0);
     }
     dense_[k] = static_cast<std::uint32_t>(
         std::min<std::int64_t>(now, std::numeric_limits<std::uint32_t>::max()));
@@ -362,10 +363,22 @@ void PendingWrites::removeAll(std::int64_t rid) { open_[rid] -= count(rid); }
 bool PendingWrites::has(std::int64_t rid) const { return count(rid) > 0; }
 
 void PendingWrites::commit() {
+  // The vector grows first, so that no count is applied twice if it cannot.
+  std::int64_t top = -1;
   for (const auto& [rid, n] : open_) {
+    if (rid < kDenseRids && n > 0) {
+      top = std::max(top, rid);
+    }
+  }
+  if (top >= static_cast<std::int64_t>(dense_.size())) {
+    dense_.resize(std::min(std::max(static_cast<std::size_t>(top) + 1, dense_.size() * 2),
+                           std::size_t{kDenseRids}),
+                  0);
+  }
+  const auto applied = std::exchange(open_, {});
+  for (const auto& [rid, n] : applied) {
     addCommitted(rid, n);
   }
-  open_.clear();
 }
 
 void PendingWrites::rollback() noexcept { open_.clear(); }
@@ -452,10 +465,10 @@ void RecordStore::Impl::write(const std::function<void(sql::Database&, WriteStat
     fieldNames.rollback();
     throw;
   }
+  views.clear(); // appended: whatever follows, they are not appended again
   pending.commit();
   fieldNames.commit();
   savedHlc = hlc.last();
-  views.clear();
 }
 
 void RecordStore::Impl::read(const std::function<void(sql::Database&)>& work) {
@@ -950,7 +963,13 @@ std::optional<Record> RecordStore::view(const Uuid& id) {
     impl_->views.push_back({now, r->id, r->type});
     if (impl_->views.size() >= std::max(1u, impl_->options.viewFlushEvery) ||
         now - impl_->views.front().atMs >= impl_->options.viewFlushAfter.count()) {
-      flushViews();
+      try {
+        flushViews();
+      } catch (const Error& e) {
+        // The record was read and is shown; its view waits for the next flush.
+        impl_->context.log().warn("records: {} view events not appended yet: {}",
+                                  impl_->views.size(), e.what());
+      }
     }
   }
   return r;
