@@ -291,6 +291,47 @@ TEST_SUITE("records.core") {
     CHECK(f.store->get(id)->clockOf("count").hlc > before);
   }
 
+  TEST_CASE("a read by id is right when the row it remembers is gone or holds another record") {
+    RecordsFixture f;
+    const Uuid a = f.store->create("test.case", f.caseFields("a"));
+    const Uuid b = f.store->create("test.case", f.caseFields("b"));
+    f.restart(); // the rows of a and b are loaded by id
+    std::string hex = b.toString();
+    std::erase(hex, '-');
+    f.vault->write(
+        [&](sql::Database& db) { db.exec("DELETE FROM records WHERE id = x'" + hex + "'"); });
+    const Uuid c = f.store->create("test.case", f.caseFields("c")); // b's row number again
+    CHECK(f.count("SELECT count(*) FROM records") == 2);
+    CHECK_FALSE(f.store->get(b).has_value());
+    CHECK(f.store->get(c)->text("title") == "c");
+    CHECK(f.store->get(a)->text("title") == "a");
+    CHECK_FALSE(f.store->get(b).has_value());
+  }
+
+  TEST_CASE("records read by id with no row numbers kept in memory, or only some") {
+    for (const std::size_t limit : {std::size_t{0}, std::size_t{1}, std::size_t{2}}) {
+      CAPTURE(limit);
+      RecordsFixture f;
+      auto o = RecordsFixture::defaultOptions();
+      o.memoryIdIndexLimit = limit;
+      f.restart(o);
+      std::vector<Uuid> ids;
+      for (int i = 0; i < 3; ++i) {
+        ids.push_back(f.store->create("test.case", f.caseFields("t" + std::to_string(i))));
+      }
+      for (int pass = 0; pass < 2; ++pass) {
+        for (int i = 0; i < 3; ++i) {
+          CHECK(f.store->get(ids[static_cast<std::size_t>(i)])->text("title") ==
+                "t" + std::to_string(i));
+        }
+        f.store->update(ids[2], {{"count", std::int64_t{pass}}});
+        CHECK(f.store->view(ids[2])->integer("count") == pass);
+        CHECK_FALSE(f.store->get(Uuid::random()).has_value());
+        f.restart(o);
+      }
+    }
+  }
+
   TEST_CASE("the device id is made once and kept") {
     RecordsFixture f;
     const Uuid device = f.store->deviceId();

@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS field_names(id INTEGER PRIMARY KEY, name TEXT NOT NUL
 constexpr const char* kSelectRecord =
     "SELECT rid, id, type, fields, clocks, created_hlc, device, created_at, "
     "updated_at, " OUTPOST_SYNC_STATE_OF_R " FROM records r WHERE id = ?1";
+/// kSelectRecord by row number, with the id checked (rowOfId holds hints).
+constexpr const char* kSelectRecordAt =
+    "SELECT rid, id, type, fields, clocks, created_hlc, device, created_at, "
+    "updated_at, " OUTPOST_SYNC_STATE_OF_R " FROM records r WHERE rid = ?1 AND id = ?2";
 constexpr const char* kSelectType = "SELECT type FROM records WHERE id = ?1";
 constexpr const char* kIdTaken = "a record with this id exists";
 constexpr const char* kInsertRecord =
@@ -409,7 +413,28 @@ void RecordStore::Impl::attach(sql::Database& db) {
   }
   pending.load(db);
   fieldNames.load(db);
+  rowOfId.clear();
+  if (options.memoryIdIndexLimit > 0) {
+    // SQLite counts and reads these from the id index (it holds both columns):
+    // far fewer pages than the table.
+    rowOfId.reserve(static_cast<std::size_t>(
+        std::min<std::int64_t>(db.queryInt("SELECT count(*) FROM records"),
+                               static_cast<std::int64_t>(options.memoryIdIndexLimit))));
+    sql::Statement s(db, "SELECT id, rid FROM records LIMIT ?1");
+    s.bind(1, static_cast<std::int64_t>(options.memoryIdIndexLimit));
+    while (s.step()) {
+      if (const auto id = sync::Uuid::fromBytes(s.columnBlob(0))) {
+        rowOfId.emplace(*id, s.columnInt(1));
+      }
+    }
+  }
   cachedFor_ = db.handle();
+}
+
+void RecordStore::Impl::rememberRow(const Uuid& id, std::int64_t rid) {
+  if (rowOfId.size() < options.memoryIdIndexLimit) {
+    rowOfId.insert_or_assign(id, rid);
+  }
 }
 
 sql::Statement& RecordStore::Impl::stmt(sql::Database& db, const char* sqlText) {
@@ -497,15 +522,30 @@ void RecordStore::Impl::saveHlc(sql::Database& db) {
 
 std::optional<Record> RecordStore::Impl::load(sql::Database& db, const Uuid& id,
                                               std::int64_t* rid) {
+  if (db.handle() != cachedFor_) {
+    attach(db); // loads rowOfId
+  }
+  const auto found = [&](const sql::Statement& s) {
+    if (rid) {
+      *rid = s.columnInt(0);
+    }
+    return recordFromRow(s, 0, fieldNames.codec());
+  };
+  if (const auto hint = rowOfId.find(id); hint != rowOfId.end()) {
+    StatementUse s(stmt(db, kSelectRecordAt));
+    s->bind(1, hint->second).bindBlob(2, uuidBytes(id));
+    if (s->step()) {
+      return found(*s);
+    }
+    rowOfId.erase(hint); // not that row (any more): the index says
+  }
   StatementUse s(stmt(db, kSelectRecord));
   s->bindBlob(1, uuidBytes(id));
   if (!s->step()) {
     return std::nullopt;
   }
-  if (rid) {
-    *rid = s->columnInt(0);
-  }
-  return recordFromRow(*s, 0, fieldNames.codec());
+  rememberRow(id, s->columnInt(0));
+  return found(*s);
 }
 
 namespace {
@@ -780,6 +820,7 @@ static void storeWrite(RecordStore::Impl& s, sql::Database& db, WriteState& stat
       throw;
     }
     p.rid = db.lastInsertRowid();
+    s.rememberRow(p.id, p.rid); // a hint: if the write rolls back, reads fall back
   } else {
     auto clocks = p.before->changedClocks;
     for (const auto& [name, value] : p.changes()) {
@@ -990,6 +1031,7 @@ void RecordStore::lock() {
     impl_->context.log().warn("records: view events not appended before lock: {}", e.what());
   }
   impl_->dropStatements();
+  impl_->rowOfId.clear(); // which records exist: reloaded at the next unlock
   impl_->vault.lock();
 }
 

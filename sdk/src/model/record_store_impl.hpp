@@ -163,6 +163,12 @@ struct RecordStore::Impl {
   PendingWrites pending;
   /// The numbers of field names in records' `fields` blobs. Used under `mutex` only.
   FieldNames fieldNames;
+  /// Row numbers of records by id, so that reading a record by id skips the id
+  /// index (options.memoryIdIndexLimit at most). Hints only: a read by row number
+  /// also checks the id, and falls back to the index when the row is not there
+  /// (a rolled-back create, a record removed). Reloaded for every new connection.
+  std::unordered_map<Uuid, std::int64_t> rowOfId;
+  void rememberRow(const Uuid& id, std::int64_t rid);
 
   /// A prepared statement for `sql` (a string literal), cached per connection.
   sql::Statement& stmt(sql::Database& db, const char* sqlText);
