@@ -229,12 +229,8 @@ void appendAuditEvents(RecordStore::Impl& store, sql::Database& db, WriteState& 
       head = chainHash(head, canonicalBytes(++seq, e.atMs, store.options.workerId, store.device,
                                             e.action, e.record, e.type, e.detail));
     }
-    if (row.size() == 1) {
-      insertRow(store, db, tail, row.back(), nullptr, seq, head);
-    } else {
-      const std::string earlier = encodeEvents(row.first(row.size() - 1));
-      insertRow(store, db, tail, row.back(), &earlier, seq, head);
-    }
+    const std::string earlier = encodeEvents(row.first(row.size() - 1));
+    insertRow(store, db, tail, row.back(), row.size() > 1 ? &earlier : nullptr, seq, head);
   }
   state.events.clear();
 }

@@ -51,13 +51,14 @@ CREATE VIRTUAL TABLE IF NOT EXISTS record_text USING fts5(body);
 CREATE TABLE IF NOT EXISTS field_names(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 )sql";
 
-constexpr const char* kSelectRecord =
-    "SELECT rid, id, type, fields, clocks, created_hlc, device, created_at, "
-    "updated_at, " OUTPOST_SYNC_STATE_OF_R " FROM records r WHERE id = ?1";
-/// kSelectRecord by row number, with the id checked (rowOfId holds hints).
-constexpr const char* kSelectRecordAt =
-    "SELECT rid, id, type, fields, clocks, created_hlc, device, created_at, "
-    "updated_at, " OUTPOST_SYNC_STATE_OF_R " FROM records r WHERE rid = ?1 AND id = ?2";
+/// The columns recordFromRow reads, from rid on.
+#define OUTPOST_SELECT_RECORD                                                                      \
+  "SELECT rid, id, type, fields, clocks, created_hlc, device, created_at, "                        \
+  "updated_at, " OUTPOST_SYNC_STATE_OF_R " FROM records r "
+constexpr const char* kSelectRecord = OUTPOST_SELECT_RECORD "WHERE id = ?1";
+/// By row number, with the id checked (rowOfId holds hints).
+constexpr const char* kSelectRecordAt = OUTPOST_SELECT_RECORD "WHERE rid = ?1 AND id = ?2";
+#undef OUTPOST_SELECT_RECORD
 constexpr const char* kSelectType = "SELECT type FROM records WHERE id = ?1";
 constexpr const char* kIdTaken = "a record with this id exists";
 constexpr const char* kInsertRecord =
@@ -331,16 +332,22 @@ std::int64_t PendingWrites::committed(std::int64_t rid) const {
   return it == sparse_.end() ? 0 : it->second;
 }
 
+void PendingWrites::growDenseFor(std::int64_t rid) {
+  if (rid >= 0 && rid < kDenseRids && static_cast<std::size_t>(rid) >= dense_.size()) {
+    dense_.resize(std::min(std::max(static_cast<std::size_t>(rid) + 1, dense_.size() * 2),
+                           std::size_t{kDenseRids}),
+                  0);
+  }
+}
+
 void PendingWrites::addCommitted(std::int64_t rid, std::int64_t n) {
   const std::int64_t now = std::max<std::int64_t>(0, committed(rid) + n);
   if (rid >= 0 && rid < kDenseRids) {
     const auto k = static_cast<std::size_t>(rid);
-    if (k >= dense_.size()) {
-      if (now == 0) {
-        return;
-      }
-      dense_.resize(std::min(std::max(k + 1, dense_.size() * 2), std::size_t{kDenseRids}), 0);
+    if (k >= dense_.size() && now == 0) {
+      return;
     }
+    growDenseFor(rid);
     dense_[k] = static_cast<std::uint32_t>(
         std::min<std::int64_t>(now, std::numeric_limits<std::uint32_t>::max()));
   } else if (now == 0) {
@@ -374,11 +381,7 @@ void PendingWrites::commit() {
       top = std::max(top, rid);
     }
   }
-  if (top >= static_cast<std::int64_t>(dense_.size())) {
-    dense_.resize(std::min(std::max(static_cast<std::size_t>(top) + 1, dense_.size() * 2),
-                           std::size_t{kDenseRids}),
-                  0);
-  }
+  growDenseFor(top);
   const auto applied = std::exchange(open_, {});
   for (const auto& [rid, n] : applied) {
     addCommitted(rid, n);
@@ -415,11 +418,8 @@ void RecordStore::Impl::attach(sql::Database& db) {
   fieldNames.load(db);
   rowOfId.clear();
   if (options.memoryIdIndexLimit > 0) {
-    // SQLite counts and reads these from the id index (it holds both columns):
-    // far fewer pages than the table.
-    rowOfId.reserve(static_cast<std::size_t>(
-        std::min<std::int64_t>(db.queryInt("SELECT count(*) FROM records"),
-                               static_cast<std::int64_t>(options.memoryIdIndexLimit))));
+    // SQLite reads these from the id index (it holds both columns): far fewer
+    // pages than the table.
     sql::Statement s(db, "SELECT id, rid FROM records LIMIT ?1");
     s.bind(1, static_cast<std::int64_t>(options.memoryIdIndexLimit));
     while (s.step()) {

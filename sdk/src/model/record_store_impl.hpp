@@ -94,6 +94,8 @@ private:
   static constexpr std::int64_t kDenseRids = std::int64_t{1} << 22;
   [[nodiscard]] std::int64_t committed(std::int64_t rid) const;
   void addCommitted(std::int64_t rid, std::int64_t n);
+  /// Makes room in the vector for `rid` (if it belongs there), doubling at least.
+  void growDenseFor(std::int64_t rid);
 
   std::vector<std::uint32_t> dense_;                      ///< committed rows of rid k at [k]
   std::unordered_map<std::int64_t, std::int64_t> sparse_; ///< committed rows of other rids

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,26 @@ using ReferenceLookup = std::function<std::optional<std::string>(const Uuid&)>;
 
 void checkValue(const FieldSpec& spec, const Value& value, const std::string& where,
                 const ReferenceLookup& lookup, std::vector<FieldProblem>& problems);
+
+/// The specs of a record's fields, asked for in name order (a record's fields and
+/// a write's changes are sorted): the type's fields are walked once, not looked up
+/// one by one. nullptr for a field the type does not have (or with no type).
+class FieldSpecWalk {
+public:
+  FieldSpecWalk(const Schema& schema, const EntityType* type)
+      : fields_(type ? schema.fieldsByName(*type) : std::span<const FieldSpec* const>()) {}
+
+  const FieldSpec* operator()(std::string_view field) {
+    while (at_ < fields_.size() && fields_[at_]->name < field) {
+      ++at_;
+    }
+    return at_ < fields_.size() && fields_[at_]->name == field ? fields_[at_] : nullptr;
+  }
+
+private:
+  std::span<const FieldSpec* const> fields_;
+  std::size_t at_ = 0;
+};
 
 /// Every problem of a write: value types, enums, references, required fields,
 /// merge policies (append-only, immutable after sign) and the type's rules.

@@ -372,17 +372,10 @@ std::vector<FieldProblem> checkWrite(const Schema& schema, const EntityType& typ
   std::vector<FieldProblem> problems;
   const std::string prefix = type.name + ".";
   std::string where; // reused: no allocation per field
-  // The changed fields and the type's fields are both in name order: one merge
-  // walk finds each field's spec.
-  const auto specs = schema.fieldsByName(type);
-  auto nextSpec = specs.begin();
+  FieldSpecWalk specOf(schema, &type);
   for (const auto& [name, value] : changed) {
     where.assign(prefix).append(name);
-    while (nextSpec != specs.end() && (*nextSpec)->name < name) {
-      ++nextSpec;
-    }
-    const FieldSpec* spec =
-        nextSpec != specs.end() && (*nextSpec)->name == name ? *nextSpec : nullptr;
+    const FieldSpec* spec = specOf(name);
     if (!spec) {
       problems.push_back({prefix + name, "is not a field of " + type.name});
       continue;
@@ -415,7 +408,7 @@ std::vector<FieldProblem> checkWrite(const Schema& schema, const EntityType& typ
   // Required fields (the common ones and the type's, in name order) must hold a
   // value after the write: a second merge walk, over `after`.
   auto have = after.begin();
-  for (const FieldSpec* spec : specs) {
+  for (const FieldSpec* spec : schema.fieldsByName(type)) {
     if (!spec->required) {
       continue;
     }

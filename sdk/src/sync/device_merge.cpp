@@ -9,6 +9,8 @@
 
 #include "device_merge.hpp"
 
+#include "../model/record_validation.hpp"
+
 #include <outpost/error.hpp>
 
 #include <nlohmann/json.hpp>
@@ -31,20 +33,15 @@ std::span<const unsigned char> blobOf(const std::string& s) {
 /// changes sorted by field): the type's fields are walked once, not looked up.
 class PolicyWalk {
 public:
-  PolicyWalk(const Schema& schema, const EntityType* type)
-      : fields_(type ? schema.fieldsByName(*type) : std::span<const FieldSpec* const>()) {}
+  PolicyWalk(const Schema& schema, const EntityType* type) : specOf_(schema, type) {}
 
   sync::MergePolicy operator()(std::string_view field) {
-    while (at_ < fields_.size() && fields_[at_]->name < field) {
-      ++at_;
-    }
-    return at_ < fields_.size() && fields_[at_]->name == field ? fields_[at_]->policy
-                                                               : sync::MergePolicy::lww;
+    const FieldSpec* spec = specOf_(field);
+    return spec ? spec->policy : sync::MergePolicy::lww;
   }
 
 private:
-  std::span<const FieldSpec* const> fields_;
-  std::size_t at_ = 0;
+  FieldSpecWalk specOf_;
 };
 
 void saveFieldState(RecordStore::Impl& s, sql::Database& db, std::int64_t rid,
