@@ -4,7 +4,9 @@
 
 #include <doctest/doctest.h>
 
+#include <cctype>
 #include <set>
+#include <string>
 
 using outpost::sync::Uuid;
 
@@ -40,6 +42,30 @@ TEST_SUITE("sync.uuid") {
           "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4g", "0a1b2c3-d4e5f-4a6b-8c7d-9e0f1a2b3c4d"}) {
       CAPTURE(bad);
       CHECK_FALSE(Uuid::parse(bad).has_value());
+    }
+  }
+
+  TEST_CASE("every character of every position is judged as the 8-4-4-4-12 form says") {
+    const std::string good = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
+    const std::string hex = "0123456789abcdefABCDEF";
+    for (std::size_t at = 0; at < good.size(); ++at) {
+      const bool dash = at == 8 || at == 13 || at == 18 || at == 23;
+      for (int c = 0; c < 256; ++c) {
+        std::string text = good;
+        text[at] = static_cast<char>(c);
+        const bool valid = dash ? c == '-' : hex.find(static_cast<char>(c)) != std::string::npos;
+        const auto id = Uuid::parse(text);
+        CAPTURE(at);
+        CAPTURE(c);
+        REQUIRE(id.has_value() == valid);
+        if (valid) {
+          std::string lower = text;
+          for (char& ch : lower) {
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          }
+          CHECK(id->toString() == lower);
+        }
+      }
     }
   }
 

@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 using namespace outpost::sync;
 
@@ -112,6 +115,34 @@ TEST_SUITE("sync.value") {
     }
   }
 
+  TEST_CASE("name order is checked in full: names alike in their first 8 bytes, prefixes, NULs") {
+    using namespace std::string_literals;
+    const auto field = [](const std::string& name) {
+      return encodeFields({{name, true}}).substr(1); // without the count
+    };
+    // Each pair in name order: decodes in this order, refused swapped or repeated.
+    const std::vector<std::pair<std::string, std::string>> ordered = {
+        {"indicator_01", "indicator_02"}, // decided after 8 bytes
+        {"abcdefgh", "abcdefghi"},        // a prefix, 8 bytes long
+        {"abc", "abcd"},                  // a prefix, within 8 bytes
+        {"ab", "ab\0"s},                  // a NUL after a prefix
+        {"ab\0"s, "ab\x01"s},
+        {"a\x7f", "a\x80"}, // bytes compare unsigned
+        {"", "a"},
+        {"zz", "zzzzzzzzzzzzzzzz"},
+    };
+    for (const auto& [first, second] : ordered) {
+      CAPTURE(first);
+      CAPTURE(second);
+      CHECK(decodeFields("\x02" + field(first) + field(second)).size() == 2);
+      for (const std::string& bad :
+           {"\x02" + field(second) + field(first), "\x02" + field(first) + field(first),
+            "\x02" + field(second) + field(second)}) {
+        CHECK_THROWS_AS((void)decodeFields(bad), outpost::Error);
+      }
+    }
+  }
+
   TEST_CASE("fields with numbered names round-trip, and an unknown number is corrupt") {
     const std::vector<std::string> known = {"", "alpha", "beta", "gamma"};
     outpost::sync::FieldNameCodec names;
@@ -145,6 +176,15 @@ TEST_SUITE("sync.value") {
         CHECK(e.code() == outpost::Errc::corrupt);
       }
     }
+    // The same with the names looked up in a table of known names and their keys.
+    std::vector<outpost::sync::FieldNameCodec::Known> table(known.size());
+    for (std::size_t k = 1; k < known.size(); ++k) {
+      table[k] = {&known[k], outpost::sync::nameOrderKey(known[k])};
+    }
+    names.known = &table;
+    names.name = [](std::uint64_t) -> const std::string* { return nullptr; };
+    CHECK(decodeFields(encoded, names) == fields);
+    CHECK_THROWS_AS((void)decodeFields(swapped, names), outpost::Error);
   }
 
   TEST_CASE("merge policies have stable names") {

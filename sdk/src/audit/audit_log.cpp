@@ -15,11 +15,14 @@ namespace {
 
 constexpr std::string_view kSignContext = "outpost-audit-checkpoint-v1";
 
-/// `v` in `width` bytes, big-endian.
+/// `v` in `width` bytes (at most 8), big-endian.
 void putBigEndian(std::string& out, std::uint64_t v, int width) {
+  std::array<char, 8> b{};
   for (int k = width - 1; k >= 0; --k) {
-    out.push_back(static_cast<char>((v >> (8 * k)) & 0xFF));
+    b[static_cast<std::size_t>(k)] = static_cast<char>(v & 0xFF);
+    v >>= 8;
   }
+  out.append(b.data(), static_cast<std::size_t>(width));
 }
 
 void putU64(std::string& out, std::uint64_t v) { putBigEndian(out, v, 8); }
@@ -38,12 +41,13 @@ void putChunk(std::string& out, std::string_view s) {
   out.append(s);
 }
 
-/// The canonical bytes of an event: fixed-width numbers and length-prefixed text,
-/// so no two different events have the same bytes.
-std::string canonicalBytes(std::int64_t seq, std::int64_t atMs, std::string_view actor,
-                           const Uuid& device, AuditAction action, const Uuid& record,
-                           std::string_view type, std::string_view detail) {
-  std::string b;
+/// The canonical bytes of an event, in `b` (replacing what it held; a buffer
+/// kept across events saves an allocation each): fixed-width numbers and
+/// length-prefixed text, so no two different events have the same bytes.
+void canonicalBytes(std::string& b, std::int64_t seq, std::int64_t atMs, std::string_view actor,
+                    const Uuid& device, AuditAction action, const Uuid& record,
+                    std::string_view type, std::string_view detail) {
+  b.clear();
   b.reserve(96 + actor.size() + type.size() + detail.size());
   b.append("outpost-audit-v1");
   putU64(b, static_cast<std::uint64_t>(seq));
@@ -54,7 +58,6 @@ std::string canonicalBytes(std::int64_t seq, std::int64_t atMs, std::string_view
   b.append(reinterpret_cast<const char*>(record.bytes.data()), record.bytes.size());
   putChunk(b, type);
   putChunk(b, detail);
-  return b;
 }
 
 std::array<std::uint8_t, 32> chainHash(const std::array<std::uint8_t, 32>& prev,
@@ -225,9 +228,11 @@ void appendAuditEvents(RecordStore::Impl& store, sql::Database& db, WriteState& 
     // Each is an event of the chain, hashed as it would be alone.
     std::int64_t seq = tail.seq;
     auto head = tail.hash;
+    std::string bytes;
     for (const PendingEvent& e : row) {
-      head = chainHash(head, canonicalBytes(++seq, e.atMs, store.options.workerId, store.device,
-                                            e.action, e.record, e.type, e.detail));
+      canonicalBytes(bytes, ++seq, e.atMs, store.options.workerId, store.device, e.action, e.record,
+                     e.type, e.detail);
+      head = chainHash(head, bytes);
     }
     const std::string earlier = encodeEvents(row.first(row.size() - 1));
     insertRow(store, db, tail, row.back(), row.size() > 1 ? &earlier : nullptr, seq, head);
@@ -335,8 +340,10 @@ std::optional<std::vector<AuditEvent>> rowEvents(const sql::Statement& s) {
 /// The chain's hash after event `e`, given the hash before it.
 std::array<std::uint8_t, 32> eventHash(const std::array<std::uint8_t, 32>& prev,
                                        const AuditEvent& e) {
-  return chainHash(prev, canonicalBytes(e.seq, e.atMs, e.actor, e.device, e.action, e.record,
-                                        e.recordType, e.detail));
+  std::string bytes;
+  canonicalBytes(bytes, e.seq, e.atMs, e.actor, e.device, e.action, e.record, e.recordType,
+                 e.detail);
+  return chainHash(prev, bytes);
 }
 
 } // namespace

@@ -238,6 +238,7 @@ FieldNames::FieldNames() {
 
 void FieldNames::load(sql::Database& db) {
   db_ = &db;
+  strings_.clear();
   names_.clear();
   numbers_.clear();
   byNumber_.clear();
@@ -250,16 +251,17 @@ void FieldNames::load(sql::Database& db) {
 
 const std::string& FieldNames::remember(std::uint64_t number, std::string name) {
   if (const auto it = names_.find(number); it != names_.end()) {
-    numbers_.erase(std::string_view(it->second)); // its key views the string replaced
+    numbers_.erase(std::string_view(*it->second)); // that name no longer has this number
   }
-  const std::string& kept = names_.insert_or_assign(number, std::move(name)).first->second;
+  const std::string& kept = strings_.emplace_back(std::move(name));
+  names_.insert_or_assign(number, &kept);
   numbers_.insert_or_assign(std::string_view(kept), number);
   constexpr std::uint64_t kIndexed = 1 << 16;
   if (number < kIndexed) {
     if (number >= byNumber_.size()) {
-      byNumber_.resize(static_cast<std::size_t>(number) + 1, nullptr);
+      byNumber_.resize(static_cast<std::size_t>(number) + 1);
     }
-    byNumber_[static_cast<std::size_t>(number)] = &kept;
+    byNumber_[static_cast<std::size_t>(number)] = {&kept, sync::nameOrderKey(kept)};
   }
   return kept;
 }
@@ -288,11 +290,11 @@ std::uint64_t FieldNames::number(std::string_view name) {
 }
 
 const std::string* FieldNames::name(std::uint64_t number) {
-  if (number < byNumber_.size() && byNumber_[static_cast<std::size_t>(number)] != nullptr) {
-    return byNumber_[static_cast<std::size_t>(number)];
+  if (number < byNumber_.size() && byNumber_[static_cast<std::size_t>(number)].name != nullptr) {
+    return byNumber_[static_cast<std::size_t>(number)].name;
   }
   if (const auto it = names_.find(number); it != names_.end()) {
-    return &it->second;
+    return it->second;
   }
   if (db_ == nullptr || number > static_cast<std::uint64_t>(INT64_MAX)) {
     return nullptr;
@@ -305,10 +307,10 @@ const std::string* FieldNames::name(std::uint64_t number) {
 void FieldNames::rollback() noexcept {
   for (const std::uint64_t n : added_) {
     if (n < byNumber_.size()) {
-      byNumber_[static_cast<std::size_t>(n)] = nullptr;
+      byNumber_[static_cast<std::size_t>(n)] = {};
     }
     if (const auto it = names_.find(n); it != names_.end()) {
-      numbers_.erase(std::string_view(it->second));
+      numbers_.erase(std::string_view(*it->second));
       names_.erase(it);
     }
   }
@@ -424,7 +426,7 @@ void RecordStore::Impl::attach(sql::Database& db) {
     s.bind(1, static_cast<std::int64_t>(options.memoryIdIndexLimit));
     while (s.step()) {
       if (const auto id = sync::Uuid::fromBytes(s.columnBlob(0))) {
-        rowOfId.emplace(*id, s.columnInt(1));
+        rowOfId.put(*id, s.columnInt(1), options.memoryIdIndexLimit);
       }
     }
   }
@@ -432,9 +434,7 @@ void RecordStore::Impl::attach(sql::Database& db) {
 }
 
 void RecordStore::Impl::rememberRow(const Uuid& id, std::int64_t rid) {
-  if (rowOfId.size() < options.memoryIdIndexLimit) {
-    rowOfId.insert_or_assign(id, rid);
-  }
+  rowOfId.put(id, rid, options.memoryIdIndexLimit);
 }
 
 sql::Statement& RecordStore::Impl::stmt(sql::Database& db, const char* sqlText) {
@@ -531,13 +531,13 @@ std::optional<Record> RecordStore::Impl::load(sql::Database& db, const Uuid& id,
     }
     return recordFromRow(s, 0, fieldNames.codec());
   };
-  if (const auto hint = rowOfId.find(id); hint != rowOfId.end()) {
+  if (const auto hint = rowOfId.find(id)) {
     StatementUse s(stmt(db, kSelectRecordAt));
-    s->bind(1, hint->second).bindBlob(2, uuidBytes(id));
+    s->bind(1, *hint).bindBlob(2, uuidBytes(id));
     if (s->step()) {
       return found(*s);
     }
-    rowOfId.erase(hint); // not that row (any more): the index says
+    rowOfId.erase(id); // not that row (any more): the index says
   }
   StatementUse s(stmt(db, kSelectRecord));
   s->bindBlob(1, uuidBytes(id));

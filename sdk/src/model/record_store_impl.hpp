@@ -12,7 +12,10 @@
 #include <outpost/sync/merge.hpp>
 #include <outpost/vault.hpp>
 
+#include "row_hints.hpp"
+
 #include <array>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -126,11 +129,15 @@ private:
   const std::string& remember(std::uint64_t number, std::string name);
 
   sql::Database* db_ = nullptr;
-  std::unordered_map<std::uint64_t, std::string> names_;        ///< nodes never move
-  std::unordered_map<std::string_view, std::uint64_t> numbers_; ///< keys: names_'s strings
+  /// The names' strings, in the order first seen (a type's names are mostly added
+  /// together, so a record's names sit in a few cache lines). A deque: they never
+  /// move. A name dropped by a rollback stays here, unused, until the next load.
+  std::deque<std::string> strings_;
+  std::unordered_map<std::uint64_t, const std::string*> names_;
+  std::unordered_map<std::string_view, std::uint64_t> numbers_; ///< keys: strings_'s strings
   /// names_ by number up to a bound (numbers are small and dense): a read looks a
   /// name up by index.
-  std::vector<const std::string*> byNumber_;
+  std::vector<sync::FieldNameCodec::Known> byNumber_;
   std::vector<std::uint64_t> added_; ///< numbers given in the open transaction
   sync::FieldNameCodec codec_;
 };
@@ -169,7 +176,7 @@ struct RecordStore::Impl {
   /// index (options.memoryIdIndexLimit at most). Hints only: a read by row number
   /// also checks the id, and falls back to the index when the row is not there
   /// (a rolled-back create, a record removed). Reloaded for every new connection.
-  std::unordered_map<Uuid, std::int64_t> rowOfId;
+  RowHints rowOfId;
   void rememberRow(const Uuid& id, std::int64_t rid);
 
   /// A prepared statement for `sql` (a string literal), cached per connection.

@@ -2,26 +2,31 @@
 
 #include <sodium.h>
 
+#include <array>
+#include <cstdint>
+
 namespace outpost::sync {
 
 namespace {
 
-int hexDigit(char c) noexcept {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
+/// Each byte's value as a hex digit, or -1: a table, so that parsing takes no
+/// branch that depends on the digits (ids are random).
+constexpr std::array<std::int8_t, 256> kHexValue = [] {
+  std::array<std::int8_t, 256> t{};
+  t.fill(-1);
+  for (int c = 0; c < 10; ++c) {
+    t[static_cast<std::size_t>('0' + c)] = static_cast<std::int8_t>(c);
   }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
+  for (int c = 0; c < 6; ++c) {
+    t[static_cast<std::size_t>('a' + c)] = static_cast<std::int8_t>(10 + c);
+    t[static_cast<std::size_t>('A' + c)] = static_cast<std::int8_t>(10 + c);
   }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
+  return t;
+}();
 
-constexpr bool isDashPosition(std::size_t i) noexcept {
-  return i == 8 || i == 13 || i == 18 || i == 23;
-}
+/// Where each of the 16 bytes' two digits start in the 36-character form.
+constexpr std::array<std::uint8_t, 16> kDigitAt = {0,  2,  4,  6,  9,  11, 14, 16,
+                                                   19, 21, 24, 26, 28, 30, 32, 34};
 
 } // namespace
 
@@ -34,26 +39,20 @@ Uuid Uuid::random() {
 }
 
 std::optional<Uuid> Uuid::parse(std::string_view text) noexcept {
-  if (text.size() != 36) {
+  if (text.size() != 36 || text[8] != '-' || text[13] != '-' || text[18] != '-' ||
+      text[23] != '-') {
     return std::nullopt;
   }
   Uuid id;
-  std::size_t out = 0;
-  for (std::size_t i = 0; i < text.size();) {
-    if (isDashPosition(i)) {
-      if (text[i] != '-') {
-        return std::nullopt;
-      }
-      ++i;
-      continue;
-    }
-    const int hi = hexDigit(text[i]);
-    const int lo = isDashPosition(i + 1) ? -1 : hexDigit(text[i + 1]);
-    if (hi < 0 || lo < 0) {
-      return std::nullopt;
-    }
-    id.bytes[out++] = static_cast<std::uint8_t>((hi << 4) | lo);
-    i += 2;
+  int bad = 0; // any digit's -1 sets the sign bit
+  for (std::size_t k = 0; k < kDigitAt.size(); ++k) {
+    const int hi = kHexValue[static_cast<unsigned char>(text[kDigitAt[k]])];
+    const int lo = kHexValue[static_cast<unsigned char>(text[kDigitAt[k] + 1u])];
+    bad |= hi | lo;
+    id.bytes[k] = static_cast<std::uint8_t>((hi << 4) | (lo & 0x0F));
+  }
+  if (bad < 0) {
+    return std::nullopt;
   }
   return id;
 }

@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -203,8 +204,11 @@ void encodeValue(const Value& value, std::string& out) {
 
 namespace {
 
-/// Decodes one value from the front of `in` into `out`, built in place.
-void decodeValueInto(std::string_view& in, Value& out) {
+/// Decodes one value from the front of `in` and calls `make(std::in_place_type<T>,
+/// args...)` with the arguments that construct it, so the caller builds it where it
+/// is kept: no default value replaced, no temporary moved in.
+template <class Make>
+decltype(auto) decodeValueWith(std::string_view& in, Make&& make) {
   if (in.empty()) {
     malformed();
   }
@@ -212,21 +216,17 @@ void decodeValueInto(std::string_view& in, Value& out) {
   in.remove_prefix(1);
   switch (tag) {
   case kNull:
-    out.emplace<Null>();
-    return;
+    return make(std::in_place_type<Null>);
   case kTombstone:
-    out.emplace<Tombstone>();
-    return;
+    return make(std::in_place_type<Tombstone>);
   case kFalse:
-    out.emplace<bool>(false);
-    return;
+    return make(std::in_place_type<bool>, false);
   case kTrue:
-    out.emplace<bool>(true);
-    return;
+    return make(std::in_place_type<bool>, true);
   case kInteger: {
     const std::uint64_t z = getVarint(in);
-    out.emplace<std::int64_t>(static_cast<std::int64_t>((z >> 1) ^ (~(z & 1) + 1)));
-    return;
+    return make(std::in_place_type<std::int64_t>,
+                static_cast<std::int64_t>((z >> 1) ^ (~(z & 1) + 1)));
   }
   case kDouble: {
     if (in.size() < 8) {
@@ -237,40 +237,44 @@ void decodeValueInto(std::string_view& in, Value& out) {
       bits |= std::uint64_t{static_cast<std::uint8_t>(in[static_cast<std::size_t>(k)])} << (8 * k);
     }
     in.remove_prefix(8);
-    out.emplace<double>(std::bit_cast<double>(bits));
-    return;
+    return make(std::in_place_type<double>, std::bit_cast<double>(bits));
   }
   case kText:
-    out.emplace<std::string>(getChunk(in));
-    return;
+    return make(std::in_place_type<std::string>, getChunk(in));
   case kBytes: {
     const std::string_view raw = getChunk(in);
-    out.emplace<Bytes>(raw.begin(), raw.end());
-    return;
+    return make(std::in_place_type<Bytes>, raw.begin(), raw.end());
   }
   case kList: {
     const std::uint64_t n = getVarint(in);
     if (n > in.size()) {
       malformed();
     }
-    auto& list = out.emplace<StringList>();
+    StringList list;
     list.reserve(static_cast<std::size_t>(n));
     for (std::uint64_t k = 0; k < n; ++k) {
       list.emplace_back(getChunk(in));
     }
-    return;
+    return make(std::in_place_type<StringList>, std::move(list));
   }
   default:
     malformed();
   }
 }
 
+/// Replaces `out` with the value at the front of `in`.
+void decodeValueInto(std::string_view& in, Value& out) {
+  decodeValueWith(in, [&]<class T, class... Args>(std::in_place_type_t<T>, Args&&... args) {
+    out.emplace<T>(std::forward<Args>(args)...);
+  });
+}
+
 } // namespace
 
 Value decodeValue(std::string_view& in) {
-  Value v;
-  decodeValueInto(in, v);
-  return v;
+  return decodeValueWith(in, [](auto tag, auto&&... args) {
+    return Value(tag, std::forward<decltype(args)>(args)...);
+  });
 }
 
 namespace {
@@ -283,21 +287,28 @@ void putName(std::string_view name, const FieldNameCodec* names, std::string& ou
   }
 }
 
-std::string_view getName(std::string_view& in, const FieldNameCodec* names) {
+struct Name {
+  std::string_view text;
+  std::uint64_t orderKey = 0;
+};
+
+Name getName(std::string_view& in, const FieldNameCodec* names) {
   if (!names) {
-    return getChunk(in);
+    const std::string_view text = getChunk(in);
+    return {text, nameOrderKey(text)};
   }
   const std::uint64_t number = getVarint(in);
   if (names->known && number < names->known->size()) {
-    if (const std::string* name = (*names->known)[static_cast<std::size_t>(number)]) {
-      return *name;
+    const FieldNameCodec::Known& k = (*names->known)[static_cast<std::size_t>(number)];
+    if (k.name) {
+      return {*k.name, k.orderKey};
     }
   }
   const std::string* name = names->name(number);
   if (name == nullptr) {
     malformed(); // a number the store never gave out
   }
-  return *name;
+  return {*name, nameOrderKey(*name)};
 }
 
 std::string encodeWith(const FieldValues& fields, const FieldNameCodec* names) {
@@ -317,15 +328,19 @@ FieldValues decodeWith(std::string_view in, const FieldNameCodec* names) {
   // field takes at least two bytes: a count beyond that is refused by the reads.
   FieldValues::sequence_type seq;
   seq.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(n, in.size() / 2)));
+  std::uint64_t lastKey = 0;
   for (std::uint64_t k = 0; k < n; ++k) {
-    const std::string_view name = getName(in, names);
-    if (!seq.empty() && !(std::string_view(seq.back().first) < name)) {
+    const auto [name, key] = getName(in, names);
+    if (!seq.empty() &&
+        !(lastKey < key || (lastKey == key && std::string_view(seq.back().first) < name))) {
       malformed(); // out of order or repeated: not what encodeFields writes
     }
-    // Built in place: the name's string, then the value into the pair's own variant.
-    auto& field = seq.emplace_back(std::piecewise_construct, std::forward_as_tuple(name),
-                                   std::forward_as_tuple());
-    decodeValueInto(in, field.second);
+    lastKey = key;
+    // Built in place: the name's string and the value in the pair's own variant.
+    decodeValueWith(in, [&](auto tag, auto&&... args) {
+      seq.emplace_back(std::piecewise_construct, std::forward_as_tuple(name),
+                       std::forward_as_tuple(tag, std::forward<decltype(args)>(args)...));
+    });
   }
   if (!in.empty()) {
     malformed();
@@ -360,9 +375,18 @@ bool FieldReader::next(std::string_view& name, Value& value) {
     return false;
   }
   --left_;
-  name = getName(in_, names_);
+  name = getName(in_, names_).text;
   decodeValueInto(in_, value);
   return true;
+}
+
+std::uint64_t nameOrderKey(std::string_view name) noexcept {
+  std::uint64_t key = 0;
+  const std::size_t n = std::min<std::size_t>(name.size(), 8);
+  for (std::size_t k = 0; k < n; ++k) {
+    key |= std::uint64_t{static_cast<unsigned char>(name[k])} << (56 - 8 * k);
+  }
+  return key;
 }
 
 std::string_view valueKindName(const Value& value) noexcept {

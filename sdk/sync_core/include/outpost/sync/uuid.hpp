@@ -3,6 +3,7 @@
 /// Record and change identifiers: 16-byte UUIDs, version 4 (random) when made here.
 
 #include <array>
+#include <bit>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
@@ -58,13 +59,20 @@ struct Uuid {
 
 } // namespace outpost::sync
 
+/// Both halves of the id, mixed (murmur3's finaliser): every bit of the id moves
+/// the low bits, which open-addressing tables use, and ids an app chose need not be
+/// random.
 template <>
 struct std::hash<outpost::sync::Uuid> {
   std::size_t operator()(const outpost::sync::Uuid& id) const noexcept {
-    std::size_t h = 0;
-    for (const std::uint8_t b : id.bytes) {
-      h = h * 131 + b;
-    }
-    return h;
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    std::memcpy(&a, id.bytes.data(), 8);
+    std::memcpy(&b, id.bytes.data() + 8, 8);
+    std::uint64_t h = a ^ std::rotl(b * 0x9E3779B97F4A7C15ULL, 31);
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 33;
+    return static_cast<std::size_t>(h);
   }
 };

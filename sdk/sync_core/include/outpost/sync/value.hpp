@@ -63,10 +63,20 @@ void encodeValue(const Value& value, std::string& out);
 struct FieldNameCodec {
   std::function<std::uint64_t(std::string_view)> number;
   std::function<const std::string*(std::uint64_t)> name;
-  /// Optional: the names known so far, by number (nullptr where none), looked up
-  /// before calling `name` (which may add to it).
-  const std::vector<const std::string*>* known = nullptr;
+  /// A name known so far, with its nameOrderKey.
+  struct Known {
+    const std::string* name = nullptr;
+    std::uint64_t orderKey = 0;
+  };
+  /// Optional: the names known so far, by number (`name` nullptr where none),
+  /// looked up before calling `name` (which may add to it).
+  const std::vector<Known>* known = nullptr;
 };
+
+/// The first 8 bytes of `name`, big-endian, zero-padded. Where two names' keys
+/// differ they order the names as the names themselves do: decoding checks the
+/// stored name order with a compare of two integers where it can.
+[[nodiscard]] std::uint64_t nameOrderKey(std::string_view name) noexcept;
 
 /// The binary form of a field map with each name replaced by its number (a varint),
 /// and its inverse.
