@@ -39,6 +39,32 @@ TEST_SUITE("records.core") {
     CHECK_FALSE(f.store->get(Uuid::random()).has_value());
   }
 
+  TEST_CASE("a new record's defaults merge with the fields given, in name order") {
+    RecordsFixture f;
+    // Given: created_by (replaced), retention_class (kept), status null (defaulted),
+    // and fields before, between and after the defaults' names.
+    FieldValues v = f.caseFields();
+    v["contact"] = std::string(R"({"name":"Sam","phone":"0700"})");
+    v["created_by"] = std::string("someone-else");
+    v["retention_class"] = std::string("extended");
+    v["status"] = sync::Null{};
+    v["when"] = std::string("2026-02-03");
+    const auto r = f.store->get(f.store->create("test.case", v));
+    REQUIRE(r);
+    CHECK(r->text("created_by") == "worker-7");
+    CHECK(r->text("retention_class") == "extended");
+    CHECK(r->text("status") == "draft");
+    CHECK(r->text("contact") == R"({"name":"Sam","phone":"0700"})");
+    CHECK(r->text("when") == "2026-02-03");
+    CHECK(std::is_sorted(r->fields.begin(), r->fields.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; }));
+    // None given: each default once.
+    const auto plain = f.store->get(f.store->create("test.case", f.caseFields()));
+    REQUIRE(plain);
+    CHECK(plain->text("retention_class") == "standard");
+    CHECK(plain->fields.size() == f.caseFields().size() + 3);
+  }
+
   TEST_CASE("a write stores one journal entry per changed field and one audit event") {
     RecordsFixture f;
     const Uuid id = f.store->create("test.case", f.caseFields());

@@ -333,9 +333,19 @@ public:
     makeStore();
   }
 
-  void insert(std::span<const Record> batch, std::span<const std::string>) override {
+  void stage(std::span<const Record> batch) override {
     std::size_t firstRecord = 0;
-    (void)store_->writeBatch(w1Writes(batch, subjects_, firstRecord));
+    staged_ = w1Writes(batch, subjects_, firstRecord);
+  }
+
+  void insert(std::span<const Record> batch, std::span<const std::string>) override {
+    std::vector<model::RecordWrite> writes = std::move(staged_);
+    staged_.clear();
+    if (writes.empty()) { // a caller that did not stage: the same writes, made now
+      std::size_t firstRecord = 0;
+      writes = w1Writes(batch, subjects_, firstRecord);
+    }
+    (void)store_->writeBatch(writes);
   }
 
   void close() override {
@@ -433,7 +443,8 @@ private:
   std::unique_ptr<Vault> vault_;
   std::unique_ptr<model::RecordStore> store_;
   std::unordered_map<std::string, Uuid> subjects_;
-  int cacheKiB_; // 0: the vault's own
+  std::vector<model::RecordWrite> staged_; ///< the next insert's writes
+  int cacheKiB_;                           // 0: the vault's own
 };
 
 } // namespace

@@ -24,15 +24,20 @@ struct OpenTimes {
   std::optional<double> unlockMs; ///< the key derivation part, where there is one
 };
 
-/// One store under test. The driver calls, in order: create, insert (N/100 times),
-/// close, open, read (10000 times), highRiskIds (1001 times), checkpointAndClose.
+/// One store under test. The driver calls, in order: create, stage and insert
+/// (N/100 times each), close, open, read (10000 times), highRiskIds (1001 times),
+/// checkpointAndClose.
 class W1Store {
 public:
   virtual ~W1Store() = default;
 
   /// Deletes old files in `dir`, opens a new store there and creates the schema.
   virtual void create(const std::filesystem::path& dir) = 0;
-  /// Inserts the records in one transaction.
+  /// Makes the runner's own input for the next `insert` from the generated records,
+  /// untimed, as the plain runners' input (the JSON payloads) is made before timing.
+  /// The SDK runner builds its typed record writes here.
+  virtual void stage(std::span<const Record> batch) { (void)batch; }
+  /// Inserts the records in one transaction (those of the last `stage`).
   virtual void insert(std::span<const Record> batch, std::span<const std::string> payloads) = 0;
   virtual void close() = 0;
   virtual OpenTimes open() = 0;

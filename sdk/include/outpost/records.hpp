@@ -273,7 +273,7 @@ struct RecordStoreOptions {
   /// write, `flushViews()`, `lock()` and destruction. `viewFlushEvery = 1` appends
   /// each view at once.
   std::chrono::milliseconds viewFlushAfter{2000};
-  /// Records whose row number is kept in memory by id (24 to 48 bytes each), so
+  /// Records whose row number is kept in memory by id (35 to 70 bytes each), so
   /// that reading a record by id skips the id index on storage (about 2.5 µs a
   /// read). Loaded when the store first uses an unlocked vault (about 70 ms for
   /// 100,000 records), forgotten at `lock()`; 0 keeps none.

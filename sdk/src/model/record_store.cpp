@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <limits>
 #include <utility>
@@ -724,14 +725,45 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
     p.id = w.newId ? *w.newId : Uuid::random();
   }
   if (!w.id) {
-    // A new record: every non-null value is a change (changes() is `after`). The
-    // input is sorted, so the map is built by appending (no search per field).
-    p.after.reserve(w.fields.size() + 3); // and the defaults below
+    // A new record: every non-null value is a change (changes() is `after`), with
+    // the store's defaults. The input is sorted and so are the defaults: the map is
+    // built by appending, merging them in (no search, no insert in the middle).
+    struct Default {
+      std::string_view name;
+      std::string_view value;
+      bool always; ///< replaces a value given
+    };
+    std::array<Default, 3> defaults = {{{"created_by", s.options.workerId, true},
+                                        {"retention_class", "standard", false},
+                                        {"status", {}, false}}};
+    const std::size_t defaultCount = p.type->statuses.empty() ? 2 : 3;
+    if (!p.type->statuses.empty()) {
+      defaults[2].value = p.type->statuses.front();
+    }
+    std::size_t next = 0; // the next default to merge
+    // The defaults before `name` (nullopt: all that are left).
+    const auto defaultsBefore = [&](std::optional<std::string_view> name) {
+      for (; next < defaultCount && (!name || defaults[next].name < *name); ++next) {
+        p.after.emplace_hint(p.after.end(), defaults[next].name, std::string(defaults[next].value));
+      }
+    };
+    p.after.reserve(w.fields.size() + defaultCount);
     for (const auto& [name, value] : w.fields) {
-      if (!std::holds_alternative<sync::Null>(value)) {
+      const bool isNull = std::holds_alternative<sync::Null>(value);
+      defaultsBefore(name);
+      if (next < defaultCount && defaults[next].name == name) {
+        if (defaults[next].always || isNull) {
+          p.after.emplace_hint(p.after.end(), name, std::string(defaults[next].value));
+          ++next;
+          continue;
+        }
+        ++next; // the value given stands
+      }
+      if (!isNull) {
         p.after.emplace_hint(p.after.end(), name, value);
       }
     }
+    defaultsBefore(std::nullopt);
   }
   static const FieldValues kNothing;
   for (const auto& [name, value] : w.id ? w.fields : kNothing) {
@@ -746,18 +778,6 @@ static PreparedWrite prepareWrite(RecordStore::Impl& s, sql::Database& db, const
     } else {
       p.after.insert_or_assign(name, value);
     }
-  }
-  if (!w.id) {
-    const auto setDefault = [&](const std::string& name, std::string value) {
-      if (!p.after.contains(name)) {
-        p.after.emplace(name, std::move(value));
-      }
-    };
-    if (!p.type->statuses.empty()) {
-      setDefault("status", p.type->statuses.front());
-    }
-    setDefault("retention_class", "standard");
-    p.after.insert_or_assign("created_by", s.options.workerId);
   }
   const ReferenceLookup lookup = [&](const Uuid& target) -> std::optional<std::string> {
     if (const auto known = s.knownTypes.find(target); known != s.knownTypes.end()) {

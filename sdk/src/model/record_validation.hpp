@@ -14,6 +14,8 @@ namespace outpost::model {
 /// The type of the record with this id, or nullopt if there is none.
 using ReferenceLookup = std::function<std::optional<std::string>(const Uuid&)>;
 
+/// The problems of one value, each at a path that begins with `where` (the field's
+/// own path, or empty for paths relative to the field: "[2]", ".name").
 void checkValue(const FieldSpec& spec, const Value& value, const std::string& where,
                 const ReferenceLookup& lookup, std::vector<FieldProblem>& problems);
 

@@ -371,10 +371,9 @@ std::vector<FieldProblem> checkWrite(const Schema& schema, const EntityType& typ
                                      const FieldValues& changed, const ReferenceLookup& lookup) {
   std::vector<FieldProblem> problems;
   const std::string prefix = type.name + ".";
-  std::string where; // reused: no allocation per field
+  static const std::string kField; // checkValue's paths, relative to the field
   FieldSpecWalk specOf(schema, &type);
   for (const auto& [name, value] : changed) {
-    where.assign(prefix).append(name);
     const FieldSpec* spec = specOf(name);
     if (!spec) {
       problems.push_back({prefix + name, "is not a field of " + type.name});
@@ -384,7 +383,11 @@ std::vector<FieldProblem> checkWrite(const Schema& schema, const EntityType& typ
       problems.push_back({prefix + name, "cannot be deleted by a write"});
       continue;
     }
-    checkValue(*spec, value, where, lookup, problems);
+    const std::size_t had = problems.size();
+    checkValue(*spec, value, kField, lookup, problems);
+    for (std::size_t k = had; k < problems.size(); ++k) { // the path made only when needed
+      problems[k].field.insert(0, prefix + name);
+    }
     if (before == nullptr) {
       continue;
     }

@@ -287,6 +287,12 @@ void mergeLocalWrite(RecordStore::Impl& s, sql::Database& db, std::int64_t rid, 
   // A record this write creates has no stored state (its rid is new, and a purge
   // deletes a record's states with it): nothing to look up, field by field.
   const bool created = bases == nullptr;
+  const auto specs = s.schema.fieldsByName(type);
+  if (created && std::none_of(specs.begin(), specs.end(), [](const FieldSpec* f) {
+        return f->policy == sync::MergePolicy::appendOnly;
+      })) {
+    return; // and a type with no append-only field has nothing to keep for it
+  }
   PolicyWalk policies(s.schema, &type); // `changed` is in name order
   for (const auto& [name, value] : changed) {
     const sync::MergePolicy policy = policies(name);
