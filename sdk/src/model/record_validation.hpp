@@ -28,10 +28,13 @@ public:
       : fields_(type ? schema.fieldsByName(*type) : std::span<const FieldSpec* const>()) {}
 
   const FieldSpec* operator()(std::string_view field) {
-    while (at_ < fields_.size() && fields_[at_]->name < field) {
-      ++at_;
+    for (; at_ < fields_.size(); ++at_) {
+      const int c = fields_[at_]->name.compare(field); // one compare a step
+      if (c >= 0) {
+        return c == 0 ? fields_[at_] : nullptr;
+      }
     }
-    return at_ < fields_.size() && fields_[at_]->name == field ? fields_[at_] : nullptr;
+    return nullptr;
   }
 
 private:

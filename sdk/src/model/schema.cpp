@@ -415,10 +415,11 @@ std::vector<FieldProblem> checkWrite(const Schema& schema, const EntityType& typ
     if (!spec->required) {
       continue;
     }
-    while (have != after.end() && have->first < spec->name) {
+    int c = -1; // have's name against the spec's: one compare a step
+    while (have != after.end() && (c = have->first.compare(spec->name)) < 0) {
       ++have;
     }
-    if (have == after.end() || have->first != spec->name) {
+    if (c != 0) {
       problems.push_back({prefix + spec->name, "is required"});
     }
   }
