@@ -74,6 +74,18 @@ TEST_SUITE("sync.value") {
     CHECK(read == fields);
   }
 
+  TEST_CASE("integers and lengths on either side of a varint's one-byte form round-trip") {
+    FieldValues fields;
+    for (const std::int64_t v : std::initializer_list<std::int64_t>{0, 1, -1, 63, -64, 64, -65, 127,
+                                                                    128, 8191, 8192, -8193}) {
+      fields.emplace("i" + std::to_string(v), v);
+    }
+    for (const std::size_t len : {0U, 1U, 127U, 128U, 16383U, 16384U}) {
+      fields.emplace("s" + std::to_string(len), std::string(len, 'x'));
+    }
+    CHECK(decodeFields(encodeFields(fields)) == fields);
+  }
+
   TEST_CASE("truncated or trailing binary input is reported as corrupt") {
     const std::string encoded = encodeFields({{"s", std::string("hello")}});
     for (std::size_t cut = 0; cut < encoded.size(); ++cut) {

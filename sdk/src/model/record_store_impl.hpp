@@ -2,6 +2,8 @@
 // The record store's state, shared by the record core, the journal and the audit
 // log (internal).
 
+#include "row_hints.hpp"
+
 #include <outpost/audit.hpp>
 #include <outpost/context.hpp>
 #include <outpost/journal.hpp>
@@ -11,8 +13,6 @@
 #include <outpost/sync/hlc.hpp>
 #include <outpost/sync/merge.hpp>
 #include <outpost/vault.hpp>
-
-#include "row_hints.hpp"
 
 #include <array>
 #include <deque>

@@ -47,6 +47,12 @@ void putVarint(std::uint64_t v, std::string& out) {
 [[noreturn]] void malformed() { throw Error(Errc::corrupt, "a stored field value is malformed"); }
 
 std::uint64_t getVarint(std::string_view& in) {
+  if (!in.empty() && static_cast<std::uint8_t>(in.front()) < 0x80) {
+    // One byte: field numbers, small integers and short texts' lengths.
+    const auto b = static_cast<std::uint8_t>(in.front());
+    in.remove_prefix(1);
+    return b;
+  }
   std::uint64_t v = 0;
   for (int shift = 0; shift < 64; shift += 7) {
     if (in.empty()) {
