@@ -5,6 +5,7 @@
 #include <outpost/records.hpp>
 #include <outpost/vault.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
@@ -177,17 +178,21 @@ struct W1Fields {
   std::array<const sync::Value*, kIndicators + 1> indicators{};
 
   explicit W1Fields(const model::Record& r) {
+    // In name order, as the record's fields are: one walk over both.
     static constexpr std::array<std::pair<std::string_view, Slot>, count> kNames = {{
-        {"template", templateName},
-        {"schema_version", schemaVersion},
-        {"subject_id", subjectId},
-        {"assessor_id", assessorId},
-        {"status", status},
-        {"risk_level", riskLevel},
         {"assessed_at", assessedAt},
-        {"revised_at", revisedAt},
+        {"assessor_id", assessorId},
         {"note", note},
+        {"revised_at", revisedAt},
+        {"risk_level", riskLevel},
+        {"schema_version", schemaVersion},
+        {"status", status},
+        {"subject_id", subjectId},
+        {"template", templateName},
     }};
+    static_assert(std::is_sorted(kNames.begin(), kNames.end(),
+                                 [](const auto& a, const auto& b) { return a.first < b.first; }));
+    std::size_t next = 0;
     for (const auto& [name, value] : r.fields) {
       const std::string_view n = name;
       if (n.size() == 6 && n.starts_with("ind_")) {
@@ -197,11 +202,12 @@ struct W1Fields {
         }
         continue;
       }
-      for (const auto& [known, slot] : kNames) {
-        if (n == known) {
-          named[slot] = &value;
-          break;
-        }
+      int c = 1;
+      while (next < kNames.size() && (c = kNames[next].first.compare(n)) < 0) {
+        ++next;
+      }
+      if (c == 0) {
+        named[kNames[next].second] = &value;
       }
     }
   }
