@@ -14,8 +14,8 @@ using outpost::sync::Uuid;
 
 namespace {
 
-/// Ids whose tables homes collide: the same 16 bytes but for the last one, and
-/// more than a table's first size, so runs wrap around and shift back.
+/// Ids alike but for their last four bytes (an app may choose ids that are not
+/// random): mixed with random ones, more of them than the table's first size.
 Uuid idNumber(std::uint32_t n) {
   Uuid id;
   id.bytes[0] = 0x42;

@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <array>
 #include <optional>
 
 namespace outpost::model {

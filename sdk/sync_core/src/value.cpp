@@ -6,7 +6,6 @@
 #include <sodium.h>
 
 #include <algorithm>
-#include <array>
 #include <bit>
 #include <cmath>
 #include <cstring>
