@@ -49,7 +49,7 @@ std::optional<Uuid> Uuid::parse(std::string_view text) noexcept {
     const int hi = kHexValue[static_cast<unsigned char>(text[kDigitAt[k]])];
     const int lo = kHexValue[static_cast<unsigned char>(text[kDigitAt[k] + 1u])];
     bad |= hi | lo;
-    id.bytes[k] = static_cast<std::uint8_t>((hi << 4) | (lo & 0x0F));
+    id.bytes[k] = static_cast<std::uint8_t>(((hi & 0x0F) << 4) | (lo & 0x0F));
   }
   if (bad < 0) {
     return std::nullopt;
