@@ -34,6 +34,18 @@ Uuid createAndView(RecordsFixture& f, int views) {
   return id;
 }
 
+/// A store whose views wait for `every` of them or for `after`, with one record
+/// to view (event 1).
+Uuid storeWithViewsWaiting(RecordsFixture& f, unsigned every,
+                           std::chrono::milliseconds after = std::chrono::milliseconds(2000),
+                           const std::string& title = "t") {
+  auto o = RecordsFixture::defaultOptions();
+  o.viewFlushEvery = every;
+  o.viewFlushAfter = after;
+  f.restart(o);
+  return f.store->create("test.case", f.caseFields(title));
+}
+
 } // namespace
 
 TEST_SUITE("audit") {
@@ -152,28 +164,21 @@ TEST_SUITE("audit") {
 
   TEST_CASE("buffered views reach the chain at the next write or at close") {
     RecordsFixture f;
-    auto o = RecordsFixture::defaultOptions();
-    o.viewFlushEvery = 100;
-    f.restart(o);
-    const Uuid id = f.store->create("test.case", f.caseFields());
+    const Uuid id = storeWithViewsWaiting(f, 100);
     (void)f.store->view(id);
     (void)f.store->view(id);
     CHECK(f.store->audit().size() == 1);
     (void)f.store->create("test.case", f.caseFields());
     CHECK(f.store->audit().size() == 4);
     (void)f.store->view(id);
-    f.restart(o); // destruction appends it
+    f.restart(); // destruction appends it
     CHECK(f.store->audit().size() == 5);
     CHECK(f.store->audit().verify().intact);
   }
 
   TEST_CASE("buffered views reach the chain when there are enough of them") {
     RecordsFixture f;
-    auto o = RecordsFixture::defaultOptions();
-    o.viewFlushEvery = 3;
-    o.viewFlushAfter = std::chrono::hours(1);
-    f.restart(o);
-    const Uuid id = f.store->create("test.case", f.caseFields());
+    const Uuid id = storeWithViewsWaiting(f, 3, std::chrono::hours(1));
     (void)f.store->view(id);
     (void)f.store->view(id);
     CHECK(f.store->audit().size() == 1);
@@ -184,11 +189,7 @@ TEST_SUITE("audit") {
 
   TEST_CASE("buffered views reach the chain at the first view once the oldest is old enough") {
     RecordsFixture f;
-    auto o = RecordsFixture::defaultOptions();
-    o.viewFlushEvery = 100;
-    o.viewFlushAfter = std::chrono::milliseconds(2000);
-    f.restart(o);
-    const Uuid id = f.store->create("test.case", f.caseFields());
+    const Uuid id = storeWithViewsWaiting(f, 100, std::chrono::milliseconds(2000));
     (void)f.store->view(id);
     f.clock.advance(std::chrono::milliseconds(1999));
     (void)f.store->view(id);
@@ -203,10 +204,7 @@ TEST_SUITE("audit") {
 
   TEST_CASE("a view whose events cannot be appended still shows the record, and they wait") {
     RecordsFixture f;
-    auto o = RecordsFixture::defaultOptions();
-    o.viewFlushEvery = 2;
-    f.restart(o);
-    const Uuid id = f.store->create("test.case", f.caseFields("shown"));
+    const Uuid id = storeWithViewsWaiting(f, 2, std::chrono::milliseconds(2000), "shown");
     tamper(f, "CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN "
               "SELECT RAISE(ABORT, 'audit refused'); END");
     (void)f.store->view(id);

@@ -28,7 +28,7 @@ namespace {
 /// "<runner> <step>" per call, in call order.
 using CallLog = std::vector<std::string>;
 
-class MemoryStore final : public W1Store {
+class MemoryStore : public W1Store {
 public:
   MemoryStore(std::string name, CallLog& log) : name_(std::move(name)), log_(log) {}
 
@@ -82,19 +82,16 @@ private:
   std::map<std::string, std::vector<std::string>> high_;
 };
 
-/// A store whose staging is slow (sleeps), and that remembers what it staged: it
-/// must be staged before each insert, with the same records, and not be timed.
-class SlowStagingStore final : public W1Store {
+/// A memory store whose staging is slow (sleeps), and that remembers what it
+/// staged: it must be staged before each insert, with the same records, and not be
+/// timed.
+class SlowStagingStore final : public MemoryStore {
 public:
   /// `stagedFirst` (the test's: the driver destroys the store) turns false at an
   /// insert whose batch was not the one staged just before it.
-  explicit SlowStagingStore(bool& stagedFirst) : stagedFirst_(stagedFirst) {}
+  SlowStagingStore(CallLog& log, bool& stagedFirst)
+      : MemoryStore("slow", log), stagedFirst_(stagedFirst) {}
 
-  void create(const fs::path& dir) override {
-    dir_ = dir;
-    fs::create_directories(dir_);
-    std::ofstream(databaseFile()) << "memory store";
-  }
   void stage(std::span<const Record> batch) override {
     std::this_thread::sleep_for(std::chrono::milliseconds(40));
     staged_.assign(batch.begin(), batch.end());
@@ -104,33 +101,12 @@ public:
                    std::equal(batch.begin(), batch.end(), staged_.begin(),
                               [](const Record& a, const Record& b) { return a.id == b.id; });
     staged_.clear();
-    for (std::size_t k = 0; k < batch.size(); ++k) {
-      payloads_[batch[k].id] = payloads[k];
-      if (batch[k].riskLevel == "high") {
-        high_[batch[k].subjectId].push_back(batch[k].id);
-      }
-    }
+    MemoryStore::insert(batch, payloads);
   }
-  void close() override {}
-  OpenTimes open() override { return {}; }
-  std::optional<std::string> read(std::string_view id) override {
-    const auto it = payloads_.find(std::string(id));
-    return it == payloads_.end() ? std::nullopt : std::optional(it->second);
-  }
-  std::vector<std::string> highRiskIds(std::string_view subject) override {
-    return high_[std::string(subject)];
-  }
-  void checkpointAndClose() override {}
-  [[nodiscard]] fs::path databaseFile() const override { return dir_ / "memory.db"; }
-  [[nodiscard]] fs::path walFile() const override { return dir_ / "memory.db-wal"; }
-  [[nodiscard]] bool encrypted() const override { return false; }
 
 private:
   bool& stagedFirst_;
-  fs::path dir_;
   std::vector<Record> staged_;
-  std::map<std::string, std::string> payloads_;
-  std::map<std::string, std::vector<std::string>> high_;
 };
 
 struct Harness {
@@ -214,7 +190,7 @@ TEST_SUITE("bench.w1") {
     Harness h;
     bool stagedFirst = true;
     h.runners = {{"slow", "slow staging", [&](const W1Options&) {
-                    return std::make_unique<SlowStagingStore>(stagedFirst);
+                    return std::make_unique<SlowStagingStore>(h.log, stagedFirst);
                   }}};
     REQUIRE(h.run());
     CHECK(stagedFirst);
